@@ -1,0 +1,211 @@
+//! Example function: forwards `track` and `identify` events to a partner's REST API.
+//!
+//! What a partner copies to start: settings with an API key, field mapping, and the
+//! partner's answer turned into Segment outcomes (429 and 5xx retry, other 4xx reject).
+
+use segfn_sdk::{Error, Function, HandlerResult, Identify, Request, Response, Track, fetch, info};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The function's settings, as configured per customer in Segment.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// The customer's key for the partner API (a secret setting).
+    pub api_key: String,
+    /// Base URL of the partner API.
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+}
+
+fn default_endpoint() -> String {
+    "https://api.partner.example/v1".into()
+}
+
+/// What the partner's `/track` endpoint takes.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct PartnerEvent<'a> {
+    /// The user, by Segment `userId` or, failing that, `anonymousId`.
+    pub user: PartnerUser<'a>,
+    /// The event's name.
+    pub name: &'a str,
+    /// The event's properties, unchanged.
+    pub attributes: &'a Map<String, Value>,
+    /// When it happened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<&'a str>,
+    /// Segment's `messageId`, which the partner uses to drop duplicates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// What the partner's `/users` endpoint takes.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct PartnerProfile<'a> {
+    /// The user.
+    pub user: PartnerUser<'a>,
+    /// The user's email, lifted out of the traits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'a str>,
+    /// Every trait, unchanged.
+    pub traits: &'a Map<String, Value>,
+}
+
+/// The partner's user reference.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct PartnerUser<'a> {
+    /// Known user id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    /// Anonymous id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anonymous_id: Option<&'a str>,
+}
+
+impl<'a> PartnerUser<'a> {
+    fn new(user_id: Option<&'a str>, anonymous_id: Option<&'a str>) -> Result<Self, Error> {
+        if user_id.is_none() && anonymous_id.is_none() {
+            return Err(Error::validation("userId or anonymousId is required"));
+        }
+        Ok(PartnerUser { id: user_id, anonymous_id })
+    }
+}
+
+/// The function.
+#[derive(Debug)]
+pub struct Forwarder;
+
+impl Function for Forwarder {
+    type Settings = Settings;
+
+    fn on_track(event: Track, settings: &Settings) -> HandlerResult {
+        let name = event
+            .event
+            .as_deref()
+            .ok_or_else(|| Error::invalid_payload("track event has no name"))?;
+        let empty = Map::new();
+        let body = PartnerEvent {
+            user: PartnerUser::new(event.user_id.as_deref(), event.anonymous_id.as_deref())?,
+            name,
+            attributes: event.properties.as_ref().unwrap_or(&empty),
+            occurred_at: event.timestamp.as_deref(),
+            idempotency_key: event.message_id.as_deref(),
+        };
+        send(settings, "track", &body)?;
+        info!("forwarded {name:?}");
+        Ok(None)
+    }
+
+    fn on_identify(event: Identify, settings: &Settings) -> HandlerResult {
+        let empty = Map::new();
+        let traits = event.traits.as_ref().unwrap_or(&empty);
+        let body = PartnerProfile {
+            user: PartnerUser::new(event.user_id.as_deref(), event.anonymous_id.as_deref())?,
+            email: traits.get("email").and_then(Value::as_str),
+            traits,
+        };
+        send(settings, "users", &body)?;
+        info!("updated profile with {} traits", traits.len());
+        Ok(None)
+    }
+}
+
+/// POSTs `body` to the partner and turns its answer into an outcome.
+fn send<T: Serialize>(settings: &Settings, path: &str, body: &T) -> Result<Response, Error> {
+    let url = format!("{}/{path}", settings.endpoint.trim_end_matches('/'));
+    let response = fetch(Request::post(url).bearer_auth(&settings.api_key).json(body))?;
+    check(response)
+}
+
+/// 2xx is success; 429 and 5xx are worth retrying; any other answer rejects the event.
+pub fn check(response: Response) -> Result<Response, Error> {
+    match response.status {
+        200..=299 => Ok(response),
+        429 | 500..=599 => Err(Error::retry(format!(
+            "partner answered {}; Segment will retry",
+            response.status
+        ))),
+        status => Err(Error::validation(format!(
+            "partner rejected the event ({status}): {}",
+            response.text()
+        ))),
+    }
+}
+
+segfn_sdk::export!(Forwarder);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use segfn_sdk::testing;
+    use segfn_sdk::{OutcomeKind, Response};
+    use serde_json::json;
+
+    fn settings() -> Value {
+        json!({"apiKey": "k-123", "endpoint": "https://partner.test/v1/"})
+    }
+
+    #[test]
+    fn track_is_mapped_and_authenticated() {
+        testing::mock_fetch(|_| Ok(Response::new(202)));
+        let event = json!({
+            "type": "track", "event": "Signed Up", "userId": "u1", "messageId": "m1",
+            "timestamp": "2024-01-01T00:00:00Z", "properties": {"plan": "pro"}
+        });
+        let result = testing::handle::<Forwarder>(event, settings());
+        assert_eq!(result.kind, OutcomeKind::Success, "{result:?}");
+        let sent = testing::requests();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].method, "POST");
+        assert_eq!(sent[0].url, "https://partner.test/v1/track");
+        assert_eq!(sent[0].header_value("authorization"), Some("Bearer k-123"));
+        let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
+        assert_eq!(
+            body,
+            json!({"user": {"id": "u1"}, "name": "Signed Up", "attributes": {"plan": "pro"},
+                   "occurred_at": "2024-01-01T00:00:00Z", "idempotency_key": "m1"})
+        );
+    }
+
+    #[test]
+    fn identify_lifts_email() {
+        testing::mock_fetch(|_| Ok(Response::new(200)));
+        let event = json!({"type": "identify", "anonymousId": "a1", "traits": {"email": "x@y.z", "age": 3}});
+        let result = testing::handle::<Forwarder>(event, settings());
+        assert_eq!(result.kind, OutcomeKind::Success, "{result:?}");
+        let body: Value = serde_json::from_slice(&testing::requests()[0].body).unwrap();
+        assert_eq!(body["email"], json!("x@y.z"));
+        assert_eq!(body["user"], json!({"anonymous_id": "a1"}));
+    }
+
+    #[test]
+    fn partner_statuses_become_outcomes() {
+        for (status, kind) in [
+            (429, OutcomeKind::Retry),
+            (503, OutcomeKind::Retry),
+            (400, OutcomeKind::MessageRejected),
+            (401, OutcomeKind::MessageRejected),
+        ] {
+            testing::mock_fetch(move |_| Ok(Response::new(status)));
+            let result = testing::handle::<Forwarder>(json!({"type": "track", "event": "E", "userId": "u"}), settings());
+            assert_eq!(result.kind, kind, "status {status}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_anonymous_less_events_and_unsupported_types() {
+        testing::mock_fetch(|_| Ok(Response::new(200)));
+        let result = testing::handle::<Forwarder>(json!({"type": "track", "event": "E"}), settings());
+        assert_eq!(result.kind, OutcomeKind::MessageRejected);
+        let result = testing::handle::<Forwarder>(json!({"type": "page", "userId": "u"}), settings());
+        assert_eq!(result.kind, OutcomeKind::UnsupportedEventType);
+        assert!(testing::requests().is_empty());
+    }
+
+    #[test]
+    fn missing_api_key_is_invalid_settings() {
+        let result = testing::handle::<Forwarder>(json!({"type": "track", "event": "E", "userId": "u"}), json!({}));
+        assert_eq!(result.kind, OutcomeKind::InvalidSettings);
+        assert!(result.message.unwrap().contains("apiKey"));
+    }
+}

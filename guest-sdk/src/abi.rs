@@ -1,0 +1,395 @@
+//! The guest–host contract, ABI version 1: every import and export name, the JSON
+//! shapes that cross the boundary, and the byte framing of `fetch`. The host and the
+//! guest side of the SDK both use this module; no name is spelled anywhere else.
+//!
+//! `docs/ABI.md` describes the same contract for authors of guests in other languages.
+//!
+//! # Overview
+//!
+//! A function is a core WebAssembly module that exports `memory`, [`EXPORT_ABI_VERSION`],
+//! [`EXPORT_ALLOC`] and [`EXPORT_HANDLE`], and may import the functions of module
+//! [`IMPORT_MODULE`]. For one invocation the host:
+//!
+//! 1. instantiates the module afresh,
+//! 2. checks that `segfn_abi_version()` returns [`VERSION`],
+//! 3. calls `segfn_alloc(len)` and writes the [`Envelope`] JSON there,
+//! 4. calls `segfn_handle(ptr, len)`, which returns a [`packed`](pack) pointer and length
+//!    of the [`GuestResult`] JSON in guest memory.
+//!
+//! Pointers and lengths are `i32` on the wire and read as unsigned.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The ABI version this SDK speaks. Bumped on any incompatible change.
+pub const VERSION: u32 = 1;
+
+/// Declares the guest's imports once: the name constants the host links with, and (on
+/// wasm) the raw `extern` block the SDK calls.
+macro_rules! imports {
+    (module $module:literal; $( $(#[$doc:meta])* $konst:ident = $name:literal => fn $rust:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?; )*) => {
+        /// The module name of every host import.
+        pub const IMPORT_MODULE: &str = $module;
+        $( $(#[$doc])* pub const $konst: &str = $name; )*
+
+        /// Every import name, for the host's module validation.
+        pub const IMPORTS: &[&str] = &[$($name),*];
+
+        #[cfg(target_family = "wasm")]
+        pub(crate) mod sys {
+            #[link(wasm_import_module = $module)]
+            unsafe extern "C" {
+                $( #[link_name = $name] pub(crate) fn $rust($($arg: $ty),*) $(-> $ret)?; )*
+            }
+        }
+    };
+}
+
+imports! {
+    module "segfn";
+    /// `log(level: i32, ptr: i32, len: i32)`: one UTF-8 log line at a [`LogLevel`].
+    IMPORT_LOG = "log" => fn log(level: i32, ptr: *const u8, len: usize);
+    /// `fetch(ptr: i32, len: i32) -> i64`: performs the request framed at `ptr` (see
+    /// [`encode_frame`]); returns the [`pack`]ed location of the response frame, which
+    /// the host wrote into memory it obtained from `segfn_alloc`.
+    IMPORT_FETCH = "fetch" => fn fetch(ptr: *const u8, len: usize) -> u64;
+    /// `now_ms() -> i64`: wall-clock time, milliseconds since the Unix epoch.
+    IMPORT_NOW_MS = "now_ms" => fn now_ms() -> i64;
+    /// `random_fill(ptr: i32, len: i32)`: fills the range with random bytes.
+    IMPORT_RANDOM_FILL = "random_fill" => fn random_fill(ptr: *mut u8, len: usize);
+    /// `panic(ptr: i32, len: i32)`: reports a panic message; the host ends the
+    /// invocation with outcome `bad_request` and does not return.
+    IMPORT_PANIC = "panic" => fn panic(ptr: *const u8, len: usize);
+}
+
+/// Declares the guest's exports once: the name constants the host looks up, and (on
+/// wasm) the exported functions, which forward to the SDK's guest runtime.
+macro_rules! exports {
+    ($( $(#[$doc:meta])* $konst:ident = $name:literal => fn $rust:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $target:path; )*) => {
+        $( $(#[$doc])* pub const $konst: &str = $name; )*
+
+        #[cfg(target_family = "wasm")]
+        mod exported {
+            $(
+                #[unsafe(export_name = $name)]
+                extern "C" fn $rust($($arg: $ty),*) -> $ret { $target($($arg),*) }
+            )*
+        }
+    };
+}
+
+exports! {
+    /// `segfn_abi_version() -> i32`: the ABI version the guest speaks.
+    EXPORT_ABI_VERSION = "segfn_abi_version" => fn abi_version() -> u32 = crate::guest::abi_version;
+    /// `segfn_alloc(len: i32) -> i32`: returns a writable range of `len` bytes that the
+    /// guest owns from then on (0 only when out of memory).
+    EXPORT_ALLOC = "segfn_alloc" => fn alloc(len: u32) -> u32 = crate::guest::alloc;
+    /// `segfn_handle(ptr: i32, len: i32) -> i64`: handles the [`Envelope`] at `ptr`;
+    /// returns the [`pack`]ed location of the [`GuestResult`] JSON.
+    EXPORT_HANDLE = "segfn_handle" => fn handle(ptr: u32, len: u32) -> u64 = crate::guest::handle;
+}
+
+/// The name of the exported linear memory.
+pub const EXPORT_MEMORY: &str = "memory";
+
+/// Packs a guest pointer and length into the `i64` that `fetch` and `segfn_handle`
+/// return: pointer in the high 32 bits, length in the low 32.
+pub const fn pack(ptr: u32, len: u32) -> u64 {
+    ((ptr as u64) << 32) | len as u64
+}
+
+/// The inverse of [`pack`].
+pub const fn unpack(packed: u64) -> (u32, u32) {
+    ((packed >> 32) as u32, packed as u32)
+}
+
+/// What the host hands to `segfn_handle`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Envelope {
+    /// Always [`VERSION`].
+    pub abi: u32,
+    /// The message or batch to handle.
+    #[serde(flatten)]
+    pub call: Call,
+    /// The settings object of this function instance, as configured.
+    pub settings: Value,
+}
+
+/// One invocation handles either one message or a batch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum Call {
+    /// `{"call": "event", "event": {...}}`
+    Event {
+        /// The Segment message.
+        event: Value,
+    },
+    /// `{"call": "batch", "events": [...]}`
+    Batch {
+        /// The Segment messages, in delivery order.
+        events: Vec<Value>,
+    },
+}
+
+/// How an invocation, or one event of a batch, ended. The names are Segment's
+/// delivery codes (see DESIGN.md §5); the host maps each to an HTTP status and an
+/// exit code in one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// The handler finished without error.
+    Success,
+    /// Transient failure: `RetryError`, a timeout or a host fault. Delivered again later.
+    Retry,
+    /// `EventNotSupported`, or no handler for the message's type.
+    UnsupportedEventType,
+    /// `InvalidEventPayload` or `ValidationError`: the function refused the message.
+    MessageRejected,
+    /// Any other error, a panic, a trap or a malformed message.
+    BadRequest,
+    /// The settings did not fit the function's settings type.
+    InvalidSettings,
+    /// `DropEvent`: the function chose not to forward the message (insert functions).
+    Dropped,
+}
+
+impl OutcomeKind {
+    /// Every kind, in order of severity (most severe first).
+    pub const ALL: [OutcomeKind; 7] = [
+        OutcomeKind::Retry,
+        OutcomeKind::BadRequest,
+        OutcomeKind::InvalidSettings,
+        OutcomeKind::MessageRejected,
+        OutcomeKind::UnsupportedEventType,
+        OutcomeKind::Dropped,
+        OutcomeKind::Success,
+    ];
+
+    /// The wire name, e.g. `unsupported_event_type`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Success => "success",
+            OutcomeKind::Retry => "retry",
+            OutcomeKind::UnsupportedEventType => "unsupported_event_type",
+            OutcomeKind::MessageRejected => "message_rejected",
+            OutcomeKind::BadRequest => "bad_request",
+            OutcomeKind::InvalidSettings => "invalid_settings",
+            OutcomeKind::Dropped => "dropped",
+        }
+    }
+
+    /// Position in [`OutcomeKind::ALL`]; lower is more severe.
+    pub fn severity_rank(self) -> usize {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(Self::ALL.len())
+    }
+}
+
+impl std::fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of one message: its outcome, and the event the handler returned (insert
+/// functions forward it), if any.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventResult {
+    /// How it ended.
+    pub kind: OutcomeKind,
+    /// The error message, when it did not succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The returned event, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+}
+
+/// What `segfn_handle` returns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GuestResult {
+    /// Always [`VERSION`].
+    pub abi: u32,
+    /// The outcome of the call: for a batch, the outcome of the batch as a whole
+    /// (`success` when the batch handler returned per-event results).
+    #[serde(flatten)]
+    pub result: EventResult,
+    /// For a batch that was handled: one result per input event, in input order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<EventResult>>,
+}
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(i32)]
+pub enum LogLevel {
+    /// Detail for the author.
+    Debug = 0,
+    /// `console.log`.
+    Info = 1,
+    /// Something looks wrong.
+    Warn = 2,
+    /// Something failed.
+    Error = 3,
+}
+
+impl LogLevel {
+    /// The level for an `i32` from the `log` import; unknown numbers are `Info`.
+    pub fn from_i32(level: i32) -> LogLevel {
+        match level {
+            0 => LogLevel::Debug,
+            2 => LogLevel::Warn,
+            3 => LogLevel::Error,
+            _ => LogLevel::Info,
+        }
+    }
+
+    /// Lower-case name, as printed in reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// The JSON head of a `fetch` request frame; the body follows it raw.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FetchRequestHead {
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Absolute `http` or `https` URL.
+    pub url: String,
+    /// Header names and values, in order; names may repeat.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+}
+
+/// The JSON head of a `fetch` response frame; on success the body follows it raw.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchResponseHead {
+    /// The partner answered (any status).
+    Ok {
+        /// HTTP status code.
+        status: u16,
+        /// Header names (lower case) and values, in order.
+        headers: Vec<(String, String)>,
+    },
+    /// No answer: the request was refused, timed out or failed.
+    Err {
+        /// Why.
+        kind: FetchErrorKind,
+        /// A message that names the problem.
+        message: String,
+    },
+}
+
+/// Why a `fetch` produced no response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchErrorKind {
+    /// The host is not on the allow-list, or resolves to a refused address.
+    Denied,
+    /// No response within the time left.
+    Timeout,
+    /// Connection, DNS or protocol failure.
+    Network,
+    /// A limit was reached: number of fetches, request or response size.
+    Limit,
+    /// The request itself is malformed (bad URL, method or header).
+    Invalid,
+}
+
+impl FetchErrorKind {
+    /// Lower-case name, as printed in reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FetchErrorKind::Denied => "denied",
+            FetchErrorKind::Timeout => "timeout",
+            FetchErrorKind::Network => "network",
+            FetchErrorKind::Limit => "limit",
+            FetchErrorKind::Invalid => "invalid",
+        }
+    }
+}
+
+/// Frames a JSON head and a raw body: `u32` little-endian head length, head, body.
+pub fn encode_frame<H: Serialize>(head: &H, body: &[u8]) -> Vec<u8> {
+    // Serialising these plain structs cannot fail.
+    let head = serde_json::to_vec(head).unwrap_or_default();
+    let mut frame = Vec::with_capacity(4 + head.len() + body.len());
+    frame.extend_from_slice(&(head.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&head);
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// Splits a frame made by [`encode_frame`] into its parsed head and its body.
+pub fn decode_frame<H: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<(H, &[u8]), String> {
+    let (len, rest) = frame
+        .split_first_chunk::<4>()
+        .ok_or_else(|| format!("frame of {} bytes is shorter than its 4-byte header", frame.len()))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > rest.len() {
+        return Err(format!(
+            "frame head claims {len} bytes but only {} follow",
+            rest.len()
+        ));
+    }
+    let (head, body) = rest.split_at(len);
+    let head = serde_json::from_slice(head).map_err(|e| format!("frame head is not valid JSON: {e}"))?;
+    Ok((head, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trips_full_range() {
+        for (p, l) in [(0, 0), (1, 2), (u32::MAX, u32::MAX), (0x8000_0000, 7)] {
+            assert_eq!(unpack(pack(p, l)), (p, l));
+        }
+    }
+
+    #[test]
+    fn frame_round_trips_and_rejects_truncation() {
+        let head = FetchRequestHead {
+            method: "POST".into(),
+            url: "https://api.example.com/x".into(),
+            headers: vec![("a".into(), "b".into())],
+        };
+        let frame = encode_frame(&head, b"\x00body\xff");
+        let (back, body): (FetchRequestHead, _) = decode_frame(&frame).unwrap();
+        assert_eq!(back, head);
+        assert_eq!(body, b"\x00body\xff");
+        assert!(decode_frame::<FetchRequestHead>(&frame[..10]).is_err());
+        assert!(decode_frame::<FetchRequestHead>(&frame[..3]).is_err());
+    }
+
+    #[test]
+    fn envelope_wire_shape_is_stable() {
+        let env = Envelope {
+            abi: VERSION,
+            call: Call::Event { event: serde_json::json!({"type": "track"}) },
+            settings: serde_json::json!({"apiKey": "k"}),
+        };
+        let json = serde_json::to_value(&env).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"abi": 1, "call": "event", "event": {"type": "track"}, "settings": {"apiKey": "k"}})
+        );
+        let back: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn outcome_names_match_serde() {
+        for kind in OutcomeKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), Value::String(kind.as_str().into()));
+        }
+    }
+}

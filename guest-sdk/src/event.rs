@@ -1,0 +1,529 @@
+//! Typed Segment messages (track, identify, page, screen, group, alias, delete), tolerant
+//! the way real traffic needs and lossless on the way back out.
+//!
+//! Every named field is an `Option`: missing and `null` both read as `None`. A value
+//! that does not fit its field's type (a numeric `userId`, an array-valued `context`) is
+//! not an error: the field reads as `None` and the value stays in `extra` under its wire
+//! name, as do all fields this model does not name (`_metadata`, `projectId`,
+//! `writeKey`, ...). Writing a message back therefore yields the JSON it was read from.
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// A JSON object, as Segment's free-form `properties`, `traits` and `context` parts are.
+pub type Object = Map<String, Value>;
+
+/// Removes `key` from `map` and returns it typed, if it is present, not null and fits `T`;
+/// otherwise leaves the map as it was.
+fn take<T: DeserializeOwned>(map: &mut Object, key: &str) -> Option<T> {
+    let value = map.get(key)?;
+    if value.is_null() {
+        return None;
+    }
+    let typed = T::deserialize(value).ok()?;
+    map.remove(key);
+    Some(typed)
+}
+
+/// Declares a lenient struct: named optional fields with wire names, plus `extra`.
+macro_rules! lenient {
+    (
+        $(#[$meta:meta])*
+        $name:ident $(as $wire_type:literal)? {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $wire:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: Option<$ty>, )*
+            /// Everything else the message carried, as received.
+            pub extra: Object,
+        }
+
+        impl $name {
+            /// Reads the struct out of a JSON object; never fails.
+            pub fn from_object(mut map: Object) -> Self {
+                Self { $( $field: take(&mut map, $wire), )* extra: map }
+            }
+
+            /// Writes the struct back as a JSON object.
+            pub fn to_object(&self) -> Object {
+                // Cannot fail: every field serialises to JSON.
+                match serde_json::to_value(self) {
+                    Ok(Value::Object(map)) => map,
+                    _ => Object::new(),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut out = serializer.serialize_map(None)?;
+                $(
+                    let _ = $wire_type;
+                    if !self.extra.contains_key("type") && !self.extra.contains_key("action") {
+                        out.serialize_entry("type", $wire_type)?;
+                    }
+                )?
+                $( if let Some(v) = &self.$field { out.serialize_entry($wire, v)?; } )*
+                for (k, v) in &self.extra {
+                    // A typed value set by the author wins over a raw one kept from input.
+                    let shadowed = match k.as_str() {
+                        $( $wire => self.$field.is_some(), )*
+                        _ => false,
+                    };
+                    if !shadowed {
+                        out.serialize_entry(k, v)?;
+                    }
+                }
+                out.end()
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok(Self::from_object(Object::deserialize(deserializer)?))
+            }
+        }
+    };
+}
+
+/// Declares one message type: the common fields of every Segment message plus its own.
+macro_rules! message {
+    ($(#[$meta:meta])* $name:ident as $wire_type:literal { $($own:tt)* }) => {
+        lenient! {
+            $(#[$meta])*
+            $name as $wire_type {
+                /// `messageId`: unique per message; the deduplication key.
+                message_id: String = "messageId",
+                /// `userId`: the user's identifier in the customer's database.
+                user_id: String = "userId",
+                /// `anonymousId`: a pseudo-identifier for users not yet identified.
+                anonymous_id: String = "anonymousId",
+                /// `timestamp`: when the event happened (ISO-8601 as received).
+                timestamp: String = "timestamp",
+                /// `originalTimestamp`: the client's clock when the call was made.
+                original_timestamp: String = "originalTimestamp",
+                /// `sentAt`: when the library sent it.
+                sent_at: String = "sentAt",
+                /// `receivedAt`: when Segment received it.
+                received_at: String = "receivedAt",
+                /// `context`: extra information about the event (device, page, ...).
+                context: Context = "context",
+                /// `integrations`: destination on/off map.
+                integrations: Object = "integrations",
+                /// `version`: Tracking API version.
+                version: serde_json::Number = "version",
+                /// `channel`: `server`, `browser`, `mobile`, ...
+                channel: String = "channel",
+                $($own)*
+            }
+        }
+    };
+}
+
+message! {
+    /// A `track` call: a user action.
+    Track as "track" {
+        /// `event`: the action's name, e.g. "Order Completed".
+        event: String = "event",
+        /// `properties`: the action's properties.
+        properties: Object = "properties",
+    }
+}
+
+message! {
+    /// An `identify` call: who the user is.
+    Identify as "identify" {
+        /// `traits`: what is known about the user.
+        traits: Object = "traits",
+    }
+}
+
+message! {
+    /// A `page` call: a web page view.
+    Page as "page" {
+        /// `name`: the page's name.
+        name: String = "name",
+        /// `category`: the page's category.
+        category: String = "category",
+        /// `properties`: the page's properties (`url`, `path`, `title`, ...).
+        properties: Object = "properties",
+    }
+}
+
+message! {
+    /// A `screen` call: a mobile screen view.
+    Screen as "screen" {
+        /// `name`: the screen's name.
+        name: String = "name",
+        /// `category`: the screen's category.
+        category: String = "category",
+        /// `properties`: the screen's properties.
+        properties: Object = "properties",
+    }
+}
+
+message! {
+    /// A `group` call: the user belongs to an account or organisation.
+    Group as "group" {
+        /// `groupId`: the group's identifier.
+        group_id: String = "groupId",
+        /// `traits`: what is known about the group.
+        traits: Object = "traits",
+    }
+}
+
+message! {
+    /// An `alias` call: merges two user identities.
+    Alias as "alias" {
+        /// `previousId`: the identity being merged into `userId`.
+        previous_id: String = "previousId",
+    }
+}
+
+message! {
+    /// A `delete` call: erase the user's data (partners only).
+    Delete as "delete" {}
+}
+
+lenient! {
+    /// The `context` object: information about the event that is not part of it.
+    Context {
+        /// `ip`: the user's IP address.
+        ip: String = "ip",
+        /// `userAgent`: the browser's user agent.
+        user_agent: String = "userAgent",
+        /// `locale`: e.g. `en-US`.
+        locale: String = "locale",
+        /// `timezone`: e.g. `Europe/Amsterdam`.
+        timezone: String = "timezone",
+        /// `groupId`: the group the event belongs to.
+        group_id: String = "groupId",
+        /// `active`: whether the user is active.
+        active: bool = "active",
+        /// `traits`: user traits sent along with a non-identify call.
+        traits: Object = "traits",
+        /// `library`: `{name, version}` of the sending library.
+        library: Object = "library",
+        /// `page`: `{path, referrer, search, title, url}`.
+        page: Object = "page",
+        /// `app`: `{name, version, build, namespace}`.
+        app: Object = "app",
+        /// `campaign`: `{name, source, medium, term, content}`.
+        campaign: Object = "campaign",
+        /// `device`: `{id, advertisingId, manufacturer, model, ...}`.
+        device: Object = "device",
+        /// `os`: `{name, version}`.
+        os: Object = "os",
+        /// `location`: `{city, country, latitude, longitude, speed}`.
+        location: Object = "location",
+        /// `network`: `{bluetooth, carrier, cellular, wifi}`.
+        network: Object = "network",
+        /// `screen`: `{width, height, density}`.
+        screen: Object = "screen",
+        /// `referrer`: `{id, type, name, url, link}`.
+        referrer: Object = "referrer",
+    }
+}
+
+/// The types a Segment message can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// `track`
+    Track,
+    /// `identify`
+    Identify,
+    /// `page`
+    Page,
+    /// `screen`
+    Screen,
+    /// `group`
+    Group,
+    /// `alias`
+    Alias,
+    /// `delete`
+    Delete,
+}
+
+impl EventType {
+    /// Segment's name for the type.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventType::Track => "track",
+            EventType::Identify => "identify",
+            EventType::Page => "page",
+            EventType::Screen => "screen",
+            EventType::Group => "group",
+            EventType::Alias => "alias",
+            EventType::Delete => "delete",
+        }
+    }
+
+    /// The type for a name (case-insensitive, as old libraries varied).
+    pub fn parse(name: &str) -> Option<EventType> {
+        [
+            EventType::Track,
+            EventType::Identify,
+            EventType::Page,
+            EventType::Screen,
+            EventType::Group,
+            EventType::Alias,
+            EventType::Delete,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Any Segment message, by type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// `track`
+    Track(Track),
+    /// `identify`
+    Identify(Identify),
+    /// `page`
+    Page(Page),
+    /// `screen`
+    Screen(Screen),
+    /// `group`
+    Group(Group),
+    /// `alias`
+    Alias(Alias),
+    /// `delete`
+    Delete(Delete),
+    /// A message whose `type` is missing or not one of the above, kept as received.
+    Unknown(Object),
+}
+
+macro_rules! for_each_type {
+    ($self:expr, $e:ident => $body:expr, $raw:ident => $other:expr) => {
+        match $self {
+            Event::Track($e) => $body,
+            Event::Identify($e) => $body,
+            Event::Page($e) => $body,
+            Event::Screen($e) => $body,
+            Event::Group($e) => $body,
+            Event::Alias($e) => $body,
+            Event::Delete($e) => $body,
+            Event::Unknown($raw) => $other,
+        }
+    };
+}
+
+impl Event {
+    /// Reads a message from a JSON object. The type comes from `type`, or from the
+    /// legacy `action` field when `type` is absent.
+    pub fn from_object(map: Object) -> Event {
+        let name = ["type", "action"]
+            .iter()
+            .find_map(|k| map.get(*k).and_then(Value::as_str));
+        match name.and_then(EventType::parse) {
+            Some(EventType::Track) => Event::Track(Track::from_object(map)),
+            Some(EventType::Identify) => Event::Identify(Identify::from_object(map)),
+            Some(EventType::Page) => Event::Page(Page::from_object(map)),
+            Some(EventType::Screen) => Event::Screen(Screen::from_object(map)),
+            Some(EventType::Group) => Event::Group(Group::from_object(map)),
+            Some(EventType::Alias) => Event::Alias(Alias::from_object(map)),
+            Some(EventType::Delete) => Event::Delete(Delete::from_object(map)),
+            None => Event::Unknown(map),
+        }
+    }
+
+    /// Reads a message from any JSON value; only objects are messages.
+    pub fn from_value(value: Value) -> Result<Event, String> {
+        match value {
+            Value::Object(map) => Ok(Event::from_object(map)),
+            other => Err(format!(
+                "a Segment message is a JSON object, but this is {}",
+                json_kind(&other)
+            )),
+        }
+    }
+
+    /// The message's type, or `None` for [`Event::Unknown`].
+    pub fn event_type(&self) -> Option<EventType> {
+        Some(match self {
+            Event::Track(_) => EventType::Track,
+            Event::Identify(_) => EventType::Identify,
+            Event::Page(_) => EventType::Page,
+            Event::Screen(_) => EventType::Screen,
+            Event::Group(_) => EventType::Group,
+            Event::Alias(_) => EventType::Alias,
+            Event::Delete(_) => EventType::Delete,
+            Event::Unknown(_) => return None,
+        })
+    }
+
+    /// The type as the message names it (`"track"`, ..., or whatever an unknown one says).
+    pub fn type_name(&self) -> Option<&str> {
+        match self {
+            Event::Unknown(map) => ["type", "action"]
+                .iter()
+                .find_map(|k| map.get(*k).and_then(Value::as_str)),
+            known => known.event_type().map(EventType::as_str),
+        }
+    }
+
+    /// `messageId`, if present and a string.
+    pub fn message_id(&self) -> Option<&str> {
+        for_each_type!(self, e => e.message_id.as_deref(), raw => raw.get("messageId").and_then(Value::as_str))
+    }
+
+    /// `userId`, if present and a string.
+    pub fn user_id(&self) -> Option<&str> {
+        for_each_type!(self, e => e.user_id.as_deref(), raw => raw.get("userId").and_then(Value::as_str))
+    }
+
+    /// `anonymousId`, if present and a string.
+    pub fn anonymous_id(&self) -> Option<&str> {
+        for_each_type!(self, e => e.anonymous_id.as_deref(), raw => raw.get("anonymousId").and_then(Value::as_str))
+    }
+
+    /// Writes the message back as JSON.
+    pub fn to_value(&self) -> Value {
+        for_each_type!(self, e => Value::Object(e.to_object()), raw => Value::Object(raw.clone()))
+    }
+}
+
+/// `"an array"`, `"a string"`, ... for error messages.
+pub(crate) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        for_each_type!(self, e => e.serialize(serializer), raw => raw.serialize(serializer))
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Event::from_value(Value::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+macro_rules! into_event {
+    ($($t:ident),*) => {$(
+        impl From<$t> for Event {
+            fn from(e: $t) -> Event { Event::$t(e) }
+        }
+    )*};
+}
+into_event!(Track, Identify, Page, Screen, Group, Alias, Delete);
+
+impl Track {
+    /// A new track message with this event name (for tests and insert functions).
+    pub fn new(event: impl Into<String>) -> Track {
+        Track {
+            event: Some(event.into()),
+            ..Track::default()
+        }
+    }
+
+    /// `properties` read as the author's own type, e.g. an Ecommerce "Order Completed".
+    /// Fails with a message naming the property that did not fit.
+    pub fn properties_as<T: DeserializeOwned>(&self) -> Result<T, crate::Error> {
+        let props = Value::Object(self.properties.clone().unwrap_or_default());
+        serde_json::from_value(props)
+            .map_err(|e| crate::Error::InvalidEventPayload(format!("properties: {e}")))
+    }
+
+    /// One property, if present.
+    pub fn property(&self, name: &str) -> Option<&Value> {
+        self.properties.as_ref()?.get(name)
+    }
+}
+
+impl Identify {
+    /// One trait, if present.
+    pub fn trait_value(&self, name: &str) -> Option<&Value> {
+        self.traits.as_ref()?.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_common_and_own_fields() {
+        let e: Event = serde_json::from_value(json!({
+            "type": "track", "event": "Order Completed", "userId": "u1",
+            "properties": {"revenue": 10}, "context": {"ip": "1.2.3.4", "x": 1},
+            "writeKey": "wk", "_metadata": {"bundled": []}
+        }))
+        .unwrap();
+        let Event::Track(t) = &e else { panic!("not a track: {e:?}") };
+        assert_eq!(t.event.as_deref(), Some("Order Completed"));
+        assert_eq!(t.user_id.as_deref(), Some("u1"));
+        assert_eq!(t.context.as_ref().unwrap().ip.as_deref(), Some("1.2.3.4"));
+        assert_eq!(t.context.as_ref().unwrap().extra["x"], json!(1));
+        assert_eq!(t.extra["writeKey"], json!("wk"));
+        assert_eq!(e.message_id(), None);
+    }
+
+    #[test]
+    fn misfit_and_null_values_are_kept_verbatim() {
+        let input = json!({
+            "type": "identify", "userId": 12345, "anonymousId": null,
+            "context": [], "traits": {"age": "31"}, "version": "1"
+        });
+        let e: Event = serde_json::from_value(input.clone()).unwrap();
+        let Event::Identify(i) = &e else { panic!() };
+        assert_eq!(i.user_id, None);
+        assert_eq!(i.context, None);
+        assert_eq!(i.version, None);
+        assert_eq!(serde_json::to_value(&e).unwrap(), input);
+    }
+
+    #[test]
+    fn legacy_action_selects_the_type_and_is_written_back() {
+        let input = json!({"action": "Track", "event": "Signed Up"});
+        let e = Event::from_value(input.clone()).unwrap();
+        assert_eq!(e.event_type(), Some(EventType::Track));
+        assert_eq!(e.to_value(), input);
+    }
+
+    #[test]
+    fn new_messages_carry_their_type_and_author_values_win() {
+        let mut t = Track::new("Signed Up");
+        assert_eq!(serde_json::to_value(&t).unwrap(), json!({"type": "track", "event": "Signed Up"}));
+        t.extra.insert("userId".into(), json!(7));
+        t.user_id = Some("seven".into());
+        assert_eq!(serde_json::to_value(&t).unwrap()["userId"], json!("seven"));
+    }
+
+    #[test]
+    fn unknown_types_and_non_objects() {
+        let e = Event::from_value(json!({"type": "screenview", "a": 1})).unwrap();
+        assert_eq!(e.event_type(), None);
+        assert_eq!(e.type_name(), Some("screenview"));
+        let err = Event::from_value(json!([1])).unwrap_err();
+        assert!(err.contains("an array"), "{err}");
+    }
+
+    #[test]
+    fn properties_as_names_the_misfit() {
+        #[derive(Deserialize, Debug)]
+        struct Order {
+            #[allow(dead_code)]
+            order_id: String,
+        }
+        let t: Track = serde_json::from_value(json!({"type": "track", "properties": {"order_id": 5}})).unwrap();
+        let err = t.properties_as::<Order>().unwrap_err();
+        assert!(matches!(err, crate::Error::InvalidEventPayload(ref m) if m.contains("invalid type")), "{err:?}");
+    }
+}

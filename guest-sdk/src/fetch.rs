@@ -1,0 +1,278 @@
+//! `fetch`: outbound HTTP requests, performed by the host under its allow-list and limits.
+
+use crate::abi::FetchErrorKind;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// An outbound HTTP request. Build it, then [`fetch`] it.
+///
+/// ```
+/// use segfn_sdk::Request;
+/// let req = Request::post("https://api.example.com/v1/events")
+///     .bearer_auth("secret")
+///     .json(&serde_json::json!({"event": "Signed Up"}));
+/// assert_eq!(req.header_value("content-type"), Some("application/json"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// HTTP method, upper case.
+    pub method: String,
+    /// Absolute `http` or `https` URL.
+    pub url: String,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, possibly empty.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// A request with any method.
+    pub fn new(method: impl Into<String>, url: impl Into<String>) -> Request {
+        Request {
+            method: method.into().to_ascii_uppercase(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+    /// `GET url`.
+    pub fn get(url: impl Into<String>) -> Request {
+        Request::new("GET", url)
+    }
+    /// `POST url`.
+    pub fn post(url: impl Into<String>) -> Request {
+        Request::new("POST", url)
+    }
+    /// `PUT url`.
+    pub fn put(url: impl Into<String>) -> Request {
+        Request::new("PUT", url)
+    }
+    /// `PATCH url`.
+    pub fn patch(url: impl Into<String>) -> Request {
+        Request::new("PATCH", url)
+    }
+    /// `DELETE url`.
+    pub fn delete(url: impl Into<String>) -> Request {
+        Request::new("DELETE", url)
+    }
+
+    /// Adds a header (names may repeat).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer_auth(self, token: &str) -> Request {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    /// `Authorization: Basic base64(user:password)`.
+    pub fn basic_auth(self, user: &str, password: &str) -> Request {
+        let encoded = base64_encode(format!("{user}:{password}").as_bytes());
+        self.header("authorization", format!("Basic {encoded}"))
+    }
+
+    /// Sets a JSON body and `content-type: application/json`.
+    pub fn json<T: Serialize + ?Sized>(self, body: &T) -> Request {
+        // Serialising to a Vec fails only for maps with non-string keys; the body is then
+        // empty and the partner's answer will say so.
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.replace_header("content-type", "application/json").body(bytes)
+    }
+
+    /// Sets a text body and `content-type: text/plain; charset=utf-8` unless one is set.
+    pub fn text(self, body: impl Into<String>) -> Request {
+        let req = if self.header_value("content-type").is_none() {
+            self.header("content-type", "text/plain; charset=utf-8")
+        } else {
+            self
+        };
+        req.body(body.into().into_bytes())
+    }
+
+    /// Sets a raw body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
+        self.body = body.into();
+        self
+    }
+
+    /// The first value of a header (case-insensitive name).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    fn replace_header(mut self, name: &str, value: &str) -> Request {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.header(name, value)
+    }
+
+    /// Sends the request: the same as [`fetch`]`(self)`.
+    pub fn send(self) -> Result<Response, FetchError> {
+        fetch(self)
+    }
+
+    #[cfg(target_family = "wasm")]
+    pub(crate) fn head(&self) -> crate::abi::FetchRequestHead {
+        crate::abi::FetchRequestHead {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+        }
+    }
+}
+
+/// The partner's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with a status and empty body (for tests).
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+    /// A response with a JSON body (for tests).
+    pub fn with_json<T: Serialize + ?Sized>(status: u16, body: &T) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(body).unwrap_or_default(),
+        }
+    }
+    /// Adds a header (for tests).
+    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Status 200–299.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// The body parsed as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+    /// The body.
+    pub fn bytes(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+/// Why a fetch produced no response. A value the function can act on: for example
+/// `Err(e) if e.is_retryable() => Err(Error::retry(...))`. With `?` it converts to a
+/// `RetryError` when retryable and to a bad request otherwise.
+///
+/// It does not implement `std::error::Error`, so that this conversion, rather than the
+/// blanket one for standard errors, applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchError {
+    /// What went wrong.
+    pub kind: FetchErrorKind,
+    /// Names the problem (and, for `Denied`, the fix).
+    pub message: String,
+}
+
+impl FetchError {
+    /// A timeout or network failure: worth trying again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, FetchErrorKind::Timeout | FetchErrorKind::Network)
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fetch failed ({}): {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl From<FetchError> for crate::Error {
+    fn from(e: FetchError) -> crate::Error {
+        if e.is_retryable() {
+            crate::Error::RetryError(e.to_string())
+        } else {
+            crate::Error::Other(e.to_string())
+        }
+    }
+}
+
+/// Performs an HTTP request through the host. Blocks the function until the response
+/// arrives, the request fails, or the invocation's deadline passes.
+pub fn fetch(request: Request) -> Result<Response, FetchError> {
+    crate::sys::fetch(request)
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Standard base64 with padding (RFC 4648), for Basic auth.
+pub fn base64_encode(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")];
+        for (plain, encoded) in cases {
+            assert_eq!(base64_encode(plain.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn builder_sets_headers_once() {
+        let r = Request::post("u").header("Content-Type", "text/xml").json(&1);
+        assert_eq!(r.headers, vec![("content-type".to_string(), "application/json".to_string())]);
+        assert_eq!(r.body, b"1");
+        let r = Request::post("u").basic_auth("key", "");
+        assert_eq!(r.header_value("Authorization"), Some("Basic a2V5Og=="));
+    }
+
+    #[test]
+    fn fetch_errors_convert_by_kind() {
+        let timeout = FetchError { kind: FetchErrorKind::Timeout, message: "t".into() };
+        assert_eq!(crate::Error::from(timeout).kind(), crate::OutcomeKind::Retry);
+        let denied = FetchError { kind: FetchErrorKind::Denied, message: "d".into() };
+        assert_eq!(crate::Error::from(denied).kind(), crate::OutcomeKind::BadRequest);
+    }
+}

@@ -1,0 +1,48 @@
+//! The guest runtime behind the ABI exports: memory hand-over, panic reporting, and the
+//! call into the author's function registered by [`crate::export!`].
+
+#[cfg(target_family = "wasm")]
+use crate::abi;
+
+#[cfg(target_family = "wasm")]
+unsafe extern "Rust" {
+    /// Defined by `segfn_sdk::export!` in the function's crate.
+    safe fn __segfn_handle_envelope(input: &[u8]) -> Vec<u8>;
+}
+
+#[cfg(target_family = "wasm")]
+pub(crate) fn abi_version() -> u32 {
+    abi::VERSION
+}
+
+#[cfg(target_family = "wasm")]
+pub(crate) fn alloc(len: u32) -> u32 {
+    if len == 0 {
+        // A non-null, never-dereferenced address for empty buffers.
+        return 1;
+    }
+    match std::alloc::Layout::from_size_align(len as usize, 1) {
+        // SAFETY: the layout has a non-zero size.
+        Ok(layout) => unsafe { std::alloc::alloc(layout) as usize as u32 },
+        Err(_) => 0,
+    }
+}
+
+#[cfg(target_family = "wasm")]
+pub(crate) fn handle(ptr: u32, len: u32) -> u64 {
+    std::panic::set_hook(Box::new(|info| crate::sys::report_panic(&info.to_string())));
+    // SAFETY: the host wrote `len` bytes at `ptr`, memory it obtained from `alloc` with
+    // the same size and alignment, so the Vec owns it as if it had allocated it.
+    let input = unsafe { Vec::from_raw_parts(ptr as usize as *mut u8, len as usize, len as usize) };
+    let output = __segfn_handle_envelope(&input).into_boxed_slice();
+    let len = output.len() as u32;
+    // The instance ends after this call; the host reads the leaked result first.
+    let ptr = Box::into_raw(output) as *mut u8 as usize as u32;
+    abi::pack(ptr, len)
+}
+
+/// Serialises a [`crate::abi::GuestResult`]; used by `export!`.
+#[doc(hidden)]
+pub fn encode_result(result: &crate::abi::GuestResult) -> Vec<u8> {
+    serde_json::to_vec(result).unwrap_or_default()
+}

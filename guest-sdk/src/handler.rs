@@ -1,0 +1,214 @@
+//! The `Function` trait authors implement, and the dispatch from an envelope to it.
+
+use crate::abi::{Call, Envelope, EventResult, GuestResult, OutcomeKind, VERSION};
+use crate::event::{Alias, Delete, Event, Group, Identify, Page, Screen, Track};
+use crate::{Error, HandlerResult};
+use serde::Deserialize as _;
+use serde::de::DeserializeOwned;
+
+/// A translation function: one handler per Segment event type, as in Segment's
+/// `onTrack(event, settings)`, `onIdentify(...)`, ... A handler left out means
+/// `EventNotSupported`, exactly as in Segment.
+///
+/// ```
+/// use segfn_sdk::{Function, HandlerResult, Track, Request, fetch};
+///
+/// #[derive(serde::Deserialize)]
+/// #[serde(rename_all = "camelCase")]
+/// struct Settings { api_key: String }
+///
+/// struct MyFunction;
+///
+/// impl Function for MyFunction {
+///     type Settings = Settings;
+///
+///     fn on_track(event: Track, settings: &Settings) -> HandlerResult {
+///         let response = fetch(
+///             Request::post("https://api.example.com/events")
+///                 .bearer_auth(&settings.api_key)
+///                 .json(&event),
+///         )?;
+///         if !response.ok() {
+///             return Err(segfn_sdk::Error::retry(format!("partner answered {}", response.status)));
+///         }
+///         Ok(None)
+///     }
+/// }
+///
+/// segfn_sdk::export!(MyFunction);
+/// ```
+pub trait Function {
+    /// The function's settings, as configured per instance (Segment names them in
+    /// camelCase: `#[serde(rename_all = "camelCase")]`). Settings that do not fit give
+    /// the `invalid_settings` outcome. Use [`crate::NoSettings`] when there are none.
+    type Settings: DeserializeOwned;
+
+    /// `onTrack`.
+    fn on_track(event: Track, settings: &Self::Settings) -> HandlerResult {
+        let _ = (event, settings);
+        Err(unsupported("track"))
+    }
+    /// `onIdentify`.
+    fn on_identify(event: Identify, settings: &Self::Settings) -> HandlerResult {
+        let _ = (event, settings);
+        Err(unsupported("identify"))
+    }
+    /// `onPage`.
+    fn on_page(event: Page, settings: &Self::Settings) -> HandlerResult {
+        let _ = (event, settings);
+        Err(unsupported("page"))
+    }
+    /// `onScreen`.
+    fn on_screen(event: Screen, settings: &Self::Settings) -> HandlerResult {
+        let _ = (event, settings);
+        Err(unsupported("screen"))
+    }
+    /// `onGroup`.
+    fn on_group(event: Group, settings: &Self::Settings) -> HandlerResult {
+        let _ = (event, settings);
+        Err(unsupported("group"))
+    }
+    /// `onAlias`.
+    fn on_alias(event: Alias, settings: &Self::Settings) -> HandlerResult {
+        let _ = (event, settings);
+        Err(unsupported("alias"))
+    }
+    /// `onDelete`.
+    fn on_delete(event: Delete, settings: &Self::Settings) -> HandlerResult {
+        let _ = (event, settings);
+        Err(unsupported("delete"))
+    }
+
+    /// `onBatch`: a batch of events of mixed types. Return one result per event, in
+    /// order (a partial failure), or an error for the whole batch. Without an override,
+    /// each event goes to its own handler, as Segment does for functions without
+    /// `onBatch`.
+    fn on_batch(events: Vec<Event>, settings: &Self::Settings) -> Result<Vec<HandlerResult>, Error> {
+        Ok(events
+            .into_iter()
+            .map(|event| dispatch::<Self>(event, settings))
+            .collect())
+    }
+}
+
+fn unsupported(kind: &str) -> Error {
+    Error::EventNotSupported(format!("{kind} is not supported"))
+}
+
+/// Calls the handler for the event's type.
+pub fn dispatch<F: Function + ?Sized>(event: Event, settings: &F::Settings) -> HandlerResult {
+    match event {
+        Event::Track(e) => F::on_track(e, settings),
+        Event::Identify(e) => F::on_identify(e, settings),
+        Event::Page(e) => F::on_page(e, settings),
+        Event::Screen(e) => F::on_screen(e, settings),
+        Event::Group(e) => F::on_group(e, settings),
+        Event::Alias(e) => F::on_alias(e, settings),
+        Event::Delete(e) => F::on_delete(e, settings),
+        unknown @ Event::Unknown(_) => match unknown.type_name() {
+            Some(name) => Err(Error::EventNotSupported(format!("event type {name:?} is not supported"))),
+            None => Err(Error::Other("the message has no \"type\" field".into())),
+        },
+    }
+}
+
+fn to_result(result: HandlerResult) -> EventResult {
+    match result {
+        Ok(output) => EventResult {
+            kind: OutcomeKind::Success,
+            message: None,
+            output: output.map(|e| e.to_value()),
+        },
+        Err(error) => EventResult {
+            kind: error.kind(),
+            message: Some(error.message().to_owned()),
+            output: None,
+        },
+    }
+}
+
+fn failed(kind: OutcomeKind, message: String) -> GuestResult {
+    GuestResult {
+        abi: VERSION,
+        result: EventResult {
+            kind,
+            message: Some(message),
+            output: None,
+        },
+        results: None,
+    }
+}
+
+/// Handles one envelope (the JSON the host passes to `segfn_handle`).
+pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
+    let envelope: Envelope = match serde_json::from_slice(input) {
+        Ok(envelope) => envelope,
+        Err(e) => return failed(OutcomeKind::BadRequest, format!("the host's envelope is not valid: {e}")),
+    };
+    if envelope.abi != VERSION {
+        return failed(
+            OutcomeKind::BadRequest,
+            format!("the host speaks ABI v{}, this function v{VERSION}", envelope.abi),
+        );
+    }
+    let settings = match F::Settings::deserialize(&envelope.settings) {
+        Ok(settings) => settings,
+        Err(e) => return failed(OutcomeKind::InvalidSettings, format!("settings: {e}")),
+    };
+    match envelope.call {
+        Call::Event { event } => {
+            let result = match Event::from_value(event) {
+                Ok(event) => to_result(dispatch::<F>(event, &settings)),
+                Err(e) => to_result(Err(Error::Other(e))),
+            };
+            GuestResult {
+                abi: VERSION,
+                result,
+                results: None,
+            }
+        }
+        Call::Batch { events } => handle_batch::<F>(events, &settings),
+    }
+}
+
+fn handle_batch<F: Function + ?Sized>(events: Vec<serde_json::Value>, settings: &F::Settings) -> GuestResult {
+    // Events that are not messages get their own result; the batch handler sees the rest,
+    // and its results are put back in their input positions.
+    let mut slots: Vec<Option<EventResult>> = Vec::with_capacity(events.len());
+    let mut parsed = Vec::with_capacity(events.len());
+    for value in events {
+        match Event::from_value(value) {
+            Ok(event) => {
+                slots.push(None);
+                parsed.push(event);
+            }
+            Err(e) => slots.push(Some(to_result(Err(Error::Other(e))))),
+        }
+    }
+    let expected = parsed.len();
+    let results = match F::on_batch(parsed, settings) {
+        Ok(results) if results.len() == expected => results,
+        Ok(results) => {
+            return failed(
+                OutcomeKind::BadRequest,
+                format!("on_batch returned {} results for {expected} events", results.len()),
+            );
+        }
+        Err(error) => return failed(error.kind(), error.message().to_owned()),
+    };
+    let mut results = results.into_iter().map(to_result);
+    let results = slots
+        .into_iter()
+        .map(|slot| slot.or_else(|| results.next()).expect("one result per parsed event"))
+        .collect();
+    GuestResult {
+        abi: VERSION,
+        result: EventResult {
+            kind: OutcomeKind::Success,
+            message: None,
+            output: None,
+        },
+        results: Some(results),
+    }
+}
+

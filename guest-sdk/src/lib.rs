@@ -1,0 +1,74 @@
+//! `segfn-sdk`: write Segment translation functions in Rust, compile them to
+//! WebAssembly, and run them with `segfn`.
+//!
+//! A function implements [`Function`] (one handler per Segment event type, as
+//! `onTrack(event, settings)` in Segment Functions), calls partner APIs with [`fetch`],
+//! signals outcomes with [`Error`]'s Segment-named variants, logs with [`info!`] and
+//! friends, and exports itself with [`export!`]:
+//!
+//! ```
+//! use segfn_sdk::{Error, Function, HandlerResult, Identify, NoSettings};
+//!
+//! struct Greeter;
+//!
+//! impl Function for Greeter {
+//!     type Settings = NoSettings;
+//!     fn on_identify(event: Identify, _: &NoSettings) -> HandlerResult {
+//!         let email = event.trait_value("email").ok_or_else(|| Error::validation("no email"))?;
+//!         segfn_sdk::info!("hello {email}");
+//!         Ok(None)
+//!     }
+//! }
+//!
+//! segfn_sdk::export!(Greeter);
+//! ```
+//!
+//! # Concepts
+//!
+//! - **Events** ([`Event`], [`Track`], [`Identify`], ...) are typed but tolerant: unknown
+//!   fields and misfit values are kept in `extra` and written back unchanged.
+//! - **Outcomes** ([`OutcomeKind`]): returning `Ok` is `success`; each [`Error`] variant
+//!   maps to one outcome; a handler left out is `unsupported_event_type`; a panic is
+//!   `bad_request`.
+//! - **The host** runs each invocation in a fresh sandbox with a deadline and limits;
+//!   `fetch` only reaches hosts the operator allowed.
+//! - **Native tests**: the SDK compiles natively too; [`testing`] stubs `fetch` and runs
+//!   events through the same dispatch as the Wasm build.
+//! - **The ABI** lives in [`abi`] (version [`abi::VERSION`]).
+
+pub mod abi;
+mod env;
+mod error;
+pub mod event;
+mod fetch;
+#[doc(hidden)]
+pub mod guest;
+mod handler;
+pub mod log;
+mod sys;
+#[cfg(not(target_family = "wasm"))]
+pub mod testing;
+
+pub use abi::OutcomeKind;
+pub use env::{now, now_millis, random_bytes, random_u64};
+pub use error::{Error, HandlerResult};
+pub use event::{Alias, Context, Delete, Event, EventType, Group, Identify, Object, Page, Screen, Track};
+pub use fetch::{FetchError, Request, Response, base64_encode, fetch};
+pub use handler::{Function, dispatch, handle_envelope};
+
+/// Settings type for functions without settings: accepts any settings object.
+pub type NoSettings = serde::de::IgnoredAny;
+
+/// Exports a [`Function`] as the module's handler. Call it once, in the function's crate
+/// (a `cdylib` built for `wasm32-unknown-unknown`). On native targets it expands to
+/// nothing, so the same crate unit-tests with `cargo test`.
+#[macro_export]
+macro_rules! export {
+    ($function:ty) => {
+        #[cfg(target_family = "wasm")]
+        #[unsafe(no_mangle)]
+        fn __segfn_handle_envelope(input: &[u8]) -> ::std::vec::Vec<u8> {
+            $crate::guest::encode_result(&$crate::handle_envelope::<$function>(input))
+        }
+    };
+}
