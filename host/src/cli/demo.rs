@@ -1,0 +1,77 @@
+//! `segfn demo`: an example function run end to end, with no internet: a partner API
+//! embedded in the CLI listens on 127.0.0.1, the function's sample events go through
+//! the sandbox, and the report shows what the partner received.
+
+use super::build::TargetDirArg;
+use super::run::{load_function, read_settings};
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, Uri};
+use segfn_host::outcome::row;
+use segfn_host::{FetchClient, FetchPolicy, InvokeOptions, Limits, Redactor};
+use serde_json::Value;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// The example function crate; its `events/*.json` are run with its `settings.json`,
+    /// whose `endpoint` is pointed at the built-in partner API.
+    #[arg(default_value = "functions/forwarder")]
+    function: PathBuf,
+    #[command(flatten)]
+    target: TargetDirArg,
+}
+
+type Received = Arc<Mutex<Vec<String>>>;
+
+async fn partner(State(received): State<Received>, method: Method, uri: Uri, body: Bytes) -> &'static str {
+    let body = String::from_utf8_lossy(&body).into_owned();
+    received.lock().expect("not poisoned").push(format!("{method} {uri} {body}"));
+    "{\"ok\":true}"
+}
+
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let events_dir = args.function.join("events");
+    let mut events: Vec<PathBuf> = std::fs::read_dir(&events_dir)
+        .with_context(|| format!("{} has no events/ directory of sample events (run from the segfn repository root, or pass an example's directory)", args.function.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    events.sort();
+
+    let received: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new().fallback(partner).with_state(received.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    eprintln!("segfn demo: partner API listening on http://{addr}");
+
+    let function = load_function(&args.function, &args.target).await?;
+    let mut settings = read_settings(Some(&args.function.join("settings.json")))?;
+    settings["endpoint"] = Value::String(format!("http://{addr}/v1"));
+    let options = InvokeOptions {
+        limits: Limits::default(),
+        client: FetchClient::new(FetchPolicy::parse(&[addr.to_string()])?)?,
+        redactor: Arc::new(Redactor::from_settings(&settings, &[])),
+        capture_bodies: true,
+    };
+    let color = std::io::stdout().is_terminal();
+    for path in &events {
+        let bytes = std::fs::read(path)?;
+        let call = segfn_host::input::parse_delivery(&bytes).with_context(|| format!("reading {}", path.display()))?;
+        received.lock().expect("not poisoned").clear();
+        let report = function.invoke(&options, call, settings.clone()).await;
+        println!("━━ {} ━━ exit status would be {}", path.display(), row(report.outcome.kind).exit_code);
+        print!("{}", report.render(color));
+        for line in received.lock().expect("not poisoned").iter() {
+            println!("  partner received: {}", options.redactor.redact(line));
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,54 @@
+//! Argument parsing and dispatch to the subcommands; errors end here as a message and
+//! an exit status.
+
+mod build;
+mod demo;
+mod run;
+
+use clap::{Parser, Subcommand};
+use segfn_host::outcome::{EXIT_FAILURE, EXIT_USAGE};
+use std::process::ExitCode;
+
+/// Write, build and run Segment translation functions in Rust and WebAssembly.
+#[derive(Debug, Parser)]
+#[command(name = "segfn", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a function crate to WebAssembly (prints the .wasm path last).
+    Build(build::BuildArgs),
+    /// Run a function on one event or batch and show what it did.
+    Run(run::RunArgs),
+    /// Run an example function end to end against a built-in partner API on 127.0.0.1.
+    Demo(demo::DemoArgs),
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.command {
+        Command::Build(args) => build::run(args),
+        Command::Run(args) => with_runtime(run::run(args)),
+        Command::Demo(args) => with_runtime(demo::run(args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn with_runtime<F: Future<Output = anyhow::Result<ExitCode>>>(f: F) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(f)
+}

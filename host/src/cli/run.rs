@@ -1,0 +1,145 @@
+//! `segfn run FUNCTION --event FILE`: one invocation with a Segment-tester style report.
+
+use super::build::{TargetDirArg, build_function};
+use anyhow::{Context as _, bail};
+use segfn_host::outcome::row;
+use segfn_host::{FetchClient, FetchPolicy, InvokeOptions, Limits, LoadedFunction, Redactor, Runtime, RuntimeOptions};
+use serde_json::Value;
+use std::io::{IsTerminal as _, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXIT_HELP)]
+pub(crate) struct RunArgs {
+    /// A .wasm file, or a function crate directory (built first).
+    function: PathBuf,
+    /// The event: one Segment message, an array of them, or {"batch": [...]}; `-` reads stdin.
+    #[arg(long, short, value_name = "FILE")]
+    event: PathBuf,
+    /// The settings object (JSON); default `{}`.
+    #[arg(long, short, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// Allow fetch to a host (repeatable): `api.example.com`, `*.example.com`, `https://host:443`,
+    /// `127.0.0.1:8080` (loopback and private addresses must be named like this), or `*`.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_hosts: Vec<String>,
+    /// Mark a setting as secret (repeatable); settings named like keys, tokens or
+    /// passwords are secret already. Secrets are redacted from the report.
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
+    /// Print one JSON object instead of the human report.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    target: TargetDirArg,
+}
+
+/// The limits, each with its default.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LimitArgs {
+    /// Wall-clock deadline in milliseconds, fetches included.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    deadline_ms: u64,
+    /// Memory cap in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    memory_mib: usize,
+    /// Instruction cap (default: count without a cap).
+    #[arg(long, value_name = "N")]
+    max_instructions: Option<u64>,
+    /// Most fetches per invocation.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    max_fetches: u32,
+    /// Largest response body a fetch may receive, in KiB.
+    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    max_response_kib: usize,
+}
+
+impl LimitArgs {
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            deadline: Duration::from_millis(self.deadline_ms),
+            memory_bytes: self.memory_mib << 20,
+            instructions: self.max_instructions,
+            fetches: self.max_fetches,
+            response_body_bytes: self.max_response_kib << 10,
+            ..Limits::default()
+        }
+    }
+}
+
+const EXIT_HELP: &str = "Exit status: 0 success or dropped; 10 retry; 11 unsupported_event_type; \
+12 message_rejected; 13 bad_request; 14 invalid_settings; 1 could not run (unreadable file, \
+build failure, invalid module); 2 usage error.";
+
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let event = read_input(&args.event).context("reading the event")?;
+    let call = segfn_host::input::parse_delivery(&event)
+        .with_context(|| format!("the event in {} is not usable", args.event.display()))?;
+    let settings = read_settings(args.settings.as_deref())?;
+    let policy = FetchPolicy::parse(&args.allow_hosts)?;
+    let function = load_function(&args.function, &args.target).await?;
+    let options = InvokeOptions {
+        limits: args.limits.limits(),
+        client: FetchClient::new(policy)?,
+        redactor: Arc::new(Redactor::from_settings(&settings, &args.secrets)),
+        capture_bodies: true,
+    };
+    let report = function.invoke(&options, call, settings).await;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.render(std::io::stdout().is_terminal()));
+    }
+    Ok(ExitCode::from(row(report.outcome.kind).exit_code))
+}
+
+/// Loads a `.wasm`/`.wat` file, or builds a crate directory and loads the result.
+pub(crate) async fn load_function(path: &Path, target: &TargetDirArg) -> anyhow::Result<LoadedFunction> {
+    let wasm = if path.is_dir() {
+        let (path, target) = (path.to_owned(), target.clone());
+        tokio::task::spawn_blocking(move || build_function(&path, &target)).await??
+    } else if path.is_file() {
+        path.to_owned()
+    } else {
+        bail!("{} does not exist: pass a .wasm file or a function crate directory", path.display());
+    };
+    let runtime = Runtime::new(&RuntimeOptions {
+        pooling: false,
+        disk_cache: true,
+        ..RuntimeOptions::default()
+    })
+    .map_err(|e| anyhow::anyhow!("starting the engine: {e:#}"))?;
+    runtime
+        .load_file(&wasm)
+        .await
+        .with_context(|| format!("loading {}", wasm.display()))
+}
+
+fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("reading stdin")?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+/// Reads the settings file: a JSON object.
+pub(crate) fn read_settings(path: Option<&Path>) -> anyhow::Result<Value> {
+    let Some(path) = path else {
+        return Ok(Value::Object(Default::default()));
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read settings {}", path.display()))?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("the settings in {} are not valid JSON", path.display()))?;
+    if !value.is_object() {
+        bail!("the settings in {} must be a JSON object of setting names to values", path.display());
+    }
+    Ok(value)
+}

@@ -1,0 +1,294 @@
+//! The host side of `fetch`: an HTTP client that enforces a [`FetchPolicy`] on every
+//! URL, resolved address and redirect, with a timeout and a response size cap, and the
+//! record ("request trace") of every call.
+
+use crate::policy::{FetchPolicy, Refusal};
+use segfn_sdk::abi::{FetchErrorKind, FetchRequestHead};
+use serde::Serialize;
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Redirects followed before giving up (each one checked against the policy).
+const MAX_REDIRECTS: usize = 5;
+
+/// Headers the host sets itself; a guest setting them is refused.
+const HOST_OWNED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection", "upgrade"];
+
+/// What a function's requests carry as `User-Agent` unless it sets one.
+const USER_AGENT: &str = concat!("segfn/", env!("CARGO_PKG_VERSION"));
+
+/// An HTTP client bound to one allow-list. Cheap to share; build one per policy.
+#[derive(Debug, Clone)]
+pub struct FetchClient {
+    client: reqwest::Client,
+    policy: Arc<FetchPolicy>,
+}
+
+/// A fetch that produced no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchFailure {
+    /// Why.
+    pub kind: FetchErrorKind,
+    /// A message naming the problem and, where there is one, the fix.
+    pub message: String,
+}
+
+impl FetchFailure {
+    pub(crate) fn new(kind: FetchErrorKind, message: impl Into<String>) -> Self {
+        FetchFailure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The partner's answer.
+#[derive(Debug, Clone)]
+pub struct FetchResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Header names (lower case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body (at most the response cap).
+    pub body: Vec<u8>,
+}
+
+/// Resolves names with the system resolver, then refuses addresses the policy forbids:
+/// checking the resolved address is what stops a DNS name from pointing at 127.0.0.1
+/// or the metadata service.
+#[derive(Debug)]
+struct CheckedResolver {
+    policy: Arc<FetchPolicy>,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refusal = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.check_address(&host, a.ip()) {
+                    Ok(()) => true,
+                    Err(r) => {
+                        refusal.get_or_insert(r);
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), refusal) {
+                (true, Some(r)) => Err(Box::new(r) as Box<dyn StdError + Send + Sync>),
+                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
+}
+
+impl FetchClient {
+    /// A client that only reaches what `policy` allows.
+    pub fn new(policy: FetchPolicy) -> Result<FetchClient, reqwest::Error> {
+        let policy = Arc::new(policy);
+        let redirect_policy = policy.clone();
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            // Proxies from the environment would bypass the address checks.
+            .no_proxy()
+            .dns_resolver(Arc::new(CheckedResolver { policy: policy.clone() }))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() > MAX_REDIRECTS {
+                    return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+                }
+                match redirect_policy.check_url(attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(refusal) => attempt.error(refusal),
+                }
+            }))
+            .build()?;
+        Ok(FetchClient { client, policy })
+    }
+
+    /// The policy this client enforces.
+    pub fn policy(&self) -> &FetchPolicy {
+        &self.policy
+    }
+
+    /// Performs one request within `timeout`, reading at most `max_body` response bytes.
+    pub async fn send(
+        &self,
+        head: &FetchRequestHead,
+        body: Vec<u8>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<FetchResponse, FetchFailure> {
+        let invalid = |m: String| FetchFailure::new(FetchErrorKind::Invalid, m);
+        let url: reqwest::Url = head
+            .url
+            .parse()
+            .map_err(|e| invalid(format!("{:?} is not a valid URL: {e}", head.url)))?;
+        self.policy
+            .check_url(&url)
+            .map_err(|r| FetchFailure::new(refusal_kind(&r), r.to_string()))?;
+        let method = reqwest::Method::from_bytes(head.method.as_bytes())
+            .map_err(|_| invalid(format!("{:?} is not an HTTP method", head.method)))?;
+        let mut request = self.client.request(method, url).timeout(timeout).body(body);
+        for (name, value) in &head.headers {
+            if HOST_OWNED_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+                return Err(invalid(format!("header {name:?} is set by the host, not the function")));
+            }
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(format!("{name:?} is not a valid header name")))?;
+            let value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| invalid(format!("the value of header {name} is not valid")))?;
+            request = request.header(name, value);
+        }
+        let mut response = tokio::time::timeout(timeout, request.send())
+            .await
+            .map_err(|_| timed_out(timeout))?
+            .map_err(|e| classify(&e, timeout))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        if response.content_length().is_some_and(|n| n > max_body as u64) {
+            return Err(too_large(max_body));
+        }
+        let mut body = Vec::new();
+        loop {
+            match tokio::time::timeout(timeout, response.chunk()).await {
+                Err(_) => return Err(timed_out(timeout)),
+                Ok(Err(e)) => return Err(classify(&e, timeout)),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => {
+                    if body.len() + chunk.len() > max_body {
+                        return Err(too_large(max_body));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(FetchResponse { status, headers, body })
+    }
+}
+
+fn refusal_kind(refusal: &Refusal) -> FetchErrorKind {
+    match refusal {
+        Refusal::BadUrl(_) => FetchErrorKind::Invalid,
+        Refusal::NotAllowed { .. } | Refusal::PrivateAddress { .. } => FetchErrorKind::Denied,
+    }
+}
+
+fn timed_out(timeout: Duration) -> FetchFailure {
+    FetchFailure::new(
+        FetchErrorKind::Timeout,
+        format!("no response within the {} ms left of the invocation's deadline", timeout.as_millis()),
+    )
+}
+
+fn too_large(max: usize) -> FetchFailure {
+    FetchFailure::new(
+        FetchErrorKind::Limit,
+        format!("the response body exceeds the limit of {}", crate::limits::bytes(max)),
+    )
+}
+
+/// Turns a client error into a failure kind, finding a policy refusal in its causes.
+fn classify(error: &reqwest::Error, timeout: Duration) -> FetchFailure {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(refusal) = e.downcast_ref::<Refusal>() {
+            return FetchFailure::new(refusal_kind(refusal), refusal.to_string());
+        }
+        source = e.source();
+    }
+    if error.is_timeout() {
+        return timed_out(timeout);
+    }
+    // The chain carries the useful part ("connection refused", "dns error: ...").
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    FetchFailure::new(FetchErrorKind::Network, message)
+}
+
+/// One outbound call as the request trace shows it. Secrets are redacted when the
+/// report is built.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TraceEntry {
+    /// HTTP method.
+    pub method: String,
+    /// The URL as requested.
+    pub url: String,
+    /// The response status, or `None` when there was no response.
+    pub status: Option<u16>,
+    /// From the call to the end of the response body.
+    pub duration_ms: f64,
+    /// Request body size.
+    pub request_bytes: usize,
+    /// Response body size.
+    pub response_bytes: usize,
+    /// Why there was no response (`denied`, `timeout`, ...), with the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Request headers (test mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<Vec<(String, String)>>,
+    /// Request body as text, truncated (test mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// Response body as text, truncated (test mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+}
+
+/// Bodies shown in test mode are cut here (Segment's tester shows similar excerpts).
+const TRACE_BODY_BYTES: usize = 4096;
+
+impl TraceEntry {
+    pub(crate) fn record(
+        head: &FetchRequestHead,
+        request_body: &[u8],
+        started: Instant,
+        result: &Result<FetchResponse, FetchFailure>,
+        capture_bodies: bool,
+    ) -> TraceEntry {
+        let excerpt = |body: &[u8]| {
+            let cut = &body[..body.len().min(TRACE_BODY_BYTES)];
+            let mut text = String::from_utf8_lossy(cut).into_owned();
+            if body.len() > TRACE_BODY_BYTES {
+                text.push_str(&format!("… ({} more bytes)", body.len() - TRACE_BODY_BYTES));
+            }
+            text
+        };
+        TraceEntry {
+            method: head.method.clone(),
+            url: head.url.clone(),
+            status: result.as_ref().ok().map(|r| r.status),
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            request_bytes: request_body.len(),
+            response_bytes: result.as_ref().map_or(0, |r| r.body.len()),
+            error: result
+                .as_ref()
+                .err()
+                .map(|f| format!("{}: {}", f.kind.as_str(), f.message)),
+            request_headers: capture_bodies.then(|| head.headers.clone()),
+            request_body: capture_bodies.then(|| excerpt(request_body)),
+            response_body: match result {
+                Ok(r) if capture_bodies => Some(excerpt(&r.body)),
+                _ => None,
+            },
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Where `fetch` may go: the operator's allow-list of hosts, and the refusal of
+//! loopback, private, link-local and metadata addresses unless allowed explicitly.
+//!
+//! Deny by default: an empty allow-list refuses every request. Patterns:
+//!
+//! | pattern | allows |
+//! |---|---|
+//! | `api.example.com` | that host, any port |
+//! | `api.example.com:8443` | that host on that port |
+//! | `*.example.com` | any subdomain of example.com (not example.com itself) |
+//! | `https://api.example.com` | that host over https only |
+//! | `*` | any host on a public address |
+//! | `127.0.0.1:8080`, `[::1]`, `localhost:3000` | that address: the explicit way to allow a non-public one |
+//!
+//! Names are checked on the URL; addresses on the resolved IP, so a name that resolves
+//! to a private address is refused even when the name is allowed.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// One allow-list entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    scheme: Option<String>,
+    host: HostMatch,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    Exact(String),
+    Suffix(String),
+    Ip(IpAddr),
+}
+
+/// A pattern that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("allow-host pattern {pattern:?}: {reason} (expected e.g. `api.example.com`, `*.example.com`, `https://api.example.com:443` or `127.0.0.1:8080`)")]
+pub struct PatternError {
+    pattern: String,
+    reason: &'static str,
+}
+
+impl FromStr for HostPattern {
+    type Err = PatternError;
+
+    fn from_str(pattern: &str) -> Result<Self, Self::Err> {
+        let err = |reason| PatternError {
+            pattern: pattern.to_owned(),
+            reason,
+        };
+        let (scheme, rest) = match pattern.split_once("://") {
+            Some((s @ ("http" | "https"), rest)) => (Some(s.to_owned()), rest),
+            Some(_) => return Err(err("only http and https schemes can be allowed")),
+            None => (None, pattern),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() || rest.contains('/') {
+            return Err(err("a pattern names a host, not a path"));
+        }
+        // `[v6]:port`, `[v6]`, `host:port`, `host`.
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (addr, after) = v6.split_once(']').ok_or_else(|| err("unclosed `[`"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(err("unexpected text after `]`")),
+            };
+            (addr, port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => (h, Some(p)),
+                Some(_) => return Err(err("IPv6 addresses go in brackets")),
+                None => (rest, None),
+            }
+        };
+        let port = port
+            .map(|p| p.parse::<u16>().map_err(|_| err("the port is not a number from 0 to 65535")))
+            .transpose()?;
+        let host = host.to_ascii_lowercase();
+        let host = if host == "*" {
+            HostMatch::Any
+        } else if let Ok(ip) = host.parse::<IpAddr>() {
+            HostMatch::Ip(ip)
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(err("a wildcard is `*` or `*.domain`"));
+            }
+            HostMatch::Suffix(format!(".{suffix}"))
+        } else if host.contains('*') {
+            return Err(err("a wildcard is `*` or `*.domain`"));
+        } else if host.is_empty() {
+            return Err(err("the host is empty"));
+        } else {
+            HostMatch::Exact(host)
+        };
+        Ok(HostPattern { scheme, host, port })
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.scheme {
+            write!(f, "{s}://")?;
+        }
+        match &self.host {
+            HostMatch::Any => f.write_str("*")?,
+            HostMatch::Exact(h) => f.write_str(h)?,
+            HostMatch::Suffix(s) => write!(f, "*{s}")?,
+            HostMatch::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
+            HostMatch::Ip(ip) => write!(f, "{ip}")?,
+        }
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl HostPattern {
+    fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
+        if self.scheme.as_deref().is_some_and(|s| s != scheme) || self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        match &self.host {
+            HostMatch::Any => true,
+            HostMatch::Exact(h) => h == host,
+            HostMatch::Suffix(s) => host.ends_with(s.as_str()),
+            HostMatch::Ip(ip) => parse_host_ip(host) == Some(*ip),
+        }
+    }
+
+    /// Whether this entry names `ip` itself (or `localhost` for loopback addresses),
+    /// which is what allows a non-public address.
+    fn names_address(&self, ip: IpAddr) -> bool {
+        match &self.host {
+            HostMatch::Ip(allowed) => *allowed == canonical(ip),
+            HostMatch::Exact(h) => h == "localhost" && canonical(ip).is_loopback(),
+            _ => false,
+        }
+    }
+}
+
+/// The allow-list of one function instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchPolicy {
+    allow: Vec<HostPattern>,
+}
+
+/// Why a request was refused; the message names the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Not an http(s) URL the host can use.
+    #[error("{0}")]
+    BadUrl(String),
+    /// The host is not on the allow-list.
+    #[error("{host} is not on the allow-list; allow it with --allow-host {host} (or an allow_hosts entry)")]
+    NotAllowed {
+        /// The URL's host (and port, when not the default).
+        host: String,
+    },
+    /// The host is allowed but the address it names or resolves to is not public.
+    #[error("{host} resolves to {ip}, a {class} address; requests to it need that address allowed explicitly (--allow-host {ip_pattern})")]
+    PrivateAddress {
+        /// The URL's host.
+        host: String,
+        /// The refused address.
+        ip: IpAddr,
+        /// `loopback`, `private`, ...
+        class: &'static str,
+        /// The pattern that would allow it.
+        ip_pattern: String,
+    },
+}
+
+impl FetchPolicy {
+    /// A policy from allow-list entries.
+    pub fn new(allow: Vec<HostPattern>) -> Self {
+        FetchPolicy { allow }
+    }
+
+    /// Parses allow-list entries.
+    pub fn parse<S: AsRef<str>>(patterns: &[S]) -> Result<Self, PatternError> {
+        Ok(Self::new(patterns.iter().map(|p| p.as_ref().parse()).collect::<Result<_, _>>()?))
+    }
+
+    /// The entries.
+    pub fn patterns(&self) -> &[HostPattern] {
+        &self.allow
+    }
+
+    /// Checks a URL's scheme and host against the allow-list, and an IP-literal host
+    /// against the address rule (names are checked again once resolved).
+    pub fn check_url(&self, url: &reqwest::Url) -> Result<(), Refusal> {
+        let scheme = url.scheme();
+        if scheme != "http" && scheme != "https" {
+            return Err(Refusal::BadUrl(format!("{url}: only http and https URLs can be fetched")));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| Refusal::BadUrl(format!("{url}: the URL has no host")))?
+            .to_ascii_lowercase();
+        let port = url.port_or_known_default().unwrap_or(0);
+        if !self.allow.iter().any(|p| p.matches(scheme, &host, port)) {
+            let shown = match url.port() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            };
+            return Err(Refusal::NotAllowed { host: shown });
+        }
+        if let Some(ip) = parse_host_ip(&host) {
+            self.check_address(&host, ip)?;
+        }
+        Ok(())
+    }
+
+    /// Checks one resolved address of `host`.
+    pub fn check_address(&self, host: &str, ip: IpAddr) -> Result<(), Refusal> {
+        match non_public_class(ip) {
+            Some(class) if !self.allow.iter().any(|p| p.names_address(ip)) => Err(Refusal::PrivateAddress {
+                host: host.to_owned(),
+                ip,
+                class,
+                ip_pattern: match canonical(ip) {
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                },
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn parse_host_ip(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+}
+
+/// IPv4-mapped IPv6 addresses are treated as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The class of a non-public address, or `None` for a public one.
+pub fn non_public_class(ip: IpAddr) -> Option<&'static str> {
+    match canonical(ip) {
+        IpAddr::V4(v4) => v4_class(v4),
+        IpAddr::V6(v6) => v6_class(v6),
+    }
+}
+
+fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, ..] = ip.octets();
+    Some(match () {
+        _ if ip.is_loopback() => "loopback",
+        _ if ip.is_private() => "private",
+        // 169.254.169.254 is the cloud metadata service.
+        _ if ip.is_link_local() => "link-local (cloud metadata)",
+        _ if ip.is_unspecified() || a == 0 => "unspecified",
+        _ if a == 100 && (64..128).contains(&b) => "shared (carrier-grade NAT)",
+        _ if ip.is_broadcast() || ip.is_multicast() || a >= 240 => "reserved",
+        _ if ip.is_documentation() || (a == 198 && (18..20).contains(&b)) || (a == 192 && b == 0) => "reserved",
+        _ => return None,
+    })
+}
+
+fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
+    let first = ip.segments()[0];
+    Some(match () {
+        _ if ip.is_loopback() => "loopback",
+        _ if ip.is_unspecified() => "unspecified",
+        // fc00::/7 includes fd00:ec2::254, the AWS metadata service over IPv6.
+        _ if first & 0xfe00 == 0xfc00 => "private",
+        _ if first & 0xffc0 == 0xfe80 => "link-local",
+        _ if ip.is_multicast() => "reserved",
+        _ if first == 0x2001 && ip.segments()[1] == 0x0db8 => "reserved",
+        // NAT64 and 6to4 embed IPv4 addresses that may be private.
+        _ if first == 0x0064 || first == 0x2002 => "reserved",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(p: &[&str]) -> FetchPolicy {
+        FetchPolicy::parse(p).unwrap()
+    }
+    fn url(u: &str) -> reqwest::Url {
+        u.parse().unwrap()
+    }
+
+    #[test]
+    fn empty_list_denies_everything() {
+        assert!(matches!(policy(&[]).check_url(&url("https://api.example.com/")), Err(Refusal::NotAllowed { .. })));
+    }
+
+    #[test]
+    fn patterns_match_host_port_and_scheme() {
+        let p = policy(&["api.example.com", "*.partner.io", "https://secure.example.com:8443"]);
+        assert!(p.check_url(&url("http://api.example.com/x")).is_ok());
+        assert!(p.check_url(&url("https://API.example.com:9000/x")).is_ok());
+        assert!(p.check_url(&url("https://a.b.partner.io/")).is_ok());
+        assert!(p.check_url(&url("https://partner.io/")).is_err());
+        assert!(p.check_url(&url("https://evilpartner.io/")).is_err());
+        assert!(p.check_url(&url("https://secure.example.com:8443/")).is_ok());
+        assert!(p.check_url(&url("http://secure.example.com:8443/")).is_err());
+        assert!(p.check_url(&url("https://secure.example.com/")).is_err());
+        assert!(p.check_url(&url("ftp://api.example.com/")).is_err());
+    }
+
+    #[test]
+    fn non_public_addresses_need_explicit_entries() {
+        let wildcard = policy(&["*"]);
+        for u in ["http://127.0.0.1:8080/", "http://10.1.2.3/", "http://169.254.169.254/latest", "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://[fd00:ec2::254]/"] {
+            let err = wildcard.check_url(&url(u)).unwrap_err();
+            assert!(matches!(err, Refusal::PrivateAddress { .. }), "{u}: {err}");
+        }
+        assert!(wildcard.check_url(&url("http://93.184.216.34/")).is_ok());
+        let explicit = policy(&["127.0.0.1:8080", "[::1]"]);
+        assert!(explicit.check_url(&url("http://127.0.0.1:8080/")).is_ok());
+        assert!(explicit.check_url(&url("http://127.0.0.1:8081/")).is_err());
+        assert!(explicit.check_url(&url("http://[::1]:9/")).is_ok());
+    }
+
+    #[test]
+    fn resolved_addresses_are_checked() {
+        let p = policy(&["api.example.com", "localhost"]);
+        let err = p.check_address("api.example.com", "10.0.0.5".parse().unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "api.example.com resolves to 10.0.0.5, a private address; requests to it need that address allowed explicitly (--allow-host 10.0.0.5)"
+        );
+        assert!(p.check_address("api.example.com", "93.184.216.34".parse().unwrap()).is_ok());
+        assert!(p.check_address("localhost", "127.0.0.1".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn bad_patterns_are_explained() {
+        for bad in ["ftp://x", "a/b", "*x.com", "x:99999", "::1", ""] {
+            let err = bad.parse::<HostPattern>().unwrap_err();
+            assert!(err.to_string().contains("expected e.g."), "{bad}: {err}");
+        }
+        assert_eq!("HTTPS://Api.Example.com:443".replace("HTTPS", "https").parse::<HostPattern>().unwrap().to_string(), "https://api.example.com:443");
+    }
+}

@@ -1,0 +1,182 @@
+//! The report of one invocation, as Segment's function tester shows it: outcome, logs,
+//! request trace, output and resource use; as JSON (`--json`) or for a terminal.
+
+use crate::fetch::TraceEntry;
+use crate::outcome::{Outcome, row};
+use crate::redact::Redactor;
+use segfn_sdk::abi::LogLevel;
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt::Write as _;
+
+/// One log line the function wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    /// Severity.
+    pub level: LogLevel,
+    /// The text.
+    pub message: String,
+}
+
+/// Resources one invocation used.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Wasm instructions executed (fuel consumed).
+    pub instructions: u64,
+    /// Peak linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock time of the invocation, instantiation included.
+    pub duration_ms: f64,
+}
+
+/// Everything one invocation did. Built by the engine with secrets already redacted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Log lines, in order.
+    pub logs: Vec<LogLine>,
+    /// Every outbound request, in order.
+    pub requests: Vec<TraceEntry>,
+    /// For one message: the event the handler returned, or null. For a batch: one
+    /// `{kind, message, output}` per event, in order.
+    pub output: Value,
+    /// Resource use.
+    pub stats: Stats,
+}
+
+impl Report {
+    /// Replaces every secret in every string of the report.
+    pub(crate) fn redact(&mut self, redactor: &Redactor) {
+        if let Some(m) = &mut self.outcome.message {
+            *m = redactor.redact(m).into_owned();
+        }
+        for line in &mut self.logs {
+            line.message = redactor.redact(&line.message).into_owned();
+        }
+        for r in &mut self.requests {
+            r.url = redactor.redact(&r.url).into_owned();
+            if let Some(e) = &mut r.error {
+                *e = redactor.redact(e).into_owned();
+            }
+            if let Some(headers) = &mut r.request_headers {
+                for (name, value) in headers.iter_mut() {
+                    *value = redactor.header(name, value);
+                }
+            }
+            for body in [&mut r.request_body, &mut r.response_body].into_iter().flatten() {
+                *body = redactor.redact(body).into_owned();
+            }
+        }
+        redactor.redact_json(&mut self.output);
+    }
+
+    /// The report for a terminal, laid out like Segment's tester.
+    pub fn render(&self, color: bool) -> String {
+        let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+        let bold = |t: &str| paint("1", t);
+        let mut out = String::new();
+        let row = row(self.outcome.kind);
+        let badge = format!(" {} ", self.outcome.kind.as_str().to_uppercase());
+        let badge = match self.outcome.kind.as_str() {
+            "success" | "dropped" => paint("30;42", &badge),
+            "retry" => paint("30;43", &badge),
+            _ => paint("97;41", &badge),
+        };
+        let _ = writeln!(out, "{badge} {}", row.label);
+        if let Some(m) = &self.outcome.message {
+            let _ = writeln!(out, "{} {m}", bold("Error message:"));
+        }
+
+        let _ = writeln!(out, "\n{}", bold("Logs"));
+        if self.logs.is_empty() {
+            let _ = writeln!(out, "  No logs were received.");
+        }
+        for line in &self.logs {
+            let _ = writeln!(out, "  {:<5} {}", line.level.as_str().to_uppercase(), line.message);
+        }
+
+        let _ = writeln!(out, "\n{}", bold("Request trace"));
+        if self.requests.is_empty() {
+            let _ = writeln!(out, "  No requests were made.");
+        } else {
+            let _ = writeln!(out, "  {:<7} {:<6} {:>10}  URL", "METHOD", "STATUS", "DURATION");
+            for r in &self.requests {
+                let status = r.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+                let _ = writeln!(out, "  {:<7} {:<6} {:>7.1} ms  {}", r.method, status, r.duration_ms, r.url);
+                if let Some(e) = &r.error {
+                    let _ = writeln!(out, "          ↳ {e}");
+                }
+                if let Some(body) = &r.request_body
+                    && !body.is_empty()
+                {
+                    let _ = writeln!(out, "          → {body}");
+                }
+                if let Some(body) = &r.response_body
+                    && !body.is_empty()
+                {
+                    let _ = writeln!(out, "          ← {body}");
+                }
+            }
+        }
+
+        if !self.output.is_null() {
+            let _ = writeln!(out, "\n{}", bold("Output"));
+            let pretty = serde_json::to_string_pretty(&self.output).unwrap_or_default();
+            for line in pretty.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+
+        let _ = writeln!(out, "\n{}", bold("Resources"));
+        let _ = writeln!(
+            out,
+            "  instructions {}   memory {}   time {:.1} ms",
+            group_thousands(self.stats.instructions),
+            crate::limits::bytes(self.stats.memory_bytes),
+            self.stats.duration_ms
+        );
+        out
+    }
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use segfn_sdk::OutcomeKind;
+
+    #[test]
+    fn thousands() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(1234567), "1,234,567");
+        assert_eq!(group_thousands(100), "100");
+    }
+
+    #[test]
+    fn render_shows_every_section_without_color_codes() {
+        let report = Report {
+            outcome: Outcome::new(OutcomeKind::Retry, "partner answered 503"),
+            logs: vec![LogLine { level: LogLevel::Info, message: "hello".into() }],
+            requests: vec![],
+            output: Value::Null,
+            stats: Stats { instructions: 1500, memory_bytes: 1 << 20, duration_ms: 2.0 },
+        };
+        let text = report.render(false);
+        for needle in [" RETRY  Retry", "Error message: partner answered 503", "INFO  hello", "No requests were made.", "instructions 1,500", "memory 1 MiB"] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(!text.contains('\x1b'));
+    }
+}

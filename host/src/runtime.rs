@@ -1,0 +1,235 @@
+//! The shared engine: wasmtime configured for fuel, epochs and pooled instances, the
+//! linker with the host functions, and loading (compiling and validating) functions.
+
+use crate::error::LoadError;
+use crate::invoke::InvocationState;
+use segfn_sdk::abi;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{Config, ExternType, FuncType, InstancePre, Linker, Module, ValType};
+
+/// How often the epoch advances; deadlines are checked, and long-running guests yield
+/// to other tasks, at this granularity.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Use the pooling allocator (fast instantiation, reserves address space up front).
+    /// Falls back to on-demand allocation when the pool cannot be reserved.
+    pub pooling: bool,
+    /// Instances the pool holds, i.e. invocations that can run at once.
+    pub max_instances: u32,
+    /// Cache compiled modules on disk (wasmtime's cache, under the user's cache dir).
+    pub disk_cache: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            pooling: true,
+            max_instances: 256,
+            disk_cache: false,
+        }
+    }
+}
+
+/// The engine that compiles and runs functions. Cheap to clone; one per process.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: wasmtime::Engine,
+    linker: Arc<Linker<InvocationState>>,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: wasmtime::Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("segfn-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A function compiled, validated and linked, ready for any number of invocations.
+#[derive(Clone)]
+pub struct LoadedFunction {
+    pub(crate) pre: InstancePre<InvocationState>,
+    pub(crate) runtime: Runtime,
+}
+
+impl std::fmt::Debug for LoadedFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedFunction").finish_non_exhaustive()
+    }
+}
+
+fn base_config(options: &RuntimeOptions) -> Config {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if options.disk_cache
+        && let Ok(cache) = wasmtime::Cache::from_file(None)
+    {
+        config.cache(Some(cache));
+    }
+    config
+}
+
+impl Runtime {
+    /// A runtime with the given options.
+    pub fn new(options: &RuntimeOptions) -> Result<Runtime, wasmtime::Error> {
+        let engine = if options.pooling {
+            let mut config = base_config(options);
+            let mut pool = wasmtime::PoolingAllocationConfig::new();
+            pool.total_core_instances(options.max_instances)
+                .total_memories(options.max_instances)
+                .total_tables(options.max_instances)
+                .total_stacks(options.max_instances);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+            // Some hosts cannot reserve the pool's address space; run without it there.
+            wasmtime::Engine::new(&config).or_else(|_| wasmtime::Engine::new(&base_config(options)))?
+        } else {
+            wasmtime::Engine::new(&base_config(options))?
+        };
+        let mut linker = Linker::new(&engine);
+        crate::imports::add_to_linker(&mut linker)?;
+        Ok(Runtime {
+            _ticker: Arc::new(EpochTicker::start(engine.clone())),
+            engine,
+            linker: Arc::new(linker),
+        })
+    }
+
+    /// Loads a function from a `.wasm` (or `.wat`, for tests) file.
+    pub async fn load_file(&self, path: &Path) -> Result<LoadedFunction, LoadError> {
+        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.load(&bytes).await
+    }
+
+    /// Compiles and validates a function: its exports and imports must follow the ABI,
+    /// and a trial instance must report the host's ABI version.
+    pub async fn load(&self, wasm: &[u8]) -> Result<LoadedFunction, LoadError> {
+        let engine = self.engine.clone();
+        let bytes = wasm.to_vec();
+        // Compilation is CPU-bound; keep it off the async workers.
+        let module = tokio::task::spawn_blocking(move || Module::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile(e.to_string()))?
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        validate_exports(&module)?;
+        validate_imports(&module)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let function = LoadedFunction {
+            pre,
+            runtime: self.clone(),
+        };
+        let found = function.probe_abi_version().await?;
+        if found != abi::VERSION {
+            return Err(LoadError::AbiVersion {
+                found,
+                expected: abi::VERSION,
+            });
+        }
+        Ok(function)
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+}
+
+fn func(params: &[ValType], results: &[ValType]) -> (Vec<ValType>, Vec<ValType>) {
+    (params.to_vec(), results.to_vec())
+}
+
+fn signature(ty: &FuncType) -> (Vec<ValType>, Vec<ValType>) {
+    (ty.params().collect(), ty.results().collect())
+}
+
+fn same(a: &(Vec<ValType>, Vec<ValType>), b: &(Vec<ValType>, Vec<ValType>)) -> bool {
+    a.0.len() == b.0.len()
+        && a.1.len() == b.1.len()
+        && a.0.iter().zip(&b.0).all(|(x, y)| ValType::eq(x, y))
+        && a.1.iter().zip(&b.1).all(|(x, y)| ValType::eq(x, y))
+}
+
+fn validate_exports(module: &Module) -> Result<(), LoadError> {
+    use ValType::{I32, I64};
+    let required: [(&'static str, &'static str, Option<(Vec<ValType>, Vec<ValType>)>); 4] = [
+        (abi::EXPORT_MEMORY, "a memory", None),
+        (abi::EXPORT_ABI_VERSION, "a function () -> i32", Some(func(&[], &[I32]))),
+        (abi::EXPORT_ALLOC, "a function (i32) -> i32", Some(func(&[I32], &[I32]))),
+        (abi::EXPORT_HANDLE, "a function (i32, i32) -> i64", Some(func(&[I32, I32], &[I64]))),
+    ];
+    for (name, expected, sig) in required {
+        let ok = match (module.get_export(name), &sig) {
+            (Some(ExternType::Memory(m)), None) => !m.is_64() && !m.is_shared(),
+            (Some(ExternType::Func(f)), Some(sig)) => same(&signature(&f), sig),
+            _ => false,
+        };
+        if !ok {
+            return Err(LoadError::Export { name, expected });
+        }
+    }
+    Ok(())
+}
+
+fn validate_imports(module: &Module) -> Result<(), LoadError> {
+    for import in module.imports() {
+        if import.module() != abi::IMPORT_MODULE || !abi::IMPORTS.contains(&import.name()) {
+            let hint = if import.module() == "env" && import.name().starts_with("__segfn") {
+                ": did the function call segfn_sdk::export!(YourFunction)?"
+            } else if import.module().starts_with("wasi") {
+                ": segfn functions are built for wasm32-unknown-unknown, not WASI"
+            } else {
+                ""
+            };
+            return Err(LoadError::Import {
+                module: import.module().to_owned(),
+                name: import.name().to_owned(),
+                provided: abi::IMPORTS
+                    .iter()
+                    .map(|n| format!("{}::{n}", abi::IMPORT_MODULE))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                hint,
+            });
+        }
+    }
+    Ok(())
+}
