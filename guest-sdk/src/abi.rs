@@ -180,7 +180,10 @@ impl OutcomeKind {
 
     /// Position in [`OutcomeKind::ALL`]; lower is more severe.
     pub fn severity_rank(self) -> usize {
-        Self::ALL.iter().position(|k| *k == self).unwrap_or(Self::ALL.len())
+        Self::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(Self::ALL.len())
     }
 }
 
@@ -329,9 +332,12 @@ pub fn encode_frame<H: Serialize>(head: &H, body: &[u8]) -> Vec<u8> {
 
 /// Splits a frame made by [`encode_frame`] into its parsed head and its body.
 pub fn decode_frame<H: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<(H, &[u8]), String> {
-    let (len, rest) = frame
-        .split_first_chunk::<4>()
-        .ok_or_else(|| format!("frame of {} bytes is shorter than its 4-byte header", frame.len()))?;
+    let (len, rest) = frame.split_first_chunk::<4>().ok_or_else(|| {
+        format!(
+            "frame of {} bytes is shorter than its 4-byte header",
+            frame.len()
+        )
+    })?;
     let len = u32::from_le_bytes(*len) as usize;
     if len > rest.len() {
         return Err(format!(
@@ -340,7 +346,8 @@ pub fn decode_frame<H: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<(H, 
         ));
     }
     let (head, body) = rest.split_at(len);
-    let head = serde_json::from_slice(head).map_err(|e| format!("frame head is not valid JSON: {e}"))?;
+    let head =
+        serde_json::from_slice(head).map_err(|e| format!("frame head is not valid JSON: {e}"))?;
     Ok((head, body))
 }
 
@@ -374,7 +381,9 @@ mod tests {
     fn envelope_wire_shape_is_stable() {
         let env = Envelope {
             abi: VERSION,
-            call: Call::Event { event: serde_json::json!({"type": "track"}) },
+            call: Call::Event {
+                event: serde_json::json!({"type": "track"}),
+            },
             settings: serde_json::json!({"apiKey": "k"}),
         };
         let json = serde_json::to_value(&env).unwrap();
@@ -389,7 +398,10 @@ mod tests {
     #[test]
     fn outcome_names_match_serde() {
         for kind in OutcomeKind::ALL {
-            assert_eq!(serde_json::to_value(kind).unwrap(), Value::String(kind.as_str().into()));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                Value::String(kind.as_str().into())
+            );
         }
     }
 }

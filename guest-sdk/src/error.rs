@@ -55,7 +55,9 @@ impl Error {
     pub fn kind(&self) -> OutcomeKind {
         match self {
             Error::EventNotSupported(_) => OutcomeKind::UnsupportedEventType,
-            Error::InvalidEventPayload(_) | Error::ValidationError(_) => OutcomeKind::MessageRejected,
+            Error::InvalidEventPayload(_) | Error::ValidationError(_) => {
+                OutcomeKind::MessageRejected
+            }
             Error::RetryError(_) => OutcomeKind::Retry,
             Error::DropEvent(_) => OutcomeKind::Dropped,
             Error::Other(_) => OutcomeKind::BadRequest,
@@ -117,8 +119,14 @@ mod tests {
 
     #[test]
     fn kinds_follow_segment() {
-        assert_eq!(Error::not_supported("x").kind(), OutcomeKind::UnsupportedEventType);
-        assert_eq!(Error::invalid_payload("x").kind(), OutcomeKind::MessageRejected);
+        assert_eq!(
+            Error::not_supported("x").kind(),
+            OutcomeKind::UnsupportedEventType
+        );
+        assert_eq!(
+            Error::invalid_payload("x").kind(),
+            OutcomeKind::MessageRejected
+        );
         assert_eq!(Error::validation("x").kind(), OutcomeKind::MessageRejected);
         assert_eq!(Error::retry("x").kind(), OutcomeKind::Retry);
         assert_eq!(Error::drop_event("x").kind(), OutcomeKind::Dropped);

@@ -466,7 +466,9 @@ mod tests {
             "writeKey": "wk", "_metadata": {"bundled": []}
         }))
         .unwrap();
-        let Event::Track(t) = &e else { panic!("not a track: {e:?}") };
+        let Event::Track(t) = &e else {
+            panic!("not a track: {e:?}")
+        };
         assert_eq!(t.event.as_deref(), Some("Order Completed"));
         assert_eq!(t.user_id.as_deref(), Some("u1"));
         assert_eq!(t.context.as_ref().unwrap().ip.as_deref(), Some("1.2.3.4"));
@@ -500,7 +502,10 @@ mod tests {
     #[test]
     fn new_messages_carry_their_type_and_author_values_win() {
         let mut t = Track::new("Signed Up");
-        assert_eq!(serde_json::to_value(&t).unwrap(), json!({"type": "track", "event": "Signed Up"}));
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            json!({"type": "track", "event": "Signed Up"})
+        );
         t.extra.insert("userId".into(), json!(7));
         t.user_id = Some("seven".into());
         assert_eq!(serde_json::to_value(&t).unwrap()["userId"], json!("seven"));
@@ -522,8 +527,13 @@ mod tests {
             #[allow(dead_code)]
             order_id: String,
         }
-        let t: Track = serde_json::from_value(json!({"type": "track", "properties": {"order_id": 5}})).unwrap();
+        let t: Track =
+            serde_json::from_value(json!({"type": "track", "properties": {"order_id": 5}}))
+                .unwrap();
         let err = t.properties_as::<Order>().unwrap_err();
-        assert!(matches!(err, crate::Error::InvalidEventPayload(ref m) if m.contains("invalid type")), "{err:?}");
+        assert!(
+            matches!(err, crate::Error::InvalidEventPayload(ref m) if m.contains("invalid type")),
+            "{err:?}"
+        );
     }
 }

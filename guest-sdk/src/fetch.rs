@@ -79,7 +79,8 @@ impl Request {
         // Serialising to a Vec fails only for maps with non-string keys; the body is then
         // empty and the partner's answer will say so.
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        self.replace_header("content-type", "application/json").body(bytes)
+        self.replace_header("content-type", "application/json")
+            .body(bytes)
     }
 
     /// Sets a text body and `content-type: text/plain; charset=utf-8` unless one is set.
@@ -234,7 +235,11 @@ pub fn base64_encode(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -253,7 +258,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")];
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ];
         for (plain, encoded) in cases {
             assert_eq!(base64_encode(plain.as_bytes()), encoded);
         }
@@ -261,8 +274,13 @@ mod tests {
 
     #[test]
     fn builder_sets_headers_once() {
-        let r = Request::post("u").header("Content-Type", "text/xml").json(&1);
-        assert_eq!(r.headers, vec![("content-type".to_string(), "application/json".to_string())]);
+        let r = Request::post("u")
+            .header("Content-Type", "text/xml")
+            .json(&1);
+        assert_eq!(
+            r.headers,
+            vec![("content-type".to_string(), "application/json".to_string())]
+        );
         assert_eq!(r.body, b"1");
         let r = Request::post("u").basic_auth("key", "");
         assert_eq!(r.header_value("Authorization"), Some("Basic a2V5Og=="));
@@ -270,9 +288,21 @@ mod tests {
 
     #[test]
     fn fetch_errors_convert_by_kind() {
-        let timeout = FetchError { kind: FetchErrorKind::Timeout, message: "t".into() };
-        assert_eq!(crate::Error::from(timeout).kind(), crate::OutcomeKind::Retry);
-        let denied = FetchError { kind: FetchErrorKind::Denied, message: "d".into() };
-        assert_eq!(crate::Error::from(denied).kind(), crate::OutcomeKind::BadRequest);
+        let timeout = FetchError {
+            kind: FetchErrorKind::Timeout,
+            message: "t".into(),
+        };
+        assert_eq!(
+            crate::Error::from(timeout).kind(),
+            crate::OutcomeKind::Retry
+        );
+        let denied = FetchError {
+            kind: FetchErrorKind::Denied,
+            message: "d".into(),
+        };
+        assert_eq!(
+            crate::Error::from(denied).kind(),
+            crate::OutcomeKind::BadRequest
+        );
     }
 }

@@ -83,7 +83,10 @@ pub trait Function {
     /// order (a partial failure), or an error for the whole batch. Without an override,
     /// each event goes to its own handler, as Segment does for functions without
     /// `onBatch`.
-    fn on_batch(events: Vec<Event>, settings: &Self::Settings) -> Result<Vec<HandlerResult>, Error> {
+    fn on_batch(
+        events: Vec<Event>,
+        settings: &Self::Settings,
+    ) -> Result<Vec<HandlerResult>, Error> {
         Ok(events
             .into_iter()
             .map(|event| dispatch::<Self>(event, settings))
@@ -106,7 +109,9 @@ pub fn dispatch<F: Function + ?Sized>(event: Event, settings: &F::Settings) -> H
         Event::Alias(e) => F::on_alias(e, settings),
         Event::Delete(e) => F::on_delete(e, settings),
         unknown @ Event::Unknown(_) => match unknown.type_name() {
-            Some(name) => Err(Error::EventNotSupported(format!("event type {name:?} is not supported"))),
+            Some(name) => Err(Error::EventNotSupported(format!(
+                "event type {name:?} is not supported"
+            ))),
             None => Err(Error::Other("the message has no \"type\" field".into())),
         },
     }
@@ -143,12 +148,20 @@ fn failed(kind: OutcomeKind, message: String) -> GuestResult {
 pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
     let envelope: Envelope = match serde_json::from_slice(input) {
         Ok(envelope) => envelope,
-        Err(e) => return failed(OutcomeKind::BadRequest, format!("the host's envelope is not valid: {e}")),
+        Err(e) => {
+            return failed(
+                OutcomeKind::BadRequest,
+                format!("the host's envelope is not valid: {e}"),
+            );
+        }
     };
     if envelope.abi != VERSION {
         return failed(
             OutcomeKind::BadRequest,
-            format!("the host speaks ABI v{}, this function v{VERSION}", envelope.abi),
+            format!(
+                "the host speaks ABI v{}, this function v{VERSION}",
+                envelope.abi
+            ),
         );
     }
     let settings = match F::Settings::deserialize(&envelope.settings) {
@@ -171,7 +184,10 @@ pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
     }
 }
 
-fn handle_batch<F: Function + ?Sized>(events: Vec<serde_json::Value>, settings: &F::Settings) -> GuestResult {
+fn handle_batch<F: Function + ?Sized>(
+    events: Vec<serde_json::Value>,
+    settings: &F::Settings,
+) -> GuestResult {
     // Events that are not messages get their own result; the batch handler sees the rest,
     // and its results are put back in their input positions.
     let mut slots: Vec<Option<EventResult>> = Vec::with_capacity(events.len());
@@ -191,7 +207,10 @@ fn handle_batch<F: Function + ?Sized>(events: Vec<serde_json::Value>, settings: 
         Ok(results) => {
             return failed(
                 OutcomeKind::BadRequest,
-                format!("on_batch returned {} results for {expected} events", results.len()),
+                format!(
+                    "on_batch returned {} results for {expected} events",
+                    results.len()
+                ),
             );
         }
         Err(error) => return failed(error.kind(), error.message().to_owned()),
@@ -199,7 +218,10 @@ fn handle_batch<F: Function + ?Sized>(events: Vec<serde_json::Value>, settings: 
     let mut results = results.into_iter().map(to_result);
     let results = slots
         .into_iter()
-        .map(|slot| slot.or_else(|| results.next()).expect("one result per parsed event"))
+        .map(|slot| {
+            slot.or_else(|| results.next())
+                .expect("one result per parsed event")
+        })
         .collect();
     GuestResult {
         abi: VERSION,
@@ -211,4 +233,3 @@ fn handle_batch<F: Function + ?Sized>(events: Vec<serde_json::Value>, settings: 
         results: Some(results),
     }
 }
-

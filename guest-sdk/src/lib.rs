@@ -52,7 +52,9 @@ pub mod testing;
 pub use abi::OutcomeKind;
 pub use env::{now, now_millis, random_bytes, random_u64};
 pub use error::{Error, HandlerResult};
-pub use event::{Alias, Context, Delete, Event, EventType, Group, Identify, Object, Page, Screen, Track};
+pub use event::{
+    Alias, Context, Delete, Event, EventType, Group, Identify, Object, Page, Screen, Track,
+};
 pub use fetch::{FetchError, Request, Response, base64_encode, fetch};
 pub use handler::{Function, dispatch, handle_envelope};
 

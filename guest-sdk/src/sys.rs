@@ -14,7 +14,8 @@ mod imp {
         // response frame it wrote into memory it obtained from `segfn_alloc`, which
         // hands ownership of that memory to us.
         let (ptr, len) = abi::unpack(unsafe { abi::sys::fetch(frame.as_ptr(), frame.len()) });
-        let response = unsafe { Vec::from_raw_parts(ptr as usize as *mut u8, len as usize, len as usize) };
+        let response =
+            unsafe { Vec::from_raw_parts(ptr as usize as *mut u8, len as usize, len as usize) };
         match abi::decode_frame::<FetchResponseHead>(&response) {
             Ok((FetchResponseHead::Ok { status, headers }, body)) => Ok(Response {
                 status,

@@ -12,9 +12,9 @@
 //! assert_eq!(testing::requests()[0].url, "https://api.example.com/ok");
 //! ```
 
+use crate::Function;
 use crate::abi::{Call, Envelope, EventResult, GuestResult, LogLevel, VERSION};
 use crate::fetch::{FetchError, Request, Response};
-use crate::Function;
 use serde_json::Value;
 use std::cell::RefCell;
 
@@ -71,7 +71,8 @@ pub(crate) fn native_fetch(request: Request) -> Result<Response, FetchError> {
     answer.unwrap_or_else(|| {
         Err(FetchError {
             kind: crate::abi::FetchErrorKind::Denied,
-            message: "no fetch stub on this thread: call segfn_sdk::testing::mock_fetch first".into(),
+            message: "no fetch stub on this thread: call segfn_sdk::testing::mock_fetch first"
+                .into(),
         })
     })
 }

@@ -29,7 +29,9 @@ pub enum LoadError {
         expected: &'static str,
     },
     /// The module imports something the host does not provide.
-    #[error("the module imports {module}::{name}, which the segfn host does not provide (it provides {provided}){hint}")]
+    #[error(
+        "the module imports {module}::{name}, which the segfn host does not provide (it provides {provided}){hint}"
+    )]
     Import {
         /// Import module.
         module: String,
@@ -41,7 +43,9 @@ pub enum LoadError {
         hint: &'static str,
     },
     /// The guest speaks another ABI version.
-    #[error("the module speaks segfn ABI v{found}, this host speaks v{expected}: rebuild it with a segfn-sdk for ABI v{expected}")]
+    #[error(
+        "the module speaks segfn ABI v{found}, this host speaks v{expected}: rebuild it with a segfn-sdk for ABI v{expected}"
+    )]
     AbiVersion {
         /// What the module said.
         found: u32,

@@ -14,7 +14,13 @@ use std::time::{Duration, Instant};
 const MAX_REDIRECTS: usize = 5;
 
 /// Headers the host sets itself; a guest setting them is refused.
-const HOST_OWNED_HEADERS: &[&str] = &["host", "content-length", "transfer-encoding", "connection", "upgrade"];
+const HOST_OWNED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+];
 
 /// What a function's requests carry as `User-Agent` unless it sets one.
 const USER_AGENT: &str = concat!("segfn/", env!("CARGO_PKG_VERSION"));
@@ -68,7 +74,8 @@ impl reqwest::dns::Resolve for CheckedResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
@@ -97,7 +104,9 @@ impl FetchClient {
             .user_agent(USER_AGENT)
             // Proxies from the environment would bypass the address checks.
             .no_proxy()
-            .dns_resolver(Arc::new(CheckedResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(CheckedResolver {
+                policy: policy.clone(),
+            }))
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() > MAX_REDIRECTS {
                     return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
@@ -136,8 +145,13 @@ impl FetchClient {
             .map_err(|_| invalid(format!("{:?} is not an HTTP method", head.method)))?;
         let mut request = self.client.request(method, url).timeout(timeout).body(body);
         for (name, value) in &head.headers {
-            if HOST_OWNED_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
-                return Err(invalid(format!("header {name:?} is set by the host, not the function")));
+            if HOST_OWNED_HEADERS
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+            {
+                return Err(invalid(format!(
+                    "header {name:?} is set by the host, not the function"
+                )));
             }
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| invalid(format!("{name:?} is not a valid header name")))?;
@@ -153,9 +167,17 @@ impl FetchClient {
         let headers = response
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        if response.content_length().is_some_and(|n| n > max_body as u64) {
+        if response
+            .content_length()
+            .is_some_and(|n| n > max_body as u64)
+        {
             return Err(too_large(max_body));
         }
         let mut body = Vec::new();
@@ -172,7 +194,11 @@ impl FetchClient {
                 }
             }
         }
-        Ok(FetchResponse { status, headers, body })
+        Ok(FetchResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -186,14 +212,20 @@ fn refusal_kind(refusal: &Refusal) -> FetchErrorKind {
 fn timed_out(timeout: Duration) -> FetchFailure {
     FetchFailure::new(
         FetchErrorKind::Timeout,
-        format!("no response within the {} ms left of the invocation's deadline", timeout.as_millis()),
+        format!(
+            "no response within the {} ms left of the invocation's deadline",
+            timeout.as_millis()
+        ),
     )
 }
 
 fn too_large(max: usize) -> FetchFailure {
     FetchFailure::new(
         FetchErrorKind::Limit,
-        format!("the response body exceeds the limit of {}", crate::limits::bytes(max)),
+        format!(
+            "the response body exceeds the limit of {}",
+            crate::limits::bytes(max)
+        ),
     )
 }
 

@@ -17,30 +17,53 @@ fn fault(f: GuestFault) -> wasmtime::Error {
 }
 
 /// Copies `len` bytes at `ptr` out of the guest's memory.
-fn read_guest(caller: &mut Caller<'_, InvocationState>, ptr: u32, len: u32, what: &str) -> wasmtime::Result<Vec<u8>> {
+fn read_guest(
+    caller: &mut Caller<'_, InvocationState>,
+    ptr: u32,
+    len: u32,
+    what: &str,
+) -> wasmtime::Result<Vec<u8>> {
     let Some(Extern::Memory(memory)) = caller.get_export(abi::EXPORT_MEMORY) else {
-        return Err(fault(GuestFault::Abi(format!("{what}: the module exports no memory"))));
+        return Err(fault(GuestFault::Abi(format!(
+            "{what}: the module exports no memory"
+        ))));
     };
     let start = ptr as usize;
     memory
         .data(&caller)
         .get(start..start.saturating_add(len as usize))
         .map(<[u8]>::to_vec)
-        .ok_or_else(|| fault(GuestFault::Abi(format!("{what}: range {ptr}+{len} is outside the function's memory"))))
+        .ok_or_else(|| {
+            fault(GuestFault::Abi(format!(
+                "{what}: range {ptr}+{len} is outside the function's memory"
+            )))
+        })
 }
 
 /// Copies `bytes` into guest memory obtained from the guest's allocator; returns the
 /// address.
-pub(crate) async fn write_guest(caller: &mut Caller<'_, InvocationState>, bytes: &[u8], what: &str) -> wasmtime::Result<u32> {
-    let len = u32::try_from(bytes.len()).map_err(|_| fault(GuestFault::Abi(format!("{what}: too large"))))?;
+pub(crate) async fn write_guest(
+    caller: &mut Caller<'_, InvocationState>,
+    bytes: &[u8],
+    what: &str,
+) -> wasmtime::Result<u32> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| fault(GuestFault::Abi(format!("{what}: too large"))))?;
     let alloc = caller
         .get_export(abi::EXPORT_ALLOC)
         .and_then(Extern::into_func)
-        .ok_or_else(|| fault(GuestFault::Abi(format!("{what}: no {} export", abi::EXPORT_ALLOC))))?
+        .ok_or_else(|| {
+            fault(GuestFault::Abi(format!(
+                "{what}: no {} export",
+                abi::EXPORT_ALLOC
+            )))
+        })?
         .typed::<u32, u32>(&caller)?;
     let ptr = alloc.call_async(&mut *caller, len).await?;
     let Some(Extern::Memory(memory)) = caller.get_export(abi::EXPORT_MEMORY) else {
-        return Err(fault(GuestFault::Abi(format!("{what}: the module exports no memory"))));
+        return Err(fault(GuestFault::Abi(format!(
+            "{what}: the module exports no memory"
+        ))));
     };
     let target = memory
         .data_mut(&mut *caller)
@@ -61,13 +84,22 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::R
     linker.func_wrap(abi::IMPORT_MODULE, abi::IMPORT_NOW_MS, now_ms)?;
     linker.func_wrap(abi::IMPORT_MODULE, abi::IMPORT_RANDOM_FILL, random_fill)?;
     linker.func_wrap(abi::IMPORT_MODULE, abi::IMPORT_PANIC, panic)?;
-    linker.func_wrap_async(abi::IMPORT_MODULE, abi::IMPORT_FETCH, |mut caller, (ptr, len): (u32, u32)| {
-        Box::new(async move { fetch(&mut caller, ptr, len).await })
-    })?;
+    linker.func_wrap_async(
+        abi::IMPORT_MODULE,
+        abi::IMPORT_FETCH,
+        |mut caller, (ptr, len): (u32, u32)| {
+            Box::new(async move { fetch(&mut caller, ptr, len).await })
+        },
+    )?;
     Ok(())
 }
 
-fn log(mut caller: Caller<'_, InvocationState>, level: i32, ptr: u32, len: u32) -> wasmtime::Result<()> {
+fn log(
+    mut caller: Caller<'_, InvocationState>,
+    level: i32,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<()> {
     let state = caller.data();
     let cap = state.options.limits.log_bytes;
     if state.log_bytes >= cap {
@@ -103,20 +135,31 @@ fn now_ms(_: Caller<'_, InvocationState>) -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn random_fill(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmtime::Result<()> {
+fn random_fill(
+    mut caller: Caller<'_, InvocationState>,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<()> {
     if len as usize > MAX_RANDOM_FILL {
         return Err(fault(GuestFault::Abi(format!(
             "random_fill: {len} bytes asked, at most {MAX_RANDOM_FILL} per call"
         ))));
     }
     let Some(Extern::Memory(memory)) = caller.get_export(abi::EXPORT_MEMORY) else {
-        return Err(fault(GuestFault::Abi("random_fill: the module exports no memory".into())));
+        return Err(fault(GuestFault::Abi(
+            "random_fill: the module exports no memory".into(),
+        )));
     };
     let target = memory
         .data_mut(&mut caller)
         .get_mut(ptr as usize..(ptr as usize).saturating_add(len as usize))
-        .ok_or_else(|| fault(GuestFault::Abi(format!("random_fill: range {ptr}+{len} is outside the function's memory"))))?;
-    getrandom::fill(target).map_err(|e| wasmtime::Error::msg(format!("the host's random source failed: {e}")))
+        .ok_or_else(|| {
+            fault(GuestFault::Abi(format!(
+                "random_fill: range {ptr}+{len} is outside the function's memory"
+            )))
+        })?;
+    getrandom::fill(target)
+        .map_err(|e| wasmtime::Error::msg(format!("the host's random source failed: {e}")))
 }
 
 fn panic(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmtime::Result<()> {
@@ -128,31 +171,51 @@ fn panic(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmtim
     Err(fault(GuestFault::Panic(message)))
 }
 
-async fn fetch(caller: &mut Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmtime::Result<u64> {
+async fn fetch(
+    caller: &mut Caller<'_, InvocationState>,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<u64> {
     let started = Instant::now();
     let limits = caller.data().options.limits.clone();
     let frame_cap = limits.request_body_bytes.saturating_add(64 << 10);
     let result = if len as usize > frame_cap {
         Err(FetchFailure::new(
             FetchErrorKind::Limit,
-            format!("the request body exceeds the limit of {}", crate::limits::bytes(limits.request_body_bytes)),
+            format!(
+                "the request body exceeds the limit of {}",
+                crate::limits::bytes(limits.request_body_bytes)
+            ),
         ))
     } else {
         let frame = read_guest(caller, ptr, len, "fetch")?;
-        let (head, body) = abi::decode_frame::<FetchRequestHead>(&frame).map_err(|e| fault(GuestFault::Abi(format!("fetch: {e}"))))?;
+        let (head, body) = abi::decode_frame::<FetchRequestHead>(&frame)
+            .map_err(|e| fault(GuestFault::Abi(format!("fetch: {e}"))))?;
         let state = caller.data_mut();
         state.fetches += 1;
         if state.fetches > limits.fetches {
             let failure = FetchFailure::new(
                 FetchErrorKind::Limit,
-                format!("the limit of {} fetches per invocation is reached", limits.fetches),
+                format!(
+                    "the limit of {} fetches per invocation is reached",
+                    limits.fetches
+                ),
             );
-            state.trace.push(TraceEntry::record(&head, body, started, &Err(failure.clone()), false));
+            state.trace.push(TraceEntry::record(
+                &head,
+                body,
+                started,
+                &Err(failure.clone()),
+                false,
+            ));
             Err(failure)
         } else if body.len() > limits.request_body_bytes {
             let failure = FetchFailure::new(
                 FetchErrorKind::Limit,
-                format!("the request body exceeds the limit of {}", crate::limits::bytes(limits.request_body_bytes)),
+                format!(
+                    "the request body exceeds the limit of {}",
+                    crate::limits::bytes(limits.request_body_bytes)
+                ),
             );
             Err(failure)
         } else {
@@ -160,10 +223,18 @@ async fn fetch(caller: &mut Caller<'_, InvocationState>, ptr: u32, len: u32) -> 
             let client = state.options.client.clone();
             let capture = state.options.capture_bodies;
             let result = if remaining.is_zero() {
-                Err(FetchFailure::new(FetchErrorKind::Timeout, "the invocation's deadline has passed"))
+                Err(FetchFailure::new(
+                    FetchErrorKind::Timeout,
+                    "the invocation's deadline has passed",
+                ))
             } else {
                 client
-                    .send(&head, body.to_vec(), remaining.max(Duration::from_millis(1)), limits.response_body_bytes)
+                    .send(
+                        &head,
+                        body.to_vec(),
+                        remaining.max(Duration::from_millis(1)),
+                        limits.response_body_bytes,
+                    )
                     .await
             };
             caller

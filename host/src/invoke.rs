@@ -75,13 +75,16 @@ impl LoadedFunction {
         .unwrap_or_default();
 
         // The timeout covers what epochs cannot interrupt: time inside `fetch`.
-        let ended = match tokio::time::timeout(options.limits.deadline, self.run(&mut store, &input)).await {
-            Ok(Ok(result)) => Ended::Returned(result),
-            Ok(Err(error)) => Ended::Failed(classify(&error, store.data(), &options.limits)),
-            Err(_) => Ended::Failed(deadline_outcome(&options.limits)),
-        };
+        let ended =
+            match tokio::time::timeout(options.limits.deadline, self.run(&mut store, &input)).await
+            {
+                Ok(Ok(result)) => Ended::Returned(result),
+                Ok(Err(error)) => Ended::Failed(classify(&error, store.data(), &options.limits)),
+                Err(_) => Ended::Failed(deadline_outcome(&options.limits)),
+            };
 
-        let instructions = options.limits.instructions.unwrap_or(u64::MAX) - store.get_fuel().unwrap_or(0);
+        let instructions =
+            options.limits.instructions.unwrap_or(u64::MAX) - store.get_fuel().unwrap_or(0);
         let state = store.into_data();
         let (outcome, output) = match ended {
             Ended::Failed(outcome) => (outcome, Value::Null),
@@ -115,7 +118,10 @@ impl LoadedFunction {
 
     fn new_store(&self, options: InvokeOptions, deadline: Instant) -> Store<InvocationState> {
         let fuel = options.limits.instructions.unwrap_or(u64::MAX);
-        let mut store = Store::new(self.runtime.engine(), InvocationState::new(options, deadline));
+        let mut store = Store::new(
+            self.runtime.engine(),
+            InvocationState::new(options, deadline),
+        );
         store.limiter(|s| &mut s.limiter);
         // Fuel is enabled on the engine, so setting it cannot fail.
         let _ = store.set_fuel(fuel);
@@ -125,13 +131,20 @@ impl LoadedFunction {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 // Long-running guests give the async workers back every tick.
-                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
             }
         });
         store
     }
 
-    async fn run(&self, store: &mut Store<InvocationState>, input: &[u8]) -> wasmtime::Result<GuestResult> {
+    async fn run(
+        &self,
+        store: &mut Store<InvocationState>,
+        input: &[u8],
+    ) -> wasmtime::Result<GuestResult> {
         let instance = self.pre.instantiate_async(&mut *store).await?;
         let memory = instance
             .get_memory(&mut *store, abi::EXPORT_MEMORY)
@@ -144,7 +157,12 @@ impl LoadedFunction {
         memory
             .data_mut(&mut *store)
             .get_mut(ptr as usize..ptr as usize + input.len())
-            .ok_or_else(|| abi_fault(&format!("{} returned {ptr} for {len} bytes, outside its memory", abi::EXPORT_ALLOC)))?
+            .ok_or_else(|| {
+                abi_fault(&format!(
+                    "{} returned {ptr} for {len} bytes, outside its memory",
+                    abi::EXPORT_ALLOC
+                ))
+            })?
             .copy_from_slice(input);
 
         let (out_ptr, out_len) = abi::unpack(handle.call_async(&mut *store, (ptr, len)).await?);
@@ -159,10 +177,16 @@ impl LoadedFunction {
         let output = memory
             .data(&*store)
             .get(out_ptr as usize..out_ptr as usize + out_len as usize)
-            .ok_or_else(|| abi_fault(&format!("its result at {out_ptr}+{out_len} is outside its memory")))?;
+            .ok_or_else(|| {
+                abi_fault(&format!(
+                    "its result at {out_ptr}+{out_len} is outside its memory"
+                ))
+            })?;
         serde_json::from_slice::<GuestResult>(output).map_err(|e| {
             let preview = String::from_utf8_lossy(&output[..output.len().min(80)]).into_owned();
-            abi_fault(&format!("its result is not a valid result object ({e}); it begins {preview:?}"))
+            abi_fault(&format!(
+                "its result is not a valid result object ({e}); it begins {preview:?}"
+            ))
         })
     }
 
@@ -173,7 +197,8 @@ impl LoadedFunction {
                 deadline: Duration::from_secs(2),
                 ..Limits::default()
             },
-            client: FetchClient::new(Default::default()).map_err(|e| LoadError::Instantiate(e.to_string()))?,
+            client: FetchClient::new(Default::default())
+                .map_err(|e| LoadError::Instantiate(e.to_string()))?,
             redactor: Arc::default(),
             capture_bodies: false,
         };
@@ -181,13 +206,16 @@ impl LoadedFunction {
         let mut store = self.new_store(options, deadline);
         let probe = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            let version = instance.get_typed_func::<(), u32>(&mut store, abi::EXPORT_ABI_VERSION)?;
+            let version =
+                instance.get_typed_func::<(), u32>(&mut store, abi::EXPORT_ABI_VERSION)?;
             version.call_async(&mut store, ()).await
         };
         match tokio::time::timeout(Duration::from_secs(2), probe).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(LoadError::Instantiate(format!("{e:#}"))),
-            Err(_) => Err(LoadError::Instantiate("instantiation did not finish within 2 s".into())),
+            Err(_) => Err(LoadError::Instantiate(
+                "instantiation did not finish within 2 s".into(),
+            )),
         }
     }
 }
@@ -203,7 +231,10 @@ fn abi_fault_kind(fault: GuestFault) -> wasmtime::Error {
 fn deadline_outcome(limits: &Limits) -> Outcome {
     Outcome::new(
         OutcomeKind::Retry,
-        format!("the function exceeded its deadline of {} ms (time in fetch included)", limits.deadline.as_millis()),
+        format!(
+            "the function exceeded its deadline of {} ms (time in fetch included)",
+            limits.deadline.as_millis()
+        ),
     )
 }
 
@@ -213,7 +244,10 @@ fn classify(error: &wasmtime::Error, state: &InvocationState, limits: &Limits) -
     if state.limiter.exceeded {
         return Outcome::new(
             OutcomeKind::BadRequest,
-            format!("the function exceeded its memory limit of {}", bytes(limits.memory_bytes)),
+            format!(
+                "the function exceeded its memory limit of {}",
+                bytes(limits.memory_bytes)
+            ),
         );
     }
     if let Some(fault) = error.downcast_ref::<GuestFault>() {
@@ -228,8 +262,13 @@ fn classify(error: &wasmtime::Error, state: &InvocationState, limits: &Limits) -
             ),
         ),
         Some(Trap::Interrupt) => deadline_outcome(limits),
-        Some(Trap::StackOverflow) => Outcome::new(OutcomeKind::BadRequest, "the function overflowed its stack"),
-        Some(trap) => Outcome::new(OutcomeKind::BadRequest, format!("the function trapped: {trap}")),
+        Some(Trap::StackOverflow) => {
+            Outcome::new(OutcomeKind::BadRequest, "the function overflowed its stack")
+        }
+        Some(trap) => Outcome::new(
+            OutcomeKind::BadRequest,
+            format!("the function trapped: {trap}"),
+        ),
         // Not the guest's doing (e.g. no free instance slot): worth a retry.
         None => Outcome::new(OutcomeKind::Retry, format!("host fault: {error:#}")),
     }
@@ -245,15 +284,24 @@ fn summarize(result: GuestResult) -> (Outcome, Value) {
         None => (top, result.result.output.unwrap_or(Value::Null)),
         Some(results) => {
             let kind = most_severe(results.iter().map(|r| r.kind));
-            let failed = results.iter().filter(|r| r.kind != OutcomeKind::Success).count();
+            let failed = results
+                .iter()
+                .filter(|r| r.kind != OutcomeKind::Success)
+                .count();
             let outcome = match kind {
                 OutcomeKind::Success => top,
                 kind => Outcome::new(
                     kind,
-                    format!("{failed} of {} events did not succeed (see output)", results.len()),
+                    format!(
+                        "{failed} of {} events did not succeed (see output)",
+                        results.len()
+                    ),
                 ),
             };
-            (outcome, serde_json::to_value(results).unwrap_or(Value::Null))
+            (
+                outcome,
+                serde_json::to_value(results).unwrap_or(Value::Null),
+            )
         }
     }
 }

@@ -53,13 +53,55 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// The table, most severe first.
 pub const OUTCOMES: [OutcomeRow; 7] = [
-    OutcomeRow { kind: OutcomeKind::Retry, exit_code: 10, http_status: 500, retried: true, label: "Retry" },
-    OutcomeRow { kind: OutcomeKind::BadRequest, exit_code: 13, http_status: 400, retried: false, label: "Bad Request" },
-    OutcomeRow { kind: OutcomeKind::InvalidSettings, exit_code: 14, http_status: 400, retried: false, label: "Invalid Settings" },
-    OutcomeRow { kind: OutcomeKind::MessageRejected, exit_code: 12, http_status: 400, retried: false, label: "Message Rejected" },
-    OutcomeRow { kind: OutcomeKind::UnsupportedEventType, exit_code: 11, http_status: 501, retried: false, label: "Unsupported Event Type" },
-    OutcomeRow { kind: OutcomeKind::Dropped, exit_code: 0, http_status: 200, retried: false, label: "Dropped" },
-    OutcomeRow { kind: OutcomeKind::Success, exit_code: 0, http_status: 200, retried: false, label: "Success" },
+    OutcomeRow {
+        kind: OutcomeKind::Retry,
+        exit_code: 10,
+        http_status: 500,
+        retried: true,
+        label: "Retry",
+    },
+    OutcomeRow {
+        kind: OutcomeKind::BadRequest,
+        exit_code: 13,
+        http_status: 400,
+        retried: false,
+        label: "Bad Request",
+    },
+    OutcomeRow {
+        kind: OutcomeKind::InvalidSettings,
+        exit_code: 14,
+        http_status: 400,
+        retried: false,
+        label: "Invalid Settings",
+    },
+    OutcomeRow {
+        kind: OutcomeKind::MessageRejected,
+        exit_code: 12,
+        http_status: 400,
+        retried: false,
+        label: "Message Rejected",
+    },
+    OutcomeRow {
+        kind: OutcomeKind::UnsupportedEventType,
+        exit_code: 11,
+        http_status: 501,
+        retried: false,
+        label: "Unsupported Event Type",
+    },
+    OutcomeRow {
+        kind: OutcomeKind::Dropped,
+        exit_code: 0,
+        http_status: 200,
+        retried: false,
+        label: "Dropped",
+    },
+    OutcomeRow {
+        kind: OutcomeKind::Success,
+        exit_code: 0,
+        http_status: 200,
+        retried: false,
+        label: "Success",
+    },
 ];
 
 /// The table's row for `kind`.
@@ -85,9 +127,17 @@ mod tests {
     #[test]
     fn every_kind_has_one_row_and_failures_have_distinct_exit_codes() {
         for kind in OutcomeKind::ALL {
-            assert_eq!(OUTCOMES.iter().filter(|r| r.kind == kind).count(), 1, "{kind}");
+            assert_eq!(
+                OUTCOMES.iter().filter(|r| r.kind == kind).count(),
+                1,
+                "{kind}"
+            );
         }
-        let mut codes: Vec<u8> = OUTCOMES.iter().filter(|r| r.exit_code != 0).map(|r| r.exit_code).collect();
+        let mut codes: Vec<u8> = OUTCOMES
+            .iter()
+            .filter(|r| r.exit_code != 0)
+            .map(|r| r.exit_code)
+            .collect();
         codes.extend([EXIT_FAILURE, EXIT_USAGE]);
         let n = codes.len();
         codes.sort();
@@ -101,7 +151,14 @@ mod tests {
     fn table_order_is_severity_order() {
         let kinds: Vec<_> = OUTCOMES.iter().map(|r| r.kind).collect();
         assert_eq!(kinds, OutcomeKind::ALL);
-        assert_eq!(most_severe([OutcomeKind::Success, OutcomeKind::Retry, OutcomeKind::BadRequest]), OutcomeKind::Retry);
+        assert_eq!(
+            most_severe([
+                OutcomeKind::Success,
+                OutcomeKind::Retry,
+                OutcomeKind::BadRequest
+            ]),
+            OutcomeKind::Retry
+        );
         assert_eq!(most_severe([]), OutcomeKind::Success);
     }
 }

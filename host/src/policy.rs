@@ -37,7 +37,9 @@ enum HostMatch {
 
 /// A pattern that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("allow-host pattern {pattern:?}: {reason} (expected e.g. `api.example.com`, `*.example.com`, `https://api.example.com:443` or `127.0.0.1:8080`)")]
+#[error(
+    "allow-host pattern {pattern:?}: {reason} (expected e.g. `api.example.com`, `*.example.com`, `https://api.example.com:443` or `127.0.0.1:8080`)"
+)]
 pub struct PatternError {
     pattern: String,
     reason: &'static str,
@@ -77,7 +79,10 @@ impl FromStr for HostPattern {
             }
         };
         let port = port
-            .map(|p| p.parse::<u16>().map_err(|_| err("the port is not a number from 0 to 65535")))
+            .map(|p| {
+                p.parse::<u16>()
+                    .map_err(|_| err("the port is not a number from 0 to 65535"))
+            })
             .transpose()?;
         let host = host.to_ascii_lowercase();
         let host = if host == "*" {
@@ -121,7 +126,9 @@ impl fmt::Display for HostPattern {
 
 impl HostPattern {
     fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
-        if self.scheme.as_deref().is_some_and(|s| s != scheme) || self.port.is_some_and(|p| p != port) {
+        if self.scheme.as_deref().is_some_and(|s| s != scheme)
+            || self.port.is_some_and(|p| p != port)
+        {
             return false;
         }
         match &self.host {
@@ -156,13 +163,17 @@ pub enum Refusal {
     #[error("{0}")]
     BadUrl(String),
     /// The host is not on the allow-list.
-    #[error("{host} is not on the allow-list; allow it with --allow-host {host} (or an allow_hosts entry)")]
+    #[error(
+        "{host} is not on the allow-list; allow it with --allow-host {host} (or an allow_hosts entry)"
+    )]
     NotAllowed {
         /// The URL's host (and port, when not the default).
         host: String,
     },
     /// The host is allowed but the address it names or resolves to is not public.
-    #[error("{host} resolves to {ip}, a {class} address; requests to it need that address allowed explicitly (--allow-host {ip_pattern})")]
+    #[error(
+        "{host} resolves to {ip}, a {class} address; requests to it need that address allowed explicitly (--allow-host {ip_pattern})"
+    )]
     PrivateAddress {
         /// The URL's host.
         host: String,
@@ -183,7 +194,12 @@ impl FetchPolicy {
 
     /// Parses allow-list entries.
     pub fn parse<S: AsRef<str>>(patterns: &[S]) -> Result<Self, PatternError> {
-        Ok(Self::new(patterns.iter().map(|p| p.as_ref().parse()).collect::<Result<_, _>>()?))
+        Ok(Self::new(
+            patterns
+                .iter()
+                .map(|p| p.as_ref().parse())
+                .collect::<Result<_, _>>()?,
+        ))
     }
 
     /// The entries.
@@ -196,7 +212,9 @@ impl FetchPolicy {
     pub fn check_url(&self, url: &reqwest::Url) -> Result<(), Refusal> {
         let scheme = url.scheme();
         if scheme != "http" && scheme != "https" {
-            return Err(Refusal::BadUrl(format!("{url}: only http and https URLs can be fetched")));
+            return Err(Refusal::BadUrl(format!(
+                "{url}: only http and https URLs can be fetched"
+            )));
         }
         let host = url
             .host_str()
@@ -219,22 +237,27 @@ impl FetchPolicy {
     /// Checks one resolved address of `host`.
     pub fn check_address(&self, host: &str, ip: IpAddr) -> Result<(), Refusal> {
         match non_public_class(ip) {
-            Some(class) if !self.allow.iter().any(|p| p.names_address(ip)) => Err(Refusal::PrivateAddress {
-                host: host.to_owned(),
-                ip,
-                class,
-                ip_pattern: match canonical(ip) {
-                    IpAddr::V6(v6) => format!("[{v6}]"),
-                    v4 => v4.to_string(),
-                },
-            }),
+            Some(class) if !self.allow.iter().any(|p| p.names_address(ip)) => {
+                Err(Refusal::PrivateAddress {
+                    host: host.to_owned(),
+                    ip,
+                    class,
+                    ip_pattern: match canonical(ip) {
+                        IpAddr::V6(v6) => format!("[{v6}]"),
+                        v4 => v4.to_string(),
+                    },
+                })
+            }
             _ => Ok(()),
         }
     }
 }
 
 fn parse_host_ip(host: &str) -> Option<IpAddr> {
-    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// IPv4-mapped IPv6 addresses are treated as the IPv4 address they carry.
@@ -263,7 +286,12 @@ fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
         _ if ip.is_unspecified() || a == 0 => "unspecified",
         _ if a == 100 && (64..128).contains(&b) => "shared (carrier-grade NAT)",
         _ if ip.is_broadcast() || ip.is_multicast() || a >= 240 => "reserved",
-        _ if ip.is_documentation() || (a == 198 && (18..20).contains(&b)) || (a == 192 && b == 0) => "reserved",
+        _ if ip.is_documentation()
+            || (a == 198 && (18..20).contains(&b))
+            || (a == 192 && b == 0) =>
+        {
+            "reserved"
+        }
         _ => return None,
     })
 }
@@ -297,19 +325,32 @@ mod tests {
 
     #[test]
     fn empty_list_denies_everything() {
-        assert!(matches!(policy(&[]).check_url(&url("https://api.example.com/")), Err(Refusal::NotAllowed { .. })));
+        assert!(matches!(
+            policy(&[]).check_url(&url("https://api.example.com/")),
+            Err(Refusal::NotAllowed { .. })
+        ));
     }
 
     #[test]
     fn patterns_match_host_port_and_scheme() {
-        let p = policy(&["api.example.com", "*.partner.io", "https://secure.example.com:8443"]);
+        let p = policy(&[
+            "api.example.com",
+            "*.partner.io",
+            "https://secure.example.com:8443",
+        ]);
         assert!(p.check_url(&url("http://api.example.com/x")).is_ok());
         assert!(p.check_url(&url("https://API.example.com:9000/x")).is_ok());
         assert!(p.check_url(&url("https://a.b.partner.io/")).is_ok());
         assert!(p.check_url(&url("https://partner.io/")).is_err());
         assert!(p.check_url(&url("https://evilpartner.io/")).is_err());
-        assert!(p.check_url(&url("https://secure.example.com:8443/")).is_ok());
-        assert!(p.check_url(&url("http://secure.example.com:8443/")).is_err());
+        assert!(
+            p.check_url(&url("https://secure.example.com:8443/"))
+                .is_ok()
+        );
+        assert!(
+            p.check_url(&url("http://secure.example.com:8443/"))
+                .is_err()
+        );
         assert!(p.check_url(&url("https://secure.example.com/")).is_err());
         assert!(p.check_url(&url("ftp://api.example.com/")).is_err());
     }
@@ -317,7 +358,15 @@ mod tests {
     #[test]
     fn non_public_addresses_need_explicit_entries() {
         let wildcard = policy(&["*"]);
-        for u in ["http://127.0.0.1:8080/", "http://10.1.2.3/", "http://169.254.169.254/latest", "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://[fd00:ec2::254]/"] {
+        for u in [
+            "http://127.0.0.1:8080/",
+            "http://10.1.2.3/",
+            "http://169.254.169.254/latest",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0/",
+            "http://[fd00:ec2::254]/",
+        ] {
             let err = wildcard.check_url(&url(u)).unwrap_err();
             assert!(matches!(err, Refusal::PrivateAddress { .. }), "{u}: {err}");
         }
@@ -331,13 +380,21 @@ mod tests {
     #[test]
     fn resolved_addresses_are_checked() {
         let p = policy(&["api.example.com", "localhost"]);
-        let err = p.check_address("api.example.com", "10.0.0.5".parse().unwrap()).unwrap_err();
+        let err = p
+            .check_address("api.example.com", "10.0.0.5".parse().unwrap())
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "api.example.com resolves to 10.0.0.5, a private address; requests to it need that address allowed explicitly (--allow-host 10.0.0.5)"
         );
-        assert!(p.check_address("api.example.com", "93.184.216.34".parse().unwrap()).is_ok());
-        assert!(p.check_address("localhost", "127.0.0.1".parse().unwrap()).is_ok());
+        assert!(
+            p.check_address("api.example.com", "93.184.216.34".parse().unwrap())
+                .is_ok()
+        );
+        assert!(
+            p.check_address("localhost", "127.0.0.1".parse().unwrap())
+                .is_ok()
+        );
     }
 
     #[test]
@@ -346,6 +403,13 @@ mod tests {
             let err = bad.parse::<HostPattern>().unwrap_err();
             assert!(err.to_string().contains("expected e.g."), "{bad}: {err}");
         }
-        assert_eq!("HTTPS://Api.Example.com:443".replace("HTTPS", "https").parse::<HostPattern>().unwrap().to_string(), "https://api.example.com:443");
+        assert_eq!(
+            "HTTPS://Api.Example.com:443"
+                .replace("HTTPS", "https")
+                .parse::<HostPattern>()
+                .unwrap()
+                .to_string(),
+            "https://api.example.com:443"
+        );
     }
 }

@@ -8,10 +8,25 @@ use std::borrow::Cow;
 pub const REDACTED: &str = "[redacted]";
 
 /// Headers whose values are always credentials.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"];
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+];
 
 /// Setting names that mark a setting as secret even when not declared so.
-const SECRET_NAME_HINTS: &[&str] = &["key", "secret", "token", "password", "passwd", "credential", "auth"];
+const SECRET_NAME_HINTS: &[&str] = &[
+    "key",
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "credential",
+    "auth",
+];
 
 /// Secrets shorter than this are not redacted as substrings: replacing every "ab" in a
 /// report would destroy it, and such values are not credentials.
@@ -79,7 +94,10 @@ impl Redactor {
     /// A header value as it may be shown: credentials entirely hidden, other values
     /// with secrets replaced.
     pub fn header(&self, name: &str, value: &str) -> String {
-        if CREDENTIAL_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+        if CREDENTIAL_HEADERS
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
+        {
             REDACTED.to_owned()
         } else {
             self.redact(value).into_owned()
@@ -122,7 +140,10 @@ mod tests {
     fn redacts_declared_and_credential_like_settings() {
         let settings = json!({"apiKey": "sk_live_123", "region": "eu-west", "sharedPassphrase": "open sesame", "endpoint": "https://x"});
         let r = Redactor::from_settings(&settings, &["sharedPassphrase".to_string()]);
-        assert_eq!(r.redact("key=sk_live_123 at https://x in eu-west"), "key=[redacted] at https://x in eu-west");
+        assert_eq!(
+            r.redact("key=sk_live_123 at https://x in eu-west"),
+            "key=[redacted] at https://x in eu-west"
+        );
         assert_eq!(r.redact("say open sesame"), "say [redacted]");
         let basic = segfn_sdk::base64_encode(b"sk_live_123:");
         assert_eq!(r.redact(&format!("Basic {basic}")), "Basic [redacted]");
@@ -132,7 +153,10 @@ mod tests {
     fn credential_headers_are_hidden_whole() {
         let r = Redactor::default();
         assert_eq!(r.header("Authorization", "Bearer abc"), REDACTED);
-        assert_eq!(r.header("content-type", "application/json"), "application/json");
+        assert_eq!(
+            r.header("content-type", "application/json"),
+            "application/json"
+        );
     }
 
     #[test]

@@ -64,7 +64,10 @@ impl Report {
                     *value = redactor.header(name, value);
                 }
             }
-            for body in [&mut r.request_body, &mut r.response_body].into_iter().flatten() {
+            for body in [&mut r.request_body, &mut r.response_body]
+                .into_iter()
+                .flatten()
+            {
                 *body = redactor.redact(body).into_owned();
             }
         }
@@ -73,7 +76,13 @@ impl Report {
 
     /// The report for a terminal, laid out like Segment's tester.
     pub fn render(&self, color: bool) -> String {
-        let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() };
+        let paint = |code: &str, text: &str| {
+            if color {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text.to_owned()
+            }
+        };
         let bold = |t: &str| paint("1", t);
         let mut out = String::new();
         let row = row(self.outcome.kind);
@@ -93,17 +102,30 @@ impl Report {
             let _ = writeln!(out, "  No logs were received.");
         }
         for line in &self.logs {
-            let _ = writeln!(out, "  {:<5} {}", line.level.as_str().to_uppercase(), line.message);
+            let _ = writeln!(
+                out,
+                "  {:<5} {}",
+                line.level.as_str().to_uppercase(),
+                line.message
+            );
         }
 
         let _ = writeln!(out, "\n{}", bold("Request trace"));
         if self.requests.is_empty() {
             let _ = writeln!(out, "  No requests were made.");
         } else {
-            let _ = writeln!(out, "  {:<7} {:<6} {:>10}  URL", "METHOD", "STATUS", "DURATION");
+            let _ = writeln!(
+                out,
+                "  {:<7} {:<6} {:>10}  URL",
+                "METHOD", "STATUS", "DURATION"
+            );
             for r in &self.requests {
                 let status = r.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
-                let _ = writeln!(out, "  {:<7} {:<6} {:>7.1} ms  {}", r.method, status, r.duration_ms, r.url);
+                let _ = writeln!(
+                    out,
+                    "  {:<7} {:<6} {:>7.1} ms  {}",
+                    r.method, status, r.duration_ms, r.url
+                );
                 if let Some(e) = &r.error {
                     let _ = writeln!(out, "          ↳ {e}");
                 }
@@ -144,7 +166,7 @@ fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -168,13 +190,27 @@ mod tests {
     fn render_shows_every_section_without_color_codes() {
         let report = Report {
             outcome: Outcome::new(OutcomeKind::Retry, "partner answered 503"),
-            logs: vec![LogLine { level: LogLevel::Info, message: "hello".into() }],
+            logs: vec![LogLine {
+                level: LogLevel::Info,
+                message: "hello".into(),
+            }],
             requests: vec![],
             output: Value::Null,
-            stats: Stats { instructions: 1500, memory_bytes: 1 << 20, duration_ms: 2.0 },
+            stats: Stats {
+                instructions: 1500,
+                memory_bytes: 1 << 20,
+                duration_ms: 2.0,
+            },
         };
         let text = report.render(false);
-        for needle in [" RETRY  Retry", "Error message: partner answered 503", "INFO  hello", "No requests were made.", "instructions 1,500", "memory 1 MiB"] {
+        for needle in [
+            " RETRY  Retry",
+            "Error message: partner answered 503",
+            "INFO  hello",
+            "No requests were made.",
+            "instructions 1,500",
+            "memory 1 MiB",
+        ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
         assert!(!text.contains('\x1b'));

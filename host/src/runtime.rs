@@ -116,7 +116,8 @@ impl Runtime {
                 .total_stacks(options.max_instances);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
             // Some hosts cannot reserve the pool's address space; run without it there.
-            wasmtime::Engine::new(&config).or_else(|_| wasmtime::Engine::new(&base_config(options)))?
+            wasmtime::Engine::new(&config)
+                .or_else(|_| wasmtime::Engine::new(&base_config(options)))?
         } else {
             wasmtime::Engine::new(&base_config(options))?
         };
@@ -131,10 +132,12 @@ impl Runtime {
 
     /// Loads a function from a `.wasm` (or `.wat`, for tests) file.
     pub async fn load_file(&self, path: &Path) -> Result<LoadedFunction, LoadError> {
-        let bytes = tokio::fs::read(path).await.map_err(|source| LoadError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         self.load(&bytes).await
     }
 
@@ -173,15 +176,18 @@ impl Runtime {
     }
 }
 
-fn func(params: &[ValType], results: &[ValType]) -> (Vec<ValType>, Vec<ValType>) {
+/// A function signature: parameter and result types.
+type Signature = (Vec<ValType>, Vec<ValType>);
+
+fn func(params: &[ValType], results: &[ValType]) -> Signature {
     (params.to_vec(), results.to_vec())
 }
 
-fn signature(ty: &FuncType) -> (Vec<ValType>, Vec<ValType>) {
+fn signature(ty: &FuncType) -> Signature {
     (ty.params().collect(), ty.results().collect())
 }
 
-fn same(a: &(Vec<ValType>, Vec<ValType>), b: &(Vec<ValType>, Vec<ValType>)) -> bool {
+fn same(a: &Signature, b: &Signature) -> bool {
     a.0.len() == b.0.len()
         && a.1.len() == b.1.len()
         && a.0.iter().zip(&b.0).all(|(x, y)| ValType::eq(x, y))
@@ -190,11 +196,23 @@ fn same(a: &(Vec<ValType>, Vec<ValType>), b: &(Vec<ValType>, Vec<ValType>)) -> b
 
 fn validate_exports(module: &Module) -> Result<(), LoadError> {
     use ValType::{I32, I64};
-    let required: [(&'static str, &'static str, Option<(Vec<ValType>, Vec<ValType>)>); 4] = [
+    let required: [(&'static str, &'static str, Option<Signature>); 4] = [
         (abi::EXPORT_MEMORY, "a memory", None),
-        (abi::EXPORT_ABI_VERSION, "a function () -> i32", Some(func(&[], &[I32]))),
-        (abi::EXPORT_ALLOC, "a function (i32) -> i32", Some(func(&[I32], &[I32]))),
-        (abi::EXPORT_HANDLE, "a function (i32, i32) -> i64", Some(func(&[I32, I32], &[I64]))),
+        (
+            abi::EXPORT_ABI_VERSION,
+            "a function () -> i32",
+            Some(func(&[], &[I32])),
+        ),
+        (
+            abi::EXPORT_ALLOC,
+            "a function (i32) -> i32",
+            Some(func(&[I32], &[I32])),
+        ),
+        (
+            abi::EXPORT_HANDLE,
+            "a function (i32, i32) -> i64",
+            Some(func(&[I32, I32], &[I64])),
+        ),
     ];
     for (name, expected, sig) in required {
         let ok = match (module.get_export(name), &sig) {

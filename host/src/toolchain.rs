@@ -74,7 +74,9 @@ pub enum BuildError {
     #[error("cargo build failed ({0}); the compiler's messages are above")]
     Cargo(std::process::ExitStatus),
     /// The build produced no `.wasm` for the crate.
-    #[error("the build produced no .wasm for {0}: does its Cargo.toml have [lib] crate-type = [\"cdylib\", \"rlib\"]?")]
+    #[error(
+        "the build produced no .wasm for {0}: does its Cargo.toml have [lib] crate-type = [\"cdylib\", \"rlib\"]?"
+    )]
     NoArtifact(PathBuf),
 }
 
@@ -89,7 +91,11 @@ pub struct BuildOptions {
 pub fn detect() -> Result<Method, BuildError> {
     let sysroot = rustc_output(&["--print", "sysroot"]).map(|s| PathBuf::from(s.trim()));
     if let Some(sysroot) = &sysroot
-        && sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir()
+        && sysroot
+            .join("lib/rustlib")
+            .join(TARGET)
+            .join("lib")
+            .is_dir()
     {
         return Ok(Method::RustupTarget);
     }
@@ -99,7 +105,10 @@ pub fn detect() -> Result<Method, BuildError> {
     });
     if let (Some(sysroot), Some(host)) = (sysroot, host) {
         let linker = sysroot.join("lib/rustlib").join(host).join("bin/rust-lld");
-        if linker.is_file() && Path::new(DEBIAN_RUSTC).is_file() && Path::new(DEBIAN_LIBRARY_SRC).is_dir() {
+        if linker.is_file()
+            && Path::new(DEBIAN_RUSTC).is_file()
+            && Path::new(DEBIAN_LIBRARY_SRC).is_dir()
+        {
             return Ok(Method::BuildStd { linker });
         }
     }
@@ -112,7 +121,9 @@ fn rustc_output(args: &[&str]) -> Option<String> {
         cmd.env_remove(var);
     }
     let out = cmd.args(args).stderr(Stdio::null()).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Builds the function crate in `dir` (release, wasm32-unknown-unknown) and returns the
@@ -127,9 +138,15 @@ pub fn build(dir: &Path, method: &Method, options: &BuildOptions) -> Result<Path
     for var in CLEARED_ENV {
         cmd.env_remove(var);
     }
-    cmd.args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics"])
-        .arg("--manifest-path")
-        .arg(&manifest);
+    cmd.args([
+        "build",
+        "--release",
+        "--target",
+        TARGET,
+        "--message-format=json-render-diagnostics",
+    ])
+    .arg("--manifest-path")
+    .arg(&manifest);
     if let Some(target_dir) = &options.target_dir {
         cmd.arg("--target-dir").arg(target_dir);
     }
@@ -154,7 +171,10 @@ pub fn build(dir: &Path, method: &Method, options: &BuildOptions) -> Result<Path
     for message in cargo_metadata::Message::parse_stream(&output.stdout[..]).flatten() {
         if let cargo_metadata::Message::CompilerArtifact(artifact) = message {
             let ours = artifact.manifest_path.as_std_path() == manifest;
-            if let Some(file) = artifact.filenames.iter().find(|f| f.extension() == Some("wasm"))
+            if let Some(file) = artifact
+                .filenames
+                .iter()
+                .find(|f| f.extension() == Some("wasm"))
                 && ours
             {
                 wasm = Some(file.clone().into_std_path_buf());

@@ -1,1 +1,9 @@
-//! e2e
+//! End-to-end tests: the example functions built from source to WebAssembly, run
+//! through the engine and through the `segfn` binary against a real partner HTTP server
+//! on 127.0.0.1, and adversarial guests written in WAT.
+
+mod adversarial;
+mod cli;
+mod examples;
+mod fetch_policy;
+mod support;

@@ -105,7 +105,11 @@ impl Function for Ecommerce {
         match event.event.as_deref() {
             // "Completed Order" is the Ecommerce v1 name of the same event.
             Some("Order Completed" | "Completed Order") => {}
-            Some(other) => return Err(Error::not_supported(format!("only \"Order Completed\" is sent, not {other:?}"))),
+            Some(other) => {
+                return Err(Error::not_supported(format!(
+                    "only \"Order Completed\" is sent, not {other:?}"
+                )));
+            }
             None => return Err(Error::invalid_payload("track event has no name")),
         }
         let conversion = translate(&event, settings)?;
@@ -117,7 +121,10 @@ impl Function for Ecommerce {
         )?;
         match response.status {
             200..=299 => {
-                info!("conversion {} sent: {} {}", conversion.conversion_id, conversion.value_minor, conversion.currency);
+                info!(
+                    "conversion {} sent: {} {}",
+                    conversion.conversion_id, conversion.value_minor, conversion.currency
+                );
                 Ok(None)
             }
             409 => {
@@ -125,8 +132,14 @@ impl Function for Ecommerce {
                 info!("conversion {} already recorded", conversion.conversion_id);
                 Ok(None)
             }
-            429 | 500..=599 => Err(Error::retry(format!("partner answered {}", response.status))),
-            status => Err(Error::validation(format!("partner rejected the conversion ({status}): {}", response.text()))),
+            429 | 500..=599 => Err(Error::retry(format!(
+                "partner answered {}",
+                response.status
+            ))),
+            status => Err(Error::validation(format!(
+                "partner rejected the conversion ({status}): {}",
+                response.text()
+            ))),
         }
     }
 }
@@ -148,11 +161,17 @@ pub fn translate(event: &Track, settings: &Settings) -> Result<Conversion, Error
         .or(order.total)
         .ok_or_else(|| Error::validation("properties.revenue or properties.total is required"))?;
     if !value.is_finite() || value < 0.0 {
-        return Err(Error::validation(format!("order value {value} is not a positive amount")));
+        return Err(Error::validation(format!(
+            "order value {value} is not a positive amount"
+        )));
     }
-    let currency = order.currency.unwrap_or_else(|| settings.default_currency.clone());
+    let currency = order
+        .currency
+        .unwrap_or_else(|| settings.default_currency.clone());
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
-        return Err(Error::validation(format!("currency {currency:?} is not an ISO 4217 code")));
+        return Err(Error::validation(format!(
+            "currency {currency:?} is not an ISO 4217 code"
+        )));
     }
     let items = order
         .products
@@ -172,13 +191,14 @@ pub fn translate(event: &Track, settings: &Settings) -> Result<Conversion, Error
 }
 
 fn item(index: usize, product: Product) -> Result<Item, Error> {
-    let sku = product
-        .sku
-        .or(product.product_id)
-        .ok_or_else(|| Error::validation(format!("products[{index}] has neither sku nor product_id")))?;
+    let sku = product.sku.or(product.product_id).ok_or_else(|| {
+        Error::validation(format!("products[{index}] has neither sku nor product_id"))
+    })?;
     let quantity = product.quantity.unwrap_or(1.0);
     if quantity < 1.0 || quantity.fract() != 0.0 || quantity > f64::from(u32::MAX) {
-        return Err(Error::validation(format!("products[{index}].quantity {quantity} is not a whole number of items")));
+        return Err(Error::validation(format!(
+            "products[{index}].quantity {quantity} is not a whole number of items"
+        )));
     }
     Ok(Item {
         sku,
@@ -213,9 +233,11 @@ mod tests {
     fn order_completed_becomes_a_conversion() {
         testing::mock_fetch(|_| Ok(Response::new(201)));
         let result = testing::handle::<Ecommerce>(
-            order(json!({"order_id": "o1", "revenue": 22.5, "currency": "eur", "coupon": "X",
+            order(
+                json!({"order_id": "o1", "revenue": 22.5, "currency": "eur", "coupon": "X",
                          "products": [{"sku": "s1", "name": "A", "price": 19, "quantity": 1},
-                                      {"product_id": "p2", "price": 1.75, "quantity": 2}]})),
+                                      {"product_id": "p2", "price": 1.75, "quantity": 2}]}),
+            ),
             settings(),
         );
         assert_eq!(result.kind, OutcomeKind::Success, "{result:?}");
@@ -239,24 +261,44 @@ mod tests {
             (json!({"revenue": 1}), "order_id"),
             (json!({"order_id": "o", "revenue": -1}), "positive"),
             (json!({"order_id": "o"}), "revenue"),
-            (json!({"order_id": "o", "revenue": 1, "currency": "dollars"}), "ISO 4217"),
-            (json!({"order_id": "o", "revenue": 1, "products": [{"name": "x"}]}), "sku"),
-            (json!({"order_id": "o", "revenue": 1, "products": [{"sku": "x", "quantity": 1.5}]}), "whole number"),
+            (
+                json!({"order_id": "o", "revenue": 1, "currency": "dollars"}),
+                "ISO 4217",
+            ),
+            (
+                json!({"order_id": "o", "revenue": 1, "products": [{"name": "x"}]}),
+                "sku",
+            ),
+            (
+                json!({"order_id": "o", "revenue": 1, "products": [{"sku": "x", "quantity": 1.5}]}),
+                "whole number",
+            ),
             (json!({"order_id": 5, "revenue": 1}), "invalid type"),
         ];
         for (props, needle) in cases {
             let result = testing::handle::<Ecommerce>(order(props.clone()), settings());
-            assert_eq!(result.kind, OutcomeKind::MessageRejected, "{props}: {result:?}");
-            assert!(result.message.as_deref().unwrap_or("").contains(needle), "{props}: {result:?}");
+            assert_eq!(
+                result.kind,
+                OutcomeKind::MessageRejected,
+                "{props}: {result:?}"
+            );
+            assert!(
+                result.message.as_deref().unwrap_or("").contains(needle),
+                "{props}: {result:?}"
+            );
         }
         assert!(testing::requests().is_empty());
     }
 
     #[test]
     fn other_events_are_not_supported() {
-        let result = testing::handle::<Ecommerce>(json!({"type": "track", "event": "Product Viewed", "userId": "u"}), settings());
+        let result = testing::handle::<Ecommerce>(
+            json!({"type": "track", "event": "Product Viewed", "userId": "u"}),
+            settings(),
+        );
         assert_eq!(result.kind, OutcomeKind::UnsupportedEventType);
-        let result = testing::handle::<Ecommerce>(json!({"type": "identify", "userId": "u"}), settings());
+        let result =
+            testing::handle::<Ecommerce>(json!({"type": "identify", "userId": "u"}), settings());
         assert_eq!(result.kind, OutcomeKind::UnsupportedEventType);
     }
 
@@ -264,8 +306,14 @@ mod tests {
     fn duplicate_is_success_and_overload_retries() {
         testing::mock_fetch(|_| Ok(Response::new(409)));
         let ok = order(json!({"order_id": "o", "total": 3}));
-        assert_eq!(testing::handle::<Ecommerce>(ok.clone(), settings()).kind, OutcomeKind::Success);
+        assert_eq!(
+            testing::handle::<Ecommerce>(ok.clone(), settings()).kind,
+            OutcomeKind::Success
+        );
         testing::mock_fetch(|_| Ok(Response::new(503)));
-        assert_eq!(testing::handle::<Ecommerce>(ok, settings()).kind, OutcomeKind::Retry);
+        assert_eq!(
+            testing::handle::<Ecommerce>(ok, settings()).kind,
+            OutcomeKind::Retry
+        );
     }
 }

@@ -67,7 +67,10 @@ impl<'a> PartnerUser<'a> {
         if user_id.is_none() && anonymous_id.is_none() {
             return Err(Error::validation("userId or anonymousId is required"));
         }
-        Ok(PartnerUser { id: user_id, anonymous_id })
+        Ok(PartnerUser {
+            id: user_id,
+            anonymous_id,
+        })
     }
 }
 
@@ -187,7 +190,10 @@ mod tests {
             (401, OutcomeKind::MessageRejected),
         ] {
             testing::mock_fetch(move |_| Ok(Response::new(status)));
-            let result = testing::handle::<Forwarder>(json!({"type": "track", "event": "E", "userId": "u"}), settings());
+            let result = testing::handle::<Forwarder>(
+                json!({"type": "track", "event": "E", "userId": "u"}),
+                settings(),
+            );
             assert_eq!(result.kind, kind, "status {status}: {result:?}");
         }
     }
@@ -195,16 +201,21 @@ mod tests {
     #[test]
     fn rejects_anonymous_less_events_and_unsupported_types() {
         testing::mock_fetch(|_| Ok(Response::new(200)));
-        let result = testing::handle::<Forwarder>(json!({"type": "track", "event": "E"}), settings());
+        let result =
+            testing::handle::<Forwarder>(json!({"type": "track", "event": "E"}), settings());
         assert_eq!(result.kind, OutcomeKind::MessageRejected);
-        let result = testing::handle::<Forwarder>(json!({"type": "page", "userId": "u"}), settings());
+        let result =
+            testing::handle::<Forwarder>(json!({"type": "page", "userId": "u"}), settings());
         assert_eq!(result.kind, OutcomeKind::UnsupportedEventType);
         assert!(testing::requests().is_empty());
     }
 
     #[test]
     fn missing_api_key_is_invalid_settings() {
-        let result = testing::handle::<Forwarder>(json!({"type": "track", "event": "E", "userId": "u"}), json!({}));
+        let result = testing::handle::<Forwarder>(
+            json!({"type": "track", "event": "E", "userId": "u"}),
+            json!({}),
+        );
         assert_eq!(result.kind, OutcomeKind::InvalidSettings);
         assert!(result.message.unwrap().contains("apiKey"));
     }

@@ -29,9 +29,17 @@ pub(crate) struct DemoArgs {
 
 type Received = Arc<Mutex<Vec<String>>>;
 
-async fn partner(State(received): State<Received>, method: Method, uri: Uri, body: Bytes) -> &'static str {
+async fn partner(
+    State(received): State<Received>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> &'static str {
     let body = String::from_utf8_lossy(&body).into_owned();
-    received.lock().expect("not poisoned").push(format!("{method} {uri} {body}"));
+    received
+        .lock()
+        .expect("not poisoned")
+        .push(format!("{method} {uri} {body}"));
     "{\"ok\":true}"
 }
 
@@ -63,10 +71,15 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let color = std::io::stdout().is_terminal();
     for path in &events {
         let bytes = std::fs::read(path)?;
-        let call = segfn_host::input::parse_delivery(&bytes).with_context(|| format!("reading {}", path.display()))?;
+        let call = segfn_host::input::parse_delivery(&bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
         received.lock().expect("not poisoned").clear();
         let report = function.invoke(&options, call, settings.clone()).await;
-        println!("━━ {} ━━ exit status would be {}", path.display(), row(report.outcome.kind).exit_code);
+        println!(
+            "━━ {} ━━ exit status would be {}",
+            path.display(),
+            row(report.outcome.kind).exit_code
+        );
         print!("{}", report.render(color));
         for line in received.lock().expect("not poisoned").iter() {
             println!("  partner received: {}", options.redactor.redact(line));

@@ -3,7 +3,10 @@
 use super::build::{TargetDirArg, build_function};
 use anyhow::{Context as _, bail};
 use segfn_host::outcome::row;
-use segfn_host::{FetchClient, FetchPolicy, InvokeOptions, Limits, LoadedFunction, Redactor, Runtime, RuntimeOptions};
+use segfn_host::{
+    FetchClient, FetchPolicy, InvokeOptions, Limits, LoadedFunction, Redactor, Runtime,
+    RuntimeOptions,
+};
 use serde_json::Value;
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
@@ -12,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXIT_HELP)]
+#[command(after_help = exit_help())]
 pub(crate) struct RunArgs {
     /// A .wasm file, or a function crate directory (built first).
     function: PathBuf,
@@ -72,9 +75,19 @@ impl LimitArgs {
     }
 }
 
-const EXIT_HELP: &str = "Exit status: 0 success or dropped; 10 retry; 11 unsupported_event_type; \
-12 message_rejected; 13 bad_request; 14 invalid_settings; 1 could not run (unreadable file, \
-build failure, invalid module); 2 usage error.";
+/// The exit statuses, from the outcome table.
+fn exit_help() -> String {
+    let mut help = String::from("Exit status:\n");
+    for row in &segfn_host::outcome::OUTCOMES {
+        help.push_str(&format!("  {:>2}  {}\n", row.exit_code, row.kind));
+    }
+    help.push_str(&format!(
+        "  {:>2}  could not run (unreadable file, failed build, invalid module)\n  {:>2}  usage error",
+        segfn_host::outcome::EXIT_FAILURE,
+        segfn_host::outcome::EXIT_USAGE
+    ));
+    help
+}
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let event = read_input(&args.event).context("reading the event")?;
@@ -99,14 +112,20 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads a `.wasm`/`.wat` file, or builds a crate directory and loads the result.
-pub(crate) async fn load_function(path: &Path, target: &TargetDirArg) -> anyhow::Result<LoadedFunction> {
+pub(crate) async fn load_function(
+    path: &Path,
+    target: &TargetDirArg,
+) -> anyhow::Result<LoadedFunction> {
     let wasm = if path.is_dir() {
         let (path, target) = (path.to_owned(), target.clone());
         tokio::task::spawn_blocking(move || build_function(&path, &target)).await??
     } else if path.is_file() {
         path.to_owned()
     } else {
-        bail!("{} does not exist: pass a .wasm file or a function crate directory", path.display());
+        bail!(
+            "{} does not exist: pass a .wasm file or a function crate directory",
+            path.display()
+        );
     };
     let runtime = Runtime::new(&RuntimeOptions {
         pooling: false,
@@ -123,7 +142,9 @@ pub(crate) async fn load_function(path: &Path, target: &TargetDirArg) -> anyhow:
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading stdin")?;
         Ok(buf)
     } else {
         std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
@@ -135,11 +156,15 @@ pub(crate) fn read_settings(path: Option<&Path>) -> anyhow::Result<Value> {
     let Some(path) = path else {
         return Ok(Value::Object(Default::default()));
     };
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read settings {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read settings {}", path.display()))?;
     let value: Value = serde_json::from_slice(&bytes)
         .with_context(|| format!("the settings in {} are not valid JSON", path.display()))?;
     if !value.is_object() {
-        bail!("the settings in {} must be a JSON object of setting names to values", path.display());
+        bail!(
+            "the settings in {} must be a JSON object of setting names to values",
+            path.display()
+        );
     }
     Ok(value)
 }

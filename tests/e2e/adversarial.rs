@@ -1,0 +1,442 @@
+//! Hostile and broken guests, written in WAT: each ends with the right outcome within
+//! its limit; the host never panics or hangs.
+
+use crate::support::*;
+use segfn_host::{Limits, LoadError, OutcomeKind};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn opts(limits: Limits) -> segfn_host::InvokeOptions {
+    options(&[], &json!({}), limits)
+}
+
+#[tokio::test]
+async fn infinite_loop_ends_at_the_deadline() {
+    let f = WatGuest {
+        handle_body: "(loop $l (br $l))",
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let deadline = Duration::from_millis(300);
+    let started = Instant::now();
+    let r = invoke_event(
+        &f,
+        &opts(Limits {
+            deadline,
+            ..Limits::default()
+        }),
+        track("E", "u"),
+        json!({}),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(r.outcome.kind, OutcomeKind::Retry, "{r:#?}");
+    assert!(r.outcome.message.unwrap().contains("deadline of 300 ms"));
+    assert!(took >= deadline, "ended early: {took:?}");
+    assert!(
+        took < deadline + Duration::from_millis(500),
+        "ended late: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn instruction_cap_trips_with_its_name() {
+    let f = WatGuest {
+        handle_body: "(loop $l (br $l))",
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let limits = Limits {
+        instructions: Some(5_000_000),
+        ..Limits::default()
+    };
+    let r = invoke_event(&f, &opts(limits), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
+    assert!(
+        r.outcome
+            .message
+            .unwrap()
+            .contains("instruction limit of 5000000")
+    );
+    assert!(r.stats.instructions >= 5_000_000);
+}
+
+#[tokio::test]
+async fn memory_growth_bomb_is_capped() {
+    // Grows 16 pages at a time until refused, then aborts, as an allocator would.
+    let body = "(loop $l (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable)) (br $l))";
+    let f = WatGuest {
+        handle_body: body,
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let r = invoke_event(&f, &opts(limits), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest, "{r:#?}");
+    assert_eq!(
+        r.outcome.message.as_deref(),
+        Some("the function exceeded its memory limit of 16 MiB")
+    );
+    assert!(r.stats.memory_bytes <= 16 << 20);
+}
+
+#[tokio::test]
+async fn memory_declared_beyond_the_cap_fails_cleanly() {
+    let wasm = wat::parse_str(WatGuest::default().wat().replace(
+        "(memory (export \"memory\") 2)",
+        "(memory (export \"memory\") 4000)",
+    ))
+    .unwrap();
+    // Loading probes with default limits (128 MiB): 4000 pages is ~250 MiB.
+    let err = runtime().load(&wasm).await.unwrap_err();
+    assert!(matches!(err, LoadError::Instantiate(_)), "{err}");
+}
+
+#[tokio::test]
+async fn huge_output_is_refused_by_size() {
+    let body = "(return (i64.const 0x7fffffff))";
+    let f = WatGuest {
+        handle_body: body,
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
+    assert!(
+        r.outcome
+            .message
+            .unwrap()
+            .contains("exceeds the output limit of 4 MiB")
+    );
+}
+
+#[tokio::test]
+async fn output_outside_memory_is_an_abi_fault() {
+    let body = "(return (i64.or (i64.shl (i64.const 131000) (i64.const 32)) (i64.const 1000)))";
+    let f = WatGuest {
+        handle_body: body,
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
+    assert!(r.outcome.message.unwrap().contains("outside its memory"));
+}
+
+#[tokio::test]
+async fn garbage_and_truncated_output_are_bad_requests() {
+    for result in [
+        "\u{0}\u{1}garbage",
+        r#"{"abi":1,"kind":"succ"#,
+        r#"{"abi":1,"kind":"exploded"}"#,
+        "",
+    ] {
+        let f = WatGuest {
+            result,
+            ..WatGuest::default()
+        }
+        .load()
+        .await
+        .unwrap();
+        let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+        assert_eq!(
+            r.outcome.kind,
+            OutcomeKind::BadRequest,
+            "{result:?}: {r:#?}"
+        );
+        assert!(
+            r.outcome
+                .message
+                .unwrap()
+                .contains("not a valid result object"),
+            "{result:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn missing_exports_are_refused_at_load() {
+    let wat = WatGuest::default()
+        .wat()
+        .replace("(export \"segfn_handle\")", "");
+    let err = runtime()
+        .load(&wat::parse_str(wat).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LoadError::Export {
+                name: "segfn_handle",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("segfn_sdk::export!"));
+
+    let wat = WatGuest::default()
+        .wat()
+        .replace("(memory (export \"memory\") 2)", "(memory 2)");
+    let err = runtime()
+        .load(&wat::parse_str(wat).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadError::Export { name: "memory", .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_abi_version_is_refused_at_load() {
+    let err = WatGuest {
+        abi: 2,
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LoadError::AbiVersion {
+                found: 2,
+                expected: 1
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_imports_and_non_wasm_are_refused() {
+    let wat = WatGuest::default()
+        .wat()
+        .replace("(memory (export", "(import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))\n  (memory (export");
+    let err = runtime()
+        .load(&wat::parse_str(wat).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("wasi_snapshot_preview1::fd_write"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not WASI"), "{err}");
+    let err = runtime().load(b"\0asm\x01\0\0\0garbage").await.unwrap_err();
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+    let err = runtime().load(b"not wasm at all").await.unwrap_err();
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_reported_panic_is_a_bad_request_with_its_message() {
+    let msg = b"panicked at src/lib.rs:3:5: boom";
+    let body = format!(
+        "(call $panic (i32.const 4096) (i32.const {})) unreachable",
+        msg.len()
+    );
+    let f = WatGuest {
+        handle_body: &body,
+        data: vec![(4096, msg.to_vec())],
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
+    assert_eq!(
+        r.outcome.message.as_deref(),
+        Some("the function panicked: panicked at src/lib.rs:3:5: boom")
+    );
+}
+
+#[tokio::test]
+async fn log_flood_is_truncated_and_noted() {
+    let body = "(local.set $ptr (i32.const 0)) (loop $l (call $log (i32.const 1) (i32.const 4096) (i32.const 100)) (local.set $ptr (i32.add (local.get $ptr) (i32.const 1))) (br_if $l (i32.lt_u (local.get $ptr) (i32.const 100000))))";
+    let f = WatGuest {
+        handle_body: body,
+        data: vec![(4096, vec![b'x'; 100])],
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let limits = Limits {
+        log_bytes: 1000,
+        ..Limits::default()
+    };
+    let r = invoke_event(&f, &opts(limits), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::Success);
+    let kept: usize = r
+        .logs
+        .iter()
+        .take(r.logs.len() - 1)
+        .map(|l| l.message.len())
+        .sum();
+    assert_eq!(kept, 1000);
+    let last = r.logs.last().unwrap();
+    assert!(
+        last.message
+            .contains("log limit of 1000 B reached; 99990 later line(s) dropped"),
+        "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn log_with_a_bad_pointer_is_an_abi_fault() {
+    let f = WatGuest {
+        handle_body: "(call $log (i32.const 1) (i32.const -16) (i32.const 64))",
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
+    assert!(
+        r.outcome
+            .message
+            .unwrap()
+            .contains("outside the function's memory")
+    );
+}
+
+#[tokio::test]
+async fn malformed_fetch_frames_are_abi_faults() {
+    // A frame whose head length points past its end.
+    let frame = [0xff, 0xff, 0, 0, b'{'];
+    let body = "(drop (call $fetch (i32.const 4096) (i32.const 5)))";
+    let f = WatGuest {
+        handle_body: body,
+        data: vec![(4096, frame.to_vec())],
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
+    assert!(r.outcome.message.unwrap().contains("broke the segfn ABI"));
+}
+
+/// A guest that calls `fetch(url)` `times` times and then succeeds.
+pub(crate) async fn fetching_guest(url: &str, times: u32) -> segfn_host::LoadedFunction {
+    let frame = fetch_frame("GET", url);
+    let body = format!(
+        "(local.set $ptr (i32.const 0)) (loop $l (drop (call $fetch (i32.const 4096) (i32.const {len}))) (local.set $ptr (i32.add (local.get $ptr) (i32.const 1))) (br_if $l (i32.lt_u (local.get $ptr) (i32.const {times}))))",
+        len = frame.len()
+    );
+    WatGuest {
+        handle_body: &body,
+        data: vec![(4096, frame)],
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn fetch_count_is_limited() {
+    let partner = Partner::start().await;
+    let f = fetching_guest(&partner.url("/x"), 10).await;
+    let limits = Limits {
+        fetches: 3,
+        ..Limits::default()
+    };
+    let r = invoke_event(
+        &f,
+        &options(&partner.allow(), &json!({}), limits),
+        track("E", "u"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(partner.received().len(), 3);
+    assert_eq!(r.requests.len(), 10);
+    assert!(
+        r.requests[3]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("limit of 3 fetches"),
+        "{:?}",
+        r.requests[3]
+    );
+}
+
+#[tokio::test]
+async fn a_slow_partner_cannot_outlast_the_deadline() {
+    let partner = Partner::start().await;
+    partner.answer(Answer {
+        delay: Duration::from_secs(30),
+        ..Answer::status(200)
+    });
+    let f = fetching_guest(&partner.url("/slow"), 1).await;
+    let deadline = Duration::from_millis(400);
+    let started = Instant::now();
+    let r = invoke_event(
+        &f,
+        &options(
+            &partner.allow(),
+            &json!({}),
+            Limits {
+                deadline,
+                ..Limits::default()
+            },
+        ),
+        track("E", "u"),
+        json!({}),
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took < deadline + Duration::from_millis(500),
+        "took {took:?}"
+    );
+    // Either the fetch timed out (and the guest then finished) or the deadline hit.
+    match r.outcome.kind {
+        OutcomeKind::Retry => assert!(r.outcome.message.unwrap().contains("deadline")),
+        OutcomeKind::Success => assert!(
+            r.requests[0]
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("timeout")
+        ),
+        other => panic!("unexpected {other}: {r:#?}"),
+    }
+}
+
+#[tokio::test]
+async fn oversized_responses_are_cut_off() {
+    let partner = Partner::start().await;
+    let f = fetching_guest(&partner.url("/huge"), 1).await;
+    let r = invoke_event(
+        &f,
+        &options(&partner.allow(), &json!({}), Limits::default()),
+        track("E", "u"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.outcome.kind, OutcomeKind::Success);
+    let err = r.requests[0].error.as_deref().unwrap();
+    assert!(
+        err.starts_with("limit: the response body exceeds the limit of 1 MiB"),
+        "{err}"
+    );
+}

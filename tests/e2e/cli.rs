@@ -1,0 +1,349 @@
+//! The `segfn` binary: `run` on the examples with a real partner API, its JSON and
+//! human reports, exit statuses, and clear errors on bad input.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn new() -> Files {
+        Files {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn write(&self, name: &str, value: &Value) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, serde_json::to_vec(value).unwrap()).unwrap();
+        path
+    }
+}
+
+async fn segfn_output(args: Vec<String>, stdin: Option<Vec<u8>>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = segfn()
+            .args(&args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(&input).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// `segfn run <built forwarder> --event E --settings S --allow-host partner [extra]`.
+async fn run_forwarder(
+    partner: &Partner,
+    files: &Files,
+    event: Value,
+    settings: Value,
+    extra: &[&str],
+) -> Output {
+    let wasm = tokio::task::spawn_blocking(|| example_wasm("forwarder"))
+        .await
+        .unwrap();
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        wasm.display().to_string(),
+        "--event".into(),
+        files.write("event.json", &event).display().to_string(),
+        "--settings".into(),
+        files
+            .write("settings.json", &settings)
+            .display()
+            .to_string(),
+        "--allow-host".into(),
+        partner.addr.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    segfn_output(args, None).await
+}
+
+fn settings(partner: &Partner) -> Value {
+    json!({"apiKey": "sk_live_cli_secret_9", "endpoint": partner.url("/v1")})
+}
+
+#[tokio::test]
+async fn run_json_has_the_documented_fields() {
+    let partner = Partner::start().await;
+    let files = Files::new();
+    let out = run_forwarder(
+        &partner,
+        &files,
+        track("Signed Up", "u1"),
+        settings(&partner),
+        &["--json"],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.trim().lines().count(),
+        1,
+        "exactly one JSON object: {stdout}"
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["outcome"]["kind"], "success");
+    assert!(report["outcome"]["message"].is_null());
+    assert_eq!(report["logs"][0]["message"], "forwarded \"Signed Up\"");
+    assert_eq!(report["logs"][0]["level"], "info");
+    let req = &report["requests"][0];
+    assert_eq!(req["method"], "POST");
+    assert_eq!(req["url"], partner.url("/v1/track"));
+    assert_eq!(req["status"], 200);
+    assert!(req["duration_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["output"].is_null());
+    for stat in ["instructions", "memory_bytes", "duration_ms"] {
+        assert!(report["stats"][stat].as_f64().unwrap() > 0.0, "{stat}");
+    }
+    assert!(!stdout.contains("sk_live_cli_secret_9"), "secret leaked");
+    assert_eq!(
+        partner.received()[0].headers["authorization"],
+        "Bearer sk_live_cli_secret_9"
+    );
+}
+
+#[tokio::test]
+async fn run_human_report_shows_outcome_logs_and_trace() {
+    let partner = Partner::start().await;
+    let files = Files::new();
+    partner.answer(Answer {
+        body: "{\"error\":\"rate limited\"}".into(),
+        ..Answer::status(429)
+    });
+    let out = run_forwarder(
+        &partner,
+        &files,
+        track("Signed Up", "u1"),
+        settings(&partner),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(10), "retry exits 10");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        " RETRY  Retry",
+        "Error message: partner answered 429; Segment will retry",
+        "Request trace",
+        "POST    429",
+        &partner.url("/v1/track"),
+        "← {\"error\":\"rate limited\"}",
+        "instructions ",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("sk_live_cli_secret_9"));
+}
+
+#[tokio::test]
+async fn exit_status_per_outcome() {
+    let partner = Partner::start().await;
+    let files = Files::new();
+    let s = settings(&partner);
+    let cases: Vec<(Value, Value, i32)> = vec![
+        (track("E", "u"), s.clone(), 0),
+        (json!({"type": "page", "userId": "u"}), s.clone(), 11),
+        (json!({"type": "track", "event": "E"}), s.clone(), 12),
+        (
+            json!({"type": "track", "event": "E", "userId": "u"}),
+            json!({"apiKey": "k", "endpoint": "http://not-allowed.example/v1"}),
+            13,
+        ),
+        (track("E", "u"), json!({"endpoint": "x"}), 14),
+    ];
+    for (event, settings, code) in cases {
+        let out = run_forwarder(&partner, &files, event.clone(), settings, &["--json"]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{event}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[tokio::test]
+async fn run_builds_a_crate_directory_and_reads_stdin() {
+    let partner = Partner::start().await;
+    let files = Files::new();
+    // Build first so this test measures nothing but `run` on a directory.
+    tokio::task::spawn_blocking(|| example_wasm("ecommerce"))
+        .await
+        .unwrap();
+    let args = vec![
+        "run".into(),
+        root().join("functions/ecommerce").display().to_string(),
+        "--event".into(),
+        "-".into(),
+        "--settings".into(),
+        files
+            .write(
+                "s.json",
+                &json!({"apiKey": "conv-key-abcdef", "endpoint": partner.url("/v2")}),
+            )
+            .display()
+            .to_string(),
+        "--allow-host".into(),
+        partner.addr.to_string(),
+        "--target-dir".into(),
+        guest_target_dir().display().to_string(),
+        "--json".into(),
+    ];
+    let event =
+        std::fs::read(root().join("functions/ecommerce/events/order-completed.json")).unwrap();
+    let out = segfn_output(args, Some(event)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("segfn: building"),
+        "says it builds: {stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"]["kind"], "success");
+    assert_eq!(
+        partner.received()[0].json()["conversion_id"],
+        "50314b8e9bcf000000000000"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_file_runs_every_event() {
+    let partner = Partner::start().await;
+    let files = Files::new();
+    let batch = json!({"batch": [track("A", "u1"), track("B", "u2")]});
+    let out = run_forwarder(&partner, &files, batch, settings(&partner), &["--json"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["output"],
+        json!([{"kind": "success"}, {"kind": "success"}])
+    );
+    assert_eq!(partner.received().len(), 2);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error() {
+    let files = Files::new();
+    let wasm = tokio::task::spawn_blocking(|| example_wasm("forwarder"))
+        .await
+        .unwrap()
+        .display()
+        .to_string();
+    let bad_json = files.dir.path().join("bad.json");
+    std::fs::write(&bad_json, "{\"type\": \"track\",").unwrap();
+    let not_object_settings = files.write("list.json", &json!([1]));
+    let event = files.write("e.json", &track("E", "u"));
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (
+            vec![
+                "run".into(),
+                wasm.clone(),
+                "--event".into(),
+                bad_json.display().to_string(),
+            ],
+            1,
+            "not usable: not valid JSON",
+        ),
+        (
+            vec![
+                "run".into(),
+                wasm.clone(),
+                "--event".into(),
+                "/nonexistent/e.json".into(),
+            ],
+            1,
+            "cannot read /nonexistent/e.json",
+        ),
+        (
+            vec![
+                "run".into(),
+                wasm.clone(),
+                "--event".into(),
+                event.display().to_string(),
+                "--settings".into(),
+                not_object_settings.display().to_string(),
+            ],
+            1,
+            "must be a JSON object",
+        ),
+        (
+            vec![
+                "run".into(),
+                wasm.clone(),
+                "--event".into(),
+                event.display().to_string(),
+                "--allow-host".into(),
+                "ftp://x".into(),
+            ],
+            1,
+            "only http and https",
+        ),
+        (
+            vec![
+                "run".into(),
+                "/nonexistent.wasm".into(),
+                "--event".into(),
+                event.display().to_string(),
+            ],
+            1,
+            "does not exist",
+        ),
+        (
+            vec![
+                "run".into(),
+                event.display().to_string(),
+                "--event".into(),
+                event.display().to_string(),
+            ],
+            1,
+            "not a valid WebAssembly module",
+        ),
+        (vec!["run".into(), wasm.clone()], 2, "--event"),
+        (vec!["frobnicate".into()], 2, "unrecognized subcommand"),
+        (
+            vec!["build".into(), files.dir.path().display().to_string()],
+            1,
+            "has no Cargo.toml",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let out = segfn_output(args.clone(), None).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected {needle:?} in {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn help_documents_exit_statuses() {
+    let out = segfn_output(vec!["run".into(), "--help".into()], None).await;
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("13  bad_request"), "{text}");
+    assert!(text.contains(" 0  dropped"), "{text}");
+    assert!(text.contains("--allow-host"), "{text}");
+}

@@ -1,0 +1,316 @@
+//! Test support: building guests once, a recording partner API on 127.0.0.1, WAT
+//! guests, and engine helpers.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use segfn_host::{
+    FetchClient, FetchPolicy, InvokeOptions, Limits, LoadedFunction, Redactor, Report, Runtime,
+    RuntimeOptions,
+};
+use segfn_sdk::abi::Call;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_owned()
+}
+
+/// The `segfn` binary under test.
+pub fn segfn() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_segfn"))
+}
+
+/// Where guests are built: shared by all tests, kept between runs.
+pub fn guest_target_dir() -> PathBuf {
+    root().join("target/guests")
+}
+
+/// Builds `functions/<name>` with `segfn build` once per test process.
+pub fn example_wasm(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    // Holding the lock while building serialises builds, which cargo would do anyway.
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let out = segfn()
+        .arg("build")
+        .arg(root().join("functions").join(name))
+        .arg("--target-dir")
+        .arg(guest_target_dir())
+        .output()
+        .expect("running segfn build");
+    assert!(
+        out.status.success(),
+        "segfn build {name} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 path");
+    let path = PathBuf::from(stdout.lines().last().expect("a path line").trim());
+    assert!(path.is_file(), "{path:?} does not exist");
+    built.insert(name.to_owned(), path.clone());
+    path
+}
+
+/// A runtime for tests (on-demand allocation: many tests run at once).
+pub fn runtime() -> Runtime {
+    Runtime::new(&RuntimeOptions {
+        pooling: false,
+        ..RuntimeOptions::default()
+    })
+    .expect("a runtime")
+}
+
+/// Loads a built example.
+pub async fn load_example(name: &str) -> LoadedFunction {
+    let path = tokio::task::spawn_blocking({
+        let name = name.to_owned();
+        move || example_wasm(&name)
+    })
+    .await
+    .expect("build task");
+    runtime().load_file(&path).await.expect("example loads")
+}
+
+/// Invoke options with an allow-list and test-mode bodies.
+pub fn options(allow: &[String], settings: &Value, limits: Limits) -> InvokeOptions {
+    InvokeOptions {
+        limits,
+        client: FetchClient::new(FetchPolicy::parse(allow).expect("valid patterns"))
+            .expect("client"),
+        redactor: Arc::new(Redactor::from_settings(settings, &[])),
+        capture_bodies: true,
+    }
+}
+
+/// Runs one message.
+pub async fn invoke_event(
+    f: &LoadedFunction,
+    opts: &InvokeOptions,
+    event: Value,
+    settings: Value,
+) -> Report {
+    f.invoke(opts, Call::Event { event }, settings).await
+}
+
+/// One request the partner received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("partner received JSON")
+    }
+}
+
+/// How the partner answers: status and body, optionally after a delay.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Answer {
+        Answer {
+            status,
+            body: "{\"ok\":true}".into(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Default)]
+struct PartnerState {
+    received: Mutex<Vec<Received>>,
+    answer: Mutex<Option<Answer>>,
+    redirect_to: Mutex<Option<String>>,
+}
+
+/// A partner API on 127.0.0.1 that records every request.
+#[derive(Clone)]
+pub struct Partner {
+    pub addr: SocketAddr,
+    state: Arc<PartnerState>,
+}
+
+async fn handle(
+    State(state): State<Arc<PartnerState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    state.received.lock().unwrap().push(Received {
+        method: method.to_string(),
+        path: uri.to_string(),
+        headers,
+        body: body.to_vec(),
+    });
+    if uri.path() == "/redirect"
+        && let Some(target) = state.redirect_to.lock().unwrap().clone()
+    {
+        return (StatusCode::FOUND, [("location", target)], String::new()).into_response();
+    }
+    if uri.path() == "/huge" {
+        return (StatusCode::OK, "x".repeat(3 << 20)).into_response();
+    }
+    let answer = state
+        .answer
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or(Answer::status(200));
+    tokio::time::sleep(answer.delay).await;
+    (
+        StatusCode::from_u16(answer.status).unwrap(),
+        [("content-type", "application/json")],
+        answer.body,
+    )
+        .into_response()
+}
+
+impl Partner {
+    /// Starts a partner on an ephemeral port of 127.0.0.1.
+    pub async fn start() -> Partner {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(PartnerState::default());
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Partner { addr, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The allow-list entry that names this server's address.
+    pub fn allow(&self) -> Vec<String> {
+        vec![self.addr.to_string()]
+    }
+
+    pub fn answer(&self, answer: Answer) {
+        *self.state.answer.lock().unwrap() = Some(answer);
+    }
+
+    pub fn redirect_to(&self, target: &str) {
+        *self.state.redirect_to.lock().unwrap() = Some(target.to_owned());
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+}
+
+/// WAT bytes escaped for a data segment.
+pub fn wat_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// A `fetch` request frame (length-prefixed JSON head, no body).
+pub fn fetch_frame(method: &str, url: &str) -> Vec<u8> {
+    segfn_sdk::abi::encode_frame(
+        &segfn_sdk::abi::FetchRequestHead {
+            method: method.into(),
+            url: url.into(),
+            headers: vec![],
+        },
+        b"",
+    )
+}
+
+/// A guest in WAT following the ABI: a bump allocator, `segfn_abi_version` returning
+/// `abi`, and `segfn_handle` running `handle_body` and then returning the JSON at
+/// offset 1024 (`result`). `data` places extra bytes at offsets.
+pub struct WatGuest<'a> {
+    pub abi: u32,
+    pub handle_body: &'a str,
+    pub result: &'a str,
+    pub data: Vec<(u32, Vec<u8>)>,
+    pub extra: &'a str,
+}
+
+impl Default for WatGuest<'_> {
+    fn default() -> Self {
+        WatGuest {
+            abi: 1,
+            handle_body: "",
+            result: r#"{"abi":1,"kind":"success"}"#,
+            data: vec![],
+            extra: "",
+        }
+    }
+}
+
+impl WatGuest<'_> {
+    pub fn wat(&self) -> String {
+        let data: String = self
+            .data
+            .iter()
+            .map(|(offset, bytes)| {
+                format!("(data (i32.const {offset}) \"{}\")\n", wat_bytes(bytes))
+            })
+            .collect();
+        format!(
+            r#"(module
+  (import "segfn" "fetch" (func $fetch (param i32 i32) (result i64)))
+  (import "segfn" "log" (func $log (param i32 i32 i32)))
+  (import "segfn" "panic" (func $panic (param i32 i32)))
+  (memory (export "memory") 2)
+  (global $next (mut i32) (i32.const 65536))
+  (data (i32.const 1024) "{result}")
+  {data}
+  (func (export "segfn_abi_version") (result i32) (i32.const {abi}))
+  (func $alloc (export "segfn_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $len)))
+    (if (i32.gt_u (global.get $next) (i32.mul (memory.size) (i32.const 65536)))
+      (then (drop (memory.grow (i32.add (i32.const 1)
+        (i32.shr_u (i32.sub (global.get $next) (i32.mul (memory.size) (i32.const 65536))) (i32.const 16)))))))
+    (local.get $p))
+  (func (export "segfn_handle") (param $ptr i32) (param $len i32) (result i64)
+    {body}
+    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const {result_len})))
+  {extra}
+)"#,
+            result = wat_bytes(self.result.as_bytes()),
+            abi = self.abi,
+            body = self.handle_body,
+            result_len = self.result.len(),
+            extra = self.extra,
+        )
+    }
+
+    pub async fn load(&self) -> Result<LoadedFunction, segfn_host::LoadError> {
+        let wasm = wat::parse_str(self.wat()).expect("valid WAT");
+        runtime().load(&wasm).await
+    }
+}
+
+/// A track event for the examples.
+pub fn track(event: &str, user: &str) -> Value {
+    serde_json::json!({"type": "track", "event": event, "userId": user, "messageId": format!("m-{user}")})
+}
