@@ -10,8 +10,9 @@
 //! [`EXPORT_ALLOC`] and [`EXPORT_HANDLE`], and may import the functions of module
 //! [`IMPORT_MODULE`]. For one invocation the host:
 //!
-//! 1. instantiates the module afresh,
-//! 2. checks that `segfn_abi_version()` returns [`VERSION`],
+//! 1. (once, when loading the module) checks that `segfn_abi_version()` returns
+//!    [`VERSION`],
+//! 2. instantiates the module afresh,
 //! 3. calls `segfn_alloc(len)` and writes the [`Envelope`] JSON there,
 //! 4. calls `segfn_handle(ptr, len)`, which returns a [`packed`](pack) pointer and length
 //!    of the [`GuestResult`] JSON in guest memory.

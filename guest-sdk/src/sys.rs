@@ -41,8 +41,11 @@ mod imp {
     }
 
     pub(crate) fn random_fill(buf: &mut [u8]) {
-        // SAFETY: the host writes exactly the given range during the call.
-        unsafe { abi::sys::random_fill(buf.as_mut_ptr(), buf.len()) }
+        // The host fills at most 64 KiB per call.
+        for chunk in buf.chunks_mut(64 << 10) {
+            // SAFETY: the host writes exactly the given range during the call.
+            unsafe { abi::sys::random_fill(chunk.as_mut_ptr(), chunk.len()) }
+        }
     }
 
     pub(crate) fn report_panic(message: &str) {

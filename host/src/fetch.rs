@@ -3,6 +3,7 @@
 //! record ("request trace") of every call.
 
 use crate::policy::{FetchPolicy, Refusal};
+use crate::redact::Redactor;
 use segfn_sdk::abi::{FetchErrorKind, FetchRequestHead};
 use serde::Serialize;
 use std::error::Error as StdError;
@@ -287,40 +288,61 @@ pub struct TraceEntry {
 
 /// Bodies shown in test mode are cut here (Segment's tester shows similar excerpts).
 const TRACE_BODY_BYTES: usize = 4096;
+/// URLs and error messages in the trace are cut here.
+const TRACE_URL_BYTES: usize = 2048;
+/// Request headers shown per call.
+const TRACE_HEADERS: usize = 64;
 
 impl TraceEntry {
+    /// Records a call with secrets redacted, then every part cut to a bounded size
+    /// (redacting first, so a cut cannot leave part of a secret).
     pub(crate) fn record(
         head: &FetchRequestHead,
         request_body: &[u8],
         started: Instant,
         result: &Result<FetchResponse, FetchFailure>,
+        redactor: &Redactor,
         capture_bodies: bool,
     ) -> TraceEntry {
-        let excerpt = |body: &[u8]| {
-            let cut = &body[..body.len().min(TRACE_BODY_BYTES)];
-            let mut text = String::from_utf8_lossy(cut).into_owned();
-            if body.len() > TRACE_BODY_BYTES {
-                text.push_str(&format!("… ({} more bytes)", body.len() - TRACE_BODY_BYTES));
-            }
-            text
-        };
+        let text =
+            |bytes: &[u8], max: usize| cut(&redactor.redact(&String::from_utf8_lossy(bytes)), max);
         TraceEntry {
-            method: head.method.clone(),
-            url: head.url.clone(),
+            method: cut(&head.method, 32),
+            url: text(head.url.as_bytes(), TRACE_URL_BYTES),
             status: result.as_ref().ok().map(|r| r.status),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
             request_bytes: request_body.len(),
             response_bytes: result.as_ref().map_or(0, |r| r.body.len()),
-            error: result
-                .as_ref()
-                .err()
-                .map(|f| format!("{}: {}", f.kind.as_str(), f.message)),
-            request_headers: capture_bodies.then(|| head.headers.clone()),
-            request_body: capture_bodies.then(|| excerpt(request_body)),
+            error: result.as_ref().err().map(|f| {
+                text(
+                    format!("{}: {}", f.kind.as_str(), f.message).as_bytes(),
+                    TRACE_URL_BYTES,
+                )
+            }),
+            request_headers: capture_bodies.then(|| {
+                head.headers
+                    .iter()
+                    .take(TRACE_HEADERS)
+                    .map(|(n, v)| (cut(n, 256), cut(&redactor.header(n, v), 1024)))
+                    .collect()
+            }),
+            request_body: capture_bodies.then(|| text(request_body, TRACE_BODY_BYTES)),
             response_body: match result {
-                Ok(r) if capture_bodies => Some(excerpt(&r.body)),
+                Ok(r) if capture_bodies => Some(text(&r.body, TRACE_BODY_BYTES)),
                 _ => None,
             },
         }
     }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, saying how much was cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..end], text.len() - end)
 }

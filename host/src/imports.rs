@@ -1,19 +1,56 @@
 //! The host functions a guest imports (`segfn::log`, `fetch`, `now_ms`, `random_fill`,
-//! `panic`), each reading and writing guest memory with bounds checks.
+//! `panic`), each reading and writing guest memory with bounds checks, and each bounded
+//! in the host memory a guest can make it use.
 
 use crate::error::GuestFault;
 use crate::fetch::{FetchFailure, TraceEntry};
 use crate::invoke::InvocationState;
 use crate::report::LogLine;
 use segfn_sdk::abi::{self, FetchErrorKind, FetchRequestHead, FetchResponseHead, LogLevel};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use wasmtime::{Caller, Extern, Linker};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use wasmtime::{Caller, Extern, Linker, Memory};
 
 /// Most random bytes one `random_fill` call may ask for.
 const MAX_RANDOM_FILL: usize = 64 << 10;
 
+/// Most log lines kept, whatever their size (an empty line still costs bookkeeping).
+pub(crate) const MAX_LOG_LINES: usize = 1000;
+
+/// Room for a request's method, URL and headers beyond its body.
+const MAX_REQUEST_HEAD: usize = 64 << 10;
+
+/// Longest panic message read.
+const MAX_PANIC_MESSAGE: u32 = 64 << 10;
+
 fn fault(f: GuestFault) -> wasmtime::Error {
     wasmtime::Error::new(f)
+}
+
+fn abi_fault(message: String) -> wasmtime::Error {
+    fault(GuestFault::Abi(message))
+}
+
+fn memory(caller: &mut Caller<'_, InvocationState>, what: &str) -> wasmtime::Result<Memory> {
+    match caller.get_export(abi::EXPORT_MEMORY) {
+        Some(Extern::Memory(memory)) => Ok(memory),
+        _ => Err(abi_fault(format!("{what}: the module exports no memory"))),
+    }
+}
+
+/// Faults unless `ptr..ptr+len` lies inside the guest's memory.
+fn check_range(
+    caller: &mut Caller<'_, InvocationState>,
+    ptr: u32,
+    len: u32,
+    what: &str,
+) -> wasmtime::Result<()> {
+    let size = memory(caller, what)?.data_size(&*caller);
+    if (ptr as usize).saturating_add(len as usize) > size {
+        return Err(abi_fault(format!(
+            "{what}: range {ptr}+{len} is outside the function's memory"
+        )));
+    }
+    Ok(())
 }
 
 /// Copies `len` bytes at `ptr` out of the guest's memory.
@@ -23,58 +60,39 @@ fn read_guest(
     len: u32,
     what: &str,
 ) -> wasmtime::Result<Vec<u8>> {
-    let Some(Extern::Memory(memory)) = caller.get_export(abi::EXPORT_MEMORY) else {
-        return Err(fault(GuestFault::Abi(format!(
-            "{what}: the module exports no memory"
-        ))));
-    };
+    check_range(caller, ptr, len, what)?;
     let start = ptr as usize;
-    memory
-        .data(&caller)
-        .get(start..start.saturating_add(len as usize))
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| {
-            fault(GuestFault::Abi(format!(
-                "{what}: range {ptr}+{len} is outside the function's memory"
-            )))
-        })
+    Ok(memory(caller, what)?.data(&*caller)[start..start + len as usize].to_vec())
 }
 
 /// Copies `bytes` into guest memory obtained from the guest's allocator; returns the
 /// address.
-pub(crate) async fn write_guest(
+async fn write_guest(
     caller: &mut Caller<'_, InvocationState>,
     bytes: &[u8],
     what: &str,
 ) -> wasmtime::Result<u32> {
-    let len = u32::try_from(bytes.len())
-        .map_err(|_| fault(GuestFault::Abi(format!("{what}: too large"))))?;
+    let len = u32::try_from(bytes.len()).map_err(|_| abi_fault(format!("{what}: too large")))?;
     let alloc = caller
         .get_export(abi::EXPORT_ALLOC)
         .and_then(Extern::into_func)
-        .ok_or_else(|| {
-            fault(GuestFault::Abi(format!(
-                "{what}: no {} export",
-                abi::EXPORT_ALLOC
-            )))
-        })?
-        .typed::<u32, u32>(&caller)?;
+        .ok_or_else(|| abi_fault(format!("{what}: no {} export", abi::EXPORT_ALLOC)))?
+        .typed::<u32, u32>(&*caller)?;
     let ptr = alloc.call_async(&mut *caller, len).await?;
-    let Some(Extern::Memory(memory)) = caller.get_export(abi::EXPORT_MEMORY) else {
-        return Err(fault(GuestFault::Abi(format!(
-            "{what}: the module exports no memory"
-        ))));
-    };
-    let target = memory
-        .data_mut(&mut *caller)
-        .get_mut(ptr as usize..(ptr as usize).saturating_add(bytes.len()))
-        .ok_or_else(|| {
-            fault(GuestFault::Abi(format!(
-                "{what}: {} returned {ptr} for {len} bytes, outside the function's memory",
-                abi::EXPORT_ALLOC
-            )))
-        })?;
-    target.copy_from_slice(bytes);
+    if ptr == 0 && len > 0 {
+        return Err(abi_fault(format!(
+            "{what}: {} returned 0 (out of memory) for {len} bytes",
+            abi::EXPORT_ALLOC
+        )));
+    }
+    check_range(caller, ptr, len, what).map_err(|_| {
+        abi_fault(format!(
+            "{what}: {} returned {ptr} for {len} bytes, outside the function's memory",
+            abi::EXPORT_ALLOC
+        ))
+    })?;
+    let start = ptr as usize;
+    memory(caller, what)?.data_mut(&mut *caller)[start..start + bytes.len()].copy_from_slice(bytes);
     Ok(ptr)
 }
 
@@ -100,19 +118,27 @@ fn log(
     ptr: u32,
     len: u32,
 ) -> wasmtime::Result<()> {
+    check_range(&mut caller, ptr, len, "log")?;
     let state = caller.data();
     let cap = state.options.limits.log_bytes;
-    if state.log_bytes >= cap {
+    if state.log_bytes >= cap || state.logs.len() >= MAX_LOG_LINES {
         // Over the cap the line is not even read: a log loop costs nothing but fuel.
         caller.data_mut().logs_dropped += 1;
         return Ok(());
     }
-    let bytes = read_guest(&mut caller, ptr, len, "log")?;
-    let state = caller.data_mut();
     let room = cap - state.log_bytes;
-    let mut message = String::from_utf8_lossy(&bytes).into_owned();
-    if message.len() > room {
-        let mut cut = room;
+    // Read no more than can be kept (plus a partial UTF-8 character).
+    let read = len.min(u32::try_from(room.saturating_add(3)).unwrap_or(u32::MAX));
+    let bytes = read_guest(&mut caller, ptr, read, "log")?;
+    let state = caller.data_mut();
+    // Redact before cutting, so a cut cannot leave half a secret behind.
+    let mut message = state
+        .options
+        .redactor
+        .redact(&String::from_utf8_lossy(&bytes))
+        .into_owned();
+    if message.len() > room || read < len {
+        let mut cut = room.min(message.len());
         while !message.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -141,32 +167,24 @@ fn random_fill(
     len: u32,
 ) -> wasmtime::Result<()> {
     if len as usize > MAX_RANDOM_FILL {
-        return Err(fault(GuestFault::Abi(format!(
+        return Err(abi_fault(format!(
             "random_fill: {len} bytes asked, at most {MAX_RANDOM_FILL} per call"
-        ))));
-    }
-    let Some(Extern::Memory(memory)) = caller.get_export(abi::EXPORT_MEMORY) else {
-        return Err(fault(GuestFault::Abi(
-            "random_fill: the module exports no memory".into(),
         )));
-    };
-    let target = memory
-        .data_mut(&mut caller)
-        .get_mut(ptr as usize..(ptr as usize).saturating_add(len as usize))
-        .ok_or_else(|| {
-            fault(GuestFault::Abi(format!(
-                "random_fill: range {ptr}+{len} is outside the function's memory"
-            )))
-        })?;
+    }
+    check_range(&mut caller, ptr, len, "random_fill")?;
+    let start = ptr as usize;
+    let target =
+        &mut memory(&mut caller, "random_fill")?.data_mut(&mut caller)[start..start + len as usize];
     getrandom::fill(target)
         .map_err(|e| wasmtime::Error::msg(format!("the host's random source failed: {e}")))
 }
 
 fn panic(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmtime::Result<()> {
-    // A message too long to read is still a panic.
-    let len = len.min(64 << 10);
-    let message = read_guest(&mut caller, ptr, len, "panic")
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+    let message = read_guest(&mut caller, ptr, len.min(MAX_PANIC_MESSAGE), "panic")
+        .map(|b| {
+            let text = String::from_utf8_lossy(&b);
+            caller.data().options.redactor.redact(&text).into_owned()
+        })
         .unwrap_or_else(|_| "(message unreadable)".into());
     Err(fault(GuestFault::Panic(message)))
 }
@@ -178,71 +196,60 @@ async fn fetch(
 ) -> wasmtime::Result<u64> {
     let started = Instant::now();
     let limits = caller.data().options.limits.clone();
-    let frame_cap = limits.request_body_bytes.saturating_add(64 << 10);
-    let result = if len as usize > frame_cap {
-        Err(FetchFailure::new(
-            FetchErrorKind::Limit,
-            format!(
-                "the request body exceeds the limit of {}",
-                crate::limits::bytes(limits.request_body_bytes)
-            ),
-        ))
+    let limit = |message: String| Err(FetchFailure::new(FetchErrorKind::Limit, message));
+    let body_too_large = || {
+        format!(
+            "the request body exceeds the limit of {}",
+            crate::limits::bytes(limits.request_body_bytes)
+        )
+    };
+
+    let result = if len as usize > limits.request_body_bytes.saturating_add(MAX_REQUEST_HEAD) {
+        // Not even read: it could not be sent.
+        check_range(caller, ptr, len, "fetch")?;
+        limit(body_too_large())
     } else {
         let frame = read_guest(caller, ptr, len, "fetch")?;
         let (head, body) = abi::decode_frame::<FetchRequestHead>(&frame)
-            .map_err(|e| fault(GuestFault::Abi(format!("fetch: {e}"))))?;
+            .map_err(|e| abi_fault(format!("fetch: {e}")))?;
         let state = caller.data_mut();
         state.fetches += 1;
-        if state.fetches > limits.fetches {
-            let failure = FetchFailure::new(
-                FetchErrorKind::Limit,
-                format!(
-                    "the limit of {} fetches per invocation is reached",
-                    limits.fetches
-                ),
-            );
-            state.trace.push(TraceEntry::record(
-                &head,
-                body,
-                started,
-                &Err(failure.clone()),
-                false,
-            ));
-            Err(failure)
+        let result = if state.fetches > limits.fetches {
+            limit(format!(
+                "the limit of {} fetches per invocation is reached",
+                limits.fetches
+            ))
         } else if body.len() > limits.request_body_bytes {
-            let failure = FetchFailure::new(
-                FetchErrorKind::Limit,
-                format!(
-                    "the request body exceeds the limit of {}",
-                    crate::limits::bytes(limits.request_body_bytes)
-                ),
-            );
-            Err(failure)
+            limit(body_too_large())
         } else {
             let remaining = state.deadline.saturating_duration_since(Instant::now());
             let client = state.options.client.clone();
-            let capture = state.options.capture_bodies;
-            let result = if remaining.is_zero() {
+            if remaining.is_zero() {
                 Err(FetchFailure::new(
                     FetchErrorKind::Timeout,
                     "the invocation's deadline has passed",
                 ))
             } else {
                 client
-                    .send(
-                        &head,
-                        body.to_vec(),
-                        remaining.max(Duration::from_millis(1)),
-                        limits.response_body_bytes,
-                    )
+                    .send(&head, body.to_vec(), remaining, limits.response_body_bytes)
                     .await
-            };
-            caller
-                .data_mut()
-                .trace
-                .push(TraceEntry::record(&head, body, started, &result, capture));
-            result
+            }
+        };
+        // Past the fetch limit only the first refusal is traced: a fetch loop must not
+        // grow the trace without end.
+        let state = caller.data_mut();
+        if state.fetches <= limits.fetches.saturating_add(1) {
+            let entry = TraceEntry::record(
+                &head,
+                body,
+                started,
+                &result,
+                &state.options.redactor,
+                state.options.capture_bodies,
+            );
+            state.trace.push(entry);
         }
+        result
     };
     let frame = match result {
         Ok(response) => abi::encode_frame(

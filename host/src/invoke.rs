@@ -3,6 +3,7 @@
 
 use crate::error::{GuestFault, LoadError};
 use crate::fetch::{FetchClient, TraceEntry};
+use crate::imports::MAX_LOG_LINES;
 use crate::limits::{Limits, MemoryLimiter, bytes};
 use crate::outcome::{Outcome, OutcomeKind, most_severe};
 use crate::redact::Redactor;
@@ -66,6 +67,10 @@ impl LoadedFunction {
     pub async fn invoke(&self, options: &InvokeOptions, call: Call, settings: Value) -> Report {
         let started = Instant::now();
         let deadline = started + options.limits.deadline;
+        let batch_len = match &call {
+            Call::Batch { events } => Some(events.len()),
+            Call::Event { .. } => None,
+        };
         let mut store = self.new_store(options.clone(), deadline);
         let input = serde_json::to_vec(&Envelope {
             abi: abi::VERSION,
@@ -88,16 +93,26 @@ impl LoadedFunction {
         let state = store.into_data();
         let (outcome, output) = match ended {
             Ended::Failed(outcome) => (outcome, Value::Null),
-            Ended::Returned(result) => summarize(result),
+            Ended::Returned(result) => summarize(result, batch_len),
         };
         let mut logs = state.logs;
         if state.logs_dropped > 0 || state.log_bytes >= options.limits.log_bytes {
             logs.push(LogLine {
                 level: LogLevel::Warn,
                 message: format!(
-                    "[segfn] log limit of {} reached; {} later line(s) dropped",
+                    "[segfn] log limit of {} or {MAX_LOG_LINES} lines reached; {} later line(s) dropped",
                     bytes(options.limits.log_bytes),
                     state.logs_dropped
+                ),
+            });
+        }
+        if state.fetches > options.limits.fetches {
+            logs.push(LogLine {
+                level: LogLevel::Warn,
+                message: format!(
+                    "[segfn] fetch limit of {} reached; {} later fetch(es) refused",
+                    options.limits.fetches,
+                    state.fetches - options.limits.fetches
                 ),
             });
         }
@@ -154,6 +169,12 @@ impl LoadedFunction {
 
         let len = u32::try_from(input.len()).map_err(|_| abi_fault("input too large"))?;
         let ptr = alloc.call_async(&mut *store, len).await?;
+        if ptr == 0 && len > 0 {
+            return Err(abi_fault(&format!(
+                "{} returned 0 (out of memory) for the input",
+                abi::EXPORT_ALLOC
+            )));
+        }
         memory
             .data_mut(&mut *store)
             .get_mut(ptr as usize..ptr as usize + input.len())
@@ -240,7 +261,21 @@ fn deadline_outcome(limits: &Limits) -> Outcome {
 
 /// Names the limit or fault that ended an invocation.
 fn classify(error: &wasmtime::Error, state: &InvocationState, limits: &Limits) -> Outcome {
-    // An allocation refused by the memory cap usually surfaces as an abort trap.
+    let trap = error.downcast_ref::<Trap>();
+    match trap {
+        Some(Trap::Interrupt) => return deadline_outcome(limits),
+        Some(Trap::OutOfFuel) => {
+            return Outcome::new(
+                OutcomeKind::BadRequest,
+                format!(
+                    "the function exceeded its instruction limit of {}",
+                    limits.instructions.unwrap_or(u64::MAX)
+                ),
+            );
+        }
+        _ => {}
+    }
+    // A refused allocation surfaces as an abort trap, a fault or a failed instantiation.
     if state.limiter.exceeded {
         return Outcome::new(
             OutcomeKind::BadRequest,
@@ -253,15 +288,7 @@ fn classify(error: &wasmtime::Error, state: &InvocationState, limits: &Limits) -
     if let Some(fault) = error.downcast_ref::<GuestFault>() {
         return Outcome::new(OutcomeKind::BadRequest, fault.to_string());
     }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => Outcome::new(
-            OutcomeKind::BadRequest,
-            format!(
-                "the function exceeded its instruction limit of {}",
-                limits.instructions.unwrap_or(u64::MAX)
-            ),
-        ),
-        Some(Trap::Interrupt) => deadline_outcome(limits),
+    match trap {
         Some(Trap::StackOverflow) => {
             Outcome::new(OutcomeKind::BadRequest, "the function overflowed its stack")
         }
@@ -274,15 +301,18 @@ fn classify(error: &wasmtime::Error, state: &InvocationState, limits: &Limits) -
     }
 }
 
-/// Turns the guest's result into the report's outcome and output.
-fn summarize(result: GuestResult) -> (Outcome, Value) {
+/// Turns the guest's result into the report's outcome and output. `batch` is the
+/// number of events sent, for a batch call.
+fn summarize(result: GuestResult, batch: Option<usize>) -> (Outcome, Value) {
     let top = Outcome {
         kind: result.result.kind,
         message: result.result.message,
     };
-    match result.results {
-        None => (top, result.result.output.unwrap_or(Value::Null)),
-        Some(results) => {
+    match (result.results, batch) {
+        (None, None) => (top, result.result.output.unwrap_or(Value::Null)),
+        // A batch failed as a whole.
+        (None, Some(_)) if top.kind != OutcomeKind::Success => (top, Value::Null),
+        (Some(results), Some(expected)) if results.len() == expected => {
             let kind = most_severe(results.iter().map(|r| r.kind));
             let failed = results
                 .iter()
@@ -302,6 +332,19 @@ fn summarize(result: GuestResult) -> (Outcome, Value) {
                 outcome,
                 serde_json::to_value(results).unwrap_or(Value::Null),
             )
+        }
+        (results, batch) => {
+            let got = results.map_or_else(|| "no".to_owned(), |r| r.len().to_string());
+            let message = match batch {
+                Some(n) => format!(
+                    "the function broke the segfn ABI: it returned {got} results for a batch of {n} events"
+                ),
+                None => {
+                    "the function broke the segfn ABI: it returned batch results for a single event"
+                        .to_owned()
+                }
+            };
+            (Outcome::new(OutcomeKind::BadRequest, message), Value::Null)
         }
     }
 }

@@ -172,7 +172,7 @@ pub enum Refusal {
     },
     /// The host is allowed but the address it names or resolves to is not public.
     #[error(
-        "{host} resolves to {ip}, a {class} address; requests to it need that address allowed explicitly (--allow-host {ip_pattern})"
+        "{host} is {ip}, a {class} address; requests to it need that address allowed explicitly, with its port (--allow-host {ip_pattern}:PORT)"
     )]
     PrivateAddress {
         /// The URL's host.
@@ -221,35 +221,62 @@ impl FetchPolicy {
             .ok_or_else(|| Refusal::BadUrl(format!("{url}: the URL has no host")))?
             .to_ascii_lowercase();
         let port = url.port_or_known_default().unwrap_or(0);
-        if !self.allow.iter().any(|p| p.matches(scheme, &host, port)) {
+        let matching: Vec<&HostPattern> = self
+            .allow
+            .iter()
+            .filter(|p| p.matches(scheme, &host, port))
+            .collect();
+        if matching.is_empty() {
             let shown = match url.port() {
                 Some(p) => format!("{host}:{p}"),
                 None => host,
             };
             return Err(Refusal::NotAllowed { host: shown });
         }
-        if let Some(ip) = parse_host_ip(&host) {
-            self.check_address(&host, ip)?;
+        // A non-public address (or `localhost`) is allowed only by an entry that names
+        // it and matches this scheme and port: `*` or `localhost:3000` never open
+        // `127.0.0.1:6379`.
+        let ip = parse_host_ip(&host)
+            .or_else(|| (host == "localhost").then_some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        if let Some(ip) = ip
+            && let Some(class) = non_public_class(ip)
+            && !matching.iter().any(|p| p.names_address(ip))
+        {
+            return Err(private_refusal(&host, ip, class));
         }
         Ok(())
     }
 
-    /// Checks one resolved address of `host`.
+    /// Checks one resolved address of `host` (a name, never an IP literal). Names
+    /// resolving to non-public addresses are refused, except `localhost` to loopback
+    /// when a `localhost` entry exists (its port was checked by [`Self::check_url`]).
     pub fn check_address(&self, host: &str, ip: IpAddr) -> Result<(), Refusal> {
-        match non_public_class(ip) {
-            Some(class) if !self.allow.iter().any(|p| p.names_address(ip)) => {
-                Err(Refusal::PrivateAddress {
-                    host: host.to_owned(),
-                    ip,
-                    class,
-                    ip_pattern: match canonical(ip) {
-                        IpAddr::V6(v6) => format!("[{v6}]"),
-                        v4 => v4.to_string(),
-                    },
-                })
-            }
-            _ => Ok(()),
+        let Some(class) = non_public_class(ip) else {
+            return Ok(());
+        };
+        let named_localhost = host.eq_ignore_ascii_case("localhost")
+            && canonical(ip).is_loopback()
+            && self
+                .allow
+                .iter()
+                .any(|p| matches!(&p.host, HostMatch::Exact(h) if h == "localhost"));
+        if named_localhost {
+            Ok(())
+        } else {
+            Err(private_refusal(host, ip, class))
         }
+    }
+}
+
+fn private_refusal(host: &str, ip: IpAddr, class: &'static str) -> Refusal {
+    Refusal::PrivateAddress {
+        host: host.to_owned(),
+        ip,
+        class,
+        ip_pattern: match canonical(ip) {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        },
     }
 }
 
@@ -385,7 +412,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "api.example.com resolves to 10.0.0.5, a private address; requests to it need that address allowed explicitly (--allow-host 10.0.0.5)"
+            "api.example.com is 10.0.0.5, a private address; requests to it need that address allowed explicitly, with its port (--allow-host 10.0.0.5:PORT)"
         );
         assert!(
             p.check_address("api.example.com", "93.184.216.34".parse().unwrap())
@@ -394,6 +421,25 @@ mod tests {
         assert!(
             p.check_address("localhost", "127.0.0.1".parse().unwrap())
                 .is_ok()
+        );
+        // A name other than localhost never gets a private address, whatever is listed.
+        let q = policy(&["api.example.com", "127.0.0.1"]);
+        assert!(
+            q.check_address("api.example.com", "127.0.0.1".parse().unwrap())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn an_exemption_covers_only_its_own_port_and_host() {
+        let p = policy(&["*", "localhost:3000", "127.0.0.1:8080"]);
+        assert!(p.check_url(&url("http://localhost:3000/")).is_ok());
+        assert!(p.check_url(&url("http://localhost:6379/")).is_err());
+        assert!(p.check_url(&url("http://127.0.0.1:8080/")).is_ok());
+        assert!(p.check_url(&url("http://127.0.0.1:6379/")).is_err());
+        assert!(
+            p.check_url(&url("http://[::ffff:127.0.0.1]:6379/"))
+                .is_err()
         );
     }
 

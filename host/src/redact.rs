@@ -59,9 +59,13 @@ impl Redactor {
             return;
         }
         self.secrets.push(secret.to_owned());
+        // The forms a secret travels in: Basic auth, base64, a query string, a JSON string.
+        let json = serde_json::to_string(secret).unwrap_or_default();
         for encoded in [
             segfn_sdk::base64_encode(format!("{secret}:").as_bytes()),
             segfn_sdk::base64_encode(secret.as_bytes()),
+            percent_encode(secret),
+            json[1..json.len().saturating_sub(1).max(1)].to_owned(),
         ] {
             if !self.secrets.contains(&encoded) {
                 self.secrets.push(encoded);
@@ -125,6 +129,18 @@ impl Redactor {
     }
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Whether a setting name marks a secret: declared, or named like a credential.
 pub fn is_secret_name(name: &str, declared: &[String]) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -147,6 +163,13 @@ mod tests {
         assert_eq!(r.redact("say open sesame"), "say [redacted]");
         let basic = segfn_sdk::base64_encode(b"sk_live_123:");
         assert_eq!(r.redact(&format!("Basic {basic}")), "Basic [redacted]");
+    }
+
+    #[test]
+    fn encoded_forms_are_redacted_too() {
+        let r = Redactor::from_settings(&json!({"apiKey": "a+b/c=\"d"}), &[]);
+        assert_eq!(r.redact("?key=a%2Bb%2Fc%3D%22d"), "?key=[redacted]");
+        assert_eq!(r.redact(r#"{"k":"a+b/c=\"d"}"#), r#"{"k":"[redacted]"}"#);
     }
 
     #[test]

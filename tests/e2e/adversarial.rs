@@ -292,8 +292,72 @@ async fn log_flood_is_truncated_and_noted() {
     let last = r.logs.last().unwrap();
     assert!(
         last.message
-            .contains("log limit of 1000 B reached; 99990 later line(s) dropped"),
+            .contains("log limit of 1000 B or 1000 lines reached; 99990 later line(s) dropped"),
         "{last:?}"
+    );
+}
+
+#[tokio::test]
+async fn empty_log_lines_are_capped_by_count() {
+    let body = "(loop $l (call $log (i32.const 1) (i32.const 0) (i32.const 0)) (br $l))";
+    let f = WatGuest {
+        handle_body: body,
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let limits = Limits {
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let r = invoke_event(&f, &opts(limits), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::Retry);
+    assert_eq!(r.logs.len(), 1001, "1000 lines and the note");
+}
+
+#[tokio::test]
+async fn batch_results_must_match_the_batch() {
+    let f = WatGuest {
+        result: r#"{"abi":1,"kind":"success","results":[]}"#,
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .unwrap();
+    let events = vec![track("A", "u"), track("B", "u")];
+    let r = f
+        .invoke(
+            &opts(Limits::default()),
+            segfn_sdk::abi::Call::Batch { events },
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
+    assert!(
+        r.outcome
+            .message
+            .unwrap()
+            .contains("0 results for a batch of 2")
+    );
+    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
+}
+
+#[tokio::test]
+async fn an_allocator_that_returns_null_is_a_fault_not_a_write_at_zero() {
+    let wat = WatGuest::default().wat().replace(
+        "(local.set $p (global.get $next))",
+        "(return (i32.const 0))",
+    );
+    let f = runtime().load(&wat::parse_str(wat).unwrap()).await.unwrap();
+    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
+    assert!(
+        r.outcome
+            .message
+            .unwrap()
+            .contains("returned 0 (out of memory)")
     );
 }
 
@@ -367,7 +431,15 @@ async fn fetch_count_is_limited() {
     )
     .await;
     assert_eq!(partner.received().len(), 3);
-    assert_eq!(r.requests.len(), 10);
+    // Three calls and the first refusal are traced; the rest are counted.
+    assert_eq!(r.requests.len(), 4);
+    assert!(
+        r.logs
+            .iter()
+            .any(|l| l.message == "[segfn] fetch limit of 3 reached; 7 later fetch(es) refused"),
+        "{:?}",
+        r.logs
+    );
     assert!(
         r.requests[3]
             .error

@@ -347,3 +347,123 @@ async fn help_documents_exit_statuses() {
     assert!(text.contains(" 0  dropped"), "{text}");
     assert!(text.contains("--allow-host"), "{text}");
 }
+
+#[tokio::test]
+async fn run_on_every_example_sample_event() {
+    // What each sample event is expected to do, so a new sample needs a line here.
+    let expected: &[(&str, &str, &str, i32)] = &[
+        ("forwarder", "batch-http-api-mixed.json", "success", 0),
+        ("forwarder", "identify-complete.json", "success", 0),
+        (
+            "forwarder",
+            "page-unsupported.json",
+            "unsupported_event_type",
+            11,
+        ),
+        ("forwarder", "track-signed-up.json", "success", 0),
+        ("ecommerce", "order-completed.json", "success", 0),
+        (
+            "ecommerce",
+            "order-completed-missing-order-id.json",
+            "message_rejected",
+            12,
+        ),
+        (
+            "ecommerce",
+            "product-viewed-unsupported.json",
+            "unsupported_event_type",
+            11,
+        ),
+    ];
+    for function in ["forwarder", "ecommerce"] {
+        let dir = root().join("functions").join(function);
+        let mut samples: Vec<String> = std::fs::read_dir(dir.join("events"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        samples.sort();
+        let mut listed: Vec<String> = expected
+            .iter()
+            .filter(|e| e.0 == function)
+            .map(|e| e.1.to_owned())
+            .collect();
+        listed.sort();
+        assert_eq!(
+            samples, listed,
+            "every sample event of {function} has an expectation"
+        );
+
+        let partner = Partner::start().await;
+        let files = Files::new();
+        let mut settings: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("settings.json")).unwrap()).unwrap();
+        settings["endpoint"] = json!(partner.url("/api"));
+        let settings_path = files
+            .write("settings.json", &settings)
+            .display()
+            .to_string();
+        let wasm = tokio::task::spawn_blocking(move || example_wasm(function))
+            .await
+            .unwrap();
+        for (_, sample, kind, code) in expected.iter().filter(|e| e.0 == function) {
+            let event = dir.join("events").join(sample).display().to_string();
+            let base = vec![
+                "run".to_string(),
+                wasm.display().to_string(),
+                "--event".into(),
+                event,
+                "--settings".into(),
+                settings_path.clone(),
+                "--allow-host".into(),
+                partner.addr.to_string(),
+            ];
+            let out = segfn_output([base.clone(), vec!["--json".into()]].concat(), None).await;
+            assert_eq!(out.status.code(), Some(*code), "{function}/{sample}");
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(
+                report["outcome"]["kind"], *kind,
+                "{function}/{sample}: {report}"
+            );
+            if *kind == "success" {
+                assert!(
+                    !report["requests"].as_array().unwrap().is_empty(),
+                    "{function}/{sample} made requests"
+                );
+            }
+            let human = String::from_utf8(segfn_output(base, None).await.stdout).unwrap();
+            for section in ["Logs", "Request trace", "Resources"] {
+                assert!(
+                    human.contains(section),
+                    "{function}/{sample}: no {section} in\n{human}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn secrets_echoed_by_the_partner_are_redacted_from_errors() {
+    let partner = Partner::start().await;
+    let files = Files::new();
+    partner.answer(Answer {
+        body: "{\"error\":\"invalid key sk_live_cli_secret_9\"}".into(),
+        ..Answer::status(401)
+    });
+    let out = run_forwarder(
+        &partner,
+        &files,
+        track("E", "u"),
+        settings(&partner),
+        &["--json"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(12));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains("sk_live_cli_secret_9"), "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["outcome"]["message"],
+        "partner rejected the event (401): {\"error\":\"invalid key [redacted]\"}"
+    );
+}
