@@ -41,6 +41,7 @@ pub mod policy;
 pub mod redact;
 pub mod report;
 mod runtime;
+pub mod serve;
 pub mod toolchain;
 
 pub use error::LoadError;

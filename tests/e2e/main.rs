@@ -6,4 +6,5 @@ mod adversarial;
 mod cli;
 mod examples;
 mod fetch_policy;
+mod serve;
 mod support;

@@ -4,6 +4,7 @@
 mod build;
 mod demo;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use segfn_host::outcome::{EXIT_FAILURE, EXIT_USAGE};
@@ -23,6 +24,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Run a function on one event or batch and show what it did.
     Run(run::RunArgs),
+    /// Serve a function as the HTTP(S) endpoint Segment delivers to.
+    Serve(serve::ServeArgs),
     /// Run an example function end to end against a built-in partner API on 127.0.0.1.
     Demo(demo::DemoArgs),
 }
@@ -42,6 +45,7 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(args),
         Command::Run(args) => with_runtime(run::run(args)),
+        Command::Serve(args) => with_runtime(serve::run(args)),
         Command::Demo(args) => with_runtime(demo::run(args)),
     };
     match result {

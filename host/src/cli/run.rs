@@ -111,22 +111,27 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(row(report.outcome.kind).exit_code))
 }
 
-/// Loads a `.wasm`/`.wat` file, or builds a crate directory and loads the result.
-pub(crate) async fn load_function(
-    path: &Path,
-    target: &TargetDirArg,
-) -> anyhow::Result<LoadedFunction> {
-    let wasm = if path.is_dir() {
+/// The `.wasm` to run: the file itself, or a crate directory built first.
+pub(crate) async fn wasm_path(path: &Path, target: &TargetDirArg) -> anyhow::Result<PathBuf> {
+    if path.is_dir() {
         let (path, target) = (path.to_owned(), target.clone());
-        tokio::task::spawn_blocking(move || build_function(&path, &target)).await??
+        tokio::task::spawn_blocking(move || build_function(&path, &target)).await?
     } else if path.is_file() {
-        path.to_owned()
+        Ok(path.to_owned())
     } else {
         bail!(
             "{} does not exist: pass a .wasm file or a function crate directory",
             path.display()
         );
-    };
+    }
+}
+
+/// Loads a `.wasm`/`.wat` file, or builds a crate directory and loads the result.
+pub(crate) async fn load_function(
+    path: &Path,
+    target: &TargetDirArg,
+) -> anyhow::Result<LoadedFunction> {
+    let wasm = wasm_path(path, target).await?;
     let runtime = Runtime::new(&RuntimeOptions {
         pooling: false,
         disk_cache: true,

@@ -1,0 +1,138 @@
+//! `segfn serve FUNCTION`: the endpoint Segment delivers to.
+
+use super::build::TargetDirArg;
+use super::run::{LimitArgs, read_settings};
+use anyhow::{Context as _, bail};
+use segfn_host::serve::{ResolvedTenant, ServeConfig, ServeOptions};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Segment sends POST with Content-Type: application/json, \
+Authorization: Basic base64(apiKey + \":\"), and optionally X-Signature and X-Segment-Settings. \
+Answers: 200 processed, 400 rejected, 401 unknown key or bad signature, 413 too large, \
+415 not JSON, 429 busy (Retry-After), 500 retry, 501 unsupported event type, 503 shutting down. \
+GET /healthz, /readyz and /metrics (Prometheus) serve operators. SIGHUP reloads the function; \
+SIGTERM or SIGINT finish in-flight deliveries and exit."
+)]
+pub(crate) struct ServeArgs {
+    /// A .wasm file, or a function crate directory (built first).
+    function: PathBuf,
+    /// The configuration file (TOML): [server], [limits] and [[tenant]] tables.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides the config file).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Without --config: the one tenant's API key.
+    #[arg(
+        long,
+        env = "SEGFN_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    api_key: Option<String>,
+    /// Without --config: the one tenant's settings (JSON).
+    #[arg(long, short, value_name = "FILE")]
+    settings: Option<PathBuf>,
+    /// Without --config: hosts fetch may reach (repeatable; see `segfn run --help`).
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_hosts: Vec<String>,
+    /// Without --config: settings that are secret (repeatable).
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
+    /// Without --config: put outcome, logs and request trace in responses.
+    #[arg(long)]
+    debug_responses: bool,
+    /// The embedded store for deduplication (overrides the config file).
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Log JSON lines instead of human-readable ones.
+    #[arg(long)]
+    json_logs: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    target: TargetDirArg,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::load(path)?,
+        None => {
+            let Some(api_key) = args.api_key.clone() else {
+                bail!(
+                    "give --config FILE with [[tenant]] tables, or --api-key KEY (or $SEGFN_API_KEY) for a single tenant"
+                );
+            };
+            let mut config = ServeConfig::default();
+            config.limits = segfn_host::serve::config::LimitsConfig {
+                deadline_ms: args.limits.limits().deadline.as_millis() as u64,
+                memory_mib: args.limits.limits().memory_bytes >> 20,
+                max_instructions: args.limits.limits().instructions,
+                max_fetches: args.limits.limits().fetches,
+                max_response_kib: args.limits.limits().response_body_bytes >> 10,
+            };
+            config.tenants = vec![segfn_host::serve::config::TenantConfig {
+                name: "default".into(),
+                api_key: Some(api_key),
+                settings: serde_json::from_value(read_settings(args.settings.as_deref())?)
+                    .context("settings")?,
+                secret_settings: args.secrets.clone(),
+                allow_hosts: args.allow_hosts.clone(),
+                debug_responses: args.debug_responses,
+                ..Default::default()
+            }];
+            config
+        }
+    };
+    if let Some(listen) = &args.listen {
+        config.server.listen = listen.clone();
+    }
+    if let Some(store) = &args.store {
+        config.server.store = store.clone();
+    }
+    if args.tls_cert.is_some() {
+        config.server.tls_cert = args.tls_cert.clone();
+        config.server.tls_key = args.tls_key.clone();
+    }
+    config.server.json_logs |= args.json_logs;
+    init_logging(config.server.json_logs);
+
+    let tenants: Vec<ResolvedTenant> = config.resolve_tenants(|var| std::env::var(var).ok())?;
+    let function = super::run::wasm_path(&args.function, &args.target).await?;
+    let options = ServeOptions {
+        config,
+        tenants,
+        function,
+    };
+    segfn_host::serve::serve(options, |addr, tls| {
+        let scheme = if tls { "https" } else { "http" };
+        println!("segfn serve: listening on {scheme}://{addr}");
+        let _ = std::io::stdout().flush();
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEGFN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,127 @@
+//! What Segment's request headers carry: the tenant's API key (Basic auth), the
+//! `X-Signature` HMAC, and `X-Segment-Settings`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{KeyInit, Mac};
+use serde_json::Value;
+
+type HmacSha1 = hmac::Hmac<sha1::Sha1>;
+
+/// The API key from `Authorization: Basic base64(apiKey + ":")`, or why there is none.
+pub fn api_key(authorization: Option<&str>) -> Result<String, &'static str> {
+    let value = authorization
+        .ok_or("missing Authorization header: Segment sends the API key as Basic auth")?;
+    let (scheme, encoded) = value
+        .trim()
+        .split_once(' ')
+        .ok_or("Authorization is not Basic auth")?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err("Authorization is not Basic auth");
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| "Authorization is not valid base64")?;
+    let text = String::from_utf8(decoded).map_err(|_| "Authorization is not valid UTF-8")?;
+    // Segment sends `apiKey:` (empty password); accept a bare key too.
+    let key = text.split_once(':').map_or(text.as_str(), |(user, _)| user);
+    if key.is_empty() {
+        return Err("Authorization carries an empty API key");
+    }
+    Ok(key.to_owned())
+}
+
+/// Checks `X-Signature` (hex HMAC-SHA1 with the shared secret), in constant time.
+/// Segment signs the body; for batches it signs only the first event, whose
+/// serialisation we cannot know byte for byte, so the first event is also accepted
+/// in compact JSON.
+pub fn verify_signature(
+    secret: &str,
+    signature: Option<&str>,
+    body: &[u8],
+    first_event: Option<&Value>,
+) -> Result<(), &'static str> {
+    let signature = signature.ok_or("missing X-Signature: this tenant requires signed requests")?;
+    let expected = hex::decode(signature.trim()).map_err(|_| "X-Signature is not hex")?;
+    let matches = |data: &[u8]| {
+        let mut mac =
+            HmacSha1::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+        mac.update(data);
+        mac.verify_slice(&expected).is_ok()
+    };
+    let first = first_event.and_then(|e| serde_json::to_vec(e).ok());
+    if matches(body) || first.is_some_and(|f| matches(&f)) {
+        Ok(())
+    } else {
+        Err("X-Signature does not match the body")
+    }
+}
+
+/// Hex HMAC-SHA1 of `data` (what a sender puts in `X-Signature`).
+pub fn sign(secret: &str, data: &[u8]) -> String {
+    let mut mac = HmacSha1::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(data);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Reads `X-Segment-Settings`: base64 of a JSON object of settings.
+pub fn segment_settings(header: &str) -> Result<serde_json::Map<String, Value>, &'static str> {
+    let decoded = STANDARD
+        .decode(header.trim())
+        .map_err(|_| "X-Segment-Settings is not valid base64")?;
+    match serde_json::from_slice(&decoded) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("X-Segment-Settings is not a JSON object"),
+        Err(_) => Err("X-Segment-Settings is not valid JSON"),
+    }
+}
+
+/// The tenant's settings with the request's settings merged over them (top-level keys).
+pub fn merge_settings(base: &Value, extra: serde_json::Map<String, Value>) -> Value {
+    let mut merged = base.as_object().cloned().unwrap_or_default();
+    merged.extend(extra);
+    Value::Object(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn basic_auth_as_segment_sends_it() {
+        let header = format!("Basic {}", STANDARD.encode("key-123:"));
+        assert_eq!(api_key(Some(&header)).unwrap(), "key-123");
+        assert!(api_key(None).is_err());
+        assert!(api_key(Some("Bearer x")).is_err());
+        assert!(api_key(Some("Basic !!!")).is_err());
+        assert!(api_key(Some(&format!("Basic {}", STANDARD.encode(":")))).is_err());
+    }
+
+    #[test]
+    fn signatures_over_body_or_first_event() {
+        let body = br#"{"type":"track","event":"E"}"#;
+        let sig = sign("s", body);
+        assert!(verify_signature("s", Some(&sig), body, None).is_ok());
+        assert!(verify_signature("other", Some(&sig), body, None).is_err());
+        assert!(verify_signature("s", None, body, None).is_err());
+        assert!(verify_signature("s", Some("zz"), body, None).is_err());
+        let first = json!({"type": "track", "event": "E"});
+        let batch = br#"[{"type":"track","event":"E"},{"type":"page"}]"#;
+        assert!(verify_signature("s", Some(&sig), batch, Some(&first)).is_ok());
+    }
+
+    #[test]
+    fn settings_header_merges_over_tenant_settings() {
+        let header = STANDARD.encode(r#"{"region":"eu","apiKey":"override"}"#);
+        let extra = segment_settings(&header).unwrap();
+        let merged = merge_settings(&json!({"apiKey": "k", "endpoint": "e"}), extra);
+        assert_eq!(
+            merged,
+            json!({"apiKey": "override", "endpoint": "e", "region": "eu"})
+        );
+        assert!(segment_settings("%%%").is_err());
+        assert!(segment_settings(&STANDARD.encode("[1]")).is_err());
+        assert!(segment_settings(&STANDARD.encode("{")).is_err());
+    }
+}

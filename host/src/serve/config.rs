@@ -1,0 +1,350 @@
+//! The `segfn serve` configuration file (TOML): server settings and tenants, each with
+//! its API key, settings, secrets, allow-list, optional shared secret and function.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Server-wide settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Invocation limits (defaults as `segfn run`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The tenants: one per mutual customer.
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Invocations running at once; more get 429 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// How long a `messageId` is remembered, in seconds.
+    pub dedupe_window_secs: u64,
+    /// The embedded store (deduplication); created when missing.
+    pub store: PathBuf,
+    /// Log one JSON object per line instead of human-readable lines.
+    pub json_logs: bool,
+    /// PEM certificate chain for HTTPS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_in_flight: 64,
+            max_body_bytes: 4 << 20,
+            dedupe_window_secs: 24 * 3600,
+            store: PathBuf::from("segfn-store.redb"),
+            json_logs: false,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// `[limits]`: per-invocation limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Deadline in milliseconds (Segment expects an answer within 5 s).
+    pub deadline_ms: u64,
+    /// Memory cap in MiB.
+    pub memory_mib: usize,
+    /// Instruction cap, none by default.
+    pub max_instructions: Option<u64>,
+    /// Fetches per invocation.
+    pub max_fetches: u32,
+    /// Largest fetch response body, in KiB.
+    pub max_response_kib: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = crate::Limits::default();
+        LimitsConfig {
+            deadline_ms: d.deadline.as_millis() as u64,
+            memory_mib: d.memory_bytes >> 20,
+            max_instructions: d.instructions,
+            max_fetches: d.fetches,
+            max_response_kib: d.response_body_bytes >> 10,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The engine's limits.
+    pub fn limits(&self) -> crate::Limits {
+        crate::Limits {
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
+            memory_bytes: self.memory_mib << 20,
+            instructions: self.max_instructions,
+            fetches: self.max_fetches,
+            response_body_bytes: self.max_response_kib << 10,
+            ..crate::Limits::default()
+        }
+    }
+}
+
+/// `[[tenant]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Name, for logs and metrics.
+    pub name: String,
+    /// The API key Segment sends (as Basic auth user name).
+    pub api_key: Option<String>,
+    /// Or: the environment variable holding it.
+    pub api_key_env: Option<String>,
+    /// The function's settings for this tenant.
+    #[serde(default)]
+    pub settings: toml::Table,
+    /// Settings that are secret (also: any named like a key, token or password).
+    #[serde(default)]
+    pub secret_settings: Vec<String>,
+    /// Hosts `fetch` may reach (see `--allow-host`).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Shared secret for `X-Signature` (HMAC-SHA1); when set, unsigned requests are refused.
+    pub shared_secret: Option<String>,
+    /// Or: the environment variable holding it.
+    pub shared_secret_env: Option<String>,
+    /// This tenant's own function (`.wasm`), instead of the server's.
+    pub function: Option<PathBuf>,
+    /// Put the outcome, logs and request trace in responses (for Segment's Event Tester).
+    #[serde(default)]
+    pub debug_responses: bool,
+}
+
+/// A tenant with its secrets resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedTenant {
+    /// Name.
+    pub name: String,
+    /// API key.
+    pub api_key: String,
+    /// Settings as JSON.
+    pub settings: Value,
+    /// Declared secret setting names.
+    pub secret_settings: Vec<String>,
+    /// Allow-list entries.
+    pub allow_hosts: Vec<String>,
+    /// Shared secret, if any.
+    pub shared_secret: Option<String>,
+    /// Own function, if any (relative paths resolved against the config file).
+    pub function: Option<PathBuf>,
+    /// Debug responses.
+    pub debug_responses: bool,
+}
+
+/// A configuration that cannot be used; the message names the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// Not valid TOML or unknown keys.
+    #[error("{0}: {1}")]
+    Parse(PathBuf, String),
+    /// A tenant is incomplete or inconsistent.
+    #[error("tenant {tenant:?}: {problem}")]
+    Tenant {
+        /// Which.
+        tenant: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// No tenants.
+    #[error("no tenants: add a [[tenant]] with a name and api_key (or api_key_env)")]
+    NoTenants,
+}
+
+impl ServeConfig {
+    /// Reads a configuration file.
+    pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        let mut config: ServeConfig = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse(path.to_owned(), e.to_string()))?;
+        // Paths in the file are relative to the file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for tenant in &mut config.tenants {
+            if let Some(f) = &tenant.function {
+                tenant.function = Some(base.join(f));
+            }
+        }
+        if config.server.store.is_relative() {
+            config.server.store = base.join(&config.server.store);
+        }
+        Ok(config)
+    }
+
+    /// The tenants with secrets read from the environment, checked for completeness
+    /// and for keys used twice.
+    pub fn resolve_tenants(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<ResolvedTenant>, ConfigError> {
+        if self.tenants.is_empty() {
+            return Err(ConfigError::NoTenants);
+        }
+        let mut out: Vec<ResolvedTenant> = Vec::new();
+        for t in &self.tenants {
+            let problem = |p: String| ConfigError::Tenant {
+                tenant: t.name.clone(),
+                problem: p,
+            };
+            if t.name.is_empty() {
+                return Err(problem("a tenant needs a name".into()));
+            }
+            let from_env = |var: &Option<String>,
+                            what: &str|
+             -> Result<Option<String>, ConfigError> {
+                match var {
+                    None => Ok(None),
+                    Some(var) => env(var).filter(|v| !v.is_empty()).map(Some).ok_or_else(|| {
+                        problem(format!("{what} is to come from ${var}, which is not set"))
+                    }),
+                }
+            };
+            let api_key = match (t.api_key.clone(), from_env(&t.api_key_env, "api_key")?) {
+                (Some(_), Some(_)) => {
+                    return Err(problem("set api_key or api_key_env, not both".into()));
+                }
+                (Some(k), None) | (None, Some(k)) if !k.is_empty() => k,
+                _ => return Err(problem("needs api_key or api_key_env".into())),
+            };
+            let shared_secret = match (
+                &t.shared_secret,
+                from_env(&t.shared_secret_env, "shared_secret")?,
+            ) {
+                (Some(_), Some(_)) => {
+                    return Err(problem(
+                        "set shared_secret or shared_secret_env, not both".into(),
+                    ));
+                }
+                (s, e) => s.clone().or(e),
+            };
+            if out.iter().any(|o| o.api_key == api_key) {
+                return Err(problem("its API key is also another tenant's; keys select tenants, so they must differ".into()));
+            }
+            if out.iter().any(|o| o.name == t.name) {
+                return Err(problem("the name is used twice".into()));
+            }
+            crate::FetchPolicy::parse(&t.allow_hosts).map_err(|e| problem(e.to_string()))?;
+            out.push(ResolvedTenant {
+                name: t.name.clone(),
+                api_key,
+                settings: serde_json::to_value(&t.settings)
+                    .map_err(|e| problem(format!("settings: {e}")))?,
+                secret_settings: t.secret_settings.clone(),
+                allow_hosts: t.allow_hosts.clone(),
+                shared_secret,
+                function: t.function.clone(),
+                debug_responses: t.debug_responses,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServeConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let config = parse(
+            r#"
+            [server]
+            listen = "0.0.0.0:9000"
+            dedupe_window_secs = 60
+            [limits]
+            deadline_ms = 3000
+            [[tenant]]
+            name = "acme"
+            api_key_env = "ACME_KEY"
+            settings = { apiKey = "k-1", endpoint = "https://api.partner.example/v1", retries = 3 }
+            secret_settings = ["apiKey"]
+            allow_hosts = ["api.partner.example"]
+            shared_secret = "s3cret"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.server.listen, "0.0.0.0:9000");
+        assert_eq!(config.limits.limits().deadline.as_millis(), 3000);
+        let tenants = config
+            .resolve_tenants(|v| (v == "ACME_KEY").then(|| "key-from-env".into()))
+            .unwrap();
+        assert_eq!(tenants[0].api_key, "key-from-env");
+        assert_eq!(tenants[0].settings["retries"], 3);
+        assert_eq!(tenants[0].shared_secret.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(
+            parse("[server]\nlisten_on = \"x\"")
+                .unwrap_err()
+                .contains("unknown field `listen_on`")
+        );
+        let no_key = parse("[[tenant]]\nname = \"a\"").unwrap();
+        assert!(
+            no_key
+                .resolve_tenants(|_| None)
+                .unwrap_err()
+                .to_string()
+                .contains("needs api_key")
+        );
+        let missing_env = parse("[[tenant]]\nname = \"a\"\napi_key_env = \"NOPE\"").unwrap();
+        assert!(
+            missing_env
+                .resolve_tenants(|_| None)
+                .unwrap_err()
+                .to_string()
+                .contains("$NOPE, which is not set")
+        );
+        let dup = parse(
+            "[[tenant]]\nname = \"a\"\napi_key = \"k\"\n[[tenant]]\nname = \"b\"\napi_key = \"k\"",
+        )
+        .unwrap();
+        assert!(
+            dup.resolve_tenants(|_| None)
+                .unwrap_err()
+                .to_string()
+                .contains("also another tenant's")
+        );
+        let bad_host =
+            parse("[[tenant]]\nname = \"a\"\napi_key = \"k\"\nallow_hosts = [\"ftp://x\"]")
+                .unwrap();
+        assert!(
+            bad_host
+                .resolve_tenants(|_| None)
+                .unwrap_err()
+                .to_string()
+                .contains("only http and https")
+        );
+        assert!(matches!(
+            ServeConfig::default().resolve_tenants(|_| None),
+            Err(ConfigError::NoTenants)
+        ));
+    }
+}

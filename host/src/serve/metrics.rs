@@ -1,0 +1,183 @@
+//! Prometheus metrics of the endpoint: deliveries and events by tenant, type and
+//! outcome, invocation latency, outbound fetches by host and status, instructions,
+//! in-flight invocations and deduplication hits.
+
+use crate::Report;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    tenant: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    tenant: String,
+    r#type: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FetchLabels {
+    tenant: String,
+    host: String,
+    status: String,
+}
+
+/// The endpoint's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    deliveries: Family<DeliveryLabels, Counter>,
+    events: Family<EventLabels, Counter>,
+    latency: Family<TenantLabels, Histogram>,
+    fetches: Family<FetchLabels, Counter>,
+    instructions: Family<TenantLabels, Counter>,
+    dedupe_hits: Family<TenantLabels, Counter>,
+    /// Invocations running now.
+    pub in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("segfn");
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let events = Family::<EventLabels, Counter>::default();
+        let latency = Family::<TenantLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+        });
+        let fetches = Family::<FetchLabels, Counter>::default();
+        let instructions = Family::<TenantLabels, Counter>::default();
+        let dedupe_hits = Family::<TenantLabels, Counter>::default();
+        let in_flight = Gauge::default();
+        registry.register(
+            "deliveries",
+            "HTTP deliveries answered, by tenant and status",
+            deliveries.clone(),
+        );
+        registry.register(
+            "events",
+            "Events handled, by tenant, type and outcome",
+            events.clone(),
+        );
+        registry.register(
+            "invocation_seconds",
+            "Time of one invocation (one event or batch)",
+            latency.clone(),
+        );
+        registry.register(
+            "fetches",
+            "Outbound fetches, by tenant, host and status",
+            fetches.clone(),
+        );
+        registry.register(
+            "instructions",
+            "Wasm instructions executed",
+            instructions.clone(),
+        );
+        registry.register(
+            "dedupe_hits",
+            "Deliveries of already processed messageIds",
+            dedupe_hits.clone(),
+        );
+        registry.register("in_flight", "Invocations running now", in_flight.clone());
+        Metrics {
+            registry,
+            deliveries,
+            events,
+            latency,
+            fetches,
+            instructions,
+            dedupe_hits,
+            in_flight,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts an answered delivery.
+    pub fn delivery(&self, tenant: &str, status: u16) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                tenant: tenant.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Counts a handled event.
+    pub fn event(&self, tenant: &str, event_type: &str, outcome: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                tenant: tenant.to_owned(),
+                r#type: event_type.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records an invocation's latency, instructions and fetches.
+    pub fn invocation(&self, tenant: &str, report: &Report) {
+        let labels = TenantLabels {
+            tenant: tenant.to_owned(),
+        };
+        self.latency
+            .get_or_create(&labels)
+            .observe(report.stats.duration_ms / 1000.0);
+        self.instructions
+            .get_or_create(&labels)
+            .inc_by(report.stats.instructions);
+        for request in &report.requests {
+            let host = reqwest::Url::parse(&request.url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "invalid".into());
+            let status = request.status.map_or_else(
+                || {
+                    request
+                        .error
+                        .as_deref()
+                        .and_then(|e| e.split(':').next())
+                        .unwrap_or("error")
+                        .to_owned()
+                },
+                |s| s.to_string(),
+            );
+            self.fetches
+                .get_or_create(&FetchLabels {
+                    tenant: tenant.to_owned(),
+                    host,
+                    status,
+                })
+                .inc();
+        }
+    }
+
+    /// Counts a duplicate delivery.
+    pub fn dedupe_hit(&self, tenant: &str) {
+        self.dedupe_hits
+            .get_or_create(&TenantLabels {
+                tenant: tenant.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

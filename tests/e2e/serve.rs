@@ -1,0 +1,822 @@
+//! `segfn serve` end to end: the real binary on 127.0.0.1, Segment-shaped deliveries,
+//! a real partner API, tenants, signatures, deduplication across restarts, hot reload,
+//! graceful shutdown, TLS, and bad input that must get a clear 4xx.
+
+use crate::support::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `segfn serve`, killed on drop.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+impl Served {
+    /// Starts `segfn serve` with `args` (plus `--listen 127.0.0.1:0`) and waits for it
+    /// to say where it listens.
+    fn start(args: &[String]) -> Served {
+        let mut child = segfn()
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("SEGFN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning segfn serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("segfn serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Served { child, base }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn basic(key: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{key}:")))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// POSTs `body` as Segment does.
+async fn deliver(served: &Served, key: &str, body: &Value) -> (u16, Value) {
+    post(
+        served,
+        Some(key),
+        "application/json",
+        serde_json::to_vec(body).unwrap(),
+        &[],
+    )
+    .await
+}
+
+async fn post(
+    served: &Served,
+    key: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> (u16, Value) {
+    let mut req = client()
+        .post(served.url("/"))
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(key) = key {
+        req = req.header("authorization", basic(key));
+    }
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let resp = req.send().await.expect("the server answers");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    wasm: PathBuf,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let wasm = tokio::task::spawn_blocking(|| example_wasm("forwarder"))
+            .await
+            .unwrap();
+        Setup {
+            dir: tempfile::tempdir().unwrap(),
+            wasm,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a config with the given tenants and returns the serve arguments.
+    fn config(&self, server: &str, tenants: &str) -> Vec<String> {
+        let store = self.path("store.redb");
+        let text = format!(
+            "[server]\nstore = {:?}\n{server}\n{tenants}",
+            store.display().to_string()
+        );
+        std::fs::write(self.path("segfn.toml"), text).unwrap();
+        vec![
+            self.wasm.display().to_string(),
+            "--config".into(),
+            self.path("segfn.toml").display().to_string(),
+        ]
+    }
+}
+
+fn tenant(name: &str, key: &str, partner: &Partner, extra: &str) -> String {
+    format!(
+        "[[tenant]]\nname = {name:?}\napi_key = {key:?}\nallow_hosts = [{:?}]\nsettings = {{ apiKey = \"sk_{name}_secret\", endpoint = {:?} }}\n{extra}\n",
+        partner.addr.to_string(),
+        partner.url(&format!("/{name}"))
+    )
+}
+
+#[tokio::test]
+async fn single_array_and_batch_bodies() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+
+    let (status, body) = deliver(&served, "key-acme", &track("Signed Up", "u1")).await;
+    assert_eq!((status, &body["kind"]), (200, &json!("success")), "{body}");
+    let got = partner.received();
+    assert_eq!(got[0].path, "/acme/track");
+    assert_eq!(got[0].headers["authorization"], "Bearer sk_acme_secret");
+    assert_eq!(got[0].json()["name"], "Signed Up");
+
+    let events = json!([track("A", "u2"), {"type": "page", "userId": "u3", "messageId": "p3"}]);
+    let (status, body) = deliver(&served, "key-acme", &events).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["kind"], "success");
+    assert_eq!(body["results"][1]["kind"], "unsupported_event_type");
+    assert_eq!(body["results"][1]["status"], 501);
+
+    let (status, body) = deliver(
+        &served,
+        "key-acme",
+        &json!({"batch": [track("B", "u4"), track("C", "u5")]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"].as_array().unwrap().len(), 2);
+    let names: Vec<Value> = partner
+        .received()
+        .iter()
+        .map(|r| r.json()["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        [json!("Signed Up"), json!("A"), json!("B"), json!("C")]
+    );
+}
+
+#[tokio::test]
+async fn every_status_segment_expects() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config(
+        "max_body_bytes = 2048",
+        &tenant("acme", "key-acme", &partner, ""),
+    ));
+    let event = track("E", "u");
+
+    assert_eq!(deliver(&served, "key-acme", &event).await.0, 200);
+    assert_eq!(
+        deliver(&served, "key-acme", &json!({"type": "track", "event": "E"}))
+            .await
+            .0,
+        400,
+        "message rejected"
+    );
+    assert_eq!(
+        deliver(
+            &served,
+            "key-acme",
+            &json!({"type": "screen", "userId": "u"})
+        )
+        .await
+        .0,
+        501
+    );
+    partner.answer(Answer::status(503));
+    let (status, body) = deliver(&served, "key-acme", &track("E", "retry-me")).await;
+    assert_eq!(status, 500, "retry: {body}");
+    partner.answer(Answer::status(200));
+    assert_eq!(deliver(&served, "wrong-key", &event).await.0, 401);
+    assert_eq!(
+        post(&served, None, "application/json", b"{}".to_vec(), &[])
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post(&served, Some("key-acme"), "text/plain", b"{}".to_vec(), &[])
+            .await
+            .0,
+        415
+    );
+    let big = json!({"type": "track", "event": "E", "userId": "u", "properties": {"x": "y".repeat(4000)}});
+    let (status, body) = deliver(&served, "key-acme", &big).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("2 KiB"),
+        "{body}"
+    );
+    let r = client().get(served.url("/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+}
+
+#[tokio::test]
+async fn malformed_input_is_a_clear_4xx_never_a_5xx() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let ok = serde_json::to_vec(&track("E", "u")).unwrap();
+    /// Key, content type, body, extra headers, expected status.
+    type Case<'a> = (
+        Option<&'a str>,
+        &'a str,
+        Vec<u8>,
+        Vec<(&'a str, String)>,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            Some("key-acme"),
+            "application/json",
+            b"{\"type\": \"track\",".to_vec(),
+            vec![],
+            400,
+        ),
+        (
+            Some("key-acme"),
+            "application/json",
+            b"\xff\xfe".to_vec(),
+            vec![],
+            400,
+        ),
+        (
+            Some("key-acme"),
+            "application/json",
+            b"42".to_vec(),
+            vec![],
+            400,
+        ),
+        (
+            Some("key-acme"),
+            "application/json",
+            b"[]".to_vec(),
+            vec![],
+            400,
+        ),
+        (
+            Some("key-acme"),
+            "application/json",
+            b"".to_vec(),
+            vec![],
+            400,
+        ),
+        (
+            Some("key-acme"),
+            "application/json",
+            ok.clone(),
+            vec![("x-segment-settings", "%%not base64%%".into())],
+            400,
+        ),
+        (
+            Some("key-acme"),
+            "application/json",
+            ok.clone(),
+            vec![("x-segment-settings", STANDARD.encode("{bad json"))],
+            400,
+        ),
+        (
+            Some("key-acme"),
+            "application/json",
+            ok.clone(),
+            vec![("x-segment-settings", STANDARD.encode("[1,2]"))],
+            400,
+        ),
+        (Some("key-acme"), "application/xml", ok.clone(), vec![], 415),
+        (Some("key-acme"), "", ok.clone(), vec![], 415),
+        (
+            None,
+            "application/json",
+            ok.clone(),
+            vec![("authorization", "Basic !!!".into())],
+            401,
+        ),
+        (
+            None,
+            "application/json",
+            ok.clone(),
+            vec![("authorization", "Bearer key-acme".into())],
+            401,
+        ),
+    ];
+    for (key, ct, body, headers, expected) in cases {
+        let (status, answer) = post(&served, key, ct, body.clone(), &headers).await;
+        assert_eq!(
+            status,
+            expected,
+            "{:?} {headers:?}: {answer}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(
+            answer["message"].is_string(),
+            "an error body names the problem: {answer}"
+        );
+    }
+    // The server is still healthy.
+    assert_eq!(
+        client()
+            .get(served.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn tenants_are_isolated_and_settings_header_merges() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let tenants = format!(
+        "{}{}",
+        tenant("acme", "key-acme", &partner, ""),
+        tenant("globex", "key-globex", &partner, "")
+    );
+    let served = Served::start(&setup.config("", &tenants));
+    assert_eq!(deliver(&served, "key-acme", &track("A", "u1")).await.0, 200);
+    assert_eq!(
+        deliver(&served, "key-globex", &track("G", "u2")).await.0,
+        200
+    );
+    let got = partner.received();
+    assert_eq!(got[0].path, "/acme/track");
+    assert_eq!(got[0].headers["authorization"], "Bearer sk_acme_secret");
+    assert_eq!(got[1].path, "/globex/track");
+    assert_eq!(got[1].headers["authorization"], "Bearer sk_globex_secret");
+
+    // X-Segment-Settings overrides this delivery's settings only.
+    let header = STANDARD.encode(json!({"endpoint": partner.url("/override")}).to_string());
+    let (status, _) = post(
+        &served,
+        Some("key-acme"),
+        "application/json",
+        serde_json::to_vec(&track("O", "u3")).unwrap(),
+        &[("x-segment-settings", header)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(partner.received()[2].path, "/override/track");
+    assert_eq!(
+        deliver(&served, "key-acme", &track("A2", "u4")).await.0,
+        200
+    );
+    assert_eq!(partner.received()[3].path, "/acme/track");
+}
+
+#[tokio::test]
+async fn signatures_are_verified() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config(
+        "",
+        &tenant(
+            "acme",
+            "key-acme",
+            &partner,
+            "shared_secret = \"whsec_123\"",
+        ),
+    ));
+    let body = serde_json::to_vec(&track("E", "u")).unwrap();
+    let good = segfn_host::serve::auth::sign("whsec_123", &body);
+    let bad = segfn_host::serve::auth::sign("other", &body);
+    assert_eq!(
+        post(
+            &served,
+            Some("key-acme"),
+            "application/json",
+            body.clone(),
+            &[("x-signature", good)]
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        post(
+            &served,
+            Some("key-acme"),
+            "application/json",
+            body.clone(),
+            &[("x-signature", bad)]
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        post(
+            &served,
+            Some("key-acme"),
+            "application/json",
+            body.clone(),
+            &[]
+        )
+        .await
+        .0,
+        401
+    );
+    // Batches: Segment signs the first event.
+    let first = track("F", "u9");
+    let batch = serde_json::to_vec(&json!([first.clone(), track("S", "u10")])).unwrap();
+    let sig = segfn_host::serve::auth::sign("whsec_123", &serde_json::to_vec(&first).unwrap());
+    assert_eq!(
+        post(
+            &served,
+            Some("key-acme"),
+            "application/json",
+            batch,
+            &[("x-signature", sig)]
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(partner.received().len(), 3);
+}
+
+#[tokio::test]
+async fn duplicates_are_not_run_again_even_after_a_crash() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let args = setup.config("", &tenant("acme", "key-acme", &partner, ""));
+    let event = track("Once", "dup-user");
+    {
+        let mut served = Served::start(&args);
+        assert_eq!(deliver(&served, "key-acme", &event).await.0, 200);
+        let (status, body) = deliver(&served, "key-acme", &event).await;
+        assert_eq!(status, 200);
+        assert!(
+            body["message"].as_str().unwrap().starts_with("duplicate"),
+            "{body}"
+        );
+        assert_eq!(partner.received().len(), 1);
+        // A retried event is not remembered: it runs again when Segment retries.
+        partner.answer(Answer::status(503));
+        assert_eq!(
+            deliver(&served, "key-acme", &track("Flaky", "u")).await.0,
+            500
+        );
+        partner.answer(Answer::status(200));
+        assert_eq!(
+            deliver(&served, "key-acme", &track("Flaky", "u")).await.0,
+            200
+        );
+        assert_eq!(partner.received().len(), 3);
+        // kill -9.
+        served.child.kill().unwrap();
+        served.child.wait().unwrap();
+    }
+    let served = Served::start(&args);
+    let (status, body) = deliver(&served, "key-acme", &event).await;
+    assert_eq!(status, 200);
+    assert!(
+        body["message"].as_str().unwrap().starts_with("duplicate"),
+        "{body}"
+    );
+    assert_eq!(
+        partner.received().len(),
+        3,
+        "not sent again after the restart"
+    );
+    let metrics = client()
+        .get(served.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("segfn_dedupe_hits_total{tenant=\"acme\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn saturation_answers_429_with_retry_after() {
+    let partner = Partner::start().await;
+    partner.answer(Answer {
+        delay: Duration::from_millis(800),
+        ..Answer::status(200)
+    });
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config(
+        "max_in_flight = 1",
+        &tenant("acme", "key-acme", &partner, ""),
+    ));
+    let slow = {
+        let (url, auth) = (served.url("/"), basic("key-acme"));
+        tokio::spawn(async move {
+            client()
+                .post(url)
+                .header("authorization", auth)
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&track("Slow", "u1")).unwrap())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = client()
+        .post(served.url("/"))
+        .header("authorization", basic("key-acme"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&track("Busy", "u2")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_eq!(slow.await.unwrap(), 200);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_work() {
+    let partner = Partner::start().await;
+    partner.answer(Answer {
+        delay: Duration::from_millis(1000),
+        ..Answer::status(200)
+    });
+    let setup = Setup::new().await;
+    let mut served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let in_flight = {
+        let (url, auth) = (served.url("/"), basic("key-acme"));
+        tokio::spawn(async move {
+            client()
+                .post(url)
+                .header("authorization", auth)
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&track("Slow", "u1")).unwrap())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    served.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // New work is refused (503 on a connection, or no connection at all).
+    let refused = client()
+        .post(served.url("/"))
+        .header("authorization", basic("key-acme"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&track("Late", "u2")).unwrap())
+        .send()
+        .await;
+    match refused {
+        Ok(r) => assert_eq!(r.status().as_u16(), 503),
+        Err(e) => assert!(e.is_connect() || e.is_request(), "{e}"),
+    }
+    assert_eq!(
+        in_flight.await.unwrap(),
+        200,
+        "the in-flight delivery completes"
+    );
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || served.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(partner.received().len(), 1);
+}
+
+#[tokio::test]
+async fn hot_reload_swaps_functions_without_failing_requests() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let forwarder = setup.wasm.clone();
+    let ecommerce = tokio::task::spawn_blocking(|| example_wasm("ecommerce"))
+        .await
+        .unwrap();
+    let live = setup.path("function.wasm");
+    std::fs::copy(&forwarder, &live).unwrap();
+    let mut args = setup.config("", &tenant("acme", "key-acme", &partner, ""));
+    args[0] = live.display().to_string();
+    let served = Served::start(&args);
+
+    // Traffic throughout: every request must be answered 200 or 501 (the two
+    // functions disagree on "Signed Up"), never a failure.
+    let traffic = {
+        let (url, auth) = (served.url("/"), basic("key-acme"));
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..60 {
+                let body = serde_json::to_vec(&track("Signed Up", &format!("u{i}"))).unwrap();
+                let r = client()
+                    .post(&url)
+                    .header("authorization", &auth)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                statuses.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    replace(&ecommerce, &live);
+    let statuses = traffic.await.unwrap();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 501),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[0], 200, "the forwarder served first");
+    assert_eq!(
+        *statuses.last().unwrap(),
+        501,
+        "the ecommerce function serves now"
+    );
+
+    // A broken module keeps the old one serving.
+    std::fs::write(setup.path("broken.wasm"), b"\0asm garbage").unwrap();
+    replace(&setup.path("broken.wasm"), &live);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        deliver(&served, "key-acme", &track("Signed Up", "after"))
+            .await
+            .0,
+        501
+    );
+}
+
+/// Replaces `target` atomically (as a deploy would) and bumps its mtime.
+fn replace(source: &Path, target: &Path) {
+    let tmp = target.with_extension("tmp");
+    std::fs::copy(source, &tmp).unwrap();
+    std::fs::rename(&tmp, target).unwrap();
+}
+
+#[tokio::test]
+async fn debug_responses_carry_the_report_with_secrets_redacted() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config(
+        "",
+        &tenant("acme", "key-acme", &partner, "debug_responses = true"),
+    ));
+    let (status, body) = deliver(&served, "key-acme", &track("Signed Up", "u1")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["report"]["logs"][0]["message"],
+        "forwarded \"Signed Up\""
+    );
+    assert_eq!(body["report"]["requests"][0]["status"], 200);
+    assert!(!body.to_string().contains("sk_acme_secret"), "{body}");
+}
+
+#[tokio::test]
+async fn operations_endpoints() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    deliver(&served, "key-acme", &track("E", "u")).await;
+    let get = |path: &'static str| {
+        let url = served.url(path);
+        async move {
+            let r = client().get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await.0, 200);
+    let (status, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "segfn_deliveries_total{tenant=\"acme\",status=\"200\"} 1",
+        "segfn_events_total{tenant=\"acme\",type=\"track\",outcome=\"success\"} 1",
+        "segfn_invocation_seconds_count{tenant=\"acme\"} 1",
+        "segfn_fetches_total{tenant=\"acme\",host=\"127.0.0.1\",status=\"200\"} 1",
+        "segfn_instructions_total{tenant=\"acme\"}",
+        "segfn_in_flight 0",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn serves_https_with_a_given_certificate() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    std::fs::write(setup.path("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(setup.path("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let mut args = setup.config("", &tenant("acme", "key-acme", &partner, ""));
+    args.extend([
+        "--tls-cert".into(),
+        setup.path("cert.pem").display().to_string(),
+        "--tls-key".into(),
+        setup.path("key.pem").display().to_string(),
+    ]);
+    let served = Served::start(&args);
+    assert!(
+        served.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        served.base
+    );
+    let tls_client = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let r = tls_client
+        .post(served.url("/"))
+        .header("authorization", basic("key-acme"))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&track("E", "u")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(partner.received().len(), 1);
+}
+
+#[tokio::test]
+async fn startup_errors_are_clear() {
+    let setup = Setup::new().await;
+    std::fs::write(setup.path("bad.toml"), "[server]\nlisten_on = 1\n").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![setup.wasm.display().to_string()], "--api-key"),
+        (
+            vec![
+                setup.wasm.display().to_string(),
+                "--config".into(),
+                setup.path("bad.toml").display().to_string(),
+            ],
+            "unknown field `listen_on`",
+        ),
+        (
+            vec![
+                setup.wasm.display().to_string(),
+                "--config".into(),
+                "/nonexistent.toml".into(),
+            ],
+            "cannot read /nonexistent.toml",
+        ),
+        (
+            vec!["/nonexistent.wasm".into(), "--api-key".into(), "k".into()],
+            "does not exist",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = segfn()
+            .arg("serve")
+            .args(&args)
+            .args(["--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected {needle:?} in {stderr}"
+        );
+    }
+}
