@@ -557,7 +557,7 @@ async fn saturation_answers_429_with_retry_after() {
                 .as_u16()
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let resp = client()
         .post(served.url("/"))
         .header("authorization", basic("key-acme"))
@@ -644,7 +644,7 @@ async fn hot_reload_swaps_functions_without_failing_requests() {
         let (url, auth) = (served.url("/"), basic("key-acme"));
         tokio::spawn(async move {
             let mut statuses = Vec::new();
-            for i in 0..60 {
+            for i in 0..100 {
                 let body = serde_json::to_vec(&track("Signed Up", &format!("u{i}"))).unwrap();
                 let r = client()
                     .post(&url)

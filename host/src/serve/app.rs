@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 
+/// How long a request body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One mutual customer: its settings, allow-list, secrets and function.
 #[derive(Debug)]
 pub struct Tenant {

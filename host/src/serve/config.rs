@@ -300,6 +300,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let config: ServeConfig =
+            toml::from_str(include_str!("../../../docs/serve.example.toml")).unwrap();
+        let env = |v: &str| Some(format!("value-of-{v}"));
+        let tenants = config.resolve_tenants(env).unwrap();
+        assert_eq!(tenants.len(), 2);
+        assert_eq!(tenants[0].api_key, "value-of-ACME_SEGMENT_API_KEY");
+        assert_eq!(
+            tenants[0].shared_secret.as_deref(),
+            Some("value-of-ACME_SHARED_SECRET")
+        );
+        assert!(tenants[1].debug_responses);
+    }
+
+    #[test]
     fn mistakes_are_named() {
         assert!(
             parse("[server]\nlisten_on = \"x\"")
