@@ -148,15 +148,24 @@ async fn deliver_for(app: &AppState, tenant: &Tenant, headers: &HeaderMap, body:
             "Content-Type must be application/json",
         );
     }
-    let bytes = match axum::body::to_bytes(body, app.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
+    // A client that trickles its body must not hold the delivery past Segment's patience.
+    let read = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, app.max_body_bytes),
+    );
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            let limit = crate::limits::bytes(app.max_body_bytes);
             return answer(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &format!(
-                    "the body exceeds the limit of {}",
-                    crate::limits::bytes(app.max_body_bytes)
-                ),
+                &format!("the body exceeds the limit of {limit}"),
+            );
+        }
+        Err(_) => {
+            return answer(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body did not arrive in time",
             );
         }
     };
