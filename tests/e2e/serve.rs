@@ -531,6 +531,45 @@ async fn duplicates_are_not_run_again_even_after_a_crash() {
 }
 
 #[tokio::test]
+async fn the_same_message_delivered_twice_at_once_runs_once() {
+    let partner = Partner::start().await;
+    partner.answer(Answer {
+        delay: Duration::from_millis(1000),
+        ..Answer::status(200)
+    });
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let event = track("Twice", "u1");
+    let first = {
+        let (url, auth, body) = (
+            served.url("/"),
+            basic("key-acme"),
+            serde_json::to_vec(&event).unwrap(),
+        );
+        tokio::spawn(async move {
+            client()
+                .post(url)
+                .header("authorization", auth)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, body) = deliver(&served, "key-acme", &event).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(first.await.unwrap(), 200);
+    let (status, body) = deliver(&served, "key-acme", &event).await;
+    assert_eq!(status, 200);
+    assert!(body["message"].as_str().unwrap().starts_with("duplicate"));
+    assert_eq!(partner.received().len(), 1);
+}
+
+#[tokio::test]
 async fn saturation_answers_429_with_retry_after() {
     let partner = Partner::start().await;
     partner.answer(Answer {
@@ -683,6 +722,64 @@ async fn hot_reload_swaps_functions_without_failing_requests() {
             .0,
         501
     );
+}
+
+#[tokio::test]
+async fn sighup_reloads_even_when_the_file_time_did_not_change() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let ecommerce = tokio::task::spawn_blocking(|| example_wasm("ecommerce"))
+        .await
+        .unwrap();
+    let live = setup.path("function.wasm");
+    std::fs::copy(&setup.wasm, &live).unwrap();
+    let mut args = setup.config("", &tenant("acme", "key-acme", &partner, ""));
+    args[0] = live.display().to_string();
+    let served = Served::start(&args);
+    assert_eq!(
+        deliver(&served, "key-acme", &track("Signed Up", "u1"))
+            .await
+            .0,
+        200
+    );
+
+    // New content, old modification time: polling cannot see it, SIGHUP can.
+    let before = std::fs::metadata(&live).unwrap().modified().unwrap();
+    std::fs::copy(&ecommerce, &live).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        deliver(&served, "key-acme", &track("Signed Up", "u2"))
+            .await
+            .0,
+        200,
+        "not reloaded yet"
+    );
+    served.signal("HUP");
+    let started = Instant::now();
+    loop {
+        let status = deliver(
+            &served,
+            "key-acme",
+            &track("Signed Up", &format!("u-{}", started.elapsed().as_millis())),
+        )
+        .await
+        .0;
+        if status == 501 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not reload"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Replaces `target` atomically (as a deploy would) and bumps its mtime.

@@ -18,9 +18,9 @@ use axum::routing::get;
 use segfn_sdk::abi::{Call, EventResult};
 use serde_json::{Value, json};
 use sha1::Digest as _;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Semaphore;
 
@@ -63,6 +63,35 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// Largest body accepted.
     pub max_body_bytes: usize,
+    /// `tenant \0 messageId` of deliveries running now.
+    pub in_progress: Mutex<HashSet<String>>,
+}
+
+/// The messageIds of one delivery, marked as running until dropped.
+struct InProgress<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    keys: Vec<String>,
+}
+
+impl<'a> InProgress<'a> {
+    /// Marks `keys` as running, or returns `None` if any already is.
+    fn claim(set: &'a Mutex<HashSet<String>>, keys: Vec<String>) -> Option<InProgress<'a>> {
+        let mut running = set.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.iter().any(|k| running.contains(k)) {
+            return None;
+        }
+        running.extend(keys.iter().cloned());
+        Some(InProgress { set, keys })
+    }
+}
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        let mut running = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            running.remove(key);
+        }
+    }
 }
 
 /// The key under which a tenant is found.
@@ -274,6 +303,24 @@ async fn run(app: &AppState, tenant: &Tenant, call: Call, settings: Value) -> Re
         }));
     }
     let duplicates: Vec<bool> = results.iter().map(Option::is_some).collect();
+    // The same messageId delivered twice at once (Segment retrying a slow delivery) runs
+    // once: the second is asked to come back, by which time it is a duplicate.
+    let running: Vec<String> = ids
+        .iter()
+        .zip(&duplicates)
+        .filter(|(_, dup)| !**dup)
+        .filter_map(|((id, _), _)| id.as_ref().map(|id| super::dedupe::key(&tenant.name, id)))
+        .collect();
+    let Some(_claim) = InProgress::claim(&app.in_progress, running) else {
+        let mut response = answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            "a delivery of this messageId is in progress; retry shortly",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
     let to_run: Vec<Value> = events
         .into_iter()
         .zip(&results)

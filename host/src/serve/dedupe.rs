@@ -39,7 +39,8 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn key(tenant: &str, message_id: &str) -> String {
+/// The store's (and the in-progress set's) key for a tenant's message.
+pub(crate) fn key(tenant: &str, message_id: &str) -> String {
     format!("{tenant}\0{message_id}")
 }
 

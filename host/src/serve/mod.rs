@@ -123,6 +123,7 @@ pub async fn serve(
         permits: Arc::new(tokio::sync::Semaphore::new(server.max_in_flight.max(1))),
         draining: Default::default(),
         max_body_bytes: server.max_body_bytes,
+        in_progress: Default::default(),
     });
 
     let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
