@@ -10,6 +10,11 @@ fn opts(limits: Limits) -> segfn_host::InvokeOptions {
     options(&[], &json!({}), limits)
 }
 
+/// Runs a track event through `f` with no settings and no allowed hosts.
+async fn run(f: &segfn_host::LoadedFunction, limits: Limits) -> segfn_host::Report {
+    invoke_event(f, &opts(limits), track("E", "u"), json!({})).await
+}
+
 #[tokio::test]
 async fn infinite_loop_ends_at_the_deadline() {
     let f = WatGuest {
@@ -21,14 +26,12 @@ async fn infinite_loop_ends_at_the_deadline() {
     .unwrap();
     let deadline = Duration::from_millis(300);
     let started = Instant::now();
-    let r = invoke_event(
+    let r = run(
         &f,
-        &opts(Limits {
+        Limits {
             deadline,
             ..Limits::default()
-        }),
-        track("E", "u"),
-        json!({}),
+        },
     )
     .await;
     let took = started.elapsed();
@@ -54,7 +57,7 @@ async fn instruction_cap_trips_with_its_name() {
         instructions: Some(5_000_000),
         ..Limits::default()
     };
-    let r = invoke_event(&f, &opts(limits), track("E", "u"), json!({})).await;
+    let r = run(&f, limits).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert!(
         r.outcome
@@ -80,7 +83,7 @@ async fn memory_growth_bomb_is_capped() {
         memory_bytes: 16 << 20,
         ..Limits::default()
     };
-    let r = invoke_event(&f, &opts(limits), track("E", "u"), json!({})).await;
+    let r = run(&f, limits).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest, "{r:#?}");
     assert_eq!(
         r.outcome.message.as_deref(),
@@ -111,7 +114,7 @@ async fn huge_output_is_refused_by_size() {
     .load()
     .await
     .unwrap();
-    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert!(
         r.outcome
@@ -131,7 +134,7 @@ async fn output_outside_memory_is_an_abi_fault() {
     .load()
     .await
     .unwrap();
-    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert!(r.outcome.message.unwrap().contains("outside its memory"));
 }
@@ -151,7 +154,7 @@ async fn garbage_and_truncated_output_are_bad_requests() {
         .load()
         .await
         .unwrap();
-        let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+        let r = run(&f, Limits::default()).await;
         assert_eq!(
             r.outcome.kind,
             OutcomeKind::BadRequest,
@@ -172,10 +175,7 @@ async fn missing_exports_are_refused_at_load() {
     let wat = WatGuest::default()
         .wat()
         .replace("(export \"segfn_handle\")", "");
-    let err = runtime()
-        .load(&wat::parse_str(wat).unwrap())
-        .await
-        .unwrap_err();
+    let err = load_wat(&wat).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -191,10 +191,7 @@ async fn missing_exports_are_refused_at_load() {
     let wat = WatGuest::default()
         .wat()
         .replace("(memory (export \"memory\") 2)", "(memory 2)");
-    let err = runtime()
-        .load(&wat::parse_str(wat).unwrap())
-        .await
-        .unwrap_err();
+    let err = load_wat(&wat).await.unwrap_err();
     assert!(
         matches!(err, LoadError::Export { name: "memory", .. }),
         "{err}"
@@ -227,10 +224,7 @@ async fn unknown_imports_and_non_wasm_are_refused() {
     let wat = WatGuest::default()
         .wat()
         .replace("(memory (export", "(import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32 i32 i32 i32) (result i32)))\n  (memory (export");
-    let err = runtime()
-        .load(&wat::parse_str(wat).unwrap())
-        .await
-        .unwrap_err();
+    let err = load_wat(&wat).await.unwrap_err();
     assert!(
         err.to_string().contains("wasi_snapshot_preview1::fd_write"),
         "{err}"
@@ -257,7 +251,7 @@ async fn a_reported_panic_is_a_bad_request_with_its_message() {
     .load()
     .await
     .unwrap();
-    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert_eq!(
         r.outcome.message.as_deref(),
@@ -280,7 +274,7 @@ async fn log_flood_is_truncated_and_noted() {
         log_bytes: 1000,
         ..Limits::default()
     };
-    let r = invoke_event(&f, &opts(limits), track("E", "u"), json!({})).await;
+    let r = run(&f, limits).await;
     assert_eq!(r.outcome.kind, OutcomeKind::Success);
     let kept: usize = r
         .logs
@@ -311,7 +305,7 @@ async fn empty_log_lines_are_capped_by_count() {
         deadline: Duration::from_millis(200),
         ..Limits::default()
     };
-    let r = invoke_event(&f, &opts(limits), track("E", "u"), json!({})).await;
+    let r = run(&f, limits).await;
     assert_eq!(r.outcome.kind, OutcomeKind::Retry);
     assert_eq!(r.logs.len(), 1001, "1000 lines and the note");
 }
@@ -340,7 +334,7 @@ async fn batch_results_must_match_the_batch() {
             .unwrap()
             .contains("0 results for a batch of 2")
     );
-    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
 }
 
@@ -350,8 +344,8 @@ async fn an_allocator_that_returns_null_is_a_fault_not_a_write_at_zero() {
         "(local.set $p (global.get $next))",
         "(return (i32.const 0))",
     );
-    let f = runtime().load(&wat::parse_str(wat).unwrap()).await.unwrap();
-    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    let f = load_wat(&wat).await.unwrap();
+    let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert!(
         r.outcome
@@ -370,7 +364,7 @@ async fn log_with_a_bad_pointer_is_an_abi_fault() {
     .load()
     .await
     .unwrap();
-    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert!(
         r.outcome
@@ -393,7 +387,7 @@ async fn malformed_fetch_frames_are_abi_faults() {
     .load()
     .await
     .unwrap();
-    let r = invoke_event(&f, &opts(Limits::default()), track("E", "u"), json!({})).await;
+    let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert!(r.outcome.message.unwrap().contains("broke the segfn ABI"));
 }

@@ -70,6 +70,25 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// A delivery of `event` as Segment sends it, ready to send.
+fn segment_request(served: &Served, key: &str, event: &Value) -> reqwest::RequestBuilder {
+    client()
+        .post(served.url("/"))
+        .header("authorization", basic(key))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(event).unwrap())
+}
+
+/// Sends a delivery in the background; resolves to its status.
+fn deliver_in_background(
+    served: &Served,
+    key: &str,
+    event: &Value,
+) -> tokio::task::JoinHandle<u16> {
+    let pending = segment_request(served, key, event).send();
+    tokio::spawn(async move { pending.await.unwrap().status().as_u16() })
+}
+
 /// POSTs `body` as Segment does.
 async fn deliver(served: &Served, key: &str, body: &Value) -> (u16, Value) {
     post(
@@ -540,25 +559,7 @@ async fn the_same_message_delivered_twice_at_once_runs_once() {
     let setup = Setup::new().await;
     let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
     let event = track("Twice", "u1");
-    let first = {
-        let (url, auth, body) = (
-            served.url("/"),
-            basic("key-acme"),
-            serde_json::to_vec(&event).unwrap(),
-        );
-        tokio::spawn(async move {
-            client()
-                .post(url)
-                .header("authorization", auth)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    };
+    let first = deliver_in_background(&served, "key-acme", &event);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, body) = deliver(&served, "key-acme", &event).await;
     assert_eq!(status, 429, "{body}");
@@ -581,27 +582,9 @@ async fn saturation_answers_429_with_retry_after() {
         "max_in_flight = 1",
         &tenant("acme", "key-acme", &partner, ""),
     ));
-    let slow = {
-        let (url, auth) = (served.url("/"), basic("key-acme"));
-        tokio::spawn(async move {
-            client()
-                .post(url)
-                .header("authorization", auth)
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(&track("Slow", "u1")).unwrap())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    };
+    let slow = deliver_in_background(&served, "key-acme", &track("Slow", "u1"));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let resp = client()
-        .post(served.url("/"))
-        .header("authorization", basic("key-acme"))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&track("Busy", "u2")).unwrap())
+    let resp = segment_request(&served, "key-acme", &track("Busy", "u2"))
         .send()
         .await
         .unwrap();
@@ -619,30 +602,12 @@ async fn graceful_shutdown_finishes_in_flight_work() {
     });
     let setup = Setup::new().await;
     let mut served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
-    let in_flight = {
-        let (url, auth) = (served.url("/"), basic("key-acme"));
-        tokio::spawn(async move {
-            client()
-                .post(url)
-                .header("authorization", auth)
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(&track("Slow", "u1")).unwrap())
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    };
+    let in_flight = deliver_in_background(&served, "key-acme", &track("Slow", "u1"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     served.signal("TERM");
     tokio::time::sleep(Duration::from_millis(100)).await;
     // New work is refused (503 on a connection, or no connection at all).
-    let refused = client()
-        .post(served.url("/"))
-        .header("authorization", basic("key-acme"))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&track("Late", "u2")).unwrap())
+    let refused = segment_request(&served, "key-acme", &track("Late", "u2"))
         .send()
         .await;
     match refused {

@@ -305,9 +305,15 @@ impl WatGuest<'_> {
     }
 
     pub async fn load(&self) -> Result<LoadedFunction, segfn_host::LoadError> {
-        let wasm = wat::parse_str(self.wat()).expect("valid WAT");
-        runtime().load(&wasm).await
+        load_wat(&self.wat()).await
     }
+}
+
+/// Compiles WAT and loads it as a function.
+pub async fn load_wat(wat: &str) -> Result<LoadedFunction, segfn_host::LoadError> {
+    runtime()
+        .load(&wat::parse_str(wat).expect("valid WAT"))
+        .await
 }
 
 /// A track event for the examples.

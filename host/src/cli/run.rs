@@ -3,6 +3,7 @@
 use super::build::{TargetDirArg, build_function};
 use anyhow::{Context as _, bail};
 use segfn_host::outcome::row;
+use segfn_host::serve::config::LimitsConfig;
 use segfn_host::{
     FetchClient, FetchPolicy, InvokeOptions, Limits, LoadedFunction, Redactor, Runtime,
     RuntimeOptions,
@@ -12,7 +13,6 @@ use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = exit_help())]
@@ -22,17 +22,8 @@ pub(crate) struct RunArgs {
     /// The event: one Segment message, an array of them, or {"batch": [...]}; `-` reads stdin.
     #[arg(long, short, value_name = "FILE")]
     event: PathBuf,
-    /// The settings object (JSON); default `{}`.
-    #[arg(long, short, value_name = "FILE")]
-    settings: Option<PathBuf>,
-    /// Allow fetch to a host (repeatable): `api.example.com`, `*.example.com`, `https://host:443`,
-    /// `127.0.0.1:8080` (loopback and private addresses must be named like this), or `*`.
-    #[arg(long = "allow-host", value_name = "PATTERN")]
-    allow_hosts: Vec<String>,
-    /// Mark a setting as secret (repeatable); settings named like keys, tokens or
-    /// passwords are secret already. Secrets are redacted from the report.
-    #[arg(long = "secret", value_name = "NAME")]
-    secrets: Vec<String>,
+    #[command(flatten)]
+    tenant: TenantArgs,
     /// Print one JSON object instead of the human report.
     #[arg(long)]
     json: bool,
@@ -40,6 +31,23 @@ pub(crate) struct RunArgs {
     limits: LimitArgs,
     #[command(flatten)]
     target: TargetDirArg,
+}
+
+/// A function instance's settings, secrets and allow-list (for `serve`: its one tenant
+/// when there is no config file).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TenantArgs {
+    /// The settings object (JSON); default `{}`.
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) settings: Option<PathBuf>,
+    /// Allow fetch to a host (repeatable): `api.example.com`, `*.example.com`, `https://host:443`,
+    /// `127.0.0.1:8080` (loopback and private addresses must be named like this), or `*`.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    pub(crate) allow_hosts: Vec<String>,
+    /// Mark a setting as secret (repeatable); settings named like keys, tokens or
+    /// passwords are secret already. Secrets are redacted from reports and logs.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub(crate) secrets: Vec<String>,
 }
 
 /// The limits, each with its default.
@@ -63,15 +71,20 @@ pub(crate) struct LimitArgs {
 }
 
 impl LimitArgs {
-    pub(crate) fn limits(&self) -> Limits {
-        Limits {
-            deadline: Duration::from_millis(self.deadline_ms),
-            memory_bytes: self.memory_mib << 20,
-            instructions: self.max_instructions,
-            fetches: self.max_fetches,
-            response_body_bytes: self.max_response_kib << 10,
-            ..Limits::default()
+    /// The limits as the serve configuration writes them.
+    pub(crate) fn config(&self) -> LimitsConfig {
+        LimitsConfig {
+            deadline_ms: self.deadline_ms,
+            memory_mib: self.memory_mib,
+            max_instructions: self.max_instructions,
+            max_fetches: self.max_fetches,
+            max_response_kib: self.max_response_kib,
         }
+    }
+
+    /// The engine's limits.
+    pub(crate) fn limits(&self) -> Limits {
+        self.config().limits()
     }
 }
 
@@ -93,13 +106,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let event = read_input(&args.event).context("reading the event")?;
     let call = segfn_host::input::parse_delivery(&event)
         .with_context(|| format!("the event in {} is not usable", args.event.display()))?;
-    let settings = read_settings(args.settings.as_deref())?;
-    let policy = FetchPolicy::parse(&args.allow_hosts)?;
+    let settings = read_settings(args.tenant.settings.as_deref())?;
+    let policy = FetchPolicy::parse(&args.tenant.allow_hosts)?;
     let function = load_function(&args.function, &args.target).await?;
     let options = InvokeOptions {
         limits: args.limits.limits(),
         client: FetchClient::new(policy)?,
-        redactor: Arc::new(Redactor::from_settings(&settings, &args.secrets)),
+        redactor: Arc::new(Redactor::from_settings(&settings, &args.tenant.secrets)),
         capture_bodies: true,
     };
     let report = function.invoke(&options, call, settings).await;

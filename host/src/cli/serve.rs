@@ -1,7 +1,7 @@
 //! `segfn serve FUNCTION`: the endpoint Segment delivers to.
 
 use super::build::TargetDirArg;
-use super::run::{LimitArgs, read_settings};
+use super::run::{LimitArgs, TenantArgs, read_settings};
 use anyhow::{Context as _, bail};
 use segfn_host::serve::{ResolvedTenant, ServeConfig, ServeOptions};
 use std::io::Write as _;
@@ -34,15 +34,9 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     api_key: Option<String>,
-    /// Without --config: the one tenant's settings (JSON).
-    #[arg(long, short, value_name = "FILE")]
-    settings: Option<PathBuf>,
-    /// Without --config: hosts fetch may reach (repeatable; see `segfn run --help`).
-    #[arg(long = "allow-host", value_name = "PATTERN")]
-    allow_hosts: Vec<String>,
-    /// Without --config: settings that are secret (repeatable).
-    #[arg(long = "secret", value_name = "NAME")]
-    secrets: Vec<String>,
+    /// Without --config: the one tenant's settings, allow-list and secrets.
+    #[command(flatten)]
+    tenant: TenantArgs,
     /// Without --config: put outcome, logs and request trace in responses.
     #[arg(long)]
     debug_responses: bool,
@@ -74,20 +68,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 );
             };
             let mut config = ServeConfig::default();
-            config.limits = segfn_host::serve::config::LimitsConfig {
-                deadline_ms: args.limits.limits().deadline.as_millis() as u64,
-                memory_mib: args.limits.limits().memory_bytes >> 20,
-                max_instructions: args.limits.limits().instructions,
-                max_fetches: args.limits.limits().fetches,
-                max_response_kib: args.limits.limits().response_body_bytes >> 10,
-            };
+            config.limits = args.limits.config();
             config.tenants = vec![segfn_host::serve::config::TenantConfig {
                 name: "default".into(),
                 api_key: Some(api_key),
-                settings: serde_json::from_value(read_settings(args.settings.as_deref())?)
+                settings: serde_json::from_value(read_settings(args.tenant.settings.as_deref())?)
                     .context("settings")?,
-                secret_settings: args.secrets.clone(),
-                allow_hosts: args.allow_hosts.clone(),
+                secret_settings: args.tenant.secrets.clone(),
+                allow_hosts: args.tenant.allow_hosts.clone(),
                 debug_responses: args.debug_responses,
                 ..Default::default()
             }];
