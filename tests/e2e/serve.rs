@@ -211,6 +211,37 @@ async fn single_array_and_batch_bodies() {
 }
 
 #[tokio::test]
+async fn a_batch_of_one_is_still_a_batch_and_repeats_within_it_run_once() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let (status, body) = deliver(
+        &served,
+        "key-acme",
+        &json!([{"type": "page", "userId": "u", "messageId": "p1"}]),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "a rejected event in a batch is a result, not the batch's status: {body}"
+    );
+    assert_eq!(body["results"][0]["kind"], "unsupported_event_type");
+
+    let event = track("Twice", "u2");
+    let (status, body) = deliver(
+        &served,
+        "key-acme",
+        &json!({"batch": [event.clone(), event]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["kind"], "success");
+    assert_eq!(body["results"][1]["kind"], "success");
+    assert_eq!(body["results"][1]["message"], "duplicate within this batch");
+    assert_eq!(partner.received().len(), 1);
+}
+
+#[tokio::test]
 async fn every_status_segment_expects() {
     let partner = Partner::start().await;
     let setup = Setup::new().await;
@@ -571,6 +602,36 @@ async fn the_same_message_delivered_twice_at_once_runs_once() {
 }
 
 #[tokio::test]
+async fn a_delivery_segment_gave_up_on_still_finishes_and_is_remembered() {
+    let partner = Partner::start().await;
+    partner.answer(Answer {
+        delay: Duration::from_millis(1000),
+        ..Answer::status(200)
+    });
+    let setup = Setup::new().await;
+    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let event = track("Abandoned", "u1");
+    let abandoned = segment_request(&served, "key-acme", &event)
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(abandoned.unwrap_err().is_timeout());
+    wait_for_metric(
+        &served,
+        "segfn_events_total{tenant=\"acme\",type=\"track\",outcome=\"success\"} 1",
+    )
+    .await;
+    let (status, body) = deliver(&served, "key-acme", &event).await;
+    assert_eq!(status, 200);
+    assert!(
+        body["message"].as_str().unwrap().starts_with("duplicate"),
+        "{body}"
+    );
+    assert_eq!(partner.received().len(), 1);
+    wait_for_metric(&served, "segfn_in_flight 0").await;
+}
+
+#[tokio::test]
 async fn saturation_answers_429_with_retry_after() {
     let partner = Partner::start().await;
     partner.answer(Answer {
@@ -680,7 +741,19 @@ async fn hot_reload_swaps_functions_without_failing_requests() {
     // A broken module keeps the old one serving.
     std::fs::write(setup.path("broken.wasm"), b"\0asm garbage").unwrap();
     replace(&setup.path("broken.wasm"), &live);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_for_metric(&served, "segfn_reloads_total{result=\"failed\"} 1").await;
+    let metrics = client()
+        .get(served.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("segfn_reloads_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(
         deliver(&served, "key-acme", &track("Signed Up", "after"))
             .await
@@ -742,6 +815,29 @@ async fn sighup_reloads_even_when_the_file_time_did_not_change() {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "SIGHUP did not reload"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (at most 10 s) until `/metrics` shows `line`.
+async fn wait_for_metric(served: &Served, line: &str) {
+    let started = Instant::now();
+    loop {
+        let metrics = client()
+            .get(served.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(line) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no {line} in\n{metrics}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

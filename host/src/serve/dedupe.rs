@@ -1,7 +1,8 @@
 //! Deduplication by `messageId` per tenant over a sliding window, kept in the embedded
 //! store (one redb file) so that a restart, even `kill -9`, does not forget.
 
-use redb::{Database, ReadableDatabase as _, TableDefinition};
+use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -59,19 +60,45 @@ impl Dedupe {
         })
     }
 
-    /// Whether `message_id` was processed for `tenant` within the window.
-    pub async fn seen(&self, tenant: &str, message_id: &str) -> Result<bool, StoreError> {
-        let (db, key, window) = (self.db.clone(), key(tenant, message_id), self.window);
+    /// Which of `message_ids` were processed for `tenant` within the window (one read).
+    pub async fn seen_many(
+        &self,
+        tenant: &str,
+        message_ids: Vec<String>,
+    ) -> Result<HashSet<String>, StoreError> {
+        if message_ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let (db, tenant, window) = (
+            self.db.clone(),
+            tenant.to_owned(),
+            self.window.as_millis() as u64,
+        );
         blocking(move || {
             let txn = db.begin_read().map_err(store_error)?;
             let table = txn.open_table(SEEN).map_err(store_error)?;
-            let at = table
-                .get(key.as_str())
-                .map_err(store_error)?
-                .map(|v| v.value());
-            Ok(at.is_some_and(|at| now_ms().saturating_sub(at) < window.as_millis() as u64))
+            let now = now_ms();
+            let mut seen = HashSet::new();
+            for id in message_ids {
+                let at = table
+                    .get(key(&tenant, &id).as_str())
+                    .map_err(store_error)?
+                    .map(|v| v.value());
+                if at.is_some_and(|at| now.saturating_sub(at) < window) {
+                    seen.insert(id);
+                }
+            }
+            Ok(seen)
         })
         .await
+    }
+
+    /// Whether `message_id` was processed for `tenant` within the window.
+    pub async fn seen(&self, tenant: &str, message_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .seen_many(tenant, vec![message_id.to_owned()])
+            .await?
+            .contains(message_id))
     }
 
     /// Records that these messages were processed (durably, before the answer is sent).
@@ -96,29 +123,53 @@ impl Dedupe {
         .await
     }
 
-    /// Forgets entries older than the window; returns how many.
+    /// Forgets entries older than the window; returns how many. Works in chunks so no
+    /// write transaction (which `mark` waits for) lasts long.
     pub async fn purge(&self) -> Result<usize, StoreError> {
-        let (db, window) = (self.db.clone(), self.window.as_millis() as u64);
-        blocking(move || {
-            let txn = db.begin_write().map_err(store_error)?;
-            let mut removed = 0;
-            {
-                let mut table = txn.open_table(SEEN).map_err(store_error)?;
-                let now = now_ms();
-                table
-                    .retain(|_, at| {
-                        let keep = now.saturating_sub(at) < window;
-                        removed += usize::from(!keep);
-                        keep
-                    })
-                    .map_err(store_error)?;
+        let mut total = 0;
+        loop {
+            let (db, window) = (self.db.clone(), self.window.as_millis() as u64);
+            let removed = blocking(move || {
+                let expired: Vec<String> = {
+                    let txn = db.begin_read().map_err(store_error)?;
+                    let table = txn.open_table(SEEN).map_err(store_error)?;
+                    let now = now_ms();
+                    let mut expired = Vec::new();
+                    for entry in table.iter().map_err(store_error)? {
+                        let (k, at) = entry.map_err(store_error)?;
+                        if now.saturating_sub(at.value()) >= window {
+                            expired.push(k.value().to_owned());
+                            if expired.len() == PURGE_CHUNK {
+                                break;
+                            }
+                        }
+                    }
+                    expired
+                };
+                if expired.is_empty() {
+                    return Ok(0);
+                }
+                let txn = db.begin_write().map_err(store_error)?;
+                {
+                    let mut table = txn.open_table(SEEN).map_err(store_error)?;
+                    for k in &expired {
+                        table.remove(k.as_str()).map_err(store_error)?;
+                    }
+                }
+                txn.commit().map_err(store_error)?;
+                Ok(expired.len())
+            })
+            .await?;
+            total += removed;
+            if removed < PURGE_CHUNK {
+                return Ok(total);
             }
-            txn.commit().map_err(store_error)?;
-            Ok(removed)
-        })
-        .await
+        }
     }
 }
+
+/// Entries removed per purge transaction.
+const PURGE_CHUNK: usize = 5000;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,

@@ -9,6 +9,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
@@ -21,6 +23,11 @@ struct EventLabels {
     tenant: String,
     r#type: String,
     outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,7 +54,12 @@ pub struct Metrics {
     dedupe_hits: Family<TenantLabels, Counter>,
     /// Invocations running now.
     pub in_flight: Gauge,
+    reloads: Family<ReloadLabels, Counter>,
+    hosts: Mutex<HashSet<String>>,
 }
+
+/// Distinct partner hosts given their own label.
+const MAX_HOST_LABELS: usize = 64;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -61,6 +73,7 @@ impl Default for Metrics {
         let instructions = Family::<TenantLabels, Counter>::default();
         let dedupe_hits = Family::<TenantLabels, Counter>::default();
         let in_flight = Gauge::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "deliveries",
             "HTTP deliveries answered, by tenant and status",
@@ -92,6 +105,7 @@ impl Default for Metrics {
             dedupe_hits.clone(),
         );
         registry.register("in_flight", "Invocations running now", in_flight.clone());
+        registry.register("reloads", "Function reloads, by result", reloads.clone());
         Metrics {
             registry,
             deliveries,
@@ -101,6 +115,8 @@ impl Default for Metrics {
             instructions,
             dedupe_hits,
             in_flight,
+            reloads,
+            hosts: Mutex::default(),
         }
     }
 }
@@ -139,21 +155,19 @@ impl Metrics {
             .get_or_create(&labels)
             .inc_by(report.stats.instructions);
         for request in &report.requests {
-            let host = reqwest::Url::parse(&request.url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_else(|| "invalid".into());
-            let status = request.status.map_or_else(
-                || {
-                    request
+            // Labels stay bounded: a host only once it answered, and at most
+            // MAX_HOST_LABELS of them; failures by their kind alone.
+            let (host, status) = match request.status {
+                Some(status) => (self.host_label(&request.url), status.to_string()),
+                None => {
+                    let kind = request
                         .error
                         .as_deref()
                         .and_then(|e| e.split(':').next())
-                        .unwrap_or("error")
-                        .to_owned()
-                },
-                |s| s.to_string(),
-            );
+                        .unwrap_or("error");
+                    ("-".to_owned(), kind.to_owned())
+                }
+            };
             self.fetches
                 .get_or_create(&FetchLabels {
                     tenant: tenant.to_owned(),
@@ -164,13 +178,40 @@ impl Metrics {
         }
     }
 
-    /// Counts a duplicate delivery.
-    pub fn dedupe_hit(&self, tenant: &str) {
-        self.dedupe_hits
-            .get_or_create(&TenantLabels {
-                tenant: tenant.to_owned(),
+    fn host_label(&self, url: &str) -> String {
+        let Some(host) = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+        else {
+            return "invalid".into();
+        };
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if hosts.contains(&host) || hosts.len() < MAX_HOST_LABELS {
+            hosts.insert(host.clone());
+            host
+        } else {
+            "other".into()
+        }
+    }
+
+    /// Counts a function reload, successful or not.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                result: if ok { "ok" } else { "failed" }.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts messages delivered again after they were processed.
+    pub fn dedupe_hits(&self, tenant: &str, n: u64) {
+        if n > 0 {
+            self.dedupe_hits
+                .get_or_create(&TenantLabels {
+                    tenant: tenant.to_owned(),
+                })
+                .inc_by(n);
+        }
     }
 
     /// The Prometheus text exposition.

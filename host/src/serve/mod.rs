@@ -5,6 +5,7 @@ mod app;
 pub mod auth;
 pub mod config;
 mod dedupe;
+mod delivery;
 mod metrics;
 mod reload;
 
@@ -121,6 +122,9 @@ pub async fn serve(
         dedupe: dedupe.clone(),
         metrics: Metrics::default(),
         permits: Arc::new(tokio::sync::Semaphore::new(server.max_in_flight.max(1))),
+        body_permits: Arc::new(tokio::sync::Semaphore::new(
+            server.max_in_flight.max(1).saturating_mul(4),
+        )),
         draining: Default::default(),
         max_body_bytes: server.max_body_bytes,
         in_progress: Default::default(),
@@ -135,11 +139,14 @@ pub async fn serve(
         slots.clone(),
         limits.deadline,
     ));
+    let reload_state = state.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RELOAD_POLL).await;
             for slot in &slots {
-                slot.reload(&runtime, false).await;
+                if let Some(ok) = slot.reload(&runtime, false).await {
+                    reload_state.metrics.reload(ok);
+                }
             }
         }
     });
@@ -230,7 +237,9 @@ async fn watch_signals(
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading functions");
                 for slot in &slots {
-                    slot.reload(&runtime, true).await;
+                    if let Some(ok) = slot.reload(&runtime, true).await {
+                        state.metrics.reload(ok);
+                    }
                 }
             }
         }

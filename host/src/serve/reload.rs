@@ -12,22 +12,28 @@ use std::time::SystemTime;
 pub struct FunctionSlot {
     path: PathBuf,
     current: RwLock<Arc<LoadedFunction>>,
-    loaded_mtime: Mutex<Option<SystemTime>>,
+    /// The file's version when last loaded (or tried), and when last polled.
+    versions: Mutex<(Option<Version>, Option<Version>)>,
 }
 
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What tells a changed file: modification time and size.
+type Version = (SystemTime, u64);
+
+fn version(path: &Path) -> Option<Version> {
+    std::fs::metadata(path)
+        .ok()
+        .and_then(|m| Some((m.modified().ok()?, m.len())))
 }
 
 impl FunctionSlot {
     /// Loads the function at `path`.
     pub async fn load(runtime: &Runtime, path: &Path) -> Result<FunctionSlot, crate::LoadError> {
-        let modified = mtime(path);
+        let loaded = version(path);
         let function = runtime.load_file(path).await?;
         Ok(FunctionSlot {
             path: path.to_owned(),
             current: RwLock::new(Arc::new(function)),
-            loaded_mtime: Mutex::new(modified),
+            versions: Mutex::new((loaded, loaded)),
         })
     }
 
@@ -44,24 +50,30 @@ impl FunctionSlot {
         &self.path
     }
 
-    /// Reloads when the file changed (or always, with `force`). Returns whether a new
-    /// module was swapped in.
-    pub async fn reload(&self, runtime: &Runtime, force: bool) -> bool {
-        let modified = mtime(&self.path);
-        if !force && modified == *self.loaded_mtime.lock().unwrap_or_else(|e| e.into_inner()) {
-            return false;
+    /// Reloads when the file changed and has stayed the same for one poll (so a file
+    /// being written is not read half-way), or always with `force`. Returns whether a
+    /// new module was swapped in (`None`: nothing to do).
+    pub async fn reload(&self, runtime: &Runtime, force: bool) -> Option<bool> {
+        let now = version(&self.path);
+        {
+            let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+            let (loaded, polled) = *versions;
+            versions.1 = now;
+            if !force && (now == loaded || now != polled) {
+                return None;
+            }
+            // Remember the attempt either way: a broken file is reported once.
+            versions.0 = now;
         }
-        // Remember the attempt either way: a broken file is reported once, not every second.
-        *self.loaded_mtime.lock().unwrap_or_else(|e| e.into_inner()) = modified;
         match runtime.load_file(&self.path).await {
             Ok(function) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(function);
                 tracing::info!(path = %self.path.display(), "function reloaded");
-                true
+                Some(true)
             }
             Err(e) => {
                 tracing::error!(path = %self.path.display(), error = %e, "function not reloaded; the previous version keeps serving");
-                false
+                Some(false)
             }
         }
     }
