@@ -288,6 +288,19 @@ pub(crate) async fn run(delivery: Delivery) -> (Response, String) {
         app.metrics.event(&tenant.name, types[i], outcome);
     }
 
+    let debug_report = report.filter(|_| tenant.debug_responses);
+    respond(batch, &results, is_duplicate[0], debug_report)
+}
+
+/// The answer Segment expects, and the outcome for the log line. One message: its
+/// outcome's status. A batch: one result per event, and 500 only when some event needs
+/// a retry.
+fn respond(
+    batch: bool,
+    results: &[EventResult],
+    first_is_duplicate: bool,
+    report: Option<Report>,
+) -> (Response, String) {
     let (status, mut body, outcome) = if batch {
         let retry = results.iter().any(|r| r.kind == OutcomeKind::Retry);
         let status = if retry {
@@ -310,21 +323,19 @@ pub(crate) async fn run(delivery: Delivery) -> (Response, String) {
         (
             status,
             body,
-            format!("{} of {} events not successful", failed, results.len()),
+            format!("{failed} of {} events not successful", results.len()),
         )
     } else {
         let result = &results[0];
-        let outcome = if is_duplicate[0] {
-            "duplicate".to_owned()
+        let outcome = if first_is_duplicate {
+            "duplicate"
         } else {
-            result.kind.as_str().to_owned()
+            result.kind.as_str()
         };
         let body = json!({ "kind": result.kind, "message": public_message(result).unwrap_or_else(|| "ok".into()) });
-        (row(result.kind).http_status, body, outcome)
+        (row(result.kind).http_status, body, outcome.to_owned())
     };
-    if tenant.debug_responses
-        && let Some(report) = report
-    {
+    if let Some(report) = report {
         body["report"] = serde_json::to_value(&report).unwrap_or(Value::Null);
     }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
