@@ -17,13 +17,7 @@ async fn run(f: &segfn_host::LoadedFunction, limits: Limits) -> segfn_host::Repo
 
 #[tokio::test]
 async fn infinite_loop_ends_at_the_deadline() {
-    let f = WatGuest {
-        handle_body: "(loop $l (br $l))",
-        ..WatGuest::default()
-    }
-    .load()
-    .await
-    .unwrap();
+    let f = guest_running("(loop $l (br $l))").await;
     let deadline = Duration::from_millis(300);
     let started = Instant::now();
     let r = run(
@@ -46,13 +40,7 @@ async fn infinite_loop_ends_at_the_deadline() {
 
 #[tokio::test]
 async fn instruction_cap_trips_with_its_name() {
-    let f = WatGuest {
-        handle_body: "(loop $l (br $l))",
-        ..WatGuest::default()
-    }
-    .load()
-    .await
-    .unwrap();
+    let f = guest_running("(loop $l (br $l))").await;
     let limits = Limits {
         instructions: Some(5_000_000),
         ..Limits::default()
@@ -72,13 +60,7 @@ async fn instruction_cap_trips_with_its_name() {
 async fn memory_growth_bomb_is_capped() {
     // Grows 16 pages at a time until refused, then aborts, as an allocator would.
     let body = "(loop $l (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable)) (br $l))";
-    let f = WatGuest {
-        handle_body: body,
-        ..WatGuest::default()
-    }
-    .load()
-    .await
-    .unwrap();
+    let f = guest_running(body).await;
     let limits = Limits {
         memory_bytes: 16 << 20,
         ..Limits::default()
@@ -107,13 +89,7 @@ async fn memory_declared_beyond_the_cap_fails_cleanly() {
 #[tokio::test]
 async fn huge_output_is_refused_by_size() {
     let body = "(return (i64.const 0x7fffffff))";
-    let f = WatGuest {
-        handle_body: body,
-        ..WatGuest::default()
-    }
-    .load()
-    .await
-    .unwrap();
+    let f = guest_running(body).await;
     let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert!(
@@ -127,13 +103,7 @@ async fn huge_output_is_refused_by_size() {
 #[tokio::test]
 async fn output_outside_memory_is_an_abi_fault() {
     let body = "(return (i64.or (i64.shl (i64.const 131000) (i64.const 32)) (i64.const 1000)))";
-    let f = WatGuest {
-        handle_body: body,
-        ..WatGuest::default()
-    }
-    .load()
-    .await
-    .unwrap();
+    let f = guest_running(body).await;
     let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert!(r.outcome.message.unwrap().contains("outside its memory"));
@@ -294,13 +264,7 @@ async fn log_flood_is_truncated_and_noted() {
 #[tokio::test]
 async fn empty_log_lines_are_capped_by_count() {
     let body = "(loop $l (call $log (i32.const 1) (i32.const 0) (i32.const 0)) (br $l))";
-    let f = WatGuest {
-        handle_body: body,
-        ..WatGuest::default()
-    }
-    .load()
-    .await
-    .unwrap();
+    let f = guest_running(body).await;
     let limits = Limits {
         deadline: Duration::from_millis(200),
         ..Limits::default()
@@ -357,13 +321,7 @@ async fn an_allocator_that_returns_null_is_a_fault_not_a_write_at_zero() {
 
 #[tokio::test]
 async fn log_with_a_bad_pointer_is_an_abi_fault() {
-    let f = WatGuest {
-        handle_body: "(call $log (i32.const 1) (i32.const -16) (i32.const 64))",
-        ..WatGuest::default()
-    }
-    .load()
-    .await
-    .unwrap();
+    let f = guest_running("(call $log (i32.const 1) (i32.const -16) (i32.const 64))").await;
     let r = run(&f, Limits::default()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::BadRequest);
     assert!(

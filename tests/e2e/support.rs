@@ -309,6 +309,17 @@ impl WatGuest<'_> {
     }
 }
 
+/// A default WAT guest whose `segfn_handle` runs `body` first.
+pub async fn guest_running(body: &str) -> LoadedFunction {
+    WatGuest {
+        handle_body: body,
+        ..WatGuest::default()
+    }
+    .load()
+    .await
+    .expect("the guest loads")
+}
+
 /// Compiles WAT and loads it as a function.
 pub async fn load_wat(wat: &str) -> Result<LoadedFunction, segfn_host::LoadError> {
     runtime()
