@@ -350,6 +350,18 @@ async fn malformed_fetch_frames_are_abi_faults() {
     assert!(r.outcome.message.unwrap().contains("broke the segfn ABI"));
 }
 
+/// Runs a guest that fetches `url` once, with `allow` as the allow-list.
+pub(crate) async fn fetch_once(url: &str, allow: &[String]) -> segfn_host::Report {
+    let f = fetching_guest(url, 1).await;
+    invoke_event(
+        &f,
+        &options(allow, &json!({}), Limits::default()),
+        track("E", "u"),
+        json!({}),
+    )
+    .await
+}
+
 /// A guest that calls `fetch(url)` `times` times and then succeeds.
 pub(crate) async fn fetching_guest(url: &str, times: u32) -> segfn_host::LoadedFunction {
     let frame = fetch_frame("GET", url);
@@ -449,14 +461,7 @@ async fn a_slow_partner_cannot_outlast_the_deadline() {
 #[tokio::test]
 async fn oversized_responses_are_cut_off() {
     let partner = Partner::start().await;
-    let f = fetching_guest(&partner.url("/huge"), 1).await;
-    let r = invoke_event(
-        &f,
-        &options(&partner.allow(), &json!({}), Limits::default()),
-        track("E", "u"),
-        json!({}),
-    )
-    .await;
+    let r = fetch_once(&partner.url("/huge"), &partner.allow()).await;
     assert_eq!(r.outcome.kind, OutcomeKind::Success);
     let err = r.requests[0].error.as_deref().unwrap();
     assert!(

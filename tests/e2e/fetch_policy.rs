@@ -2,7 +2,7 @@
 //! addresses not named explicitly, are refused before any connection, on the resolved
 //! address and on every redirect.
 
-use crate::adversarial::fetching_guest;
+use crate::adversarial::fetch_once;
 use crate::support::*;
 use segfn_host::{Limits, OutcomeKind};
 use serde_json::json;
@@ -39,14 +39,7 @@ async fn a_host_off_the_allow_list_is_refused_and_the_function_sees_why() {
 #[tokio::test]
 async fn an_empty_allow_list_denies_everything() {
     let partner = Partner::start().await;
-    let f = fetching_guest(&partner.url("/x"), 1).await;
-    let r = invoke_event(
-        &f,
-        &options(&[], &json!({}), Limits::default()),
-        track("E", "u"),
-        json!({}),
-    )
-    .await;
+    let r = fetch_once(&partner.url("/x"), &[]).await;
     assert!(
         r.requests[0]
             .error
@@ -66,14 +59,7 @@ async fn loopback_is_refused_unless_named_explicitly() {
         format!("http://localhost:{port}/x"),
         format!("http://[::ffff:127.0.0.1]:{port}/x"),
     ] {
-        let f = fetching_guest(&url, 1).await;
-        let r = invoke_event(
-            &f,
-            &options(&["*".to_string()], &json!({}), Limits::default()),
-            track("E", "u"),
-            json!({}),
-        )
-        .await;
+        let r = fetch_once(&url, &["*".to_string()]).await;
         let err = r.requests[0].error.as_deref().unwrap();
         assert!(err.starts_with("denied"), "{url}: {err}");
         assert!(err.contains("loopback"), "{url}: {err}");
@@ -88,14 +74,7 @@ async fn loopback_is_refused_unless_named_explicitly() {
             format!("localhost:{port}"),
         ),
     ] {
-        let f = fetching_guest(&url, 1).await;
-        let r = invoke_event(
-            &f,
-            &options(&[allow], &json!({}), Limits::default()),
-            track("E", "u"),
-            json!({}),
-        )
-        .await;
+        let r = fetch_once(&url, &[allow]).await;
         assert_eq!(
             r.requests[0].status,
             Some(200),
@@ -114,14 +93,7 @@ async fn metadata_and_private_addresses_are_refused_without_connecting() {
         "http://192.168.1.1/",
         "http://[fe80::1]/",
     ] {
-        let f = fetching_guest(url, 1).await;
-        let r = invoke_event(
-            &f,
-            &options(&["*".to_string()], &json!({}), Limits::default()),
-            track("E", "u"),
-            json!({}),
-        )
-        .await;
+        let r = fetch_once(url, &["*".to_string()]).await;
         let err = r.requests[0].error.as_deref().unwrap();
         assert!(err.starts_with("denied"), "{url}: {err}");
     }
@@ -132,14 +104,7 @@ async fn redirects_are_checked_too() {
     let partner = Partner::start().await;
     let other = Partner::start().await;
     partner.redirect_to(&other.url("/stolen"));
-    let f = fetching_guest(&partner.url("/redirect"), 1).await;
-    let r = invoke_event(
-        &f,
-        &options(&partner.allow(), &json!({}), Limits::default()),
-        track("E", "u"),
-        json!({}),
-    )
-    .await;
+    let r = fetch_once(&partner.url("/redirect"), &partner.allow()).await;
     let err = r.requests[0].error.as_deref().unwrap();
     assert!(err.contains("not on the allow-list"), "{err}");
     assert!(
@@ -149,13 +114,7 @@ async fn redirects_are_checked_too() {
 
     // Allowed targets are followed.
     let allow = vec![partner.addr.to_string(), other.addr.to_string()];
-    let r = invoke_event(
-        &f,
-        &options(&allow, &json!({}), Limits::default()),
-        track("E", "u"),
-        json!({}),
-    )
-    .await;
+    let r = fetch_once(&partner.url("/redirect"), &allow).await;
     assert_eq!(r.requests[0].status, Some(200));
     assert_eq!(other.received().len(), 1);
 }
