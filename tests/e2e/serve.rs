@@ -632,6 +632,43 @@ async fn a_delivery_segment_gave_up_on_still_finishes_and_is_remembered() {
 }
 
 #[tokio::test]
+async fn shutdown_waits_for_deliveries_whose_caller_hung_up() {
+    let partner = Partner::start().await;
+    partner.answer(Answer {
+        delay: Duration::from_millis(1000),
+        ..Answer::status(200)
+    });
+    let setup = Setup::new().await;
+    let args = setup.config("", &tenant("acme", "key-acme", &partner, ""));
+    let event = track("Abandoned", "u1");
+    let mut served = Served::start(&args);
+    let abandoned = segment_request(&served, "key-acme", &event)
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(abandoned.unwrap_err().is_timeout());
+    served.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = served.child.wait().unwrap();
+        drop(served);
+        status
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+
+    partner.answer(Answer::status(200));
+    let served = Served::start(&args);
+    let (status, body) = deliver(&served, "key-acme", &event).await;
+    assert_eq!(status, 200);
+    assert!(
+        body["message"].as_str().unwrap().starts_with("duplicate"),
+        "recorded before exit: {body}"
+    );
+    assert_eq!(partner.received().len(), 1);
+}
+
+#[tokio::test]
 async fn saturation_answers_429_with_retry_after() {
     let partner = Partner::start().await;
     partner.answer(Answer {

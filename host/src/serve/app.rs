@@ -117,12 +117,38 @@ pub(crate) fn busy(message: &str) -> Response {
     response
 }
 
-/// What the delivery's log line says.
-struct LogLine {
+/// The delivery's log line, written (and counted) when dropped: also when Segment
+/// hangs up before the answer, while the delivery itself runs on.
+struct LogLine<'a> {
+    app: &'a AppState,
+    started: Instant,
     tenant: String,
     message_id: String,
     event_type: &'static str,
     outcome: String,
+    status: Option<u16>,
+}
+
+impl Drop for LogLine<'_> {
+    fn drop(&mut self) {
+        if let (Some(status), true) = (self.status, self.tenant != "-") {
+            self.app.metrics.delivery(&self.tenant, status);
+        }
+        let outcome = if self.status.is_some() {
+            self.outcome.as_str()
+        } else {
+            "client gone; delivery finishing"
+        };
+        tracing::info!(
+            tenant = %self.tenant,
+            message_id = %self.message_id,
+            r#type = self.event_type,
+            outcome,
+            status = self.status.unwrap_or(0),
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            "delivery"
+        );
+    }
 }
 
 /// Answers one delivery and logs one line for it, whatever the answer.
@@ -134,25 +160,16 @@ async fn deliver(
 ) -> Response {
     let started = Instant::now();
     let mut line = LogLine {
+        app: &app,
+        started,
         tenant: "-".into(),
         message_id: "-".into(),
         event_type: "-",
         outcome: "refused".into(),
+        status: None,
     };
     let response = handle(&app, method, &headers, body, started, &mut line).await;
-    let status = response.status().as_u16();
-    if line.tenant != "-" {
-        app.metrics.delivery(&line.tenant, status);
-    }
-    tracing::info!(
-        tenant = %line.tenant,
-        message_id = %line.message_id,
-        r#type = line.event_type,
-        outcome = %line.outcome,
-        status,
-        duration_ms = started.elapsed().as_millis() as u64,
-        "delivery"
-    );
+    line.status = Some(response.status().as_u16());
     response
 }
 
@@ -164,7 +181,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
     started: Instant,
-    line: &mut LogLine,
+    line: &mut LogLine<'_>,
 ) -> Response {
     if method != Method::POST {
         return answer(StatusCode::METHOD_NOT_ALLOWED, "Segment delivers with POST");

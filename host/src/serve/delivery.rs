@@ -19,6 +19,8 @@ use tokio::sync::OwnedSemaphorePermit;
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 /// Kept back from the invocation for recording the outcome and answering.
 const ANSWER_MARGIN: Duration = Duration::from_millis(400);
+/// Below this, the function is not started at all.
+const MIN_BUDGET: Duration = Duration::from_millis(100);
 
 /// A delivery that passed its checks.
 pub(crate) struct Delivery {
@@ -202,6 +204,13 @@ pub(crate) async fn run(delivery: Delivery) -> (Response, String) {
         let budget = ANSWER_WITHIN
             .saturating_sub(started.elapsed())
             .saturating_sub(ANSWER_MARGIN);
+        if budget < MIN_BUDGET {
+            let message = "too little of Segment's 5 s is left to run the function; retry";
+            return (
+                answer(StatusCode::SERVICE_UNAVAILABLE, message),
+                "no time left".into(),
+            );
+        }
         let mut limits = app.limits.clone();
         limits.deadline = limits.deadline.min(budget);
         let options = InvokeOptions {
@@ -289,7 +298,12 @@ pub(crate) async fn run(delivery: Delivery) -> (Response, String) {
     }
 
     let debug_report = report.filter(|_| tenant.debug_responses);
-    respond(batch, &results, is_duplicate[0], debug_report)
+    respond(
+        batch,
+        &results,
+        is_duplicate.first() == Some(&true),
+        debug_report,
+    )
 }
 
 /// The answer Segment expects, and the outcome for the log line. One message: its
@@ -326,7 +340,12 @@ fn respond(
             format!("{failed} of {} events not successful", results.len()),
         )
     } else {
-        let result = &results[0];
+        let Some(result) = results.first() else {
+            return (
+                answer(StatusCode::BAD_REQUEST, "the delivery holds no message"),
+                "empty".into(),
+            );
+        };
         let outcome = if first_is_duplicate {
             "duplicate"
         } else {

@@ -116,12 +116,13 @@ pub async fn serve(
         Duration::from_secs(server.dedupe_window_secs),
     )?;
     let limits = options.config.limits.limits();
+    let permits = Arc::new(tokio::sync::Semaphore::new(server.max_in_flight.max(1)));
     let state = Arc::new(AppState {
         tenants,
         limits: limits.clone(),
         dedupe: dedupe.clone(),
         metrics: Metrics::default(),
-        permits: Arc::new(tokio::sync::Semaphore::new(server.max_in_flight.max(1))),
+        permits: permits.clone(),
         body_permits: Arc::new(tokio::sync::Semaphore::new(
             server.max_in_flight.max(1).saturating_mul(4),
         )),
@@ -205,11 +206,24 @@ pub async fn serve(
             return Err(ServeError::Listen(server.listen.clone(), reason));
         }
     }
-    match server_task.await {
+    let served = match server_task.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(ServeError::Listen(server.listen.clone(), e.to_string())),
         Err(e) => Err(ServeError::Listen(server.listen.clone(), e.to_string())),
+    };
+    // Connections are closed, but deliveries whose callers hung up may still run in
+    // their own tasks: let them finish and record their messageIds before exiting.
+    let all = u32::try_from(server.max_in_flight.max(1)).unwrap_or(u32::MAX);
+    if tokio::time::timeout(
+        limits.deadline + Duration::from_secs(5),
+        permits.acquire_many(all),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("deliveries still running at exit; Segment will retry them");
     }
+    served
 }
 
 /// SIGTERM/SIGINT: stop taking work (503), finish what is in flight, exit. SIGHUP:
