@@ -121,11 +121,6 @@ impl FetchClient {
         Ok(FetchClient { client, policy })
     }
 
-    /// The policy this client enforces.
-    pub fn policy(&self) -> &FetchPolicy {
-        &self.policy
-    }
-
     /// Performs one request within `timeout`, reading at most `max_body` response bytes.
     pub async fn send(
         &self,

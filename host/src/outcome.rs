@@ -14,14 +14,6 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// A successful outcome.
-    pub fn success() -> Outcome {
-        Outcome {
-            kind: OutcomeKind::Success,
-            message: None,
-        }
-    }
-
     /// An outcome of `kind` with a message.
     pub fn new(kind: OutcomeKind, message: impl Into<String>) -> Outcome {
         Outcome {

@@ -202,11 +202,6 @@ impl FetchPolicy {
         ))
     }
 
-    /// The entries.
-    pub fn patterns(&self) -> &[HostPattern] {
-        &self.allow
-    }
-
     /// Checks a URL's scheme and host against the allow-list, and an IP-literal host
     /// against the address rule (names are checked again once resolved).
     pub fn check_url(&self, url: &reqwest::Url) -> Result<(), Refusal> {

@@ -94,7 +94,8 @@ impl Dedupe {
     }
 
     /// Whether `message_id` was processed for `tenant` within the window.
-    pub async fn seen(&self, tenant: &str, message_id: &str) -> Result<bool, StoreError> {
+    #[cfg(test)]
+    async fn seen(&self, tenant: &str, message_id: &str) -> Result<bool, StoreError> {
         Ok(self
             .seen_many(tenant, vec![message_id.to_owned()])
             .await?

@@ -45,11 +45,6 @@ impl FunctionSlot {
             .clone()
     }
 
-    /// The function file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Reloads when the file changed and has stayed the same for one poll (so a file
     /// being written is not read half-way), or always with `force`. Returns whether a
     /// new module was swapped in (`None`: nothing to do).
