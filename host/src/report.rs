@@ -46,30 +46,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// Replaces every secret in every string of the report.
+    /// Replaces secrets in the parts the guest returned: the outcome message and the
+    /// output. Logs and the request trace are redacted where they are recorded
+    /// (`imports.rs`, `TraceEntry::record`), before they are cut to size.
     pub(crate) fn redact(&mut self, redactor: &Redactor) {
         if let Some(m) = &mut self.outcome.message {
             *m = redactor.redact(m).into_owned();
-        }
-        for line in &mut self.logs {
-            line.message = redactor.redact(&line.message).into_owned();
-        }
-        for r in &mut self.requests {
-            r.url = redactor.redact(&r.url).into_owned();
-            if let Some(e) = &mut r.error {
-                *e = redactor.redact(e).into_owned();
-            }
-            if let Some(headers) = &mut r.request_headers {
-                for (name, value) in headers.iter_mut() {
-                    *value = redactor.header(name, value);
-                }
-            }
-            for body in [&mut r.request_body, &mut r.response_body]
-                .into_iter()
-                .flatten()
-            {
-                *body = redactor.redact(body).into_owned();
-            }
         }
         redactor.redact_json(&mut self.output);
     }

@@ -8,7 +8,7 @@ use super::delivery::{self, Delivery, known_type};
 use super::metrics::Metrics;
 use super::reload::FunctionSlot;
 use crate::input::parse_delivery;
-use crate::{FetchClient, Limits};
+use crate::{FetchClient, Limits, Redactor};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -36,6 +36,8 @@ pub struct Tenant {
     pub settings: Value,
     /// Declared secret setting names.
     pub secret_settings: Vec<String>,
+    /// The redactor for the tenant's own settings, built once.
+    pub redactor: Arc<Redactor>,
     /// The `fetch` client bound to the tenant's allow-list.
     pub client: FetchClient,
     /// Shared secret for `X-Signature`.
@@ -273,14 +275,19 @@ async fn handle(
             return answer(StatusCode::UNAUTHORIZED, problem);
         }
     }
-    let settings = match headers.get("x-segment-settings") {
-        None => tenant.settings.clone(),
+    // The tenant's redactor serves unless this delivery brings settings of its own.
+    let (settings, redactor) = match headers.get("x-segment-settings") {
+        None => (tenant.settings.clone(), tenant.redactor.clone()),
         Some(value) => match value
             .to_str()
             .map_err(|_| "X-Segment-Settings is not ASCII")
             .and_then(auth::segment_settings)
         {
-            Ok(extra) => auth::merge_settings(&tenant.settings, extra),
+            Ok(extra) => {
+                let merged = auth::merge_settings(&tenant.settings, extra);
+                let redactor = Arc::new(Redactor::from_settings(&merged, &tenant.secret_settings));
+                (merged, redactor)
+            }
             Err(problem) => return answer(StatusCode::BAD_REQUEST, problem),
         },
     };
@@ -294,6 +301,7 @@ async fn handle(
         tenant,
         call,
         settings,
+        redactor,
         started,
         permit,
     };

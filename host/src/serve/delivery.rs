@@ -28,6 +28,8 @@ pub(crate) struct Delivery {
     pub(crate) tenant: Arc<Tenant>,
     pub(crate) call: Call,
     pub(crate) settings: Value,
+    /// Keeps the settings' secrets out of the report.
+    pub(crate) redactor: Arc<Redactor>,
     pub(crate) started: Instant,
     /// Held until the delivery is done.
     pub(crate) permit: OwnedSemaphorePermit,
@@ -111,6 +113,7 @@ pub(crate) async fn run(delivery: Delivery) -> (Response, String) {
         tenant,
         call,
         settings,
+        redactor,
         started,
         permit: _permit,
     } = delivery;
@@ -216,7 +219,7 @@ pub(crate) async fn run(delivery: Delivery) -> (Response, String) {
         let options = InvokeOptions {
             limits,
             client: tenant.client.clone(),
-            redactor: Arc::new(Redactor::from_settings(&settings, &tenant.secret_settings)),
+            redactor,
             capture_bodies: tenant.debug_responses,
         };
         let count = to_run.len();

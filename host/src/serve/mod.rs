@@ -103,6 +103,10 @@ pub async fn serve(
                 name: t.name.clone(),
                 settings: t.settings.clone(),
                 secret_settings: t.secret_settings.clone(),
+                redactor: Arc::new(crate::Redactor::from_settings(
+                    &t.settings,
+                    &t.secret_settings,
+                )),
                 client,
                 shared_secret: t.shared_secret.clone(),
                 function,
