@@ -173,13 +173,25 @@ pub enum ConfigError {
     NoTenants,
 }
 
+/// A TOML error as "line N: message", without the source excerpt toml prints: the
+/// offending line may hold an inline API key or shared secret.
+fn parse_problem(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", error.message())
+        }
+        None => error.message().to_owned(),
+    }
+}
+
 impl ServeConfig {
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
         let mut config: ServeConfig = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse(path.to_owned(), e.to_string()))?;
+            .map_err(|e| ConfigError::Parse(path.to_owned(), parse_problem(&text, &e)))?;
         // Paths in the file are relative to the file.
         let base = path.parent().unwrap_or(Path::new("."));
         for tenant in &mut config.tenants {
@@ -312,6 +324,20 @@ mod tests {
             Some("value-of-ACME_SHARED_SECRET")
         );
         assert!(tenants[1].debug_responses);
+    }
+
+    #[test]
+    fn parse_errors_name_the_line_but_not_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(
+            &path,
+            "[[tenant]]\nname = \"a\"\napi_key = \"sk_live_leak\n",
+        )
+        .unwrap();
+        let err = ServeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("line 3: "), "{err}");
+        assert!(!err.contains("sk_live_leak"), "{err}");
     }
 
     #[test]
