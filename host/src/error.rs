@@ -16,7 +16,7 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// Not valid WebAssembly, or uses features the host does not enable.
-    #[error("not a valid WebAssembly module: {0}")]
+    #[error("not a valid WebAssembly module: {0} (build functions with `segfn build`)")]
     Compile(String),
     /// A required export is missing or has the wrong type.
     #[error(

@@ -41,6 +41,7 @@ impl Default for RuntimeOptions {
 pub struct Runtime {
     engine: wasmtime::Engine,
     linker: Arc<Linker<InvocationState>>,
+    pooling: bool,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -107,7 +108,7 @@ fn base_config(options: &RuntimeOptions) -> Config {
 impl Runtime {
     /// A runtime with the given options.
     pub fn new(options: &RuntimeOptions) -> Result<Runtime, wasmtime::Error> {
-        let engine = if options.pooling {
+        let (engine, pooling) = if options.pooling {
             let mut config = base_config(options);
             let mut pool = wasmtime::PoolingAllocationConfig::new();
             pool.total_core_instances(options.max_instances)
@@ -115,11 +116,16 @@ impl Runtime {
                 .total_tables(options.max_instances)
                 .total_stacks(options.max_instances);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-            // Some hosts cannot reserve the pool's address space; run without it there.
-            wasmtime::Engine::new(&config)
-                .or_else(|_| wasmtime::Engine::new(&base_config(options)))?
+            match wasmtime::Engine::new(&config) {
+                Ok(engine) => (engine, true),
+                // Some hosts cannot reserve the pool's address space; run without it there.
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "pooling allocator unavailable; instantiating on demand");
+                    (wasmtime::Engine::new(&base_config(options))?, false)
+                }
+            }
         } else {
-            wasmtime::Engine::new(&base_config(options))?
+            (wasmtime::Engine::new(&base_config(options))?, false)
         };
         let mut linker = Linker::new(&engine);
         crate::imports::add_to_linker(&mut linker)?;
@@ -127,7 +133,13 @@ impl Runtime {
             _ticker: Arc::new(EpochTicker::start(engine.clone())),
             engine,
             linker: Arc::new(linker),
+            pooling,
         })
+    }
+
+    /// Whether instances come from the pooling allocator (it may have been unavailable).
+    pub fn pooling(&self) -> bool {
+        self.pooling
     }
 
     /// Loads a function from a `.wasm` (or `.wat`, for tests) file.

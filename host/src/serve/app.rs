@@ -200,7 +200,10 @@ async fn handle(
         Err(problem) => return answer(StatusCode::UNAUTHORIZED, problem),
     };
     let Some(tenant) = app.tenants.get(&key_hash(&key)).cloned() else {
-        return answer(StatusCode::UNAUTHORIZED, "unknown API key");
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            "unknown API key: it must be a tenant's api_key in the segfn configuration",
+        );
     };
     line.tenant = tenant.name.clone();
 
