@@ -418,10 +418,7 @@ async fn fetch_count_is_limited() {
 #[tokio::test]
 async fn a_slow_partner_cannot_outlast_the_deadline() {
     let partner = Partner::start().await;
-    partner.answer(Answer {
-        delay: Duration::from_secs(30),
-        ..Answer::status(200)
-    });
+    partner.answer(Answer::delayed(30_000));
     let f = fetching_guest(&partner.url("/slow"), 1).await;
     let deadline = Duration::from_millis(400);
     let started = Instant::now();

@@ -70,6 +70,16 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// The answer says the message was already processed (and so was not run again).
+#[track_caller]
+fn assert_duplicate(body: &Value) {
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("duplicate"),
+        "not answered as a duplicate: {body}"
+    );
+}
+
 /// A delivery of `event` as Segment sends it, ready to send.
 fn segment_request(served: &Served, key: &str, event: &Value) -> reqwest::RequestBuilder {
     client()
@@ -533,10 +543,7 @@ async fn duplicates_are_not_run_again_even_after_a_crash() {
         assert_eq!(deliver(&served, "key-acme", &event).await.0, 200);
         let (status, body) = deliver(&served, "key-acme", &event).await;
         assert_eq!(status, 200);
-        assert!(
-            body["message"].as_str().unwrap().starts_with("duplicate"),
-            "{body}"
-        );
+        assert_duplicate(&body);
         assert_eq!(partner.received().len(), 1);
         // A retried event is not remembered: it runs again when Segment retries.
         partner.answer(Answer::status(503));
@@ -557,10 +564,7 @@ async fn duplicates_are_not_run_again_even_after_a_crash() {
     let served = Served::start(&args);
     let (status, body) = deliver(&served, "key-acme", &event).await;
     assert_eq!(status, 200);
-    assert!(
-        body["message"].as_str().unwrap().starts_with("duplicate"),
-        "{body}"
-    );
+    assert_duplicate(&body);
     assert_eq!(
         partner.received().len(),
         3,
@@ -583,10 +587,7 @@ async fn duplicates_are_not_run_again_even_after_a_crash() {
 #[tokio::test]
 async fn the_same_message_delivered_twice_at_once_runs_once() {
     let partner = Partner::start().await;
-    partner.answer(Answer {
-        delay: Duration::from_millis(1000),
-        ..Answer::status(200)
-    });
+    partner.answer(Answer::delayed(1000));
     let setup = Setup::new().await;
     let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
     let event = track("Twice", "u1");
@@ -597,17 +598,14 @@ async fn the_same_message_delivered_twice_at_once_runs_once() {
     assert_eq!(first.await.unwrap(), 200);
     let (status, body) = deliver(&served, "key-acme", &event).await;
     assert_eq!(status, 200);
-    assert!(body["message"].as_str().unwrap().starts_with("duplicate"));
+    assert_duplicate(&body);
     assert_eq!(partner.received().len(), 1);
 }
 
 #[tokio::test]
 async fn a_delivery_segment_gave_up_on_still_finishes_and_is_remembered() {
     let partner = Partner::start().await;
-    partner.answer(Answer {
-        delay: Duration::from_millis(1000),
-        ..Answer::status(200)
-    });
+    partner.answer(Answer::delayed(1000));
     let setup = Setup::new().await;
     let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
     let event = track("Abandoned", "u1");
@@ -623,10 +621,7 @@ async fn a_delivery_segment_gave_up_on_still_finishes_and_is_remembered() {
     .await;
     let (status, body) = deliver(&served, "key-acme", &event).await;
     assert_eq!(status, 200);
-    assert!(
-        body["message"].as_str().unwrap().starts_with("duplicate"),
-        "{body}"
-    );
+    assert_duplicate(&body);
     assert_eq!(partner.received().len(), 1);
     wait_for_metric(&served, "segfn_in_flight 0").await;
 }
@@ -634,10 +629,7 @@ async fn a_delivery_segment_gave_up_on_still_finishes_and_is_remembered() {
 #[tokio::test]
 async fn shutdown_waits_for_deliveries_whose_caller_hung_up() {
     let partner = Partner::start().await;
-    partner.answer(Answer {
-        delay: Duration::from_millis(1000),
-        ..Answer::status(200)
-    });
+    partner.answer(Answer::delayed(1000));
     let setup = Setup::new().await;
     let args = setup.config("", &tenant("acme", "key-acme", &partner, ""));
     let event = track("Abandoned", "u1");
@@ -661,20 +653,14 @@ async fn shutdown_waits_for_deliveries_whose_caller_hung_up() {
     let served = Served::start(&args);
     let (status, body) = deliver(&served, "key-acme", &event).await;
     assert_eq!(status, 200);
-    assert!(
-        body["message"].as_str().unwrap().starts_with("duplicate"),
-        "recorded before exit: {body}"
-    );
+    assert_duplicate(&body);
     assert_eq!(partner.received().len(), 1);
 }
 
 #[tokio::test]
 async fn saturation_answers_429_with_retry_after() {
     let partner = Partner::start().await;
-    partner.answer(Answer {
-        delay: Duration::from_millis(800),
-        ..Answer::status(200)
-    });
+    partner.answer(Answer::delayed(1500));
     let setup = Setup::new().await;
     let served = Served::start(&setup.config(
         "max_in_flight = 1",
@@ -694,10 +680,7 @@ async fn saturation_answers_429_with_retry_after() {
 #[tokio::test]
 async fn graceful_shutdown_finishes_in_flight_work() {
     let partner = Partner::start().await;
-    partner.answer(Answer {
-        delay: Duration::from_millis(1000),
-        ..Answer::status(200)
-    });
+    partner.answer(Answer::delayed(1000));
     let setup = Setup::new().await;
     let mut served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
     let in_flight = deliver_in_background(&served, "key-acme", &track("Slow", "u1"));

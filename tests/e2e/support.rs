@@ -130,6 +130,14 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// 200, after `ms` milliseconds.
+    pub fn delayed(ms: u64) -> Answer {
+        Answer {
+            delay: Duration::from_millis(ms),
+            ..Answer::status(200)
+        }
+    }
+
     pub fn status(status: u16) -> Answer {
         Answer {
             status,
