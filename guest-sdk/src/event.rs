@@ -63,7 +63,6 @@ macro_rules! lenient {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let mut out = serializer.serialize_map(None)?;
                 $(
-                    let _ = $wire_type;
                     if !self.extra.contains_key("type") && !self.extra.contains_key("action") {
                         out.serialize_entry("type", $wire_type)?;
                     }
