@@ -25,6 +25,11 @@ use serde_json::Value;
 /// The ABI version this SDK speaks. Bumped on any incompatible change.
 pub const VERSION: u32 = 1;
 
+/// The deepest nesting of arrays and objects a message may have. The host refuses
+/// deeper messages before invoking the function; the envelope adds a few levels, and
+/// 100 keeps the whole well inside serde_json's recursion limit of 128 in the guest.
+pub const MAX_NESTING: usize = 100;
+
 /// Declares the guest's imports once: the name constants the host links with, and (on
 /// wasm) the raw `extern` block the SDK calls.
 macro_rules! imports {

@@ -152,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     let options = InvokeOptions {
         limits: Limits::default(),
         client: FetchClient::new(FetchPolicy::parse(&[addr.to_string()])?)?,
-        redactor: Arc::new(Redactor::from_settings(&settings, &[])),
+        redactor: Arc::new(Redactor::from_settings(&settings, &[]).expect("bench settings")),
         capture_bodies: false,
     };
     let first = forwarder

@@ -67,4 +67,7 @@ pub(crate) enum GuestFault {
     /// The guest passed an invalid pointer, length or frame.
     #[error("the function broke the segfn ABI: {0}")]
     Abi(String),
+    /// The guest's result is larger than the output limit.
+    #[error("the function broke the segfn ABI: {0}")]
+    Output(String),
 }

@@ -1,20 +1,19 @@
 //! The host functions a guest imports (`segfn::log`, `fetch`, `now_ms`, `random_fill`,
-//! `panic`), each reading and writing guest memory with bounds checks, and each bounded
-//! in the host memory a guest can make it use.
+//! `panic`), each reading and writing guest memory with bounds checks, each bounded in
+//! the host memory a guest can make it use, and each refused outside `segfn_handle` or
+//! from inside another host call (a re-entrant `fetch` from `segfn_alloc` would nest
+//! fibers and escape the deadline).
 
 use crate::error::GuestFault;
 use crate::fetch::{FetchFailure, TraceEntry};
-use crate::invoke::InvocationState;
 use crate::report::LogLine;
+use crate::state::{InvocationState, MAX_LOG_LINES, Phase};
 use segfn_sdk::abi::{self, FetchErrorKind, FetchRequestHead, FetchResponseHead, LogLevel};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Extern, Linker, Memory};
 
 /// Most random bytes one `random_fill` call may ask for.
 const MAX_RANDOM_FILL: usize = 64 << 10;
-
-/// Most log lines kept, whatever their size (an empty line still costs bookkeeping).
-pub(crate) const MAX_LOG_LINES: usize = 1000;
 
 /// Room for a request's method, URL and headers beyond its body.
 const MAX_REQUEST_HEAD: usize = 64 << 10;
@@ -28,6 +27,23 @@ fn fault(f: GuestFault) -> wasmtime::Error {
 
 fn abi_fault(message: String) -> wasmtime::Error {
     fault(GuestFault::Abi(message))
+}
+
+/// Faults unless the guest is inside `segfn_handle` and not inside another host call.
+fn allowed(caller: &Caller<'_, InvocationState>, what: &str) -> wasmtime::Result<()> {
+    match caller.data().phase {
+        Phase::Handling => Ok(()),
+        Phase::Setup => Err(abi_fault(format!(
+            "{what} was called outside {}: host functions may be called only while handling an event (not from a start function, {} or {})",
+            abi::EXPORT_HANDLE,
+            abi::EXPORT_ALLOC,
+            abi::EXPORT_ABI_VERSION
+        ))),
+        Phase::InHostCall => Err(abi_fault(format!(
+            "{what} was called from inside another host call (from {} while the host placed a result): host calls cannot nest",
+            abi::EXPORT_ALLOC
+        ))),
+    }
 }
 
 fn memory(caller: &mut Caller<'_, InvocationState>, what: &str) -> wasmtime::Result<Memory> {
@@ -118,6 +134,7 @@ fn log(
     ptr: u32,
     len: u32,
 ) -> wasmtime::Result<()> {
+    allowed(&caller, "log")?;
     check_range(&mut caller, ptr, len, "log")?;
     let state = caller.data();
     let cap = state.options.limits.log_bytes;
@@ -155,10 +172,11 @@ fn log(
     Ok(())
 }
 
-fn now_ms(_: Caller<'_, InvocationState>) -> i64 {
-    SystemTime::now()
+fn now_ms(caller: Caller<'_, InvocationState>) -> wasmtime::Result<i64> {
+    allowed(&caller, "now_ms")?;
+    Ok(SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| d.as_millis() as i64))
 }
 
 fn random_fill(
@@ -166,6 +184,7 @@ fn random_fill(
     ptr: u32,
     len: u32,
 ) -> wasmtime::Result<()> {
+    allowed(&caller, "random_fill")?;
     if len as usize > MAX_RANDOM_FILL {
         return Err(abi_fault(format!(
             "random_fill: {len} bytes asked, at most {MAX_RANDOM_FILL} per call"
@@ -194,6 +213,18 @@ async fn fetch(
     ptr: u32,
     len: u32,
 ) -> wasmtime::Result<u64> {
+    allowed(caller, "fetch")?;
+    caller.data_mut().phase = Phase::InHostCall;
+    let result = fetch_inner(caller, ptr, len).await;
+    caller.data_mut().phase = Phase::Handling;
+    result
+}
+
+async fn fetch_inner(
+    caller: &mut Caller<'_, InvocationState>,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<u64> {
     let started = Instant::now();
     let limits = caller.data().options.limits.clone();
     let limit = |message: String| Err(FetchFailure::new(FetchErrorKind::Limit, message));
@@ -214,10 +245,10 @@ async fn fetch(
             .map_err(|e| abi_fault(format!("fetch: {e}")))?;
         let state = caller.data_mut();
         state.fetches += 1;
-        let result = if state.fetches > limits.fetches {
+        let max_fetches = state.max_fetches;
+        let result = if state.fetches > max_fetches {
             limit(format!(
-                "the limit of {} fetches per invocation is reached",
-                limits.fetches
+                "the limit of {max_fetches} fetches per invocation is reached"
             ))
         } else if body.len() > limits.request_body_bytes {
             limit(body_too_large())
@@ -238,7 +269,7 @@ async fn fetch(
         // Past the fetch limit only the first refusal is traced: a fetch loop must not
         // grow the trace without end.
         let state = caller.data_mut();
-        if state.fetches <= limits.fetches.saturating_add(1) {
+        if state.fetches <= max_fetches.saturating_add(1) {
             let entry = TraceEntry::record(
                 &head,
                 body,

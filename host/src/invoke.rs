@@ -1,19 +1,19 @@
 //! One invocation: a fresh store and instance under the limits, the envelope in, the
 //! result out, and every way it can end turned into an [`Outcome`] and a [`Report`].
 
-use crate::error::{GuestFault, LoadError};
-use crate::fetch::{FetchClient, TraceEntry};
-use crate::imports::MAX_LOG_LINES;
-use crate::limits::{Limits, MemoryLimiter, bytes};
+use crate::error::GuestFault;
+use crate::fetch::FetchClient;
+use crate::limits::{Limits, bytes};
 use crate::outcome::{Outcome, OutcomeKind, most_severe};
 use crate::redact::Redactor;
-use crate::report::{LogLine, Report, Stats};
+use crate::report::{Fault, LogLine, Output, Report, Stats};
 use crate::runtime::LoadedFunction;
+use crate::state::{InvocationState, MAX_LOG_LINES, Phase, new_store};
 use segfn_sdk::abi::{self, Call, Envelope, GuestResult, LogLevel};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use wasmtime::{Store, Trap, UpdateDeadline};
+use std::time::Instant;
+use wasmtime::{Store, Trap};
 
 /// How to run invocations of a function: limits, where `fetch` may go, what is secret.
 #[derive(Debug, Clone)]
@@ -28,38 +28,10 @@ pub struct InvokeOptions {
     pub capture_bodies: bool,
 }
 
-/// The store data of one invocation: its limits and everything it recorded.
-#[derive(Debug)]
-pub struct InvocationState {
-    pub(crate) options: InvokeOptions,
-    pub(crate) limiter: MemoryLimiter,
-    pub(crate) deadline: Instant,
-    pub(crate) logs: Vec<LogLine>,
-    pub(crate) log_bytes: usize,
-    pub(crate) logs_dropped: usize,
-    pub(crate) trace: Vec<TraceEntry>,
-    pub(crate) fetches: u32,
-}
-
-impl InvocationState {
-    fn new(options: InvokeOptions, deadline: Instant) -> Self {
-        InvocationState {
-            limiter: MemoryLimiter::new(options.limits.memory_bytes),
-            options,
-            deadline,
-            logs: Vec::new(),
-            log_bytes: 0,
-            logs_dropped: 0,
-            trace: Vec::new(),
-            fetches: 0,
-        }
-    }
-}
-
 /// How the guest part of an invocation ended before it is turned into a report.
 enum Ended {
     Returned(GuestResult),
-    Failed(Outcome),
+    Failed(Outcome, Fault),
 }
 
 impl LoadedFunction {
@@ -71,7 +43,17 @@ impl LoadedFunction {
             Call::Batch { events } => Some(events.len()),
             Call::Event { .. } => None,
         };
-        let mut store = self.new_store(options.clone(), deadline);
+        // A batch may make the per-event number of fetches for each of its events.
+        let max_fetches = options
+            .limits
+            .fetches
+            .saturating_mul(u32::try_from(batch_len.unwrap_or(1).max(1)).unwrap_or(u32::MAX));
+        let mut store = new_store(
+            self.runtime.engine(),
+            options.clone(),
+            deadline,
+            max_fetches,
+        );
         let input = serde_json::to_vec(&Envelope {
             abi: abi::VERSION,
             call,
@@ -84,15 +66,18 @@ impl LoadedFunction {
             match tokio::time::timeout(options.limits.deadline, self.run(&mut store, &input)).await
             {
                 Ok(Ok(result)) => Ended::Returned(result),
-                Ok(Err(error)) => Ended::Failed(classify(&error, store.data(), &options.limits)),
-                Err(_) => Ended::Failed(deadline_outcome(&options.limits)),
+                Ok(Err(error)) => {
+                    let (outcome, fault) = classify(&error, store.data(), &options.limits);
+                    Ended::Failed(outcome, fault)
+                }
+                Err(_) => Ended::Failed(deadline_outcome(&options.limits), Fault::Deadline),
             };
 
         let instructions =
             options.limits.instructions.unwrap_or(u64::MAX) - store.get_fuel().unwrap_or(0);
         let state = store.into_data();
-        let (outcome, output) = match ended {
-            Ended::Failed(outcome) => (outcome, Value::Null),
+        let (outcome, output, fault) = match ended {
+            Ended::Failed(outcome, fault) => (outcome, Output::None, Some(fault)),
             Ended::Returned(result) => summarize(result, batch_len),
         };
         let mut logs = state.logs;
@@ -106,18 +91,19 @@ impl LoadedFunction {
                 ),
             });
         }
-        if state.fetches > options.limits.fetches {
+        if state.fetches > state.max_fetches {
             logs.push(LogLine {
                 level: LogLevel::Warn,
                 message: format!(
                     "[segfn] fetch limit of {} reached; {} later fetch(es) refused",
-                    options.limits.fetches,
-                    state.fetches - options.limits.fetches
+                    state.max_fetches,
+                    state.fetches - state.max_fetches
                 ),
             });
         }
         let mut report = Report {
             outcome,
+            fault,
             logs,
             requests: state.trace,
             output,
@@ -129,30 +115,6 @@ impl LoadedFunction {
         };
         report.redact(&options.redactor);
         report
-    }
-
-    fn new_store(&self, options: InvokeOptions, deadline: Instant) -> Store<InvocationState> {
-        let fuel = options.limits.instructions.unwrap_or(u64::MAX);
-        let mut store = Store::new(
-            self.runtime.engine(),
-            InvocationState::new(options, deadline),
-        );
-        store.limiter(|s| &mut s.limiter);
-        // Fuel is enabled on the engine, so setting it cannot fail.
-        let _ = store.set_fuel(fuel);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // Long-running guests give the async workers back every tick.
-                Ok(UpdateDeadline::YieldCustom(
-                    1,
-                    Box::pin(tokio::task::yield_now()),
-                ))
-            }
-        });
-        store
     }
 
     async fn run(
@@ -186,10 +148,12 @@ impl LoadedFunction {
             })?
             .copy_from_slice(input);
 
+        store.data_mut().phase = Phase::Handling;
         let (out_ptr, out_len) = abi::unpack(handle.call_async(&mut *store, (ptr, len)).await?);
+        store.data_mut().phase = Phase::Setup;
         let cap = store.data().options.limits.output_bytes;
         if out_len as usize > cap {
-            return Err(abi_fault_kind(GuestFault::Abi(format!(
+            return Err(wasmtime::Error::new(GuestFault::Output(format!(
                 "its result of {} exceeds the output limit of {}",
                 bytes(out_len as usize),
                 bytes(cap)
@@ -210,43 +174,10 @@ impl LoadedFunction {
             ))
         })
     }
-
-    /// Calls `segfn_abi_version` in a throwaway instance with tight limits.
-    pub(crate) async fn probe_abi_version(&self) -> Result<u32, LoadError> {
-        let options = InvokeOptions {
-            limits: Limits {
-                deadline: Duration::from_secs(2),
-                ..Limits::default()
-            },
-            client: FetchClient::new(Default::default())
-                .map_err(|e| LoadError::Instantiate(e.to_string()))?,
-            redactor: Arc::default(),
-            capture_bodies: false,
-        };
-        let deadline = Instant::now() + options.limits.deadline;
-        let mut store = self.new_store(options, deadline);
-        let probe = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let version =
-                instance.get_typed_func::<(), u32>(&mut store, abi::EXPORT_ABI_VERSION)?;
-            version.call_async(&mut store, ()).await
-        };
-        match tokio::time::timeout(Duration::from_secs(2), probe).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(LoadError::Instantiate(format!("{e:#}"))),
-            Err(_) => Err(LoadError::Instantiate(
-                "instantiation did not finish within 2 s".into(),
-            )),
-        }
-    }
 }
 
 fn abi_fault(message: &str) -> wasmtime::Error {
-    abi_fault_kind(GuestFault::Abi(message.to_owned()))
-}
-
-fn abi_fault_kind(fault: GuestFault) -> wasmtime::Error {
-    wasmtime::Error::new(fault)
+    wasmtime::Error::new(GuestFault::Abi(message.to_owned()))
 }
 
 fn deadline_outcome(limits: &Limits) -> Outcome {
@@ -260,58 +191,79 @@ fn deadline_outcome(limits: &Limits) -> Outcome {
 }
 
 /// Names the limit or fault that ended an invocation.
-fn classify(error: &wasmtime::Error, state: &InvocationState, limits: &Limits) -> Outcome {
+fn classify(error: &wasmtime::Error, state: &InvocationState, limits: &Limits) -> (Outcome, Fault) {
     let trap = error.downcast_ref::<Trap>();
     match trap {
-        Some(Trap::Interrupt) => return deadline_outcome(limits),
+        Some(Trap::Interrupt) => return (deadline_outcome(limits), Fault::Deadline),
         Some(Trap::OutOfFuel) => {
-            return Outcome::new(
-                OutcomeKind::BadRequest,
-                format!(
-                    "the function exceeded its instruction limit of {}",
-                    limits.instructions.unwrap_or(u64::MAX)
-                ),
+            let message = format!(
+                "the function exceeded its instruction limit of {}",
+                limits.instructions.unwrap_or(u64::MAX)
+            );
+            return (
+                Outcome::new(OutcomeKind::BadRequest, message),
+                Fault::Instructions,
             );
         }
         _ => {}
     }
     // A refused allocation surfaces as an abort trap, a fault or a failed instantiation.
     if state.limiter.exceeded {
-        return Outcome::new(
-            OutcomeKind::BadRequest,
-            format!(
-                "the function exceeded its memory limit of {}",
-                bytes(limits.memory_bytes)
-            ),
+        let message = format!(
+            "the function exceeded its memory limit of {}",
+            bytes(limits.memory_bytes)
+        );
+        return (
+            Outcome::new(OutcomeKind::BadRequest, message),
+            Fault::Memory,
         );
     }
     if let Some(fault) = error.downcast_ref::<GuestFault>() {
-        return Outcome::new(OutcomeKind::BadRequest, fault.to_string());
+        let kind = match fault {
+            GuestFault::Panic(_) => Fault::Panic,
+            GuestFault::Abi(_) => Fault::Abi,
+            GuestFault::Output(_) => Fault::Output,
+        };
+        return (
+            Outcome::new(OutcomeKind::BadRequest, fault.to_string()),
+            kind,
+        );
     }
     match trap {
-        Some(Trap::StackOverflow) => {
-            Outcome::new(OutcomeKind::BadRequest, "the function overflowed its stack")
-        }
-        Some(trap) => Outcome::new(
-            OutcomeKind::BadRequest,
-            format!("the function trapped: {trap}"),
+        Some(Trap::StackOverflow) => (
+            Outcome::new(OutcomeKind::BadRequest, "the function overflowed its stack"),
+            Fault::Trap,
+        ),
+        Some(trap) => (
+            Outcome::new(
+                OutcomeKind::BadRequest,
+                format!("the function trapped: {trap}"),
+            ),
+            Fault::Trap,
         ),
         // Not the guest's doing (e.g. no free instance slot): worth a retry.
-        None => Outcome::new(OutcomeKind::Retry, format!("host fault: {error:#}")),
+        None => (
+            Outcome::new(OutcomeKind::Retry, format!("host fault: {error:#}")),
+            Fault::Host,
+        ),
     }
 }
 
 /// Turns the guest's result into the report's outcome and output. `batch` is the
 /// number of events sent, for a batch call.
-fn summarize(result: GuestResult, batch: Option<usize>) -> (Outcome, Value) {
+fn summarize(result: GuestResult, batch: Option<usize>) -> (Outcome, Output, Option<Fault>) {
     let top = Outcome {
         kind: result.result.kind,
         message: result.result.message,
     };
     match (result.results, batch) {
-        (None, None) => (top, result.result.output.unwrap_or(Value::Null)),
+        (None, None) => (
+            top,
+            result.result.output.map_or(Output::None, Output::Event),
+            None,
+        ),
         // A batch failed as a whole.
-        (None, Some(_)) if top.kind != OutcomeKind::Success => (top, Value::Null),
+        (None, Some(_)) if top.kind != OutcomeKind::Success => (top, Output::None, None),
         (Some(results), Some(expected)) if results.len() == expected => {
             let kind = most_severe(results.iter().map(|r| r.kind));
             let failed = results
@@ -328,10 +280,7 @@ fn summarize(result: GuestResult, batch: Option<usize>) -> (Outcome, Value) {
                     ),
                 ),
             };
-            (
-                outcome,
-                serde_json::to_value(results).unwrap_or(Value::Null),
-            )
+            (outcome, Output::Batch(results), None)
         }
         (results, batch) => {
             let got = results.map_or_else(|| "no".to_owned(), |r| r.len().to_string());
@@ -344,7 +293,11 @@ fn summarize(result: GuestResult, batch: Option<usize>) -> (Outcome, Value) {
                         .to_owned()
                 }
             };
-            (Outcome::new(OutcomeKind::BadRequest, message), Value::Null)
+            (
+                Outcome::new(OutcomeKind::BadRequest, message),
+                Output::None,
+                Some(Fault::Abi),
+            )
         }
     }
 }

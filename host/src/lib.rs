@@ -42,14 +42,16 @@ pub mod redact;
 pub mod report;
 mod runtime;
 pub mod serve;
+mod state;
 pub mod toolchain;
 
 pub use error::LoadError;
 pub use fetch::FetchClient;
-pub use invoke::{InvocationState, InvokeOptions};
+pub use invoke::InvokeOptions;
 pub use limits::Limits;
 pub use outcome::{Outcome, OutcomeKind};
 pub use policy::FetchPolicy;
 pub use redact::Redactor;
-pub use report::Report;
+pub use report::{Fault, Output, Report};
 pub use runtime::{LoadedFunction, Runtime, RuntimeOptions};
+pub use state::InvocationState;

@@ -32,67 +32,101 @@ const SECRET_NAME_HINTS: &[&str] = &[
 /// report would destroy it, and such values are not credentials.
 const MIN_SECRET_LEN: usize = 4;
 
-/// Replaces every occurrence of known secret values.
-#[derive(Debug, Clone, Default)]
+/// Most secret values one settings object may hold. Settings can arrive with every
+/// delivery (`X-Segment-Settings`), so the work of building a redactor must be bounded.
+pub const MAX_SECRET_VALUES: usize = 256;
+
+/// Most bytes of secret values one settings object may hold, all values together.
+pub const MAX_SECRET_BYTES: usize = 64 << 10;
+
+/// Settings whose secrets cannot be bounded; the message names the cap.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretsError {
+    /// Too many values under secret names.
+    #[error("the settings hold more than {MAX_SECRET_VALUES} secret values")]
+    TooMany,
+    /// Values under secret names too large altogether.
+    #[error(
+        "the settings' secret values exceed {} in total",
+        crate::limits::bytes(MAX_SECRET_BYTES)
+    )]
+    TooLarge,
+}
+
+/// Replaces every occurrence of known secret values, in one pass over the text
+/// whatever the number of secrets (an Aho-Corasick automaton, leftmost-longest so a
+/// secret containing another is replaced whole).
+#[derive(Clone, Default)]
 pub struct Redactor {
     secrets: Vec<String>,
+    matcher: Option<aho_corasick::AhoCorasick>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secrets themselves.
+        f.debug_struct("Redactor")
+            .field("patterns", &self.secrets.len())
+            .finish()
+    }
 }
 
 impl Redactor {
     /// Collects the secrets of a settings object: the string values (nested included)
-    /// of every setting named in `declared`, or whose name looks like a credential.
-    pub fn from_settings(settings: &Value, declared: &[String]) -> Redactor {
-        let mut redactor = Redactor::default();
-        if let Value::Object(map) = settings {
-            for (name, value) in map {
-                if is_secret_name(name, declared) {
-                    redactor.add_value(value);
-                }
-            }
-        }
-        redactor
+    /// under every name, at any depth, that is declared in `declared` or looks like a
+    /// credential. Fails when they exceed [`MAX_SECRET_VALUES`] or [`MAX_SECRET_BYTES`].
+    pub fn from_settings(settings: &Value, declared: &[String]) -> Result<Redactor, SecretsError> {
+        let mut found = Found::default();
+        collect_secrets(settings, declared, &mut found)?;
+        Ok(Redactor::new(found.values))
     }
 
-    /// Adds one secret, with the encodings it commonly travels in (Basic auth).
-    pub fn add(&mut self, secret: &str) {
-        if secret.len() < MIN_SECRET_LEN || self.secrets.iter().any(|s| s == secret) {
-            return;
-        }
-        self.secrets.push(secret.to_owned());
-        // The forms a secret travels in: Basic auth, base64, a query string, a JSON string.
-        let json = serde_json::to_string(secret).unwrap_or_default();
-        for encoded in [
-            segfn_sdk::base64_encode(format!("{secret}:").as_bytes()),
-            segfn_sdk::base64_encode(secret.as_bytes()),
-            percent_encode(secret),
-            json[1..json.len().saturating_sub(1).max(1)].to_owned(),
-        ] {
-            if !self.secrets.contains(&encoded) {
-                self.secrets.push(encoded);
+    /// A redactor for these secret values, with the encodings they commonly travel in.
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Redactor {
+        let mut secrets: Vec<String> = Vec::new();
+        for secret in values {
+            if secret.len() < MIN_SECRET_LEN || secrets.iter().any(|s| s == secret) {
+                continue;
             }
+            // The forms a secret travels in: Basic auth, base64, a query string, a JSON string.
+            let json = serde_json::to_string(secret).unwrap_or_default();
+            secrets.push(secret.to_owned());
+            secrets.push(segfn_sdk::base64_encode(format!("{secret}:").as_bytes()));
+            secrets.push(segfn_sdk::base64_encode(secret.as_bytes()));
+            secrets.push(percent_encode(secret));
+            secrets.push(json[1..json.len().saturating_sub(1).max(1)].to_owned());
         }
-        // Longest first, so a secret containing another is replaced whole.
-        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.sort();
+        secrets.dedup();
+        let matcher = (!secrets.is_empty())
+            .then(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                    .build(&secrets)
+                    .ok()
+            })
+            .flatten();
+        Redactor { secrets, matcher }
     }
 
-    fn add_value(&mut self, value: &Value) {
-        match value {
-            Value::String(s) => self.add(s),
-            Value::Array(items) => items.iter().for_each(|v| self.add_value(v)),
-            Value::Object(map) => map.values().for_each(|v| self.add_value(v)),
-            _ => {}
-        }
+    /// Whether there is nothing to redact.
+    pub fn is_empty(&self) -> bool {
+        self.matcher.is_none()
     }
 
     /// `text` with every secret replaced by [`REDACTED`].
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out = Cow::Borrowed(text);
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+        match &self.matcher {
+            Some(m) if m.is_match(text) => {
+                let mut out = String::with_capacity(text.len());
+                m.replace_all_with(text, &mut out, |_, _, out| {
+                    out.push_str(REDACTED);
+                    true
+                });
+                Cow::Owned(out)
             }
+            _ => Cow::Borrowed(text),
         }
-        out
     }
 
     /// A header value as it may be shown: credentials entirely hidden, other values
@@ -141,6 +175,58 @@ fn percent_encode(text: &str) -> String {
         .collect()
 }
 
+/// Walks settings: under a secret name every string is a secret; elsewhere, keep looking.
+fn collect_secrets<'a>(
+    value: &'a Value,
+    declared: &[String],
+    out: &mut Found<'a>,
+) -> Result<(), SecretsError> {
+    match value {
+        Value::Object(map) => {
+            for (name, value) in map {
+                if is_secret_name(name, declared) {
+                    all_strings(value, out)?;
+                } else {
+                    collect_secrets(value, declared, out)?;
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                collect_secrets(item, declared, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Secret values found so far, and their size.
+#[derive(Default)]
+struct Found<'a> {
+    values: Vec<&'a str>,
+    bytes: usize,
+}
+
+fn all_strings<'a>(value: &'a Value, out: &mut Found<'a>) -> Result<(), SecretsError> {
+    match value {
+        Value::String(s) => {
+            out.values.push(s);
+            out.bytes += s.len();
+            if out.values.len() > MAX_SECRET_VALUES {
+                return Err(SecretsError::TooMany);
+            }
+            if out.bytes > MAX_SECRET_BYTES {
+                return Err(SecretsError::TooLarge);
+            }
+        }
+        Value::Array(items) => items.iter().try_for_each(|v| all_strings(v, out))?,
+        Value::Object(map) => map.values().try_for_each(|v| all_strings(v, out))?,
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Whether a setting name marks a secret: declared, or named like a credential.
 pub fn is_secret_name(name: &str, declared: &[String]) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -155,7 +241,7 @@ mod tests {
     #[test]
     fn redacts_declared_and_credential_like_settings() {
         let settings = json!({"apiKey": "sk_live_123", "region": "eu-west", "sharedPassphrase": "open sesame", "endpoint": "https://x"});
-        let r = Redactor::from_settings(&settings, &["sharedPassphrase".to_string()]);
+        let r = Redactor::from_settings(&settings, &["sharedPassphrase".to_string()]).unwrap();
         assert_eq!(
             r.redact("key=sk_live_123 at https://x in eu-west"),
             "key=[redacted] at https://x in eu-west"
@@ -167,7 +253,7 @@ mod tests {
 
     #[test]
     fn encoded_forms_are_redacted_too() {
-        let r = Redactor::from_settings(&json!({"apiKey": "a+b/c=\"d"}), &[]);
+        let r = Redactor::from_settings(&json!({"apiKey": "a+b/c=\"d"}), &[]).unwrap();
         assert_eq!(r.redact("?key=a%2Bb%2Fc%3D%22d"), "?key=[redacted]");
         assert_eq!(r.redact(r#"{"k":"a+b/c=\"d"}"#), r#"{"k":"[redacted]"}"#);
     }
@@ -184,15 +270,69 @@ mod tests {
 
     #[test]
     fn short_values_are_not_substring_redacted() {
-        let r = Redactor::from_settings(&json!({"apiKey": "ab"}), &[]);
+        let r = Redactor::from_settings(&json!({"apiKey": "ab"}), &[]).unwrap();
         assert_eq!(r.redact("about abc"), "about abc");
     }
 
     #[test]
     fn json_is_redacted_deeply() {
-        let r = Redactor::from_settings(&json!({"token": "t0k3n-value"}), &[]);
+        let r = Redactor::from_settings(&json!({"token": "t0k3n-value"}), &[]).unwrap();
         let mut v = json!({"a": ["x t0k3n-value"], "t0k3n-value": 1});
         r.redact_json(&mut v);
         assert_eq!(v, json!({"a": ["x [redacted]"], "[redacted]": 1}));
+    }
+
+    #[test]
+    fn secret_names_count_at_any_depth() {
+        let settings = json!({
+            "nested": {"token": "nested-t0ken", "region": "eu-west-1"},
+            "list": [{"password": ["pw-one-1", {"x": "pw-two-2"}]}],
+            "apiKey": {"primary": "prim4ry-key"},
+        });
+        let r = Redactor::from_settings(&settings, &[]).unwrap();
+        assert_eq!(
+            r.redact("nested-t0ken pw-one-1 pw-two-2 prim4ry-key eu-west-1"),
+            "[redacted] [redacted] [redacted] [redacted] eu-west-1"
+        );
+    }
+
+    #[test]
+    fn the_longest_secret_wins_where_secrets_overlap() {
+        let r = Redactor::new(["abcd", "abcdefgh"]);
+        assert_eq!(r.redact("xx abcdefgh abcd"), "xx [redacted] [redacted]");
+    }
+
+    #[test]
+    fn secrets_are_capped_in_number_and_size() {
+        let many: Vec<String> = (0..=MAX_SECRET_VALUES)
+            .map(|i| format!("secret-{i}"))
+            .collect();
+        assert_eq!(
+            Redactor::from_settings(&json!({ "apiKeys": many }), &[]).unwrap_err(),
+            SecretsError::TooMany
+        );
+        let huge = "x".repeat(MAX_SECRET_BYTES + 1);
+        assert_eq!(
+            Redactor::from_settings(&json!({ "token": huge }), &[]).unwrap_err(),
+            SecretsError::TooLarge
+        );
+        // Values under other names are not secrets and not counted.
+        let plain: Vec<String> = (0..10_000).map(|i| format!("v{i}")).collect();
+        assert!(Redactor::from_settings(&json!({ "events": plain }), &[]).is_ok());
+    }
+
+    /// 20,000 strings took 8 s with one pass per secret; the automaton makes redaction
+    /// linear. Timing is not asserted here (see the serve tests for the bound under
+    /// load); this checks the result at the largest allowed size.
+    #[test]
+    fn the_largest_allowed_secret_set_redacts_correctly() {
+        let values: Vec<String> = (0..MAX_SECRET_VALUES)
+            .map(|i| format!("s3cr3t-{i:05}"))
+            .collect();
+        let r = Redactor::new(values.iter().map(String::as_str));
+        let text = values.join(" ");
+        let redacted = r.redact(&text);
+        assert_eq!(redacted.matches(REDACTED).count(), MAX_SECRET_VALUES);
+        assert!(!redacted.contains("s3cr3t"));
     }
 }

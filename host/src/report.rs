@@ -4,7 +4,7 @@
 use crate::fetch::TraceEntry;
 use crate::outcome::{Outcome, row};
 use crate::redact::Redactor;
-use segfn_sdk::abi::LogLevel;
+use segfn_sdk::abi::{EventResult, LogLevel};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -29,18 +29,76 @@ pub struct Stats {
     pub duration_ms: f64,
 }
 
+/// What ended an invocation when the function did not return a result: which limit,
+/// which kind of fault. Callers decide on it (a batch that hit the memory limit as a
+/// whole is retried, a host fault is not described to the sender) without reading
+/// messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The wall-clock deadline passed.
+    Deadline,
+    /// The memory limit was hit.
+    Memory,
+    /// The instruction limit was hit.
+    Instructions,
+    /// The result was larger than the output limit.
+    Output,
+    /// The guest broke the ABI (bad pointers, frames, results, host calls out of turn).
+    Abi,
+    /// The guest panicked.
+    Panic,
+    /// The guest trapped (unreachable, out-of-bounds access, stack overflow, ...).
+    Trap,
+    /// The host failed (no instance slot, an engine error): not the guest's doing.
+    Host,
+}
+
+impl Fault {
+    /// Limits that a batch can hit as a whole although each of its events would fit:
+    /// such a batch is worth retrying (or splitting), not dropping.
+    pub fn is_size_limit(self) -> bool {
+        matches!(self, Fault::Memory | Fault::Output | Fault::Instructions)
+    }
+}
+
+/// What the function returned: for one message, the event an insert function
+/// forwards (or nothing); for a batch, one result per event in order. Serialised as
+/// `null`, the event, or an array of `{kind, message, output}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[serde(untagged)]
+pub enum Output {
+    /// Nothing returned (or the invocation failed).
+    #[default]
+    None,
+    /// The event a single-message handler returned.
+    Event(Value),
+    /// A batch handler's results.
+    Batch(Vec<EventResult>),
+}
+
+impl Output {
+    /// Whether there is nothing.
+    pub fn is_none(&self) -> bool {
+        matches!(self, Output::None)
+    }
+}
+
 /// Everything one invocation did. Built by the engine with secrets already redacted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     /// How it ended.
     pub outcome: Outcome,
+    /// What ended it, when the function did not return a result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
     /// Log lines, in order.
     pub logs: Vec<LogLine>,
     /// Every outbound request, in order.
     pub requests: Vec<TraceEntry>,
     /// For one message: the event the handler returned, or null. For a batch: one
     /// `{kind, message, output}` per event, in order.
-    pub output: Value,
+    pub output: Output,
     /// Resource use.
     pub stats: Stats,
 }
@@ -53,7 +111,23 @@ impl Report {
         if let Some(m) = &mut self.outcome.message {
             *m = redactor.redact(m).into_owned();
         }
-        redactor.redact_json(&mut self.output);
+        if redactor.is_empty() {
+            return;
+        }
+        match &mut self.output {
+            Output::None => {}
+            Output::Event(event) => redactor.redact_json(event),
+            Output::Batch(results) => {
+                for result in results {
+                    if let Some(m) = &mut result.message {
+                        *m = redactor.redact(m).into_owned();
+                    }
+                    if let Some(event) = &mut result.output {
+                        redactor.redact_json(event);
+                    }
+                }
+            }
+        }
     }
 
     /// The report for a terminal, laid out like Segment's tester.
@@ -124,7 +198,7 @@ impl Report {
             }
         }
 
-        if !self.output.is_null() {
+        if !self.output.is_none() {
             let _ = writeln!(out, "\n{}", bold("Output"));
             let pretty = serde_json::to_string_pretty(&self.output).unwrap_or_default();
             for line in pretty.lines() {
@@ -177,7 +251,8 @@ mod tests {
                 message: "hello".into(),
             }],
             requests: vec![],
-            output: Value::Null,
+            output: Output::None,
+            fault: None,
             stats: Stats {
                 instructions: 1500,
                 memory_bytes: 1 << 20,

@@ -2,12 +2,13 @@
 //! linker with the host functions, and loading (compiling and validating) functions.
 
 use crate::error::LoadError;
-use crate::invoke::InvocationState;
+use crate::state::{InvocationState, new_store};
+use crate::{FetchClient, InvokeOptions, Limits};
 use segfn_sdk::abi;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::{Config, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 
 /// How often the epoch advances; deadlines are checked, and long-running guests yield
@@ -24,6 +25,9 @@ pub struct RuntimeOptions {
     pub max_instances: u32,
     /// Cache compiled modules on disk (wasmtime's cache, under the user's cache dir).
     pub disk_cache: bool,
+    /// How long loading may take to instantiate a trial instance (start function
+    /// included) and ask its ABI version: the deadline the functions will run with.
+    pub load_deadline: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -32,6 +36,7 @@ impl Default for RuntimeOptions {
             pooling: true,
             max_instances: 256,
             disk_cache: false,
+            load_deadline: Limits::default().deadline,
         }
     }
 }
@@ -42,6 +47,7 @@ pub struct Runtime {
     engine: wasmtime::Engine,
     linker: Arc<Linker<InvocationState>>,
     pooling: bool,
+    load_deadline: Duration,
     _ticker: Arc<EpochTicker>,
 }
 
@@ -134,6 +140,7 @@ impl Runtime {
             engine,
             linker: Arc::new(linker),
             pooling,
+            load_deadline: options.load_deadline,
         })
     }
 
@@ -185,6 +192,50 @@ impl Runtime {
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         &self.engine
+    }
+}
+
+impl LoadedFunction {
+    /// Calls `segfn_abi_version` in a throwaway instance, within the load deadline.
+    async fn probe_abi_version(&self) -> Result<u32, LoadError> {
+        let limit = self.runtime.load_deadline;
+        let options = InvokeOptions {
+            limits: Limits {
+                deadline: limit,
+                ..Limits::default()
+            },
+            client: FetchClient::new(Default::default())
+                .map_err(|e| LoadError::Instantiate(e.to_string()))?,
+            redactor: Arc::default(),
+            capture_bodies: false,
+        };
+        let mut store = new_store(self.runtime.engine(), options, Instant::now() + limit, 0);
+        let probe = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let version =
+                instance.get_typed_func::<(), u32>(&mut store, abi::EXPORT_ABI_VERSION)?;
+            version.call_async(&mut store, ()).await
+        };
+        let late = || {
+            LoadError::Instantiate(format!(
+                "instantiating it and calling {} did not finish within the deadline of {} ms (a loop in its start function?)",
+                abi::EXPORT_ABI_VERSION,
+                limit.as_millis()
+            ))
+        };
+        match tokio::time::timeout(limit, probe).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e))
+                if matches!(
+                    e.downcast_ref::<wasmtime::Trap>(),
+                    Some(wasmtime::Trap::Interrupt)
+                ) =>
+            {
+                Err(late())
+            }
+            Ok(Err(e)) => Err(LoadError::Instantiate(format!("{e:#}"))),
+            Err(_) => Err(late()),
+        }
     }
 }
 

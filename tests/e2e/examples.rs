@@ -174,13 +174,10 @@ async fn batches_get_one_result_per_event_in_order() {
         json!("junk"),
     ];
     let r = f.invoke(&opts, Call::Batch { events }, settings).await;
-    let kinds: Vec<&str> = r
-        .output
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let segfn_host::Output::Batch(results) = &r.output else {
+        panic!("batch results expected: {r:?}")
+    };
+    let kinds: Vec<&str> = results.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
         [

@@ -91,7 +91,7 @@ pub fn options(allow: &[String], settings: &Value, limits: Limits) -> InvokeOpti
         limits,
         client: FetchClient::new(FetchPolicy::parse(allow).expect("valid patterns"))
             .expect("client"),
-        redactor: Arc::new(Redactor::from_settings(settings, &[])),
+        redactor: Arc::new(Redactor::from_settings(settings, &[]).expect("test settings")),
         capture_bodies: true,
     }
 }

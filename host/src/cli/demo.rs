@@ -65,7 +65,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let options = InvokeOptions {
         limits: Limits::default(),
         client: FetchClient::new(FetchPolicy::parse(&[addr.to_string()])?)?,
-        redactor: Arc::new(Redactor::from_settings(&settings, &[])),
+        redactor: Arc::new(Redactor::from_settings(&settings, &[]).context("the settings")?),
         capture_bodies: true,
     };
     let color = std::io::stdout().is_terminal();

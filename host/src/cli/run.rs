@@ -112,7 +112,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = InvokeOptions {
         limits: args.limits.limits(),
         client: FetchClient::new(policy)?,
-        redactor: Arc::new(Redactor::from_settings(&settings, &args.tenant.secrets)),
+        redactor: Arc::new(
+            Redactor::from_settings(&settings, &args.tenant.secrets).context("the settings")?,
+        ),
         capture_bodies: true,
     };
     let report = function.invoke(&options, call, settings).await;

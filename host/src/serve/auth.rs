@@ -31,17 +31,20 @@ pub fn api_key(authorization: Option<&str>) -> Result<String, &'static str> {
     Ok(key.to_owned())
 }
 
+/// The `X-Signature` header is required and missing: checked before the body is read.
+pub const MISSING_SIGNATURE: &str = "missing X-Signature: this tenant requires signed requests";
+
 /// Checks `X-Signature` (hex HMAC-SHA1 with the shared secret), in constant time.
 /// Segment signs the body; for batches it signs only the first event, whose
-/// serialisation we cannot know byte for byte, so the first event is also accepted
-/// in compact JSON.
+/// serialisation we cannot know byte for byte, so with `first_event` given (the
+/// `first_event` batch policy) the first event is also accepted in compact JSON.
 pub fn verify_signature(
     secret: &str,
     signature: Option<&str>,
     body: &[u8],
     first_event: Option<&Value>,
 ) -> Result<(), &'static str> {
-    let signature = signature.ok_or("missing X-Signature: this tenant requires signed requests")?;
+    let signature = signature.ok_or(MISSING_SIGNATURE)?;
     let expected = hex::decode(signature.trim()).map_err(|_| "X-Signature is not hex")?;
     let matches = |data: &[u8]| {
         let mut mac =
@@ -76,10 +79,20 @@ pub fn segment_settings(header: &str) -> Result<serde_json::Map<String, Value>, 
     }
 }
 
-/// The tenant's settings with the request's settings merged over them (top-level keys).
-pub fn merge_settings(base: &Value, extra: serde_json::Map<String, Value>) -> Value {
+/// The tenant's settings with the request's settings merged over them (top-level
+/// keys). With `overridable`, only those names are taken from the request; the rest
+/// keep the tenant's values (the header is not signed).
+pub fn merge_settings(
+    base: &Value,
+    extra: serde_json::Map<String, Value>,
+    overridable: Option<&std::collections::HashSet<String>>,
+) -> Value {
     let mut merged = base.as_object().cloned().unwrap_or_default();
-    merged.extend(extra);
+    merged.extend(
+        extra
+            .into_iter()
+            .filter(|(k, _)| overridable.is_none_or(|names| names.contains(k))),
+    );
     Value::Object(merged)
 }
 
@@ -111,14 +124,52 @@ mod tests {
         assert!(verify_signature("s", Some(&sig), batch, Some(&first)).is_ok());
     }
 
+    /// Vectors computed outside segfn, with Python's hmac module:
+    /// `hmac.new(secret, body, hashlib.sha1).hexdigest()`.
+    #[test]
+    fn known_answer_vectors() {
+        let vectors: [(&str, &[u8], &str); 3] = [
+            (
+                "s3cret",
+                br#"{"type":"track","event":"Signed Up","userId":"u1"}"#,
+                "c36f3ec91e0efcc6f4be57e6a49d803f51e7eb51",
+            ),
+            (
+                "key",
+                b"The quick brown fox jumps over the lazy dog",
+                "de7c9b85b8b78aa6bc8a7a36f70a90701c9db4d9",
+            ),
+            ("", b"", "fbdb1d1b18aa6c08324b7d64b71fb76370690e1d"),
+        ];
+        for (secret, body, expected) in vectors {
+            assert_eq!(sign(secret, body), expected);
+            assert!(verify_signature(secret, Some(expected), body, None).is_ok());
+            assert!(verify_signature(secret, Some(&expected.to_uppercase()), body, None).is_ok());
+        }
+    }
+
     #[test]
     fn settings_header_merges_over_tenant_settings() {
         let header = STANDARD.encode(r#"{"region":"eu","apiKey":"override"}"#);
         let extra = segment_settings(&header).unwrap();
-        let merged = merge_settings(&json!({"apiKey": "k", "endpoint": "e"}), extra);
+        let merged = merge_settings(
+            &json!({"apiKey": "k", "endpoint": "e"}),
+            extra.clone(),
+            None,
+        );
         assert_eq!(
             merged,
             json!({"apiKey": "override", "endpoint": "e", "region": "eu"})
+        );
+        let only_region = ["region".to_owned()].into_iter().collect();
+        let pinned = merge_settings(
+            &json!({"apiKey": "k", "endpoint": "e"}),
+            extra,
+            Some(&only_region),
+        );
+        assert_eq!(
+            pinned,
+            json!({"apiKey": "k", "endpoint": "e", "region": "eu"})
         );
         assert!(segment_settings("%%%").is_err());
         assert!(segment_settings(&STANDARD.encode("[1]")).is_err());

@@ -40,6 +40,21 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for HTTPS.
     pub tls_key: Option<PathBuf>,
+    /// Connections open at once. Beyond it, the longest-idle connection (one without a
+    /// request in progress) is closed to make room, or the new one is refused.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, from the connection's start or
+    /// the end of the previous response: bounds slow headers and idle keep-alives.
+    pub header_timeout_ms: u64,
+    /// Time a request body has to arrive, once the headers are in.
+    pub body_timeout_ms: u64,
+    /// Largest request head (request line and headers), in bytes: 431 beyond.
+    pub max_header_bytes: usize,
+    /// Invocations one tenant may run at once (default: all of `max_in_flight` with
+    /// one tenant, half of it with several), so a noisy tenant is throttled first.
+    pub tenant_max_in_flight: Option<usize>,
+    /// `messageId`s remembered per tenant; beyond it the oldest are forgotten early.
+    pub max_dedupe_entries: u64,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +68,12 @@ impl Default for ServerConfig {
             json_logs: false,
             tls_cert: None,
             tls_key: None,
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 4_000,
+            max_header_bytes: 64 << 10,
+            tenant_max_in_flight: None,
+            max_dedupe_entries: 10_000_000,
         }
     }
 }
@@ -128,6 +149,26 @@ pub struct TenantConfig {
     /// Put the outcome, logs and request trace in responses (for Segment's Event Tester).
     #[serde(default)]
     pub debug_responses: bool,
+    /// Invocations this tenant may run at once (overrides `tenant_max_in_flight`).
+    pub max_in_flight: Option<usize>,
+    /// Settings `X-Segment-Settings` may change; the others keep the configured value.
+    /// Absent: every setting may be changed (the header is not signed: see the README).
+    pub overridable_settings: Option<Vec<String>>,
+    /// What `X-Signature` must cover in a batch.
+    #[serde(default)]
+    pub batch_signature: BatchSignature,
+}
+
+/// What a valid `X-Signature` must cover when a batch arrives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchSignature {
+    /// The first event, as Segment signs batches: the other events are not covered, so
+    /// anyone holding one signed event can add unsigned ones to it.
+    #[default]
+    FirstEvent,
+    /// The whole body: batches signed only over their first event are refused.
+    WholeBody,
 }
 
 /// A tenant with its secrets resolved.
@@ -149,6 +190,12 @@ pub struct ResolvedTenant {
     pub function: Option<PathBuf>,
     /// Debug responses.
     pub debug_responses: bool,
+    /// Own in-flight cap, if any.
+    pub max_in_flight: Option<usize>,
+    /// Settings the header may change (`None`: all).
+    pub overridable_settings: Option<Vec<String>>,
+    /// Batch signature policy.
+    pub batch_signature: BatchSignature,
 }
 
 /// A configuration that cannot be used; the message names the fix.
@@ -258,6 +305,9 @@ impl ServeConfig {
                 return Err(problem("the name is used twice".into()));
             }
             crate::FetchPolicy::parse(&t.allow_hosts).map_err(|e| problem(e.to_string()))?;
+            if t.max_in_flight == Some(0) {
+                return Err(problem("max_in_flight must be at least 1".into()));
+            }
             out.push(ResolvedTenant {
                 name: t.name.clone(),
                 api_key,
@@ -268,6 +318,9 @@ impl ServeConfig {
                 shared_secret,
                 function: t.function.clone(),
                 debug_responses: t.debug_responses,
+                max_in_flight: t.max_in_flight,
+                overridable_settings: t.overridable_settings.clone(),
+                batch_signature: t.batch_signature,
             });
         }
         Ok(out)

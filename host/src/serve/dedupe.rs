@@ -1,14 +1,71 @@
 //! Deduplication by `messageId` per tenant over a sliding window, kept in the embedded
 //! store (one redb file) so that a restart, even `kill -9`, does not forget.
+//!
+//! Keys are fixed-size digests of tenant and `messageId`, never the sender's bytes, so
+//! an entry costs the same whatever the sender puts in a `messageId`. Each tenant has a
+//! cap on entries: past it, its oldest entries are forgotten early (its window
+//! shrinks; other tenants are unaffected). Writes go through one writer thread that
+//! commits whatever is queued in one transaction: concurrent deliveries share one
+//! fsync, and each waits for the commit that holds its messageIds.
 
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use sha2::Digest as _;
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
 
-/// `tenant \0 messageId` → when it was processed (ms since the epoch).
-const SEEN: TableDefinition<&str, u64> = TableDefinition::new("seen_messages");
+/// Message key → when it was processed (ms since the epoch).
+const SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("seen_v2");
+/// Tenant tag ‖ time (big-endian ms) ‖ message key: the tenant's entries oldest first,
+/// for eviction and purging without a scan of other tenants.
+const ORDER: TableDefinition<&[u8], ()> = TableDefinition::new("seen_order_v2");
+/// Tenant tag → number of entries.
+const COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("seen_counts_v2");
+/// The first format stored raw messageIds; it is dropped on open.
+const LEGACY: TableDefinition<&str, u64> = TableDefinition::new("seen_messages");
+
+/// Entries removed per purge transaction, so no write waits long behind a purge.
+const PURGE_CHUNK: usize = 5000;
+/// Most queued writes committed together.
+const MAX_GROUP: usize = 1024;
+
+/// A message's key: a digest of tenant and `messageId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MessageKey([u8; 16]);
+
+/// A tenant's key prefix in [`ORDER`].
+type TenantTag = [u8; 8];
+
+impl MessageKey {
+    /// The key of `message_id` for `tenant`.
+    pub fn new(tenant: &str, message_id: &str) -> MessageKey {
+        let mut h = sha2::Sha256::new();
+        h.update((tenant.len() as u64).to_be_bytes());
+        h.update(tenant.as_bytes());
+        h.update(message_id.as_bytes());
+        let digest = h.finalize();
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest[..16]);
+        MessageKey(key)
+    }
+}
+
+fn tenant_tag(tenant: &str) -> TenantTag {
+    let digest = sha2::Sha256::digest(tenant.as_bytes());
+    let mut tag = [0; 8];
+    tag.copy_from_slice(&digest[..8]);
+    tag
+}
+
+fn order_key(tag: &TenantTag, at: u64, key: &MessageKey) -> [u8; 32] {
+    let mut k = [0; 32];
+    k[..8].copy_from_slice(tag);
+    k[8..16].copy_from_slice(&at.to_be_bytes());
+    k[16..].copy_from_slice(&key.0);
+    k
+}
 
 /// The store failed (disk full, corrupt file, ...).
 #[derive(Debug, thiserror::Error)]
@@ -19,11 +76,32 @@ fn store_error(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+/// What recording a tenant's messages did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Marked {
+    /// The tenant's entries afterwards.
+    pub entries: u64,
+    /// Entries forgotten early to stay under the cap.
+    pub evicted: u64,
+}
+
+enum Write {
+    Mark {
+        tenant: String,
+        keys: Vec<MessageKey>,
+        reply: oneshot::Sender<Result<Marked, StoreError>>,
+    },
+    Purge {
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+}
+
 /// The deduplication window. Cheap to clone.
 #[derive(Clone)]
 pub struct Dedupe {
     db: Arc<Database>,
     window: Duration,
+    writes: mpsc::Sender<Write>,
 }
 
 impl std::fmt::Debug for Dedupe {
@@ -40,167 +118,370 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The store's (and the in-progress set's) key for a tenant's message.
-pub(crate) fn key(tenant: &str, message_id: &str) -> String {
-    format!("{tenant}\0{message_id}")
-}
-
 impl Dedupe {
-    /// Opens (or creates) the store at `path`.
-    pub fn open(path: &Path, window: Duration) -> Result<Dedupe, StoreError> {
+    /// Opens (or creates) the store at `path`, keeping at most `max_entries` per tenant.
+    pub fn open(path: &Path, window: Duration, max_entries: u64) -> Result<Dedupe, StoreError> {
         let db =
             Database::create(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
-        // Create the table up front so reads never find it missing.
+        // Create the tables up front so reads never find them missing.
         let txn = db.begin_write().map_err(store_error)?;
         txn.open_table(SEEN).map_err(store_error)?;
+        txn.open_table(ORDER).map_err(store_error)?;
+        txn.open_table(COUNTS).map_err(store_error)?;
+        let _ = txn.delete_table(LEGACY);
         txn.commit().map_err(store_error)?;
-        Ok(Dedupe {
-            db: Arc::new(db),
-            window,
-        })
+        let db = Arc::new(db);
+        let (writes, queue) = mpsc::channel();
+        let writer = Writer {
+            db: Arc::downgrade(&db),
+            window_ms: window.as_millis() as u64,
+            max_entries: max_entries.max(1),
+        };
+        std::thread::Builder::new()
+            .name("segfn-store".into())
+            .spawn(move || writer.run(queue))
+            .map_err(store_error)?;
+        Ok(Dedupe { db, window, writes })
     }
 
-    /// Which of `message_ids` were processed for `tenant` within the window (one read).
+    /// Which of `keys` were processed within the window (one read transaction).
     pub async fn seen_many(
         &self,
-        tenant: &str,
-        message_ids: Vec<String>,
-    ) -> Result<HashSet<String>, StoreError> {
-        if message_ids.is_empty() {
+        keys: Vec<MessageKey>,
+    ) -> Result<HashSet<MessageKey>, StoreError> {
+        if keys.is_empty() {
             return Ok(HashSet::new());
         }
-        let (db, tenant, window) = (
-            self.db.clone(),
-            tenant.to_owned(),
-            self.window.as_millis() as u64,
-        );
-        blocking(move || {
+        let (db, window) = (self.db.clone(), self.window.as_millis() as u64);
+        tokio::task::spawn_blocking(move || {
             let txn = db.begin_read().map_err(store_error)?;
             let table = txn.open_table(SEEN).map_err(store_error)?;
             let now = now_ms();
             let mut seen = HashSet::new();
-            for id in message_ids {
+            for key in keys {
                 let at = table
-                    .get(key(&tenant, &id).as_str())
+                    .get(&key.0[..])
                     .map_err(store_error)?
                     .map(|v| v.value());
                 if at.is_some_and(|at| now.saturating_sub(at) < window) {
-                    seen.insert(id);
+                    seen.insert(key);
                 }
             }
             Ok(seen)
         })
         .await
+        .map_err(store_error)?
     }
 
-    /// Whether `message_id` was processed for `tenant` within the window.
-    #[cfg(test)]
-    async fn seen(&self, tenant: &str, message_id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .seen_many(tenant, vec![message_id.to_owned()])
-            .await?
-            .contains(message_id))
-    }
-
-    /// Records that these messages were processed (durably, before the answer is sent).
-    pub async fn mark(&self, tenant: &str, message_ids: Vec<String>) -> Result<(), StoreError> {
-        if message_ids.is_empty() {
-            return Ok(());
+    /// Records that these messages were processed; returns once they are durable.
+    pub async fn mark(&self, tenant: &str, keys: Vec<MessageKey>) -> Result<Marked, StoreError> {
+        if keys.is_empty() {
+            return Ok(Marked::default());
         }
-        let (db, tenant) = (self.db.clone(), tenant.to_owned());
-        blocking(move || {
-            let txn = db.begin_write().map_err(store_error)?;
-            {
-                let mut table = txn.open_table(SEEN).map_err(store_error)?;
-                let now = now_ms();
-                for id in &message_ids {
-                    table
-                        .insert(key(&tenant, id).as_str(), now)
-                        .map_err(store_error)?;
-                }
-            }
-            txn.commit().map_err(store_error)
-        })
-        .await
-    }
-
-    /// Forgets entries older than the window; returns how many. Works in chunks so no
-    /// write transaction (which `mark` waits for) lasts long.
-    pub async fn purge(&self) -> Result<usize, StoreError> {
-        let mut total = 0;
-        loop {
-            let (db, window) = (self.db.clone(), self.window.as_millis() as u64);
-            let removed = blocking(move || {
-                let expired: Vec<String> = {
-                    let txn = db.begin_read().map_err(store_error)?;
-                    let table = txn.open_table(SEEN).map_err(store_error)?;
-                    let now = now_ms();
-                    let mut expired = Vec::new();
-                    for entry in table.iter().map_err(store_error)? {
-                        let (k, at) = entry.map_err(store_error)?;
-                        if now.saturating_sub(at.value()) >= window {
-                            expired.push(k.value().to_owned());
-                            if expired.len() == PURGE_CHUNK {
-                                break;
-                            }
-                        }
-                    }
-                    expired
-                };
-                if expired.is_empty() {
-                    return Ok(0);
-                }
-                let txn = db.begin_write().map_err(store_error)?;
-                {
-                    let mut table = txn.open_table(SEEN).map_err(store_error)?;
-                    for k in &expired {
-                        table.remove(k.as_str()).map_err(store_error)?;
-                    }
-                }
-                txn.commit().map_err(store_error)?;
-                Ok(expired.len())
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Write::Mark {
+                tenant: tenant.to_owned(),
+                keys,
+                reply,
             })
-            .await?;
-            total += removed;
-            if removed < PURGE_CHUNK {
-                return Ok(total);
-            }
-        }
+            .map_err(|_| StoreError("the store's writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError("the store's writer has stopped".into()))?
+    }
+
+    /// Forgets entries older than the window; returns how many.
+    pub async fn purge(&self) -> Result<usize, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Write::Purge { reply })
+            .map_err(|_| StoreError("the store's writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError("the store's writer has stopped".into()))?
     }
 }
 
-/// Entries removed per purge transaction.
-const PURGE_CHUNK: usize = 5000;
+/// Owns all writes: one transaction (one fsync) for every write queued meanwhile.
+/// Holds the database weakly, so it closes as soon as the last [`Dedupe`] is dropped.
+struct Writer {
+    db: std::sync::Weak<Database>,
+    window_ms: u64,
+    max_entries: u64,
+}
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(store_error)?
+impl Writer {
+    fn run(self, queue: mpsc::Receiver<Write>) {
+        while let Ok(first) = queue.recv() {
+            let mut marks = Vec::new();
+            let mut purges = Vec::new();
+            let mut next = Some(first);
+            while let Some(write) = next {
+                match write {
+                    Write::Mark {
+                        tenant,
+                        keys,
+                        reply,
+                    } => marks.push((tenant, keys, reply)),
+                    Write::Purge { reply } => purges.push(reply),
+                }
+                next = (marks.len() < MAX_GROUP)
+                    .then(|| queue.try_recv().ok())
+                    .flatten();
+            }
+            let Some(db) = self.db.upgrade() else { return };
+            let marked = (!marks.is_empty()).then(|| self.mark_all(&db, &marks));
+            let purged: Vec<_> = purges.iter().map(|_| self.purge(&db)).collect();
+            // Closed before anyone hears back: whoever drops the last handle next may
+            // reopen the file at once.
+            drop(db);
+            match marked {
+                Some(Ok(results)) => {
+                    for ((_, _, reply), result) in marks.into_iter().zip(results) {
+                        let _ = reply.send(Ok(result));
+                    }
+                }
+                Some(Err(e)) => {
+                    for (_, _, reply) in marks {
+                        let _ = reply.send(Err(StoreError(e.0.clone())));
+                    }
+                }
+                None => {}
+            }
+            for (reply, result) in purges.into_iter().zip(purged) {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn mark_all(
+        &self,
+        db: &Database,
+        marks: &[(
+            String,
+            Vec<MessageKey>,
+            oneshot::Sender<Result<Marked, StoreError>>,
+        )],
+    ) -> Result<Vec<Marked>, StoreError> {
+        let txn = db.begin_write().map_err(store_error)?;
+        let mut results = Vec::with_capacity(marks.len());
+        {
+            let mut seen = txn.open_table(SEEN).map_err(store_error)?;
+            let mut order = txn.open_table(ORDER).map_err(store_error)?;
+            let mut counts = txn.open_table(COUNTS).map_err(store_error)?;
+            let now = now_ms();
+            for (tenant, keys, _) in marks {
+                let tag = tenant_tag(tenant);
+                let mut count = counts
+                    .get(&tag[..])
+                    .map_err(store_error)?
+                    .map_or(0, |v| v.value());
+                for key in keys {
+                    match seen.insert(&key.0[..], now).map_err(store_error)? {
+                        Some(before) => {
+                            let before = before.value();
+                            order
+                                .remove(&order_key(&tag, before, key)[..])
+                                .map_err(store_error)?;
+                        }
+                        None => count += 1,
+                    }
+                    order
+                        .insert(&order_key(&tag, now, key)[..], ())
+                        .map_err(store_error)?;
+                }
+                let mut evicted = 0;
+                if count > self.max_entries {
+                    let excess = (count - self.max_entries) as usize;
+                    let oldest: Vec<Vec<u8>> = order
+                        .range(&tag[..]..)
+                        .map_err(store_error)?
+                        .take(excess)
+                        .map(|e| e.map(|(k, _)| k.value().to_vec()))
+                        .collect::<Result<_, _>>()
+                        .map_err(store_error)?;
+                    for k in oldest.iter().filter(|k| k.starts_with(&tag)) {
+                        order.remove(&k[..]).map_err(store_error)?;
+                        seen.remove(&k[16..]).map_err(store_error)?;
+                        evicted += 1;
+                    }
+                    count -= evicted;
+                }
+                counts.insert(&tag[..], count).map_err(store_error)?;
+                results.push(Marked {
+                    entries: count,
+                    evicted,
+                });
+            }
+        }
+        txn.commit().map_err(store_error)?;
+        Ok(results)
+    }
+
+    /// Removes expired entries tenant by tenant, in chunks.
+    fn purge(&self, db: &Database) -> Result<usize, StoreError> {
+        let cutoff = now_ms().saturating_sub(self.window_ms);
+        let tags: Vec<TenantTag> = {
+            let txn = db.begin_read().map_err(store_error)?;
+            let counts = txn.open_table(COUNTS).map_err(store_error)?;
+            counts
+                .iter()
+                .map_err(store_error)?
+                .filter_map(|e| e.ok().and_then(|(k, _)| k.value().try_into().ok()))
+                .collect()
+        };
+        let mut total = 0;
+        for tag in tags {
+            loop {
+                let txn = db.begin_write().map_err(store_error)?;
+                let removed;
+                {
+                    let mut seen = txn.open_table(SEEN).map_err(store_error)?;
+                    let mut order = txn.open_table(ORDER).map_err(store_error)?;
+                    let mut counts = txn.open_table(COUNTS).map_err(store_error)?;
+                    let end = order_key(&tag, cutoff, &MessageKey([0; 16]));
+                    let expired: Vec<Vec<u8>> = order
+                        .range(&tag[..]..&end[..])
+                        .map_err(store_error)?
+                        .take(PURGE_CHUNK)
+                        .map(|e| e.map(|(k, _)| k.value().to_vec()))
+                        .collect::<Result<_, _>>()
+                        .map_err(store_error)?;
+                    for k in &expired {
+                        order.remove(&k[..]).map_err(store_error)?;
+                        seen.remove(&k[16..]).map_err(store_error)?;
+                    }
+                    removed = expired.len();
+                    let count = counts
+                        .get(&tag[..])
+                        .map_err(store_error)?
+                        .map_or(0, |v| v.value());
+                    counts
+                        .insert(&tag[..], count.saturating_sub(removed as u64))
+                        .map_err(store_error)?;
+                }
+                txn.commit().map_err(store_error)?;
+                total += removed;
+                if removed < PURGE_CHUNK {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    async fn seen(d: &Dedupe, tenant: &str, id: &str) -> bool {
+        let key = MessageKey::new(tenant, id);
+        d.seen_many(vec![key]).await.unwrap().contains(&key)
+    }
+
+    async fn mark(d: &Dedupe, tenant: &str, ids: &[&str]) -> Marked {
+        let keys = ids.iter().map(|id| MessageKey::new(tenant, id)).collect();
+        d.mark(tenant, keys).await.unwrap()
+    }
+
     #[tokio::test]
     async fn remembers_per_tenant_across_reopen_and_forgets_after_the_window() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.redb");
         {
-            let d = Dedupe::open(&path, Duration::from_secs(3600)).unwrap();
-            assert!(!d.seen("a", "m1").await.unwrap());
-            d.mark("a", vec!["m1".into()]).await.unwrap();
-            assert!(d.seen("a", "m1").await.unwrap());
-            assert!(!d.seen("b", "m1").await.unwrap(), "tenants are separate");
+            let d = Dedupe::open(&path, Duration::from_secs(3600), 100).unwrap();
+            assert!(!seen(&d, "a", "m1").await);
+            mark(&d, "a", &["m1"]).await;
+            assert!(seen(&d, "a", "m1").await);
+            assert!(!seen(&d, "b", "m1").await, "tenants are separate");
         }
-        let d = Dedupe::open(&path, Duration::from_secs(3600)).unwrap();
-        assert!(d.seen("a", "m1").await.unwrap(), "survives reopening");
-        let short = Dedupe {
-            db: d.db.clone(),
-            window: Duration::ZERO,
-        };
-        assert!(!short.seen("a", "m1").await.unwrap());
+        let d = Dedupe::open(&path, Duration::from_secs(3600), 100).unwrap();
+        assert!(seen(&d, "a", "m1").await, "survives reopening");
+        drop(d);
+        let short = Dedupe::open(&path, Duration::ZERO, 100).unwrap();
+        assert!(!seen(&short, "a", "m1").await);
         assert_eq!(short.purge().await.unwrap(), 1);
-        assert!(!d.seen("a", "m1").await.unwrap());
+        drop(short);
+        let d = Dedupe::open(&path, Duration::from_secs(3600), 100).unwrap();
+        assert!(!seen(&d, "a", "m1").await, "purged");
+    }
+
+    #[tokio::test]
+    async fn each_tenant_is_capped_and_forgets_its_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dedupe::open(&dir.path().join("s.redb"), Duration::from_secs(3600), 3).unwrap();
+        mark(&d, "b", &["b1"]).await;
+        for id in ["a1", "a2", "a3"] {
+            mark(&d, "a", &[id]).await;
+            // Distinct timestamps keep the order of arrival.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let marked = mark(&d, "a", &["a4", "a5"]).await;
+        assert_eq!(
+            marked,
+            Marked {
+                entries: 3,
+                evicted: 2
+            }
+        );
+        assert!(!seen(&d, "a", "a1").await && !seen(&d, "a", "a2").await);
+        assert!(seen(&d, "a", "a3").await && seen(&d, "a", "a5").await);
+        assert!(seen(&d, "b", "b1").await, "another tenant's entries stay");
+        // Marking again refreshes an entry without counting it twice.
+        assert_eq!(
+            mark(&d, "a", &["a3"]).await,
+            Marked {
+                entries: 3,
+                evicted: 0
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn huge_message_ids_cost_a_fixed_size_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let d = Dedupe::open(&path, Duration::from_secs(3600), 1000).unwrap();
+        let huge = "m".repeat(1 << 20);
+        for i in 0..20 {
+            mark(&d, "a", &[&format!("{huge}{i}")]).await;
+        }
+        assert!(seen(&d, "a", &format!("{huge}7")).await);
+        drop(d);
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            size < 4 << 20,
+            "20 MiB of messageIds took {size} bytes on disk"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_marks_are_all_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dedupe::open(
+            &dir.path().join("s.redb"),
+            Duration::from_secs(3600),
+            1_000_000,
+        )
+        .unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let d = d.clone();
+                tokio::spawn(async move {
+                    d.mark("t", vec![MessageKey::new("t", &format!("m{i}"))])
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        for i in 0..200 {
+            assert!(seen(&d, "t", &format!("m{i}")).await);
+        }
     }
 }

@@ -1,16 +1,18 @@
-//! One accepted delivery: claim its messageIds, skip what was already processed, run
-//! the function on the rest within Segment's 5 s, record what reached a final outcome,
-//! and build the answer Segment expects.
+//! One accepted delivery: plan each message, claim the ones to run, skip what was
+//! already processed, run the function on the rest within Segment's 5 s, record what
+//! reached a final outcome, log one line per message, and answer.
 
-use super::app::{AppState, Tenant, answer, busy};
+use super::answer;
+use super::dedupe::MessageKey;
+use super::plan::{self, Message, Plan};
+use super::state::{AppState, Tenant};
 use crate::outcome::{OutcomeKind, row};
-use crate::{InvokeOptions, Redactor, Report};
+use crate::{Fault, InvokeOptions, Output, Redactor, Report};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use segfn_sdk::EventType;
+use axum::response::Response;
 use segfn_sdk::abi::{Call, EventResult};
-use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use serde_json::Value;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
@@ -21,49 +23,43 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 const ANSWER_MARGIN: Duration = Duration::from_millis(400);
 /// Below this, the function is not started at all.
 const MIN_BUDGET: Duration = Duration::from_millis(100);
+/// What a sender is told of a host fault (the cause goes to the log).
+const HOST_FAULT: &str = "temporary host fault; retry later";
 
 /// A delivery that passed its checks.
 pub(crate) struct Delivery {
     pub(crate) app: Arc<AppState>,
     pub(crate) tenant: Arc<Tenant>,
-    pub(crate) call: Call,
+    pub(crate) events: Vec<Value>,
+    /// Answered as a batch (an array or `{"batch"}` body), even of one.
+    pub(crate) batch: bool,
     pub(crate) settings: Value,
     /// Keeps the settings' secrets out of the report.
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) started: Instant,
-    /// Held until the delivery is done.
-    pub(crate) permit: OwnedSemaphorePermit,
+    /// The tenant's and the server's invocation permits, held until done.
+    pub(crate) permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
 
-/// The type label of a message: one of Segment's types, `other` for anything else (so a
-/// sender cannot grow the metrics or forge log lines with made-up types).
-pub(crate) fn known_type(event: &Value) -> &'static str {
-    ["type", "action"]
-        .iter()
-        .find_map(|k| event.get(*k).and_then(Value::as_str))
-        .and_then(EventType::parse)
-        .map_or("other", EventType::as_str)
+/// The messages of one delivery, marked as running until dropped.
+struct Claim<'a> {
+    set: &'a Mutex<HashSet<MessageKey>>,
+    keys: Vec<MessageKey>,
 }
 
-/// The messageIds of one delivery, marked as running until dropped.
-struct InProgress<'a> {
-    set: &'a Mutex<HashSet<String>>,
-    keys: Vec<String>,
-}
-
-impl<'a> InProgress<'a> {
+impl<'a> Claim<'a> {
     /// Marks `keys` as running, or returns `None` if any already is.
-    fn claim(set: &'a Mutex<HashSet<String>>, keys: Vec<String>) -> Option<InProgress<'a>> {
+    fn take(set: &'a Mutex<HashSet<MessageKey>>, keys: Vec<MessageKey>) -> Option<Claim<'a>> {
         let mut running = set.lock().unwrap_or_else(|e| e.into_inner());
         if keys.iter().any(|k| running.contains(k)) {
             return None;
         }
-        running.extend(keys.iter().cloned());
-        Some(InProgress { set, keys })
+        running.extend(keys.iter().copied());
+        Some(Claim { set, keys })
     }
 }
 
-impl Drop for InProgress<'_> {
+impl Drop for Claim<'_> {
     fn drop(&mut self) {
         let mut running = self.set.lock().unwrap_or_else(|e| e.into_inner());
         for key in &self.keys {
@@ -88,278 +84,226 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// What an answer may say: host faults are not described to the caller.
-fn public_message(result: &EventResult) -> Option<String> {
-    match (&result.kind, &result.message) {
-        (OutcomeKind::Retry, Some(m)) if m.starts_with("host fault") => {
-            Some("temporary host fault; retry later".into())
-        }
-        (_, m) => m.clone(),
-    }
-}
-
-fn duplicate() -> EventResult {
+fn result(kind: OutcomeKind, message: impl Into<String>) -> EventResult {
     EventResult {
-        kind: OutcomeKind::Success,
-        message: Some("duplicate: this messageId was already processed".into()),
+        kind,
+        message: Some(message.into()),
         output: None,
     }
 }
 
-/// Runs the delivery; returns the answer and the outcome for the log line.
-pub(crate) async fn run(delivery: Delivery) -> (Response, String) {
+/// Runs the delivery and answers it.
+pub(crate) async fn run(delivery: Delivery) -> Response {
     let Delivery {
         app,
         tenant,
-        call,
+        events,
+        batch,
         settings,
         redactor,
         started,
-        permit: _permit,
+        permits: _permits,
     } = delivery;
-    let (events, batch) = match call {
-        Call::Event { event } => (vec![event], false),
-        Call::Batch { events } => (events, true),
-    };
-    let ids: Vec<Option<String>> = events
-        .iter()
-        .map(|e| {
-            e.get("messageId")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect();
-    let types: Vec<&'static str> = events.iter().map(known_type).collect();
-
-    // The same messageId twice in one batch runs once; the repeat shares its result.
-    let mut first_at: HashMap<&str, usize> = HashMap::new();
-    let repeat_of: Vec<Option<usize>> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let id = id.as_deref()?;
-            match first_at.get(id) {
-                Some(&first) => Some(first),
-                None => {
-                    first_at.insert(id, i);
-                    None
-                }
-            }
-        })
-        .collect();
-    let unique: Vec<String> = ids
-        .iter()
-        .zip(&repeat_of)
-        .filter(|(_, r)| r.is_none())
-        .filter_map(|(id, _)| id.clone())
-        .collect();
+    let (messages, mut plans) = plan::first_pass(&tenant.name, events);
 
     // Claim before checking the store, so a concurrent delivery of the same messageId
     // cannot slip between the check and the record.
-    let claim_keys = unique
-        .iter()
-        .map(|id| super::dedupe::key(&tenant.name, id))
-        .collect();
-    let Some(_claim) = InProgress::claim(&app.in_progress, claim_keys) else {
-        return (
-            busy("a delivery of this messageId is in progress; retry shortly"),
-            "in progress".into(),
-        );
+    let keys = plan::keys_to_run(&messages, &plans);
+    let Some(_claim) = Claim::take(&app.in_progress, keys.clone()) else {
+        return answer::busy("a delivery of this messageId is in progress; retry shortly");
     };
-    let seen: HashSet<String> = match app.dedupe.seen_many(&tenant.name, unique.clone()).await {
-        Ok(seen) => seen,
+    match app.dedupe.seen_many(keys).await {
+        Ok(seen) => plan::mark_duplicates(&messages, &mut plans, &seen),
         Err(e) => {
             tracing::error!(tenant = %tenant.name, error = %e, "deduplication store");
-            return (
-                answer(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage is unavailable; retry later",
-                ),
-                "store error".into(),
+            return answer::refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage is unavailable; retry later",
             );
         }
-    };
-    let is_duplicate: Vec<bool> = ids
-        .iter()
-        .zip(&repeat_of)
-        .map(|(id, r)| r.is_none() && id.as_ref().is_some_and(|id| seen.contains(id)))
-        .collect();
-    app.metrics.dedupe_hits(
-        &tenant.name,
-        is_duplicate.iter().filter(|d| **d).count() as u64,
-    );
+    }
+    let duplicates = plans.iter().filter(|p| **p == Plan::Duplicate).count();
+    app.metrics.dedupe_hits(&tenant.name, duplicates as u64);
 
-    let runs: Vec<bool> = is_duplicate
+    let to_run: Vec<Value> = messages
         .iter()
-        .zip(&repeat_of)
-        .map(|(d, r)| !d && r.is_none())
+        .zip(&plans)
+        .filter(|(_, p)| **p == Plan::Run)
+        .map(|(m, _)| m.event.clone())
         .collect();
-    let to_run: Vec<Value> = events
-        .into_iter()
-        .zip(&runs)
-        .filter(|(_, r)| **r)
-        .map(|(e, _)| e)
-        .collect();
-    let mut fresh: Vec<EventResult> = Vec::new();
-    let mut report: Option<Report> = None;
+    let mut report = None;
+    let mut fresh = Vec::new().into_iter();
     if !to_run.is_empty() {
-        let _in_flight = InFlight::start(&app.metrics.in_flight);
         let budget = ANSWER_WITHIN
             .saturating_sub(started.elapsed())
             .saturating_sub(ANSWER_MARGIN);
         if budget < MIN_BUDGET {
-            let message = "too little of Segment's 5 s is left to run the function; retry";
-            return (
-                answer(StatusCode::SERVICE_UNAVAILABLE, message),
-                "no time left".into(),
+            return answer::refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too little of Segment's 5 s is left to run the function; retry",
             );
         }
-        let mut limits = app.limits.clone();
-        limits.deadline = limits.deadline.min(budget);
-        let options = InvokeOptions {
-            limits,
-            client: tenant.client.clone(),
-            redactor,
-            capture_bodies: tenant.debug_responses,
-        };
-        let count = to_run.len();
-        let call = if batch {
-            Call::Batch { events: to_run }
-        } else {
-            Call::Event {
-                event: to_run.into_iter().next().unwrap_or_default(),
-            }
-        };
-        let r = tenant
-            .function
-            .current()
-            .invoke(&options, call, settings)
-            .await;
-        app.metrics.invocation(&tenant.name, &r);
-        fresh = match (&r.output, batch) {
-            (Value::Array(items), true) if items.len() == count => items
-                .iter()
-                .map(|v| {
-                    serde_json::from_value(v.clone()).unwrap_or(EventResult {
-                        kind: OutcomeKind::BadRequest,
-                        message: None,
-                        output: None,
-                    })
-                })
-                .collect(),
-            // One message, or a batch that failed as a whole.
-            _ => vec![
-                EventResult {
-                    kind: r.outcome.kind,
-                    message: r.outcome.message.clone(),
-                    output: (!batch && !r.output.is_null()).then(|| r.output.clone()),
-                };
-                count
-            ],
-        };
+        let r = invoke(&app, &tenant, to_run, batch, settings, redactor, budget).await;
+        fresh = per_event(&r, plans.iter().filter(|p| **p == Plan::Run).count(), batch).into_iter();
+        if r.fault == Some(Fault::Host) {
+            app.metrics.host_fault();
+            tracing::error!(tenant = %tenant.name, cause = r.outcome.message.as_deref().unwrap_or(""), "host fault");
+        }
         report = Some(r);
     }
 
-    // Assemble one result per event, in order.
-    let mut fresh = fresh.into_iter();
-    let mut results: Vec<EventResult> = Vec::with_capacity(ids.len());
-    for i in 0..ids.len() {
-        let result = if is_duplicate[i] {
-            duplicate()
-        } else if let Some(first) = repeat_of[i] {
-            EventResult {
+    // One result per message, in order.
+    let mut results: Vec<EventResult> = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let r = match plan {
+            Plan::Run => fresh
+                .next()
+                .unwrap_or_else(|| result(OutcomeKind::Retry, HOST_FAULT)),
+            Plan::Duplicate => result(
+                OutcomeKind::Success,
+                "duplicate: this messageId was already processed",
+            ),
+            Plan::Repeat(first) => EventResult {
                 message: Some("duplicate within this batch".into()),
-                ..results[first].clone()
-            }
-        } else {
-            fresh.next().unwrap_or_else(duplicate)
+                ..results[*first].clone()
+            },
+            Plan::Refuse(problem) => result(OutcomeKind::BadRequest, problem.to_string()),
         };
-        results.push(result);
+        results.push(r);
     }
 
     // Remember what reached a final outcome; what asks for a retry runs again.
-    let done: Vec<String> = ids
+    let done: Vec<MessageKey> = messages
         .iter()
+        .zip(&plans)
         .zip(&results)
-        .zip(&runs)
-        .filter(|((_, r), ran)| **ran && r.kind != OutcomeKind::Retry)
-        .filter_map(|((id, _), _)| id.clone())
+        .filter(|((_, p), r)| **p == Plan::Run && r.kind != OutcomeKind::Retry)
+        .filter_map(|((m, _), _)| m.key)
         .collect();
-    if let Err(e) = app.dedupe.mark(&tenant.name, done.clone()).await {
-        tracing::warn!(tenant = %tenant.name, error = %e, "recording messageIds failed; trying once more");
-        if let Err(e) = app.dedupe.mark(&tenant.name, done).await {
-            tracing::error!(tenant = %tenant.name, error = %e, "messageIds not recorded: a retry of this delivery will run them again");
-        }
-    }
-    for (i, result) in results.iter().enumerate() {
-        let outcome = if is_duplicate[i] || repeat_of[i].is_some() {
-            "duplicate"
-        } else {
-            result.kind.as_str()
-        };
-        app.metrics.event(&tenant.name, types[i], outcome);
-    }
+    record(&app, &tenant, done).await;
+    log_events(&app, &tenant, &messages, &plans, &results, started);
 
-    let debug_report = report.filter(|_| tenant.debug_responses);
-    respond(
-        batch,
-        &results,
-        is_duplicate.first() == Some(&true),
-        debug_report,
-    )
+    let debug = report.as_ref().filter(|_| tenant.debug_responses);
+    answer::outcome(batch, &results, debug)
 }
 
-/// The answer Segment expects, and the outcome for the log line. One message: its
-/// outcome's status. A batch: one result per event, and 500 only when some event needs
-/// a retry.
-fn respond(
+/// Invokes the function on the messages to run, within `budget`.
+async fn invoke(
+    app: &AppState,
+    tenant: &Tenant,
+    events: Vec<Value>,
     batch: bool,
-    results: &[EventResult],
-    first_is_duplicate: bool,
-    report: Option<Report>,
-) -> (Response, String) {
-    let (status, mut body, outcome) = if batch {
-        let retry = results.iter().any(|r| r.kind == OutcomeKind::Retry);
-        let status = if retry {
-            row(OutcomeKind::Retry).http_status
-        } else {
-            200
-        };
-        let body = json!({
-            "message": if retry { "some events need a retry" } else { "ok" },
-            "results": results.iter().map(|r| json!({
-                "kind": r.kind,
-                "status": row(r.kind).http_status,
-                "message": public_message(r),
-            })).collect::<Vec<_>>(),
-        });
-        let failed = results
-            .iter()
-            .filter(|r| r.kind != OutcomeKind::Success)
-            .count();
-        (
-            status,
-            body,
-            format!("{failed} of {} events not successful", results.len()),
-        )
-    } else {
-        let Some(result) = results.first() else {
-            return (
-                answer(StatusCode::BAD_REQUEST, "the delivery holds no message"),
-                "empty".into(),
-            );
-        };
-        let outcome = if first_is_duplicate {
-            "duplicate"
-        } else {
-            result.kind.as_str()
-        };
-        let body = json!({ "kind": result.kind, "message": public_message(result).unwrap_or_else(|| "ok".into()) });
-        (row(result.kind).http_status, body, outcome.to_owned())
+    settings: Value,
+    redactor: Arc<Redactor>,
+    budget: Duration,
+) -> Report {
+    let _in_flight = InFlight::start(&app.metrics.in_flight);
+    let mut limits = app.limits.clone();
+    limits.deadline = limits.deadline.min(budget);
+    let options = InvokeOptions {
+        limits,
+        client: tenant.client.clone(),
+        redactor,
+        capture_bodies: tenant.debug_responses,
     };
-    if let Some(report) = report {
-        body["report"] = serde_json::to_value(&report).unwrap_or(Value::Null);
+    let call = if batch {
+        Call::Batch { events }
+    } else {
+        Call::Event {
+            event: events.into_iter().next().unwrap_or_default(),
+        }
+    };
+    let report = tenant
+        .function
+        .current()
+        .invoke(&options, call, settings)
+        .await;
+    app.metrics.invocation(&tenant.name, &report);
+    report
+}
+
+/// One result per message run, from the report.
+fn per_event(report: &Report, count: usize, batch: bool) -> Vec<EventResult> {
+    let whole = |kind, message: Option<String>| {
+        vec![
+            EventResult {
+                kind,
+                message,
+                output: None,
+            };
+            count
+        ]
+    };
+    match (&report.output, report.fault) {
+        (Output::Batch(results), _) if results.len() == count => results.clone(),
+        (_, Some(Fault::Host)) => whole(OutcomeKind::Retry, Some(HOST_FAULT.into())),
+        // A batch too big for a limit as a whole is not the events' fault: never
+        // remember it as processed; Segment retries (and may send smaller batches).
+        (_, Some(fault)) if batch && count > 1 && fault.is_size_limit() => whole(
+            OutcomeKind::Retry,
+            Some(format!(
+                "the batch of {count} events failed as a whole: {}; retry with smaller batches",
+                report
+                    .outcome
+                    .message
+                    .as_deref()
+                    .unwrap_or("a limit was exceeded")
+            )),
+        ),
+        (Output::Event(event), _) if !batch => vec![EventResult {
+            kind: report.outcome.kind,
+            message: report.outcome.message.clone(),
+            output: Some(event.clone()),
+        }],
+        _ => whole(report.outcome.kind, report.outcome.message.clone()),
     }
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    ((status, axum::Json(body)).into_response(), outcome)
+}
+
+/// Records the messageIds that reached a final outcome (durably, before answering).
+async fn record(app: &AppState, tenant: &Tenant, done: Vec<MessageKey>) {
+    if done.is_empty() {
+        return;
+    }
+    for attempt in 0..2 {
+        match app.dedupe.mark(&tenant.name, done.clone()).await {
+            Ok(marked) => {
+                app.metrics.dedupe_stored(&tenant.name, marked);
+                return;
+            }
+            Err(e) if attempt == 0 => {
+                tracing::warn!(tenant = %tenant.name, error = %e, "recording messageIds failed; trying once more");
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant.name, error = %e, "messageIds not recorded: a retry of this delivery will run them again");
+            }
+        }
+    }
+}
+
+/// One log line and one metric per message.
+fn log_events(
+    app: &AppState,
+    tenant: &Tenant,
+    messages: &[Message],
+    plans: &[Plan],
+    results: &[EventResult],
+    started: Instant,
+) {
+    let duration_ms = started.elapsed().as_millis() as u64;
+    for ((m, plan), r) in messages.iter().zip(plans).zip(results) {
+        let outcome = match plan {
+            Plan::Duplicate | Plan::Repeat(_) => "duplicate",
+            _ => r.kind.as_str(),
+        };
+        app.metrics.event(&tenant.name, m.event_type, outcome);
+        tracing::info!(
+            tenant = %tenant.name,
+            message_id = %m.id_for_log,
+            r#type = m.event_type,
+            outcome,
+            status = row(r.kind).http_status,
+            duration_ms,
+            "event"
+        );
+    }
 }

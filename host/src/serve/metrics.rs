@@ -54,6 +54,15 @@ pub struct Metrics {
     dedupe_hits: Family<TenantLabels, Counter>,
     /// Invocations running now.
     pub in_flight: Gauge,
+    /// Connections open now.
+    pub connections: Gauge,
+    /// Idle connections closed to make room at the connection cap.
+    pub connections_evicted: Counter,
+    /// Connections refused at the cap (every open one had a request in progress).
+    pub connections_refused: Counter,
+    dedupe_entries: Family<TenantLabels, Gauge>,
+    dedupe_evicted: Family<TenantLabels, Counter>,
+    host_faults: Counter,
     reloads: Family<ReloadLabels, Counter>,
     hosts: Mutex<HashSet<String>>,
 }
@@ -74,6 +83,38 @@ impl Default for Metrics {
         let dedupe_hits = Family::<TenantLabels, Counter>::default();
         let in_flight = Gauge::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
+        let connections = Gauge::default();
+        let connections_evicted = Counter::default();
+        let connections_refused = Counter::default();
+        let dedupe_entries = Family::<TenantLabels, Gauge>::default();
+        let dedupe_evicted = Family::<TenantLabels, Counter>::default();
+        let host_faults = Counter::default();
+        registry.register("connections", "Connections open now", connections.clone());
+        registry.register(
+            "connections_evicted",
+            "Idle connections closed to make room at max_connections",
+            connections_evicted.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused at max_connections (none was idle)",
+            connections_refused.clone(),
+        );
+        registry.register(
+            "dedupe_entries",
+            "messageIds remembered, by tenant",
+            dedupe_entries.clone(),
+        );
+        registry.register(
+            "dedupe_evicted",
+            "messageIds forgotten before the window ended, to stay under max_dedupe_entries",
+            dedupe_evicted.clone(),
+        );
+        registry.register(
+            "host_faults",
+            "Invocations that failed through no fault of the function",
+            host_faults.clone(),
+        );
         registry.register(
             "deliveries",
             "HTTP deliveries answered, by tenant and status",
@@ -115,6 +156,12 @@ impl Default for Metrics {
             instructions,
             dedupe_hits,
             in_flight,
+            connections,
+            connections_evicted,
+            connections_refused,
+            dedupe_entries,
+            dedupe_evicted,
+            host_faults,
             reloads,
             hosts: Mutex::default(),
         }
@@ -212,6 +259,26 @@ impl Metrics {
                 })
                 .inc_by(n);
         }
+    }
+
+    /// Records the size of a tenant's deduplication window after a write.
+    pub fn dedupe_stored(&self, tenant: &str, marked: super::dedupe::Marked) {
+        let labels = TenantLabels {
+            tenant: tenant.to_owned(),
+        };
+        self.dedupe_entries
+            .get_or_create(&labels)
+            .set(i64::try_from(marked.entries).unwrap_or(i64::MAX));
+        if marked.evicted > 0 {
+            self.dedupe_evicted
+                .get_or_create(&labels)
+                .inc_by(marked.evicted);
+        }
+    }
+
+    /// Counts an invocation that failed in the host.
+    pub fn host_fault(&self) {
+        self.host_faults.inc();
     }
 
     /// The Prometheus text exposition.

@@ -1,27 +1,38 @@
 //! `segfn serve`: the function as the HTTPS endpoint Segment delivers to, for many
 //! tenants, with deduplication, backpressure, hot reload, metrics and graceful shutdown.
+//!
+//! One delivery's path: [`listener`] accepts the connection and bounds it; [`http`]
+//! checks the request (key, headers, body via [`body`], signature via [`auth`]);
+//! [`delivery`] plans each message ([`plan`]), consults the store ([`dedupe`]), invokes
+//! the function and records the outcome; [`answer`] builds what Segment gets back.
 
-mod app;
+mod answer;
 pub mod auth;
+mod body;
 pub mod config;
 mod dedupe;
 mod delivery;
+mod http;
+mod listener;
 mod metrics;
+mod plan;
 mod reload;
+mod state;
 
-pub use app::{AppState, Tenant, router};
 pub use config::{ConfigError, ResolvedTenant, ServeConfig};
-pub use dedupe::{Dedupe, StoreError};
+pub use dedupe::{Dedupe, Marked, MessageKey, StoreError};
+pub use http::router;
 pub use metrics::Metrics;
 pub use reload::FunctionSlot;
+pub use state::{AppState, Tenant};
 
-use crate::{FetchClient, FetchPolicy, Runtime, RuntimeOptions};
-use std::collections::HashMap;
+use crate::{Runtime, RuntimeOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// How often function files are checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(1);
@@ -68,94 +79,65 @@ pub async fn serve(
     options: ServeOptions,
     on_listening: impl FnOnce(SocketAddr, bool),
 ) -> Result<(), ServeError> {
+    let (stop, stopped) = watch::channel(false);
+    let signals = tokio::spawn(watch_signals(stop));
+    let result = serve_until(options, stopped, on_listening).await;
+    signals.abort();
+    result
+}
+
+/// Serves until `stop` turns true: the endpoint without the process's signals (tests
+/// run it in-process). SIGHUP-style reloads happen on file change.
+pub async fn serve_until(
+    options: ServeOptions,
+    stop: watch::Receiver<bool>,
+    on_listening: impl FnOnce(SocketAddr, bool),
+) -> Result<(), ServeError> {
     let server = &options.config.server;
+    let limits = options.config.limits.limits();
     let runtime = Runtime::new(&RuntimeOptions {
         pooling: true,
         max_instances: (server.max_in_flight as u32)
             .saturating_mul(2)
             .saturating_add(8),
         disk_cache: true,
+        load_deadline: limits.deadline,
     })
     .map_err(|e| ServeError::Engine(format!("{e:#}")))?;
+    let (state, slots) = AppState::build(
+        &runtime,
+        server,
+        limits.clone(),
+        &options.tenants,
+        &options.function,
+    )
+    .await?;
 
-    let mut slots: HashMap<PathBuf, Arc<FunctionSlot>> = HashMap::new();
-    let paths = std::iter::once(options.function.clone())
-        .chain(options.tenants.iter().filter_map(|t| t.function.clone()));
-    for path in paths {
-        if let std::collections::hash_map::Entry::Vacant(entry) = slots.entry(path) {
-            let slot = FunctionSlot::load(&runtime, entry.key())
-                .await
-                .map_err(|e| ServeError::Load(entry.key().clone(), e))?;
-            entry.insert(Arc::new(slot));
-        }
-    }
-
-    let mut tenants = HashMap::new();
-    for t in &options.tenants {
-        let policy = FetchPolicy::parse(&t.allow_hosts)
-            .map_err(|e| ServeError::Tenant(t.name.clone(), e.to_string()))?;
-        let client = FetchClient::new(policy)
-            .map_err(|e| ServeError::Tenant(t.name.clone(), e.to_string()))?;
-        let function = slots[t.function.as_ref().unwrap_or(&options.function)].clone();
-        tenants.insert(
-            app::key_hash(&t.api_key),
-            Arc::new(Tenant {
-                name: t.name.clone(),
-                settings: t.settings.clone(),
-                secret_settings: t.secret_settings.clone(),
-                redactor: Arc::new(crate::Redactor::from_settings(
-                    &t.settings,
-                    &t.secret_settings,
-                )),
-                client,
-                shared_secret: t.shared_secret.clone(),
-                function,
-                debug_responses: t.debug_responses,
-            }),
-        );
-    }
-
-    let dedupe = Dedupe::open(
-        &server.store,
-        Duration::from_secs(server.dedupe_window_secs),
-    )?;
-    let limits = options.config.limits.limits();
-    let permits = Arc::new(tokio::sync::Semaphore::new(server.max_in_flight.max(1)));
-    let state = Arc::new(AppState {
-        tenants,
-        limits: limits.clone(),
-        dedupe: dedupe.clone(),
-        metrics: Metrics::default(),
-        permits: permits.clone(),
-        body_permits: Arc::new(tokio::sync::Semaphore::new(
-            server.max_in_flight.max(1).saturating_mul(4),
-        )),
-        draining: Default::default(),
-        max_body_bytes: server.max_body_bytes,
-        in_progress: Default::default(),
-    });
-
-    let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
-    let slots: Vec<Arc<FunctionSlot>> = slots.into_values().collect();
-    tokio::spawn(watch_signals(
-        state.clone(),
-        handle.clone(),
-        runtime.clone(),
-        slots.clone(),
-        limits.deadline,
-    ));
     let reload_state = state.clone();
-    tokio::spawn(async move {
+    let reload_slots = slots.clone();
+    let reload_runtime = runtime.clone();
+    let mut hup = stop.clone();
+    let reloads = tokio::spawn(async move {
+        let mut sighup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         loop {
-            tokio::time::sleep(RELOAD_POLL).await;
-            for slot in &slots {
-                if let Some(ok) = slot.reload(&runtime, false).await {
+            let force = tokio::select! {
+                _ = tokio::time::sleep(RELOAD_POLL) => false,
+                Some(()) = async { match &mut sighup { Some(s) => s.recv().await, None => None } } => {
+                    tracing::info!("SIGHUP: reloading functions");
+                    true
+                }
+                _ = hup.wait_for(|s| *s) => break,
+            };
+            for slot in &reload_slots {
+                if let Some(ok) = slot.reload(&reload_runtime, force).await {
                     reload_state.metrics.reload(ok);
                 }
             }
         }
     });
-    tokio::spawn(async move {
+    let dedupe = state.dedupe.clone();
+    let purges = tokio::spawn(async move {
         loop {
             tokio::time::sleep(PURGE_EVERY).await;
             match dedupe.purge().await {
@@ -171,19 +153,8 @@ pub async fn serve(
             format!("{e} (expected e.g. 127.0.0.1:8080)"),
         )
     })?;
-    let app = router(state).into_make_service();
     let tls = match (&server.tls_cert, &server.tls_key) {
-        (Some(cert), Some(key)) => Some(
-            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(|e| {
-                    ServeError::Tls(format!(
-                        "reading {} and {}: {e}",
-                        cert.display(),
-                        key.display()
-                    ))
-                })?,
-        ),
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
         (None, None) => None,
         _ => {
             return Err(ServeError::Tls(
@@ -191,79 +162,94 @@ pub async fn serve(
             ));
         }
     };
-    let is_tls = tls.is_some();
-    let server_task = match tls {
-        Some(tls) => tokio::spawn(
-            axum_server::bind_rustls(addr, tls)
-                .handle(handle.clone())
-                .serve(app),
-        ),
-        None => tokio::spawn(axum_server::bind(addr).handle(handle.clone()).serve(app)),
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Listen(server.listen.clone(), e.to_string()))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| ServeError::Listen(server.listen.clone(), e.to_string()))?;
+    let listen = listener::ListenOptions {
+        max_connections: listener::fit_to_fd_limit(server.max_connections),
+        header_timeout: Duration::from_millis(server.header_timeout_ms),
+        max_header_bytes: server.max_header_bytes,
+        tls: tls.clone(),
     };
-    match handle.listening().await {
-        Some(bound) => on_listening(bound, is_tls),
-        None => {
-            let reason = match server_task.await {
-                Ok(Err(e)) => e.to_string(),
-                _ => "the listener did not start".into(),
-            };
-            return Err(ServeError::Listen(server.listen.clone(), reason));
-        }
-    }
-    let served = match server_task.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(ServeError::Listen(server.listen.clone(), e.to_string())),
-        Err(e) => Err(ServeError::Listen(server.listen.clone(), e.to_string())),
-    };
+    on_listening(bound, tls.is_some());
+
+    // On stop: new deliveries get 503 and /readyz fails at once; connections finish
+    // the request they are on.
+    let draining = state.clone();
+    let mut stopping = stop.clone();
+    tokio::spawn(async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tracing::info!("shutting down: finishing deliveries in flight, refusing new ones");
+        draining.draining.store(true, Ordering::Relaxed);
+    });
+    let grace = limits.deadline + Duration::from_secs(5);
+    listener::serve(
+        listener,
+        router(state.clone()),
+        listen,
+        state.metrics.clone(),
+        stop,
+        grace,
+    )
+    .await;
+    reloads.abort();
+    purges.abort();
+
     // Connections are closed, but deliveries whose callers hung up may still run in
     // their own tasks: let them finish and record their messageIds before exiting.
     let all = u32::try_from(server.max_in_flight.max(1)).unwrap_or(u32::MAX);
-    if tokio::time::timeout(
-        limits.deadline + Duration::from_secs(5),
-        permits.acquire_many(all),
-    )
-    .await
-    .is_err()
+    if tokio::time::timeout(grace, state.permits.acquire_many(all))
+        .await
+        .is_err()
     {
         tracing::warn!("deliveries still running at exit; Segment will retry them");
     }
-    served
+    Ok(())
 }
 
-/// SIGTERM/SIGINT: stop taking work (503), finish what is in flight, exit. SIGHUP:
-/// reload every function now.
-async fn watch_signals(
-    state: Arc<AppState>,
-    handle: axum_server::Handle<SocketAddr>,
-    runtime: Runtime,
-    slots: Vec<Arc<FunctionSlot>>,
-    deadline: Duration,
-) {
+/// A TLS acceptor for the PEM files, offering HTTP/1.1 only.
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let problem = |what: &std::path::Path, e: &dyn std::fmt::Display| {
+        ServeError::Tls(format!("reading {}: {e}", what.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| problem(cert, &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| problem(key, &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ServeError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key_der)
+    .map_err(|e| ServeError::Tls(format!("{} and {}: {e}", cert.display(), key.display())))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// SIGTERM or SIGINT: turns `stop` true.
+async fn watch_signals(stop: watch::Sender<bool>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
         return;
     };
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading functions");
-                for slot in &slots {
-                    if let Some(ok) = slot.reload(&runtime, true).await {
-                        state.metrics.reload(ok);
-                    }
-                }
-            }
-        }
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
-    tracing::info!("shutting down: finishing deliveries in flight, refusing new ones");
-    state.draining.store(true, Ordering::Relaxed);
-    // In-flight invocations end by their deadline; allow that plus a margin.
-    handle.graceful_shutdown(Some(deadline + Duration::from_secs(5)));
+    let _ = stop.send(true);
 }

@@ -1,0 +1,69 @@
+//! The answers Segment gets: `{"message"}` refusals, 429 with `Retry-After`, and a
+//! delivery's outcome: one message's status and result, or a batch's results in order.
+
+use crate::Report;
+use crate::outcome::{OutcomeKind, row};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use segfn_sdk::abi::EventResult;
+use serde_json::{Value, json};
+
+/// An error answer: `{"message": ...}` with a status.
+pub(crate) fn refusal(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "message": message }))).into_response()
+}
+
+/// 429 with `Retry-After`.
+pub(crate) fn busy(message: &str) -> Response {
+    let mut response = refusal(StatusCode::TOO_MANY_REQUESTS, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// One message's part of an answer.
+fn result_json(result: &EventResult) -> Value {
+    let mut out = json!({
+        "kind": result.kind,
+        "status": row(result.kind).http_status,
+        "message": result.message,
+    });
+    if let Some(event) = &result.output {
+        out["output"] = event.clone();
+    }
+    out
+}
+
+/// A delivery's answer. One message: its outcome's status with `{kind, status,
+/// message, output?}`. A batch: `{message, results: [...]}`, 500 when some event needs
+/// a retry, 200 otherwise. With `report` (debug responses), the report too.
+pub(crate) fn outcome(batch: bool, results: &[EventResult], report: Option<&Report>) -> Response {
+    let (status, mut body) = if batch {
+        let retry = results.iter().any(|r| r.kind == OutcomeKind::Retry);
+        let status = if retry {
+            row(OutcomeKind::Retry).http_status
+        } else {
+            200
+        };
+        let body = json!({
+            "message": if retry { "some events need a retry" } else { "ok" },
+            "results": results.iter().map(result_json).collect::<Vec<_>>(),
+        });
+        (status, body)
+    } else {
+        let Some(result) = results.first() else {
+            return refusal(StatusCode::BAD_REQUEST, "the delivery holds no message");
+        };
+        let mut body = result_json(result);
+        if body["message"].is_null() {
+            body["message"] = "ok".into();
+        }
+        (row(result.kind).http_status, body)
+    };
+    if let Some(report) = report {
+        body["report"] = serde_json::to_value(report).unwrap_or(Value::Null);
+    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}

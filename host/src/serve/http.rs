@@ -1,0 +1,267 @@
+//! The HTTP side of the endpoint: routes, and the checks a delivery passes before it
+//! runs, cheapest first and everything that needs no body before the body is read
+//! (method, key, content type and encoding, declared length, signature header,
+//! settings header, capacity); plus `/healthz`, `/readyz` and `/metrics`.
+
+use super::answer::{busy, refusal};
+use super::auth;
+use super::body;
+use super::config::BatchSignature;
+use super::delivery::{self, Delivery};
+use super::state::{AppState, HeaderSettings, Tenant, key_hash};
+use crate::Redactor;
+use crate::input::{parse_delivery, stamp_received_at};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use segfn_sdk::abi::Call;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .fallback(deliver)
+        .with_state(state)
+}
+
+async fn ready(State(app): State<Arc<AppState>>) -> Response {
+    if app.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+/// A delivery refused before it ran is logged (and counted) when dropped: also when
+/// the sender hangs up while it runs on. Accepted deliveries log one line per event.
+struct Refused<'a> {
+    app: &'a AppState,
+    started: Instant,
+    tenant: Option<String>,
+    status: Option<u16>,
+    accepted: bool,
+}
+
+impl Drop for Refused<'_> {
+    fn drop(&mut self) {
+        if let (Some(status), Some(tenant)) = (self.status, &self.tenant) {
+            self.app.metrics.delivery(tenant, status);
+        }
+        if self.accepted && self.status.is_some() {
+            return;
+        }
+        tracing::info!(
+            tenant = self.tenant.as_deref().unwrap_or("-"),
+            outcome = if self.status.is_some() {
+                "refused"
+            } else {
+                "client gone; delivery finishing"
+            },
+            status = self.status.unwrap_or(0),
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            "delivery"
+        );
+    }
+}
+
+/// Answers one delivery.
+async fn deliver(
+    State(app): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut line = Refused {
+        app: &app,
+        started: Instant::now(),
+        tenant: None,
+        status: None,
+        accepted: false,
+    };
+    let response = handle(&app, method, &headers, body, &mut line).await;
+    line.status = Some(response.status().as_u16());
+    response
+}
+
+/// The settings for this delivery and the redactor for them: the tenant's own, or
+/// merged with `X-Segment-Settings` (cached: Segment sends the same header each time).
+/// An unusable header is a message for a 400.
+fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(Value, Arc<Redactor>), String> {
+    let Some(value) = headers.get("x-segment-settings") else {
+        return Ok((tenant.settings.clone(), tenant.redactor.clone()));
+    };
+    let header = value
+        .to_str()
+        .map_err(|_| "X-Segment-Settings is not ASCII".to_owned())?;
+    let mut cache = tenant
+        .header_settings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(cached) = cache.as_ref().filter(|c| c.header == header) {
+        return Ok((cached.settings.clone(), cached.redactor.clone()));
+    }
+    let extra = auth::segment_settings(header)?;
+    let merged = auth::merge_settings(
+        &tenant.settings,
+        extra,
+        tenant.overridable_settings.as_ref(),
+    );
+    let redactor = Redactor::from_settings(&merged, &tenant.secret_settings)
+        .map_err(|e| format!("X-Segment-Settings: {e}"))?;
+    let entry = HeaderSettings {
+        header: header.to_owned(),
+        settings: merged,
+        redactor: Arc::new(redactor),
+    };
+    let out = (entry.settings.clone(), entry.redactor.clone());
+    *cache = Some(entry);
+    Ok(out)
+}
+
+/// Every early return is a clear 4xx (or 429/503) with `{"message"}`.
+async fn handle(
+    app: &Arc<AppState>,
+    method: Method,
+    headers: &HeaderMap,
+    body: Body,
+    line: &mut Refused<'_>,
+) -> Response {
+    if method != Method::POST {
+        return refusal(StatusCode::METHOD_NOT_ALLOWED, "Segment delivers with POST");
+    }
+    if app.draining.load(Ordering::Relaxed) {
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down; retry later",
+        );
+    }
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let key = match auth::api_key(text("authorization")) {
+        Ok(key) => key,
+        Err(problem) => return refusal(StatusCode::UNAUTHORIZED, problem),
+    };
+    let Some(tenant) = app.tenants.get(&key_hash(&key)).cloned() else {
+        return refusal(
+            StatusCode::UNAUTHORIZED,
+            "unknown API key: it must be a tenant's api_key in the segfn configuration",
+        );
+    };
+    line.tenant = Some(tenant.name.clone());
+
+    let json_type = text("content-type")
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|ct| ct.trim().eq_ignore_ascii_case("application/json"));
+    if !json_type {
+        return refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        );
+    }
+    let checked = body::encoding(headers).and_then(|encoding| {
+        body::check_declared_length(headers, app.max_body_bytes).map(|()| encoding)
+    });
+    let encoding = match checked {
+        Ok(encoding) => encoding,
+        Err((status, message)) => return refusal(status, &message),
+    };
+    if tenant.shared_secret.is_some() && headers.get("x-signature").is_none() {
+        return refusal(StatusCode::UNAUTHORIZED, auth::MISSING_SIGNATURE);
+    }
+    let (settings, redactor) = match settings_for(&tenant, headers) {
+        Ok(found) => found,
+        Err(problem) => return refusal(StatusCode::BAD_REQUEST, &problem),
+    };
+
+    let bytes = {
+        // Every body read holds up to `max_body_bytes`: bounded per tenant, so one
+        // tenant's slow bodies cannot hold up the others', and in all.
+        let Ok(_tenant_reading) = tenant.body_permits.clone().try_acquire_owned() else {
+            return busy("too many of this tenant's deliveries arriving at once; retry shortly");
+        };
+        let Ok(_reading) = app.body_permits.clone().try_acquire_owned() else {
+            return busy("too many deliveries arriving at once; retry shortly");
+        };
+        match body::read(body, encoding, app.max_body_bytes, app.body_timeout).await {
+            Ok(bytes) => bytes,
+            Err((status, message)) => return refusal(status, &message),
+        }
+    };
+    let call = match parse_delivery(&bytes) {
+        Ok(call) => call,
+        Err(e) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                &format!("the body is not a delivery: {e}"),
+            );
+        }
+    };
+    if let Some(secret) = &tenant.shared_secret {
+        // Segment signs a batch's first event only; the strict policy wants the body.
+        let first = match (&call, tenant.batch_signature) {
+            (Call::Batch { events }, BatchSignature::FirstEvent) => events.first(),
+            _ => None,
+        };
+        if let Err(problem) = auth::verify_signature(secret, text("x-signature"), &bytes, first) {
+            return refusal(StatusCode::UNAUTHORIZED, problem);
+        }
+    }
+    let (mut events, batch) = match call {
+        Call::Event { event } => (vec![event], false),
+        Call::Batch { events } => (events, true),
+    };
+    let now = SystemTime::now();
+    for event in &mut events {
+        stamp_received_at(event, now);
+    }
+
+    let Ok(tenant_permit) = tenant.permits.clone().try_acquire_owned() else {
+        return busy("this tenant has too many deliveries in flight; retry shortly");
+    };
+    let Ok(permit) = app.permits.clone().try_acquire_owned() else {
+        return busy("too many deliveries in flight; retry shortly");
+    };
+    line.accepted = true;
+    // The delivery runs in its own task: if Segment hangs up, the function still
+    // finishes and its messageIds are still recorded, so a retry is not run twice.
+    let work = Delivery {
+        app: app.clone(),
+        tenant,
+        events,
+        batch,
+        settings,
+        redactor,
+        started: line.started,
+        permits: (tenant_permit, permit),
+    };
+    match tokio::spawn(delivery::run(work)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "delivery task failed");
+            line.accepted = false;
+            refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporary host fault; retry later",
+            )
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Accepting connections for the endpoint: HTTP/1.1 only (Segment delivers with it;
+//! no cleartext HTTP/2), over TLS when configured, with a deadline for each request's
+//! headers (which also ends idle keep-alive connections) and a cap on open
+//! connections. At the cap, the connection idle the longest (no request in progress:
+//! a half-sent request or an idle keep-alive) is closed to make room, so a flood of
+//! slow or half-open connections cannot lock out Segment or `/healthz`.
+
+use super::metrics::Metrics;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+
+/// File descriptors kept back from connections: the store, function files, outbound
+/// fetches and the listener itself need some.
+const RESERVED_FDS: u64 = 256;
+
+/// How connections are accepted and bounded.
+#[derive(Clone)]
+pub(crate) struct ListenOptions {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Time for a request's headers (and for a TLS handshake).
+    pub header_timeout: Duration,
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// TLS, if served directly.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// One open connection, as the cap sees it.
+struct Slot {
+    opened: Instant,
+    /// Requests in progress on it (headers read, answer not yet written).
+    busy: Arc<AtomicUsize>,
+    /// Told to close when evicted.
+    close: Arc<Notify>,
+}
+
+/// The open connections.
+struct Connections {
+    slots: Mutex<HashMap<u64, Slot>>,
+    next: std::sync::atomic::AtomicU64,
+    max: usize,
+}
+
+/// A connection's place under the cap, given back when dropped.
+struct Admitted {
+    id: u64,
+    busy: Arc<AtomicUsize>,
+    close: Arc<Notify>,
+    connections: Arc<Connections>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut slots = self
+            .connections
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        slots.remove(&self.id);
+        self.metrics.connections.set(slots.len() as i64);
+    }
+}
+
+impl Connections {
+    /// A place for a new connection: free, or made by evicting the longest-idle one;
+    /// `None` when every connection has a request in progress.
+    fn admit(self: &Arc<Self>, metrics: &Arc<Metrics>) -> Option<Admitted> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.len() >= self.max {
+            let idle = slots
+                .iter()
+                .filter(|(_, s)| s.busy.load(Ordering::Acquire) == 0)
+                .min_by_key(|(_, s)| s.opened)
+                .map(|(id, _)| *id)?;
+            if let Some(evicted) = slots.remove(&idle) {
+                evicted.close.notify_one();
+                metrics.connections_evicted.inc();
+            }
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (busy, close) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
+        slots.insert(
+            id,
+            Slot {
+                opened: Instant::now(),
+                busy: busy.clone(),
+                close: close.clone(),
+            },
+        );
+        metrics.connections.set(slots.len() as i64);
+        Some(Admitted {
+            id,
+            busy,
+            close,
+            connections: self.clone(),
+            metrics: metrics.clone(),
+        })
+    }
+}
+
+/// Counts a request in progress on its connection while it lives.
+struct Busy(Arc<AtomicUsize>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Lowers `wanted` to what the process's file descriptor limit allows (raising the
+/// soft limit to the hard one first), with a warning when it had to.
+pub(crate) fn fit_to_fd_limit(wanted: usize) -> usize {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return wanted;
+    }
+    let needed = wanted as u64 + RESERVED_FDS;
+    if limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: needed.min(limit.rlim_max),
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = raised.rlim_cur;
+        }
+    }
+    let fits = limit.rlim_cur.saturating_sub(RESERVED_FDS).max(16) as usize;
+    if fits < wanted {
+        tracing::warn!(
+            max_connections = wanted,
+            allowed = fits,
+            "the file descriptor limit (ulimit -n) allows fewer connections than max_connections; capping at {fits}"
+        );
+        fits
+    } else {
+        wanted
+    }
+}
+
+/// Accepts and serves connections until `shutdown` turns true; then stops accepting,
+/// lets each connection finish its request in progress, and returns when all are
+/// closed or `grace` has passed.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    options: ListenOptions,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let connections = Arc::new(Connections {
+        slots: Mutex::default(),
+        next: Default::default(),
+        max: options.max_connections.max(1),
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_buf_size(options.max_header_bytes.max(8192))
+        .max_header_size(options.max_header_bytes)
+        .keep_alive(true);
+    let http = Arc::new(http);
+    let tasks = Arc::new(Tasks::default());
+    loop {
+        let (stream, _peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or the peer gave up before accept:
+                    // pause briefly rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let Some(admitted) = connections.admit(&metrics) else {
+            metrics.connections_refused.inc();
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (app, http, options, shutdown) =
+            (app.clone(), http.clone(), options.clone(), shutdown.clone());
+        let running = tasks.start();
+        tokio::spawn(async move {
+            let _running = running;
+            match &options.tls {
+                None => connection(stream, app, &http, admitted, shutdown).await,
+                Some(tls) => {
+                    match tokio::time::timeout(options.header_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, app, &http, admitted, shutdown).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, tasks.all_done()).await.is_err() {
+        tracing::warn!("connections still open at shutdown; closing them");
+    }
+}
+
+/// The connection tasks running, and a wake-up when the last one ends.
+#[derive(Default)]
+struct Tasks {
+    running: AtomicUsize,
+    none_left: Notify,
+}
+
+/// One running connection task, counted until dropped.
+struct Running(Arc<Tasks>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
+
+impl Tasks {
+    fn start(self: &Arc<Self>) -> Running {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        Running(self.clone())
+    }
+
+    async fn all_done(&self) {
+        loop {
+            let notified = self.none_left.notified();
+            if self.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Serves one connection until it closes, is evicted, or the server shuts down.
+async fn connection<S>(
+    stream: S,
+    app: Router,
+    http: &hyper::server::conn::http1::Builder,
+    admitted: Admitted,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let busy = admitted.busy.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        busy.fetch_add(1, Ordering::AcqRel);
+        let guard = Busy(busy.clone());
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request.map(axum::body::Body::new)).await;
+            drop(guard);
+            response
+        }
+    });
+    let conn = http.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            // Evicted while idle: nothing is lost by dropping it.
+            _ = admitted.close.notified() => {
+                if admitted.busy.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            _ = shutdown.wait_for(|stop| *stop), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The state of one invocation, held in its wasmtime `Store`: the limits it runs under,
+//! what it has recorded so far, and which phase it is in (host calls are allowed only
+//! while `segfn_handle` runs, and never from inside another host call).
+
+use crate::fetch::TraceEntry;
+use crate::invoke::InvokeOptions;
+use crate::limits::MemoryLimiter;
+use crate::report::LogLine;
+use std::time::Instant;
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+/// Most log lines kept, whatever their size (an empty line still costs bookkeeping).
+pub(crate) const MAX_LOG_LINES: usize = 1000;
+
+/// Where an invocation is: what the guest may do depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Instantiating (start function), probing the ABI version, or the host calling
+    /// `segfn_alloc` to place the input: no host calls.
+    Setup,
+    /// `segfn_handle` is running: host calls are allowed.
+    Handling,
+    /// A host call is running (e.g. `fetch` placing its response through
+    /// `segfn_alloc`): a second, re-entrant host call is refused.
+    InHostCall,
+}
+
+/// The store data of one invocation.
+#[derive(Debug)]
+pub struct InvocationState {
+    /// Limits, fetch client, redactor and capture mode the invocation runs with.
+    pub(crate) options: InvokeOptions,
+    /// Enforces the memory cap; remembers the peak and whether the cap was hit.
+    pub(crate) limiter: MemoryLimiter,
+    /// When the invocation must end, `fetch` included.
+    pub(crate) deadline: Instant,
+    /// See [`Phase`].
+    pub(crate) phase: Phase,
+    /// Log lines kept so far (redacted, cut to the log limit).
+    pub(crate) logs: Vec<LogLine>,
+    /// Bytes of `logs`, counted against `limits.log_bytes`.
+    pub(crate) log_bytes: usize,
+    /// Lines dropped once the log limit was reached.
+    pub(crate) logs_dropped: usize,
+    /// Every `fetch`, in order (up to the first refusal past the fetch limit).
+    pub(crate) trace: Vec<TraceEntry>,
+    /// `fetch` calls made, refused ones included.
+    pub(crate) fetches: u32,
+    /// The fetch limit for this call: the configured limit, sized up for batches.
+    pub(crate) max_fetches: u32,
+}
+
+impl InvocationState {
+    fn new(options: InvokeOptions, deadline: Instant, max_fetches: u32) -> Self {
+        InvocationState {
+            limiter: MemoryLimiter::new(options.limits.memory_bytes),
+            options,
+            deadline,
+            phase: Phase::Setup,
+            logs: Vec::new(),
+            log_bytes: 0,
+            logs_dropped: 0,
+            trace: Vec::new(),
+            fetches: 0,
+            max_fetches,
+        }
+    }
+}
+
+/// A store for one invocation: memory limiter, fuel (the cap, or counting only) and
+/// the epoch deadline, which interrupts the guest at `deadline` and otherwise yields
+/// to other tasks every tick.
+pub(crate) fn new_store(
+    engine: &Engine,
+    options: InvokeOptions,
+    deadline: Instant,
+    max_fetches: u32,
+) -> Store<InvocationState> {
+    let fuel = options.limits.instructions.unwrap_or(u64::MAX);
+    let mut store = Store::new(engine, InvocationState::new(options, deadline, max_fetches));
+    store.limiter(|s| &mut s.limiter);
+    // Fuel is enabled on the engine, so setting it cannot fail.
+    let _ = store.set_fuel(fuel);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            // Long-running guests give the async workers back every tick.
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        }
+    });
+    store
+}
