@@ -120,7 +120,11 @@ impl Runtime {
             pool.total_core_instances(options.max_instances)
                 .total_memories(options.max_instances)
                 .total_tables(options.max_instances)
-                .total_stacks(options.max_instances);
+                // A fetch places its response through `segfn_alloc`, a call nested in
+                // the handler's call: two fiber stacks per instance at most, since host
+                // calls cannot nest further (state.rs). Fewer would let one tenant's
+                // fetching guests exhaust the stacks every invocation needs.
+                .total_stacks(options.max_instances.saturating_mul(2));
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
             match wasmtime::Engine::new(&config) {
                 Ok(engine) => (engine, true),

@@ -4,7 +4,9 @@
 
 mod adversarial;
 mod cli;
+mod endpoint;
 mod examples;
 mod fetch_policy;
+mod host_calls;
 mod serve;
 mod support;

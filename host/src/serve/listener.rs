@@ -191,7 +191,7 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = stopped(&mut shutdown) => break,
         };
         let Some(admitted) = connections.admit(&metrics) else {
             metrics.connections_refused.inc();
@@ -296,10 +296,16 @@ async fn connection<S>(
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            _ = shutdown.wait_for(|stop| *stop), if !closing => {
+            _ = stopped(&mut shutdown), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
         }
     }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone). The guard `wait_for`
+/// returns is not `Send`, so it is dropped here rather than held in a `select!`.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

@@ -127,7 +127,7 @@ pub async fn serve_until(
                     tracing::info!("SIGHUP: reloading functions");
                     true
                 }
-                _ = hup.wait_for(|s| *s) => break,
+                _ = listener::stopped(&mut hup) => break,
             };
             for slot in &reload_slots {
                 if let Some(ok) = slot.reload(&reload_runtime, force).await {
@@ -181,7 +181,7 @@ pub async fn serve_until(
     let draining = state.clone();
     let mut stopping = stop.clone();
     tokio::spawn(async move {
-        let _ = stopping.wait_for(|s| *s).await;
+        listener::stopped(&mut stopping).await;
         tracing::info!("shutting down: finishing deliveries in flight, refusing new ones");
         draining.draining.store(true, Ordering::Relaxed);
     });

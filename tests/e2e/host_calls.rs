@@ -1,0 +1,152 @@
+//! Host calls out of turn: from `segfn_alloc` while the host places the input or a
+//! fetch response, from a start function; and loops at load time, cut at the deadline
+//! the function will run with.
+
+use crate::support::*;
+use segfn_host::{Fault, Limits, OutcomeKind, Runtime, RuntimeOptions};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// A guest whose allocator calls `fetch` whenever `$armed` is set; `handle` arms it
+/// (when `arm_in_handle`) and then fetches the partner once.
+fn reentrant_guest(url: &str, armed_from_start: bool) -> String {
+    let frame = fetch_frame("GET", url);
+    format!(
+        r#"(module
+  (import "segfn" "fetch" (func $fetch (param i32 i32) (result i64)))
+  (memory (export "memory") 2)
+  (global $next (mut i32) (i32.const 65536))
+  (global $armed (mut i32) (i32.const {armed}))
+  (data (i32.const 2048) "{frame}")
+  (data (i32.const 1024) "{{\"abi\":1,\"kind\":\"success\"}}")
+  (func (export "segfn_abi_version") (result i32) (i32.const 1))
+  (func (export "segfn_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (if (global.get $armed) (then (drop (call $fetch (i32.const 2048) (i32.const {frame_len})))))
+    (local.set $p (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $len)))
+    (if (i32.gt_u (global.get $next) (i32.mul (memory.size) (i32.const 65536)))
+      (then (drop (memory.grow (i32.const 16)))))
+    (local.get $p))
+  (func (export "segfn_handle") (param i32 i32) (result i64)
+    (global.set $armed (i32.const 1))
+    (drop (call $fetch (i32.const 2048) (i32.const {frame_len})))
+    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const 26)))
+)"#,
+        armed = i32::from(armed_from_start),
+        frame = wat_bytes(&frame),
+        frame_len = frame.len(),
+    )
+}
+
+#[tokio::test]
+async fn fetch_from_the_allocator_is_refused_and_the_deadline_holds() {
+    let partner = Partner::start().await;
+    let limits = Limits {
+        deadline: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let opts = options(&partner.allow(), &json!({}), limits);
+    for (armed_from_start, expected) in [
+        (true, "fetch was called outside segfn_handle"),
+        (false, "fetch was called from inside another host call"),
+    ] {
+        let f = load_wat(&reentrant_guest(&partner.url("/x"), armed_from_start))
+            .await
+            .expect("loads: the probe does not allocate");
+        let started = Instant::now();
+        let r = invoke_event(&f, &opts, track("E", "u"), json!({})).await;
+        assert!(started.elapsed() < Duration::from_millis(900), "{r:?}");
+        assert_eq!(r.outcome.kind, OutcomeKind::BadRequest, "{r:?}");
+        assert_eq!(r.fault, Some(Fault::Abi));
+        let message = r.outcome.message.unwrap();
+        assert!(message.contains(expected), "{message}");
+    }
+    // Only the handler's own fetch reached the partner (none from the allocator).
+    assert_eq!(partner.received().len(), 1);
+}
+
+/// With a small instance pool shared by everyone, a flood of re-entrant invocations
+/// leaves no stacks or slots behind: an ordinary guest still runs afterwards.
+#[tokio::test]
+async fn reentrant_guests_cannot_exhaust_the_pool() {
+    let partner = Partner::start().await;
+    let runtime = Runtime::new(&RuntimeOptions {
+        pooling: true,
+        max_instances: 8,
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let wasm = wat::parse_str(reentrant_guest(&partner.url("/x"), false)).unwrap();
+    let bad = runtime.load(&wasm).await.unwrap();
+    let good = runtime
+        .load(&wat::parse_str(WatGuest::default().wat()).unwrap())
+        .await
+        .unwrap();
+    let opts = options(&partner.allow(), &json!({}), Limits::default());
+    for _ in 0..5 {
+        let runs: Vec<_> = (0..8)
+            .map(|_| {
+                let (bad, opts) = (bad.clone(), opts.clone());
+                tokio::spawn(
+                    async move { invoke_event(&bad, &opts, track("E", "u"), json!({})).await },
+                )
+            })
+            .collect();
+        for run in runs {
+            let r = run.await.unwrap();
+            assert_ne!(r.fault, Some(Fault::Host), "{r:?}");
+        }
+    }
+    let r = invoke_event(&good, &opts, track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::Success, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_start_function_may_not_call_the_host() {
+    let wat = r#"(module
+  (import "segfn" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func $start (call $log (i32.const 1) (i32.const 0) (i32.const 4)))
+  (start $start)
+  (func (export "segfn_abi_version") (result i32) (i32.const 1))
+  (func (export "segfn_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "segfn_handle") (param i32 i32) (result i64) (i64.const 0)))"#;
+    let err = load_wat(wat).await.unwrap_err().to_string();
+    assert!(err.contains("log was called outside segfn_handle"), "{err}");
+}
+
+#[tokio::test]
+async fn a_load_time_loop_is_cut_at_the_functions_deadline() {
+    let wat = r#"(module
+  (memory (export "memory") 1)
+  (func $start (loop $l (br $l)))
+  (start $start)
+  (func (export "segfn_abi_version") (result i32) (i32.const 1))
+  (func (export "segfn_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "segfn_handle") (param i32 i32) (result i64) (i64.const 0)))"#;
+    for deadline_ms in [300u64, 3000] {
+        let runtime = Runtime::new(&RuntimeOptions {
+            pooling: false,
+            load_deadline: Duration::from_millis(deadline_ms),
+            ..RuntimeOptions::default()
+        })
+        .unwrap();
+        let started = Instant::now();
+        let err = runtime
+            .load(&wat::parse_str(wat).unwrap())
+            .await
+            .unwrap_err()
+            .to_string();
+        let took = started.elapsed();
+        assert!(
+            err.contains(&format!("within the deadline of {deadline_ms} ms")),
+            "{err}"
+        );
+        assert!(
+            took >= Duration::from_millis(deadline_ms)
+                && took < Duration::from_millis(deadline_ms + 1000),
+            "{took:?}"
+        );
+    }
+}
