@@ -467,3 +467,29 @@ async fn secrets_echoed_by_the_partner_are_redacted_from_errors() {
         "partner rejected the event (401): {\"error\":\"invalid key [redacted]\"}"
     );
 }
+
+#[tokio::test]
+async fn build_refuses_a_dependency_on_wasm_bindgen_and_names_it() {
+    let dir = root().join("tests/fixtures/wasm-bindgen-dep");
+    let args = vec![
+        "build".into(),
+        dir.display().to_string(),
+        "--target-dir".into(),
+        guest_target_dir().display().to_string(),
+    ];
+    let out = segfn_output(args, None).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "no .wasm path is printed");
+    for needle in [
+        "imports __wbindgen_placeholder__::",
+        "which the segfn host does not provide",
+        "a dependency uses wasm-bindgen",
+        "it comes in through: wasm-bindgen-dep -> clock -> wasm-bindgen",
+        "cargo tree -i wasm-bindgen --target wasm32-unknown-unknown",
+        "starting with clock in Cargo.toml",
+        "default-features = false",
+    ] {
+        assert!(stderr.contains(needle), "expected {needle:?} in {stderr}");
+    }
+}
