@@ -493,3 +493,80 @@ async fn build_refuses_a_dependency_on_wasm_bindgen_and_names_it() {
         assert!(stderr.contains(needle), "expected {needle:?} in {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_reader_that_closes_early_ends_the_output_quietly() {
+    let partner = Partner::start().await;
+    let files = Files::new();
+    let wasm = tokio::task::spawn_blocking(|| example_wasm("forwarder"))
+        .await
+        .unwrap()
+        .display()
+        .to_string();
+    let event = files
+        .write("e.json", &track("E", "u"))
+        .display()
+        .to_string();
+    let settings = files
+        .write("s.json", &settings(&partner))
+        .display()
+        .to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            &wasm,
+            "--event",
+            &event,
+            "--settings",
+            &settings,
+            "--allow-host",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.push(partner.addr.to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    // (arguments, partner status, expected exit): `run` keeps the outcome's status.
+    let cases = [
+        (run(&[]), 200, 0),
+        (run(&["--json"]), 200, 0),
+        (run(&[]), 429, 10),
+        (
+            vec![
+                "build".into(),
+                root().join("functions/forwarder").display().to_string(),
+                "--target-dir".into(),
+                guest_target_dir().display().to_string(),
+            ],
+            200,
+            0,
+        ),
+    ];
+    for (args, status, code) in cases {
+        partner.answer(Answer::status(status));
+        let out = tokio::task::spawn_blocking({
+            let args = args.clone();
+            move || {
+                let mut child = segfn()
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                // The reader is gone before anything is written, as with `| head -0`:
+                // every write to stdout fails with EPIPE.
+                drop(child.stdout.take());
+                child.wait_with_output().unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}

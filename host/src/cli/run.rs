@@ -116,10 +116,18 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         capture_bodies: true,
     };
     let report = function.invoke(&options, call, settings).await;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+    let text = if args.json {
+        serde_json::to_string(&report)? + "\n"
     } else {
-        print!("{}", report.render(std::io::stdout().is_terminal()));
+        report.render(std::io::stdout().is_terminal())
+    };
+    // The exit status says what the function did, whether or not the reader of the
+    // report kept reading (`segfn run ... | head`), so a closed pipe does not change it.
+    match super::write_stdout(&text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("writing the report");
+        }
+        _ => {}
     }
     Ok(ExitCode::from(row(report.outcome.kind).exit_code))
 }

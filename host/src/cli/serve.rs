@@ -4,7 +4,6 @@ use super::build::TargetDirArg;
 use super::run::{LimitArgs, TenantArgs, read_settings};
 use anyhow::{Context as _, bail};
 use segfn_host::serve::{ResolvedTenant, ServeConfig, ServeOptions};
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -104,8 +103,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     segfn_host::serve::serve(options, |addr, tls| {
         let scheme = if tls { "https" } else { "http" };
-        println!("segfn serve: listening on {scheme}://{addr}");
-        let _ = std::io::stdout().flush();
+        let line = format!("segfn serve: listening on {scheme}://{addr}");
+        // A closed stdout must not stop the server; the address then goes to the log.
+        if super::write_stdout(&format!("{line}\n")).is_err() {
+            tracing::info!("{line}");
+        }
     })
     .await?;
     Ok(ExitCode::SUCCESS)
