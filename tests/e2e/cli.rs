@@ -570,3 +570,66 @@ async fn a_reader_that_closes_early_ends_the_output_quietly() {
         assert!(!stderr.contains("error"), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn serve_refuses_limit_flags_next_to_a_config_file() {
+    // Neither file exists: were the conflict not caught first, serve would fail with
+    // exit 1 on them, and never start a server.
+    for (flag, value) in [
+        ("--deadline-ms", "100"),
+        ("--memory-mib", "64"),
+        ("--max-instructions", "5"),
+        ("--max-fetches", "3"),
+        ("--max-response-kib", "8"),
+    ] {
+        let args = [
+            "serve",
+            "/nonexistent.wasm",
+            "--config",
+            "/nonexistent.toml",
+            flag,
+            value,
+        ]
+        .map(String::from)
+        .to_vec();
+        let out = segfn_output(args, None).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        for needle in ["--config <FILE>", "cannot be used with", flag] {
+            assert!(stderr.contains(needle), "{flag}: {needle:?} in {stderr}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn limit_flags_default_to_the_library_limits() {
+    let d = segfn_host::Limits::default();
+    for command in ["run", "serve"] {
+        let out = segfn_output(vec![command.into(), "--help".into()], None).await;
+        assert_eq!(out.status.code(), Some(0));
+        // Help wraps at some width; compare with whitespace runs as single spaces.
+        let help = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (flag, default) in [
+            ("--deadline-ms <MS>", d.deadline.as_millis().to_string()),
+            ("--memory-mib <MIB>", (d.memory_bytes >> 20).to_string()),
+            ("--max-fetches <N>", d.fetches.to_string()),
+            (
+                "--max-response-kib <KIB>",
+                (d.response_body_bytes >> 10).to_string(),
+            ),
+        ] {
+            let after = help
+                .split_once(flag)
+                .unwrap_or_else(|| panic!("{command}: {flag} in {help}"))
+                .1;
+            let shown = after
+                .split_once("[default: ")
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map(|(value, _)| value);
+            assert_eq!(shown, Some(default.as_str()), "{command} {flag}");
+        }
+    }
+}
