@@ -1,5 +1,6 @@
 //! Where `fetch` may go: the operator's allow-list of hosts, and the refusal of
-//! loopback, private, link-local and metadata addresses unless allowed explicitly.
+//! non-public addresses (loopback, private, link-local, metadata and every other
+//! special-purpose block: the table in `policy/special.rs`) unless allowed explicitly.
 //!
 //! Deny by default: an empty allow-list refuses every request. Patterns:
 //!
@@ -15,8 +16,12 @@
 //! Names are checked on the URL; addresses on the resolved IP, so a name that resolves
 //! to a private address is refused even when the name is allowed.
 
+mod special;
+
+pub use special::non_public_class;
+
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 /// One allow-list entry.
@@ -172,14 +177,14 @@ pub enum Refusal {
     },
     /// The host is allowed but the address it names or resolves to is not public.
     #[error(
-        "{host} is {ip}, a {class} address; requests to it need that address allowed explicitly, with its port (--allow-host {ip_pattern}:PORT)"
+        "{host} is {ip}, a non-public address ({class}); requests to it need that address allowed explicitly, with its port (--allow-host {ip_pattern}:PORT)"
     )]
     PrivateAddress {
         /// The URL's host.
         host: String,
         /// The refused address.
         ip: IpAddr,
-        /// `loopback`, `private`, ...
+        /// The name of its special-purpose block: `loopback`, `private-use`, ...
         class: &'static str,
         /// The pattern that would allow it.
         ip_pattern: String,
@@ -290,50 +295,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The class of a non-public address, or `None` for a public one.
-pub fn non_public_class(ip: IpAddr) -> Option<&'static str> {
-    match canonical(ip) {
-        IpAddr::V4(v4) => v4_class(v4),
-        IpAddr::V6(v6) => v6_class(v6),
-    }
-}
-
-fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
-    Some(match () {
-        _ if ip.is_loopback() => "loopback",
-        _ if ip.is_private() => "private",
-        // 169.254.169.254 is the cloud metadata service.
-        _ if ip.is_link_local() => "link-local (cloud metadata)",
-        _ if ip.is_unspecified() || a == 0 => "unspecified",
-        _ if a == 100 && (64..128).contains(&b) => "shared (carrier-grade NAT)",
-        _ if ip.is_broadcast() || ip.is_multicast() || a >= 240 => "reserved",
-        _ if ip.is_documentation()
-            || (a == 198 && (18..20).contains(&b))
-            || (a == 192 && b == 0) =>
-        {
-            "reserved"
-        }
-        _ => return None,
-    })
-}
-
-fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
-    Some(match () {
-        _ if ip.is_loopback() => "loopback",
-        _ if ip.is_unspecified() => "unspecified",
-        // fc00::/7 includes fd00:ec2::254, the AWS metadata service over IPv6.
-        _ if first & 0xfe00 == 0xfc00 => "private",
-        _ if first & 0xffc0 == 0xfe80 => "link-local",
-        _ if ip.is_multicast() => "reserved",
-        _ if first == 0x2001 && ip.segments()[1] == 0x0db8 => "reserved",
-        // NAT64 and 6to4 embed IPv4 addresses that may be private.
-        _ if first == 0x0064 || first == 0x2002 => "reserved",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,11 +349,22 @@ mod tests {
             "http://[::ffff:127.0.0.1]/",
             "http://0.0.0.0/",
             "http://[fd00:ec2::254]/",
+            // Issue 6: IPv4-compatible, site-local, discard-only and Teredo.
+            "http://[::7f00:1]/",
+            "http://[fec0::1]/",
+            "http://[100::1]/",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
         ] {
             let err = wildcard.check_url(&url(u)).unwrap_err();
             assert!(matches!(err, Refusal::PrivateAddress { .. }), "{u}: {err}");
         }
         assert!(wildcard.check_url(&url("http://93.184.216.34/")).is_ok());
+        assert!(
+            wildcard
+                .check_url(&url("http://[2606:4700::1111]/"))
+                .is_ok()
+        );
         let explicit = policy(&["127.0.0.1:8080", "[::1]"]);
         assert!(explicit.check_url(&url("http://127.0.0.1:8080/")).is_ok());
         assert!(explicit.check_url(&url("http://127.0.0.1:8081/")).is_err());
@@ -407,7 +379,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "api.example.com is 10.0.0.5, a private address; requests to it need that address allowed explicitly, with its port (--allow-host 10.0.0.5:PORT)"
+            "api.example.com is 10.0.0.5, a non-public address (private-use); requests to it need that address allowed explicitly, with its port (--allow-host 10.0.0.5:PORT)"
         );
         assert!(
             p.check_address("api.example.com", "93.184.216.34".parse().unwrap())

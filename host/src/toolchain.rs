@@ -1,6 +1,10 @@
 //! `segfn build`: compiles a function crate to `wasm32-unknown-unknown`, with the
 //! installed rustup target when there is one and Cargo's `-Zbuild-std` from Debian's
-//! `rustc-web` + `rust-web-src` when there is not (see TOOLCHAIN.md).
+//! `rustc-web` + `rust-web-src` when there is not (see TOOLCHAIN.md); then checks that
+//! the module imports nothing but the segfn host functions, so a module that `segfn run`
+//! would refuse fails the build instead, with the dependency to blame.
+
+mod check;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -78,6 +82,29 @@ pub enum BuildError {
         "the build produced no .wasm for {0}: does its Cargo.toml have [lib] crate-type = [\"cdylib\", \"rlib\"]?"
     )]
     NoArtifact(PathBuf),
+    /// The built `.wasm` could not be read or parsed.
+    #[error("cannot read the built module {path}: {reason}")]
+    Artifact {
+        /// The `.wasm`.
+        path: PathBuf,
+        /// The cause.
+        reason: String,
+    },
+    /// The module imports something the host does not provide, so it could not run.
+    #[error(
+        "{wasm} imports {import}{more}, which the segfn host does not provide (it provides {}){advice}",
+        check::provided()
+    )]
+    ForeignImport {
+        /// The `.wasm`.
+        wasm: PathBuf,
+        /// The first foreign import, `module::name`.
+        import: String,
+        /// `" (and N more)"` when there are others.
+        more: String,
+        /// The likely cause and the fix.
+        advice: String,
+    },
 }
 
 /// Options of one build.
@@ -134,10 +161,7 @@ pub fn build(dir: &Path, method: &Method, options: &BuildOptions) -> Result<Path
         return Err(BuildError::NotACrate(dir.to_owned()));
     }
     let manifest = manifest.canonicalize().unwrap_or(manifest);
-    let mut cmd = Command::new("cargo");
-    for var in CLEARED_ENV {
-        cmd.env_remove(var);
-    }
+    let mut cmd = cargo(method);
     cmd.args([
         "build",
         "--release",
@@ -150,11 +174,8 @@ pub fn build(dir: &Path, method: &Method, options: &BuildOptions) -> Result<Path
     if let Some(target_dir) = &options.target_dir {
         cmd.arg("--target-dir").arg(target_dir);
     }
-    if let Method::BuildStd { linker } = method {
-        cmd.arg("-Zbuild-std=std,panic_abort")
-            .env("RUSTC", DEBIAN_RUSTC)
-            .env("RUSTC_BOOTSTRAP", "1")
-            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", linker);
+    if matches!(method, Method::BuildStd { .. }) {
+        cmd.arg("-Zbuild-std=std,panic_abort");
     }
     let output = cmd
         .stdout(Stdio::piped())
@@ -181,5 +202,22 @@ pub fn build(dir: &Path, method: &Method, options: &BuildOptions) -> Result<Path
             }
         }
     }
-    wasm.ok_or_else(|| BuildError::NoArtifact(dir.to_owned()))
+    let wasm = wasm.ok_or_else(|| BuildError::NoArtifact(dir.to_owned()))?;
+    check::check_imports(&wasm, &manifest, method)?;
+    Ok(wasm)
+}
+
+/// `cargo` with the outer build's variables cleared and, on the fallback path, Debian's
+/// compiler and the wasm linker.
+fn cargo(method: &Method) -> Command {
+    let mut cmd = Command::new("cargo");
+    for var in CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    if let Method::BuildStd { linker } = method {
+        cmd.env("RUSTC", DEBIAN_RUSTC)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", linker);
+    }
+    cmd
 }

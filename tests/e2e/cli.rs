@@ -467,3 +467,169 @@ async fn secrets_echoed_by_the_partner_are_redacted_from_errors() {
         "partner rejected the event (401): {\"error\":\"invalid key [redacted]\"}"
     );
 }
+
+#[tokio::test]
+async fn build_refuses_a_dependency_on_wasm_bindgen_and_names_it() {
+    let dir = root().join("tests/fixtures/wasm-bindgen-dep");
+    let args = vec![
+        "build".into(),
+        dir.display().to_string(),
+        "--target-dir".into(),
+        guest_target_dir().display().to_string(),
+    ];
+    let out = segfn_output(args, None).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "no .wasm path is printed");
+    for needle in [
+        "imports __wbindgen_placeholder__::",
+        "which the segfn host does not provide",
+        "a dependency uses wasm-bindgen",
+        "it comes in through: wasm-bindgen-dep -> clock -> wasm-bindgen",
+        "cargo tree -i wasm-bindgen --target wasm32-unknown-unknown",
+        "starting with clock in Cargo.toml",
+        "default-features = false",
+    ] {
+        assert!(stderr.contains(needle), "expected {needle:?} in {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_reader_that_closes_early_ends_the_output_quietly() {
+    let partner = Partner::start().await;
+    let files = Files::new();
+    let wasm = tokio::task::spawn_blocking(|| example_wasm("forwarder"))
+        .await
+        .unwrap()
+        .display()
+        .to_string();
+    let event = files
+        .write("e.json", &track("E", "u"))
+        .display()
+        .to_string();
+    let settings = files
+        .write("s.json", &settings(&partner))
+        .display()
+        .to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            &wasm,
+            "--event",
+            &event,
+            "--settings",
+            &settings,
+            "--allow-host",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.push(partner.addr.to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    // (arguments, partner status, expected exit): `run` keeps the outcome's status.
+    let cases = [
+        (run(&[]), 200, 0),
+        (run(&["--json"]), 200, 0),
+        (run(&[]), 429, 10),
+        (
+            vec![
+                "build".into(),
+                root().join("functions/forwarder").display().to_string(),
+                "--target-dir".into(),
+                guest_target_dir().display().to_string(),
+            ],
+            200,
+            0,
+        ),
+    ];
+    for (args, status, code) in cases {
+        partner.answer(Answer::status(status));
+        let out = tokio::task::spawn_blocking({
+            let args = args.clone();
+            move || {
+                let mut child = segfn()
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                // The reader is gone before anything is written, as with `| head -0`:
+                // every write to stdout fails with EPIPE.
+                drop(child.stdout.take());
+                child.wait_with_output().unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn serve_refuses_limit_flags_next_to_a_config_file() {
+    // Neither file exists: were the conflict not caught first, serve would fail with
+    // exit 1 on them, and never start a server.
+    for (flag, value) in [
+        ("--deadline-ms", "100"),
+        ("--memory-mib", "64"),
+        ("--max-instructions", "5"),
+        ("--max-fetches", "3"),
+        ("--max-response-kib", "8"),
+    ] {
+        let args = [
+            "serve",
+            "/nonexistent.wasm",
+            "--config",
+            "/nonexistent.toml",
+            flag,
+            value,
+        ]
+        .map(String::from)
+        .to_vec();
+        let out = segfn_output(args, None).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        for needle in ["--config <FILE>", "cannot be used with", flag] {
+            assert!(stderr.contains(needle), "{flag}: {needle:?} in {stderr}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn limit_flags_default_to_the_library_limits() {
+    let d = segfn_host::Limits::default();
+    for command in ["run", "serve"] {
+        let out = segfn_output(vec![command.into(), "--help".into()], None).await;
+        assert_eq!(out.status.code(), Some(0));
+        // Help wraps at some width; compare with whitespace runs as single spaces.
+        let help = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (flag, default) in [
+            ("--deadline-ms <MS>", d.deadline.as_millis().to_string()),
+            ("--memory-mib <MIB>", (d.memory_bytes >> 20).to_string()),
+            ("--max-fetches <N>", d.fetches.to_string()),
+            (
+                "--max-response-kib <KIB>",
+                (d.response_body_bytes >> 10).to_string(),
+            ),
+        ] {
+            let after = help
+                .split_once(flag)
+                .unwrap_or_else(|| panic!("{command}: {flag} in {help}"))
+                .1;
+            let shown = after
+                .split_once("[default: ")
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map(|(value, _)| value);
+            assert_eq!(shown, Some(default.as_str()), "{command} {flag}");
+        }
+    }
+}

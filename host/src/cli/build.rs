@@ -24,7 +24,7 @@ pub(crate) struct TargetDirArg {
 
 pub(crate) fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let wasm = build_function(&args.dir, &args.target)?;
-    println!("{}", wasm.display());
+    super::write_stdout(&format!("{}\n", wasm.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 

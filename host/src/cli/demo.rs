@@ -59,7 +59,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(async move { axum::serve(listener, app).await });
     eprintln!("segfn demo: partner API listening on http://{addr}");
 
-    let function = load_function(&args.function, &args.target).await?;
+    let function = load_function(&args.function, &args.target, Limits::default().deadline).await?;
     let mut settings = read_settings(Some(&args.function.join("settings.json")))?;
     settings["endpoint"] = Value::String(format!("http://{addr}/v1"));
     let options = InvokeOptions {
@@ -75,16 +75,20 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("reading {}", path.display()))?;
         received.lock().expect("not poisoned").clear();
         let report = function.invoke(&options, call, settings.clone()).await;
-        println!(
-            "━━ {} ━━ exit status would be {}",
+        let mut text = format!(
+            "━━ {} ━━ exit status would be {}\n{}",
             path.display(),
-            row(report.outcome.kind).exit_code
+            row(report.outcome.kind).exit_code,
+            report.render(color)
         );
-        print!("{}", report.render(color));
         for line in received.lock().expect("not poisoned").iter() {
-            println!("  partner received: {}", options.redactor.redact(line));
+            text.push_str(&format!(
+                "  partner received: {}\n",
+                options.redactor.redact(line)
+            ));
         }
-        println!();
+        text.push('\n');
+        super::write_stdout(&text)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 use segfn_host::outcome::{EXIT_FAILURE, EXIT_USAGE};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 /// Write, build and run Segment translation functions in Rust and WebAssembly.
@@ -50,11 +51,29 @@ pub(crate) fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader went away (`segfn build | head -0`): like a Unix tool, stop quietly.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// Writes to stdout, returning the error `print!` would panic on: `EPIPE` when the
+/// reader closed the pipe early (`segfn run ... | head`).
+pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn with_runtime<F: Future<Output = anyhow::Result<ExitCode>>>(f: F) -> anyhow::Result<ExitCode> {

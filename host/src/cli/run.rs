@@ -50,25 +50,36 @@ pub(crate) struct TenantArgs {
     pub(crate) secrets: Vec<String>,
 }
 
-/// The limits, each with its default.
+/// The limits. Their defaults are [`Limits::default`]'s in the flags' units (which
+/// [`LimitsConfig::default`] converts), so the CLI, the serve configuration and the
+/// library cannot disagree.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct LimitArgs {
     /// Wall-clock deadline in milliseconds, fetches included.
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    #[arg(long, value_name = "MS", default_value_t = LimitsConfig::default().deadline_ms)]
     deadline_ms: u64,
     /// Memory cap in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    #[arg(long, value_name = "MIB", default_value_t = LimitsConfig::default().memory_mib)]
     memory_mib: usize,
     /// Instruction cap (default: count without a cap).
     #[arg(long, value_name = "N")]
     max_instructions: Option<u64>,
     /// Most fetches per invocation.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(long, value_name = "N", default_value_t = LimitsConfig::default().max_fetches)]
     max_fetches: u32,
     /// Largest response body a fetch may receive, in KiB.
-    #[arg(long, value_name = "KIB", default_value_t = 1024)]
+    #[arg(long, value_name = "KIB", default_value_t = LimitsConfig::default().max_response_kib)]
     max_response_kib: usize,
 }
+
+/// The ids of [`LimitArgs`]' flags, for `serve`, where `--config` replaces them.
+pub(crate) const LIMIT_ARG_IDS: [&str; 5] = [
+    "deadline_ms",
+    "memory_mib",
+    "max_instructions",
+    "max_fetches",
+    "max_response_kib",
+];
 
 impl LimitArgs {
     /// The limits as the serve configuration writes them.
@@ -76,7 +87,9 @@ impl LimitArgs {
         LimitsConfig {
             deadline_ms: self.deadline_ms,
             memory_mib: self.memory_mib,
-            max_instructions: self.max_instructions,
+            max_instructions: self
+                .max_instructions
+                .or(LimitsConfig::default().max_instructions),
             max_fetches: self.max_fetches,
             max_response_kib: self.max_response_kib,
         }
@@ -108,9 +121,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("the event in {} is not usable", args.event.display()))?;
     let settings = read_settings(args.tenant.settings.as_deref())?;
     let policy = FetchPolicy::parse(&args.tenant.allow_hosts)?;
-    let function = load_function(&args.function, &args.target).await?;
+    let limits = args.limits.limits();
+    let function = load_function(&args.function, &args.target, limits.deadline).await?;
     let options = InvokeOptions {
-        limits: args.limits.limits(),
+        limits,
         client: FetchClient::new(policy)?,
         redactor: Arc::new(
             Redactor::from_settings(&settings, &args.tenant.secrets).context("the settings")?,
@@ -118,10 +132,18 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         capture_bodies: true,
     };
     let report = function.invoke(&options, call, settings).await;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+    let text = if args.json {
+        serde_json::to_string(&report)? + "\n"
     } else {
-        print!("{}", report.render(std::io::stdout().is_terminal()));
+        report.render(std::io::stdout().is_terminal())
+    };
+    // The exit status says what the function did, whether or not the reader of the
+    // report kept reading (`segfn run ... | head`), so a closed pipe does not change it.
+    match super::write_stdout(&text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(e).context("writing the report");
+        }
+        _ => {}
     }
     Ok(ExitCode::from(row(report.outcome.kind).exit_code))
 }
@@ -141,15 +163,18 @@ pub(crate) async fn wasm_path(path: &Path, target: &TargetDirArg) -> anyhow::Res
     }
 }
 
-/// Loads a `.wasm`/`.wat` file, or builds a crate directory and loads the result.
+/// Loads a `.wasm`/`.wat` file, or builds a crate directory and loads the result;
+/// loading (the start function included) may take up to `deadline`.
 pub(crate) async fn load_function(
     path: &Path,
     target: &TargetDirArg,
+    deadline: std::time::Duration,
 ) -> anyhow::Result<LoadedFunction> {
     let wasm = wasm_path(path, target).await?;
     let runtime = Runtime::new(&RuntimeOptions {
         pooling: false,
         disk_cache: true,
+        load_deadline: deadline,
         ..RuntimeOptions::default()
     })
     .map_err(|e| anyhow::anyhow!("starting the engine: {e:#}"))?;
@@ -187,4 +212,34 @@ pub(crate) fn read_settings(path: Option<&Path>) -> anyhow::Result<Value> {
         );
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(Debug, clap::Parser)]
+    struct WithLimits {
+        #[command(flatten)]
+        limits: LimitArgs,
+    }
+
+    #[test]
+    fn no_limit_flags_means_the_library_defaults() {
+        let parsed = WithLimits::try_parse_from(["segfn"]).unwrap();
+        assert_eq!(parsed.limits.limits(), Limits::default());
+        let set = WithLimits::try_parse_from([
+            "segfn",
+            "--deadline-ms",
+            "250",
+            "--max-instructions",
+            "9",
+        ])
+        .unwrap()
+        .limits
+        .limits();
+        assert_eq!(set.deadline, std::time::Duration::from_millis(250));
+        assert_eq!(set.instructions, Some(9));
+    }
 }

@@ -1,10 +1,9 @@
 //! `segfn serve FUNCTION`: the endpoint Segment delivers to.
 
 use super::build::TargetDirArg;
-use super::run::{LimitArgs, TenantArgs, read_settings};
+use super::run::{LIMIT_ARG_IDS, LimitArgs, TenantArgs, read_settings};
 use anyhow::{Context as _, bail};
 use segfn_host::serve::{ResolvedTenant, ServeConfig, ServeOptions};
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,8 +19,9 @@ SIGTERM or SIGINT finish in-flight deliveries and exit."
 pub(crate) struct ServeArgs {
     /// A .wasm file, or a function crate directory (built first).
     function: PathBuf,
-    /// The configuration file (TOML): [server], [limits] and [[tenant]] tables.
-    #[arg(long, short, value_name = "FILE")]
+    /// The configuration file (TOML): [server], [limits] and [[tenant]] tables. Its
+    /// limits replace the limit flags, which are refused alongside it.
+    #[arg(long, short, value_name = "FILE", conflicts_with_all = LIMIT_ARG_IDS)]
     config: Option<PathBuf>,
     /// Address to listen on (overrides the config file).
     #[arg(long, value_name = "ADDR")]
@@ -53,9 +53,10 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     json_logs: bool,
     #[command(flatten)]
-    limits: LimitArgs,
-    #[command(flatten)]
     target: TargetDirArg,
+    // Last: the heading applies to every argument after it.
+    #[command(flatten, next_help_heading = "Limits (without --config)")]
+    limits: LimitArgs,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -104,8 +105,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     segfn_host::serve::serve(options, |addr, tls| {
         let scheme = if tls { "https" } else { "http" };
-        println!("segfn serve: listening on {scheme}://{addr}");
-        let _ = std::io::stdout().flush();
+        let line = format!("segfn serve: listening on {scheme}://{addr}");
+        // A closed stdout must not stop the server; the address then goes to the log.
+        if super::write_stdout(&format!("{line}\n")).is_err() {
+            tracing::info!("{line}");
+        }
     })
     .await?;
     Ok(ExitCode::SUCCESS)
