@@ -1,6 +1,7 @@
-//! `segfn serve` end to end: the real binary on 127.0.0.1, Segment-shaped deliveries,
-//! a real partner API, tenants, signatures, deduplication across restarts, hot reload,
-//! graceful shutdown, TLS, and bad input that must get a clear 4xx.
+//! `segfn serve` end to end: Segment-shaped deliveries, a real partner API, tenants,
+//! signatures, deduplication across restarts, hot reload, graceful shutdown, TLS, and
+//! bad input that must get a clear 4xx. Served in-process on 127.0.0.1, or as the real
+//! binary where a test needs a process (signals, `kill -9`, reload, TLS).
 
 use crate::support::*;
 use base64::Engine as _;
@@ -11,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `segfn serve`, killed on drop.
+/// A running `segfn serve` (a process, or in this process), stopped on drop.
 struct Served {
-    child: Child,
+    child: Option<Child>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
     base: String,
 }
 
@@ -39,12 +41,51 @@ impl Served {
             .strip_prefix("segfn serve: listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        Served { child, base }
+        Served {
+            child: Some(child),
+            stop: None,
+            base,
+        }
+    }
+
+    /// Serves the same `FUNCTION --config FILE` arguments in this process.
+    async fn in_process(args: &[String]) -> Served {
+        let config_path = PathBuf::from(&args[2]);
+        let mut config = segfn_host::serve::ServeConfig::load(&config_path).unwrap();
+        config.server.listen = "127.0.0.1:0".into();
+        let tenants = config.resolve_tenants(|_| None).unwrap();
+        let options = segfn_host::serve::ServeOptions {
+            config,
+            tenants,
+            function: PathBuf::from(&args[0]),
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            segfn_host::serve::serve_until(options, stopped, move |addr, _| {
+                let _ = tx.send(addr);
+            })
+            .await
+            .expect("serving");
+        });
+        let addr = rx.await.expect("the endpoint starts");
+        Served {
+            child: None,
+            stop: Some(stop),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn process(&mut self) -> &mut Child {
+        self.child.as_mut().expect("a segfn serve process")
     }
 
     fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .args([
+                &format!("-{signal}"),
+                &self.child.as_ref().expect("a process").id().to_string(),
+            ])
             .status()
             .unwrap();
         assert!(status.success());
@@ -57,8 +98,13 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(stop) = &self.stop {
+            let _ = stop.send(true);
+        }
     }
 }
 
@@ -185,7 +231,8 @@ fn tenant(name: &str, key: &str, partner: &Partner, extra: &str) -> String {
 async fn single_array_and_batch_bodies() {
     let partner = Partner::start().await;
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let served =
+        Served::in_process(&setup.config("", &tenant("acme", "key-acme", &partner, ""))).await;
 
     let (status, body) = deliver(&served, "key-acme", &track("Signed Up", "u1")).await;
     assert_eq!((status, &body["kind"]), (200, &json!("success")), "{body}");
@@ -224,7 +271,8 @@ async fn single_array_and_batch_bodies() {
 async fn a_batch_of_one_is_still_a_batch_and_repeats_within_it_run_once() {
     let partner = Partner::start().await;
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let served =
+        Served::in_process(&setup.config("", &tenant("acme", "key-acme", &partner, ""))).await;
     let (status, body) = deliver(
         &served,
         "key-acme",
@@ -255,10 +303,11 @@ async fn a_batch_of_one_is_still_a_batch_and_repeats_within_it_run_once() {
 async fn every_status_segment_expects() {
     let partner = Partner::start().await;
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config(
+    let served = Served::in_process(&setup.config(
         "max_body_bytes = 2048",
         &tenant("acme", "key-acme", &partner, ""),
-    ));
+    ))
+    .await;
     let event = track("E", "u");
 
     assert_eq!(deliver(&served, "key-acme", &event).await.0, 200);
@@ -311,7 +360,8 @@ async fn every_status_segment_expects() {
 async fn malformed_input_is_a_clear_4xx_never_a_5xx() {
     let partner = Partner::start().await;
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let served =
+        Served::in_process(&setup.config("", &tenant("acme", "key-acme", &partner, ""))).await;
     let ok = serde_json::to_vec(&track("E", "u")).unwrap();
     /// Key, content type, body, extra headers, expected status.
     type Case<'a> = (
@@ -430,7 +480,7 @@ async fn tenants_are_isolated_and_settings_header_merges() {
         tenant("acme", "key-acme", &partner, ""),
         tenant("globex", "key-globex", &partner, "")
     );
-    let served = Served::start(&setup.config("", &tenants));
+    let served = Served::in_process(&setup.config("", &tenants)).await;
     assert_eq!(deliver(&served, "key-acme", &track("A", "u1")).await.0, 200);
     assert_eq!(
         deliver(&served, "key-globex", &track("G", "u2")).await.0,
@@ -465,7 +515,7 @@ async fn tenants_are_isolated_and_settings_header_merges() {
 async fn signatures_are_verified() {
     let partner = Partner::start().await;
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config(
+    let served = Served::in_process(&setup.config(
         "",
         &tenant(
             "acme",
@@ -473,7 +523,8 @@ async fn signatures_are_verified() {
             &partner,
             "shared_secret = \"whsec_123\"",
         ),
-    ));
+    ))
+    .await;
     let body = serde_json::to_vec(&track("E", "u")).unwrap();
     let good = segfn_host::serve::auth::sign("whsec_123", &body);
     let bad = segfn_host::serve::auth::sign("other", &body);
@@ -558,8 +609,8 @@ async fn duplicates_are_not_run_again_even_after_a_crash() {
         );
         assert_eq!(partner.received().len(), 3);
         // kill -9.
-        served.child.kill().unwrap();
-        served.child.wait().unwrap();
+        served.process().kill().unwrap();
+        served.process().wait().unwrap();
     }
     let served = Served::start(&args);
     let (status, body) = deliver(&served, "key-acme", &event).await;
@@ -589,10 +640,11 @@ async fn the_same_message_delivered_twice_at_once_runs_once() {
     let partner = Partner::start().await;
     partner.answer(Answer::delayed(1000));
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let served =
+        Served::in_process(&setup.config("", &tenant("acme", "key-acme", &partner, ""))).await;
     let event = track("Twice", "u1");
     let first = deliver_in_background(&served, "key-acme", &event);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_for_metric(&served, "segfn_in_flight 1").await;
     let (status, body) = deliver(&served, "key-acme", &event).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(first.await.unwrap(), 200);
@@ -607,7 +659,8 @@ async fn a_delivery_segment_gave_up_on_still_finishes_and_is_remembered() {
     let partner = Partner::start().await;
     partner.answer(Answer::delayed(1000));
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let served =
+        Served::in_process(&setup.config("", &tenant("acme", "key-acme", &partner, ""))).await;
     let event = track("Abandoned", "u1");
     let abandoned = segment_request(&served, "key-acme", &event)
         .timeout(Duration::from_millis(200))
@@ -641,7 +694,7 @@ async fn shutdown_waits_for_deliveries_whose_caller_hung_up() {
     assert!(abandoned.unwrap_err().is_timeout());
     served.signal("TERM");
     let status = tokio::task::spawn_blocking(move || {
-        let status = served.child.wait().unwrap();
+        let status = served.process().wait().unwrap();
         drop(served);
         status
     })
@@ -662,12 +715,13 @@ async fn saturation_answers_429_with_retry_after() {
     let partner = Partner::start().await;
     partner.answer(Answer::delayed(1500));
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config(
+    let served = Served::in_process(&setup.config(
         "max_in_flight = 1",
         &tenant("acme", "key-acme", &partner, ""),
-    ));
+    ))
+    .await;
     let slow = deliver_in_background(&served, "key-acme", &track("Slow", "u1"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_metric(&served, "segfn_in_flight 1").await;
     let resp = segment_request(&served, "key-acme", &track("Busy", "u2"))
         .send()
         .await
@@ -684,7 +738,7 @@ async fn graceful_shutdown_finishes_in_flight_work() {
     let setup = Setup::new().await;
     let mut served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
     let in_flight = deliver_in_background(&served, "key-acme", &track("Slow", "u1"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_metric(&served, "segfn_in_flight 1").await;
     served.signal("TERM");
     tokio::time::sleep(Duration::from_millis(100)).await;
     // New work is refused (503 on a connection, or no connection at all).
@@ -701,7 +755,7 @@ async fn graceful_shutdown_finishes_in_flight_work() {
         "the in-flight delivery completes"
     );
     let started = Instant::now();
-    let status = tokio::task::spawn_blocking(move || served.child.wait().unwrap())
+    let status = tokio::task::spawn_blocking(move || served.process().wait().unwrap())
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");
@@ -874,10 +928,11 @@ fn replace(source: &Path, target: &Path) {
 async fn debug_responses_carry_the_report_with_secrets_redacted() {
     let partner = Partner::start().await;
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config(
+    let served = Served::in_process(&setup.config(
         "",
         &tenant("acme", "key-acme", &partner, "debug_responses = true"),
-    ));
+    ))
+    .await;
     let (status, body) = deliver(&served, "key-acme", &track("Signed Up", "u1")).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -892,7 +947,8 @@ async fn debug_responses_carry_the_report_with_secrets_redacted() {
 async fn operations_endpoints() {
     let partner = Partner::start().await;
     let setup = Setup::new().await;
-    let served = Served::start(&setup.config("", &tenant("acme", "key-acme", &partner, "")));
+    let served =
+        Served::in_process(&setup.config("", &tenant("acme", "key-acme", &partner, ""))).await;
     deliver(&served, "key-acme", &track("E", "u")).await;
     let get = |path: &'static str| {
         let url = served.url(path);
