@@ -112,7 +112,7 @@ pub(crate) async fn run(delivery: Delivery) -> Response {
     let Some(_claim) = Claim::take(&app.in_progress, keys.clone()) else {
         return answer::busy("a delivery of this messageId is in progress; retry shortly");
     };
-    match app.dedupe.seen_many(keys).await {
+    match app.dedupe.seen_many(&keys) {
         Ok(seen) => plan::mark_duplicates(&messages, &mut plans, &seen),
         Err(e) => {
             tracing::error!(tenant = %tenant.name, error = %e, "deduplication store");
