@@ -25,9 +25,36 @@ use serde_json::Value;
 /// The ABI version this SDK speaks. Bumped on any incompatible change.
 pub const VERSION: u32 = 1;
 
-/// Declares the guest's imports once: the name constants the host links with, and (on
-/// wasm) the raw `extern` block the SDK calls.
+/// Lists the host's imports, once: hands the list to the macro named `$declare`, which
+/// declares something from each entry. Here that is the name constants the host links
+/// with; in `sys` it is the guest's raw `extern` block. The list lives in this module so
+/// that no import name is spelled anywhere else, and the macro takes the declaring macro
+/// as an argument so that this module depends on nothing else in the crate.
 macro_rules! imports {
+    ($declare:ident) => {
+        $declare! {
+            module "segfn";
+            /// `log(level: i32, ptr: i32, len: i32)`: one UTF-8 log line at a [`LogLevel`].
+            IMPORT_LOG = "log" => fn log(level: i32, ptr: *const u8, len: usize);
+            /// `fetch(ptr: i32, len: i32) -> i64`: performs the request framed at `ptr` (see
+            /// [`encode_frame`]); returns the [`pack`]ed location of the response frame, which
+            /// the host wrote into memory it obtained from `segfn_alloc`.
+            IMPORT_FETCH = "fetch" => fn fetch(ptr: *const u8, len: usize) -> u64;
+            /// `now_ms() -> i64`: wall-clock time, milliseconds since the Unix epoch.
+            IMPORT_NOW_MS = "now_ms" => fn now_ms() -> i64;
+            /// `random_fill(ptr: i32, len: i32)`: fills the range with random bytes.
+            IMPORT_RANDOM_FILL = "random_fill" => fn random_fill(ptr: *mut u8, len: usize);
+            /// `panic(ptr: i32, len: i32)`: reports a panic message; the host ends the
+            /// invocation with outcome `bad_request` and does not return.
+            IMPORT_PANIC = "panic" => fn panic(ptr: *const u8, len: usize);
+        }
+    };
+}
+// Only the wasm build declares the guest's side of the list elsewhere.
+#[cfg(target_family = "wasm")]
+pub(crate) use imports;
+
+macro_rules! import_names {
     (module $module:literal; $( $(#[$doc:meta])* $konst:ident = $name:literal => fn $rust:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?; )*) => {
         /// The module name of every host import.
         pub const IMPORT_MODULE: &str = $module;
@@ -35,60 +62,35 @@ macro_rules! imports {
 
         /// Every import name, for the host's module validation.
         pub const IMPORTS: &[&str] = &[$($name),*];
-
-        #[cfg(target_family = "wasm")]
-        pub(crate) mod sys {
-            #[link(wasm_import_module = $module)]
-            unsafe extern "C" {
-                $( #[link_name = $name] pub(crate) fn $rust($($arg: $ty),*) $(-> $ret)?; )*
-            }
-        }
     };
 }
+imports!(import_names);
 
-imports! {
-    module "segfn";
-    /// `log(level: i32, ptr: i32, len: i32)`: one UTF-8 log line at a [`LogLevel`].
-    IMPORT_LOG = "log" => fn log(level: i32, ptr: *const u8, len: usize);
-    /// `fetch(ptr: i32, len: i32) -> i64`: performs the request framed at `ptr` (see
-    /// [`encode_frame`]); returns the [`pack`]ed location of the response frame, which
-    /// the host wrote into memory it obtained from `segfn_alloc`.
-    IMPORT_FETCH = "fetch" => fn fetch(ptr: *const u8, len: usize) -> u64;
-    /// `now_ms() -> i64`: wall-clock time, milliseconds since the Unix epoch.
-    IMPORT_NOW_MS = "now_ms" => fn now_ms() -> i64;
-    /// `random_fill(ptr: i32, len: i32)`: fills the range with random bytes.
-    IMPORT_RANDOM_FILL = "random_fill" => fn random_fill(ptr: *mut u8, len: usize);
-    /// `panic(ptr: i32, len: i32)`: reports a panic message; the host ends the
-    /// invocation with outcome `bad_request` and does not return.
-    IMPORT_PANIC = "panic" => fn panic(ptr: *const u8, len: usize);
-}
-
-/// Declares the guest's exports once: the name constants the host looks up, and (on
-/// wasm) the exported functions, which forward to the SDK's guest runtime.
+/// Lists the guest's exports, once, the same way as `imports!`: here they declare the
+/// name constants the host looks up; in `guest` the exported functions themselves.
 macro_rules! exports {
-    ($( $(#[$doc:meta])* $konst:ident = $name:literal => fn $rust:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $target:path; )*) => {
-        $( $(#[$doc])* pub const $konst: &str = $name; )*
-
-        #[cfg(target_family = "wasm")]
-        mod exported {
-            $(
-                #[unsafe(export_name = $name)]
-                extern "C" fn $rust($($arg: $ty),*) -> $ret { $target($($arg),*) }
-            )*
+    ($declare:ident) => {
+        $declare! {
+            /// `segfn_abi_version() -> i32`: the ABI version the guest speaks.
+            EXPORT_ABI_VERSION = "segfn_abi_version" => fn abi_version() -> u32;
+            /// `segfn_alloc(len: i32) -> i32`: returns a writable range of `len` bytes that the
+            /// guest owns from then on (0 only when out of memory).
+            EXPORT_ALLOC = "segfn_alloc" => fn alloc(len: u32) -> u32;
+            /// `segfn_handle(ptr: i32, len: i32) -> i64`: handles the [`Envelope`] at `ptr`;
+            /// returns the [`pack`]ed location of the [`GuestResult`] JSON.
+            EXPORT_HANDLE = "segfn_handle" => fn handle(ptr: u32, len: u32) -> u64;
         }
     };
 }
+#[cfg(target_family = "wasm")]
+pub(crate) use exports;
 
-exports! {
-    /// `segfn_abi_version() -> i32`: the ABI version the guest speaks.
-    EXPORT_ABI_VERSION = "segfn_abi_version" => fn abi_version() -> u32 = crate::guest::abi_version;
-    /// `segfn_alloc(len: i32) -> i32`: returns a writable range of `len` bytes that the
-    /// guest owns from then on (0 only when out of memory).
-    EXPORT_ALLOC = "segfn_alloc" => fn alloc(len: u32) -> u32 = crate::guest::alloc;
-    /// `segfn_handle(ptr: i32, len: i32) -> i64`: handles the [`Envelope`] at `ptr`;
-    /// returns the [`pack`]ed location of the [`GuestResult`] JSON.
-    EXPORT_HANDLE = "segfn_handle" => fn handle(ptr: u32, len: u32) -> u64 = crate::guest::handle;
+macro_rules! export_names {
+    ($( $(#[$doc:meta])* $konst:ident = $name:literal => fn $rust:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+        $( $(#[$doc])* pub const $konst: &str = $name; )*
+    };
 }
+exports!(export_names);
 
 /// The name of the exported linear memory.
 pub const EXPORT_MEMORY: &str = "memory";

@@ -1,10 +1,14 @@
 //! The `Function` trait authors implement, and the dispatch from an envelope to it.
 
 use crate::abi::{Call, Envelope, EventResult, GuestResult, OutcomeKind, VERSION};
+use crate::error::Error;
 use crate::event::{Alias, Delete, Event, Group, Identify, Page, Screen, Track};
-use crate::{Error, HandlerResult};
 use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
+
+/// What a handler returns: `Ok(None)` when done, `Ok(Some(event))` to forward an event
+/// (insert functions), or an [`Error`].
+pub type HandlerResult = Result<Option<Event>, Error>;
 
 /// A translation function: one handler per Segment event type, as in Segment's
 /// `onTrack(event, settings)`, `onIdentify(...)`, ... A handler left out means

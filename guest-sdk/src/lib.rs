@@ -51,12 +51,12 @@ pub mod testing;
 
 pub use abi::OutcomeKind;
 pub use env::{now, now_millis, random_bytes, random_u64};
-pub use error::{Error, HandlerResult};
+pub use error::Error;
 pub use event::{
     Alias, Context, Delete, Event, EventType, Group, Identify, Object, Page, Screen, Track,
 };
 pub use fetch::{FetchError, Request, Response, base64_encode, fetch};
-pub use handler::{Function, dispatch, handle_envelope};
+pub use handler::{Function, HandlerResult, dispatch, handle_envelope};
 
 /// Settings type for functions without settings: accepts any settings object.
 pub type NoSettings = serde::de::IgnoredAny;
