@@ -25,6 +25,20 @@ use serde_json::Value;
 /// The ABI version this SDK speaks. Bumped on any incompatible change.
 pub const VERSION: u32 = 1;
 
+/// The deepest a message may nest objects and arrays, counting the message object itself
+/// as level 1 (`{"a":{"b":[1]}}` is 3 deep). The host refuses a deeper message (or batch
+/// member) before invoking the guest.
+///
+/// Why a limit at all: serde_json, which the guest side of the SDK parses with, refuses
+/// input nested deeper than 128 levels, and a guest never parses a bare message. It
+/// parses the [`Envelope`], one level more (two for a batch: the envelope object and the
+/// `events` array), and the host parses the [`GuestResult`], which puts a returned event
+/// three levels down (`results`, its entry, `output`). A message the host accepted could
+/// therefore fail inside the guest with a parse error about the envelope. Checking up
+/// front at 100 gives a clear refusal instead, and leaves 25 levels to spare for the
+/// framing around the message, including framing a later ABI version may add.
+pub const MAX_NESTING: usize = 100;
+
 /// Lists the host's imports, once: hands the list to the macro named `$declare`, which
 /// declares something from each entry. Here that is the name constants the host links
 /// with; in `sys` it is the guest's raw `extern` block. The list lives in this module so
