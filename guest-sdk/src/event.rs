@@ -603,7 +603,7 @@ impl Track {
     /// Fails with a message naming the property that did not fit.
     pub fn properties_as<T: DeserializeOwned>(&self) -> Result<T, crate::Error> {
         let props = Value::Object(self.properties.clone().unwrap_or_default());
-        serde_json::from_value(props)
+        crate::json::from_value(&props)
             .map_err(|e| crate::Error::InvalidEventPayload(format!("properties: {e}")))
     }
 
@@ -751,6 +751,28 @@ mod tests {
         assert_eq!(e.type_name(), Some("screenview"));
         let err = Event::from_value(json!([1])).unwrap_err();
         assert!(err.contains("an array"), "{err}");
+    }
+
+    #[test]
+    fn properties_as_reads_exact_numbers_into_buffered_types() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(untagged)]
+        enum Amount {
+            Number(f64),
+            Text(String),
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Order {
+            revenue: Amount,
+        }
+        let t: Track =
+            serde_json::from_str(r#"{"type":"track","properties":{"revenue":25.00}}"#).unwrap();
+        assert_eq!(
+            t.properties_as::<Order>().unwrap(),
+            Order {
+                revenue: Amount::Number(25.0)
+            }
+        );
     }
 
     #[test]

@@ -183,9 +183,9 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
-    /// The body parsed as JSON.
+    /// The body parsed as JSON (with [`crate::json::from_slice`]).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.body)
+        crate::json::from_slice(&self.body)
     }
     /// The body.
     pub fn bytes(&self) -> &[u8] {

@@ -3,7 +3,6 @@
 use crate::abi::{Call, Envelope, EventResult, GuestResult, OutcomeKind, VERSION};
 use crate::error::Error;
 use crate::event::{Alias, Delete, Event, Group, Identify, Page, Screen, Track};
-use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 
 /// What a handler returns: `Ok(None)` when done, `Ok(Some(event))` to forward an event
@@ -168,7 +167,7 @@ pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
             ),
         );
     }
-    let settings = match F::Settings::deserialize(&envelope.settings) {
+    let settings = match crate::json::from_value::<F::Settings>(&envelope.settings) {
         Ok(settings) => settings,
         Err(e) => return failed(OutcomeKind::InvalidSettings, format!("settings: {e}")),
     };

@@ -26,7 +26,9 @@
 //! # Concepts
 //!
 //! - **Events** ([`Event`], [`Track`], [`Identify`], ...) are typed but tolerant: unknown
-//!   fields and misfit values are kept in `extra` and written back unchanged.
+//!   fields and misfit values are kept in `extra` and written back unchanged. An event
+//!   passed through comes back with the same values, numbers as written, and the same
+//!   key order ([`json`] says what keeping numbers exactly means for your own types).
 //! - **Outcomes** ([`OutcomeKind`]): returning `Ok` is `success`; each [`Error`] variant
 //!   maps to one outcome; a handler left out is `unsupported_event_type`; a panic is
 //!   `bad_request`.
@@ -44,6 +46,7 @@ mod fetch;
 #[doc(hidden)]
 pub mod guest;
 mod handler;
+pub mod json;
 pub mod log;
 mod sys;
 #[cfg(not(target_family = "wasm"))]

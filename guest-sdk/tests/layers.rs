@@ -10,8 +10,9 @@ use std::path::Path;
 const LAYERS: &[(&str, u8)] = &[
     // The contract: names, wire types, framing.
     ("abi", 0),
-    // Plain types, and the platform (host imports or native stand-ins).
+    // Plain types and helpers, and the platform (host imports or native stand-ins).
     ("error", 1),
+    ("json", 1),
     ("sys", 1),
     // What authors use.
     ("event", 2),
