@@ -122,6 +122,7 @@ pub const fn unpack(packed: u64) -> (u32, u32) {
 
 /// What the host hands to `segfn_handle`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "EnvelopeWire")]
 pub struct Envelope {
     /// Always [`VERSION`].
     pub abi: u32,
@@ -146,6 +147,48 @@ pub enum Call {
         /// The Segment messages, in delivery order.
         events: Vec<Value>,
     },
+}
+
+// `Envelope` and `GuestResult` are read through the flat structs below rather than with
+// `#[serde(flatten)]`, which would buffer the whole message before reading it: a second
+// pass over every message, and several times slower with exact numbers. Their field names
+// follow the written ones above; `wire_forms_read_back` checks that they agree.
+
+/// An [`Envelope`] as it is read: every field at the top level.
+#[derive(Deserialize)]
+struct EnvelopeWire {
+    abi: u32,
+    call: CallKind,
+    #[serde(default)]
+    event: Option<Value>,
+    #[serde(default)]
+    events: Option<Vec<Value>>,
+    settings: Value,
+}
+
+/// The tag of a [`Call`].
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CallKind {
+    Event,
+    Batch,
+}
+
+impl TryFrom<EnvelopeWire> for Envelope {
+    type Error = String;
+    fn try_from(wire: EnvelopeWire) -> Result<Envelope, String> {
+        let call = match (wire.call, wire.event, wire.events) {
+            (CallKind::Event, Some(event), _) => Call::Event { event },
+            (CallKind::Batch, _, Some(events)) => Call::Batch { events },
+            (CallKind::Event, None, _) => return Err("an event call without its event".into()),
+            (CallKind::Batch, _, None) => return Err("a batch call without its events".into()),
+        };
+        Ok(Envelope {
+            abi: wire.abi,
+            call,
+            settings: wire.settings,
+        })
+    }
 }
 
 /// How an invocation, or one event of a batch, ended. The names are Segment's
@@ -226,6 +269,7 @@ pub struct EventResult {
 
 /// What `segfn_handle` returns.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(from = "GuestResultWire")]
 pub struct GuestResult {
     /// Always [`VERSION`].
     pub abi: u32,
@@ -236,6 +280,33 @@ pub struct GuestResult {
     /// For a batch that was handled: one result per input event, in input order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<Vec<EventResult>>,
+}
+
+/// A [`GuestResult`] as it is read: every field at the top level.
+#[derive(Deserialize)]
+struct GuestResultWire {
+    abi: u32,
+    kind: OutcomeKind,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    output: Option<Value>,
+    #[serde(default)]
+    results: Option<Vec<EventResult>>,
+}
+
+impl From<GuestResultWire> for GuestResult {
+    fn from(wire: GuestResultWire) -> GuestResult {
+        GuestResult {
+            abi: wire.abi,
+            result: EventResult {
+                kind: wire.kind,
+                message: wire.message,
+                output: wire.output,
+            },
+            results: wire.results,
+        }
+    }
 }
 
 /// Severity of a log line.
@@ -410,6 +481,58 @@ mod tests {
         );
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, env);
+    }
+
+    #[test]
+    fn wire_forms_read_back() {
+        let envelopes = [
+            Envelope {
+                abi: VERSION,
+                call: Call::Event {
+                    event: serde_json::json!({"type": "track", "n": 1.50}),
+                },
+                settings: serde_json::json!({}),
+            },
+            Envelope {
+                abi: VERSION,
+                call: Call::Batch {
+                    events: vec![serde_json::json!({"type": "page"}), Value::Null],
+                },
+                settings: serde_json::json!({"k": [1]}),
+            },
+        ];
+        for envelope in envelopes {
+            let text = serde_json::to_string(&envelope).unwrap();
+            assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), envelope);
+        }
+        let result = GuestResult {
+            abi: VERSION,
+            result: EventResult {
+                kind: OutcomeKind::Dropped,
+                message: Some("m".into()),
+                output: Some(serde_json::json!({"a": 1})),
+            },
+            results: Some(vec![EventResult {
+                kind: OutcomeKind::Retry,
+                message: None,
+                output: None,
+            }]),
+        };
+        let text = serde_json::to_string(&result).unwrap();
+        assert_eq!(serde_json::from_str::<GuestResult>(&text).unwrap(), result);
+    }
+
+    #[test]
+    fn envelope_fields_read_in_any_order_and_a_call_needs_its_messages() {
+        let text = r#"{"settings":{},"event":{"type":"track"},"x":0,"call":"event","abi":1}"#;
+        let envelope: Envelope = serde_json::from_str(text).unwrap();
+        assert!(matches!(envelope.call, Call::Event { .. }));
+        let err = serde_json::from_str::<Envelope>(r#"{"abi":1,"call":"batch","settings":{}}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("without its events"), "{err}");
+        let err =
+            serde_json::from_str::<Envelope>(r#"{"abi":1,"call":"x","settings":{}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
     }
 
     #[test]
