@@ -25,14 +25,50 @@ use serde_json::Value;
 /// The ABI version this SDK speaks. Bumped on any incompatible change.
 pub const VERSION: u32 = 1;
 
-/// The deepest nesting of arrays and objects a message may have. The host refuses
-/// deeper messages before invoking the function; the envelope adds a few levels, and
-/// 100 keeps the whole well inside serde_json's recursion limit of 128 in the guest.
+/// The deepest a message may nest objects and arrays, counting the message object itself
+/// as level 1 (`{"a":{"b":[1]}}` is 3 deep). The host refuses a deeper message (or batch
+/// member) before invoking the guest.
+///
+/// Why a limit at all: serde_json, which the guest side of the SDK parses with, refuses
+/// input nested deeper than 128 levels, and a guest never parses a bare message. It
+/// parses the [`Envelope`], one level more (two for a batch: the envelope object and the
+/// `events` array), and the host parses the [`GuestResult`], which puts a returned event
+/// three levels down (`results`, its entry, `output`). A message the host accepted could
+/// therefore fail inside the guest with a parse error about the envelope. Checking up
+/// front at 100 gives a clear refusal instead, and leaves 25 levels to spare for the
+/// framing around the message, including framing a later ABI version may add.
 pub const MAX_NESTING: usize = 100;
 
-/// Declares the guest's imports once: the name constants the host links with, and (on
-/// wasm) the raw `extern` block the SDK calls.
+/// Lists the host's imports, once: hands the list to the macro named `$declare`, which
+/// declares something from each entry. Here that is the name constants the host links
+/// with; in `sys` it is the guest's raw `extern` block. The list lives in this module so
+/// that no import name is spelled anywhere else, and the macro takes the declaring macro
+/// as an argument so that this module depends on nothing else in the crate.
 macro_rules! imports {
+    ($declare:ident) => {
+        $declare! {
+            module "segfn";
+            /// `log(level: i32, ptr: i32, len: i32)`: one UTF-8 log line at a [`LogLevel`].
+            IMPORT_LOG = "log" => fn log(level: i32, ptr: *const u8, len: usize);
+            /// `fetch(ptr: i32, len: i32) -> i64`: performs the request framed at `ptr` (see
+            /// [`encode_frame`]); returns the [`pack`]ed location of the response frame, which
+            /// the host wrote into memory it obtained from `segfn_alloc`.
+            IMPORT_FETCH = "fetch" => fn fetch(ptr: *const u8, len: usize) -> u64;
+            /// `now_ms() -> i64`: wall-clock time, milliseconds since the Unix epoch.
+            IMPORT_NOW_MS = "now_ms" => fn now_ms() -> i64;
+            /// `random_fill(ptr: i32, len: i32)`: fills the range with random bytes.
+            IMPORT_RANDOM_FILL = "random_fill" => fn random_fill(ptr: *mut u8, len: usize);
+            /// `panic(ptr: i32, len: i32)`: reports a panic message; the host ends the
+            /// invocation with outcome `bad_request` and does not return.
+            IMPORT_PANIC = "panic" => fn panic(ptr: *const u8, len: usize);
+        }
+    };
+}
+// Only the wasm build declares the guest's side of the list elsewhere.
+#[cfg(target_family = "wasm")]
+pub(crate) use imports;
+
+macro_rules! import_names {
     (module $module:literal; $( $(#[$doc:meta])* $konst:ident = $name:literal => fn $rust:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?; )*) => {
         /// The module name of every host import.
         pub const IMPORT_MODULE: &str = $module;
@@ -40,60 +76,35 @@ macro_rules! imports {
 
         /// Every import name, for the host's module validation.
         pub const IMPORTS: &[&str] = &[$($name),*];
-
-        #[cfg(target_family = "wasm")]
-        pub(crate) mod sys {
-            #[link(wasm_import_module = $module)]
-            unsafe extern "C" {
-                $( #[link_name = $name] pub(crate) fn $rust($($arg: $ty),*) $(-> $ret)?; )*
-            }
-        }
     };
 }
+imports!(import_names);
 
-imports! {
-    module "segfn";
-    /// `log(level: i32, ptr: i32, len: i32)`: one UTF-8 log line at a [`LogLevel`].
-    IMPORT_LOG = "log" => fn log(level: i32, ptr: *const u8, len: usize);
-    /// `fetch(ptr: i32, len: i32) -> i64`: performs the request framed at `ptr` (see
-    /// [`encode_frame`]); returns the [`pack`]ed location of the response frame, which
-    /// the host wrote into memory it obtained from `segfn_alloc`.
-    IMPORT_FETCH = "fetch" => fn fetch(ptr: *const u8, len: usize) -> u64;
-    /// `now_ms() -> i64`: wall-clock time, milliseconds since the Unix epoch.
-    IMPORT_NOW_MS = "now_ms" => fn now_ms() -> i64;
-    /// `random_fill(ptr: i32, len: i32)`: fills the range with random bytes.
-    IMPORT_RANDOM_FILL = "random_fill" => fn random_fill(ptr: *mut u8, len: usize);
-    /// `panic(ptr: i32, len: i32)`: reports a panic message; the host ends the
-    /// invocation with outcome `bad_request` and does not return.
-    IMPORT_PANIC = "panic" => fn panic(ptr: *const u8, len: usize);
-}
-
-/// Declares the guest's exports once: the name constants the host looks up, and (on
-/// wasm) the exported functions, which forward to the SDK's guest runtime.
+/// Lists the guest's exports, once, the same way as `imports!`: here they declare the
+/// name constants the host looks up; in `guest` the exported functions themselves.
 macro_rules! exports {
-    ($( $(#[$doc:meta])* $konst:ident = $name:literal => fn $rust:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $target:path; )*) => {
-        $( $(#[$doc])* pub const $konst: &str = $name; )*
-
-        #[cfg(target_family = "wasm")]
-        mod exported {
-            $(
-                #[unsafe(export_name = $name)]
-                extern "C" fn $rust($($arg: $ty),*) -> $ret { $target($($arg),*) }
-            )*
+    ($declare:ident) => {
+        $declare! {
+            /// `segfn_abi_version() -> i32`: the ABI version the guest speaks.
+            EXPORT_ABI_VERSION = "segfn_abi_version" => fn abi_version() -> u32;
+            /// `segfn_alloc(len: i32) -> i32`: returns a writable range of `len` bytes that the
+            /// guest owns from then on (0 only when out of memory).
+            EXPORT_ALLOC = "segfn_alloc" => fn alloc(len: u32) -> u32;
+            /// `segfn_handle(ptr: i32, len: i32) -> i64`: handles the [`Envelope`] at `ptr`;
+            /// returns the [`pack`]ed location of the [`GuestResult`] JSON.
+            EXPORT_HANDLE = "segfn_handle" => fn handle(ptr: u32, len: u32) -> u64;
         }
     };
 }
+#[cfg(target_family = "wasm")]
+pub(crate) use exports;
 
-exports! {
-    /// `segfn_abi_version() -> i32`: the ABI version the guest speaks.
-    EXPORT_ABI_VERSION = "segfn_abi_version" => fn abi_version() -> u32 = crate::guest::abi_version;
-    /// `segfn_alloc(len: i32) -> i32`: returns a writable range of `len` bytes that the
-    /// guest owns from then on (0 only when out of memory).
-    EXPORT_ALLOC = "segfn_alloc" => fn alloc(len: u32) -> u32 = crate::guest::alloc;
-    /// `segfn_handle(ptr: i32, len: i32) -> i64`: handles the [`Envelope`] at `ptr`;
-    /// returns the [`pack`]ed location of the [`GuestResult`] JSON.
-    EXPORT_HANDLE = "segfn_handle" => fn handle(ptr: u32, len: u32) -> u64 = crate::guest::handle;
+macro_rules! export_names {
+    ($( $(#[$doc:meta])* $konst:ident = $name:literal => fn $rust:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+        $( $(#[$doc])* pub const $konst: &str = $name; )*
+    };
 }
+exports!(export_names);
 
 /// The name of the exported linear memory.
 pub const EXPORT_MEMORY: &str = "memory";
@@ -111,6 +122,7 @@ pub const fn unpack(packed: u64) -> (u32, u32) {
 
 /// What the host hands to `segfn_handle`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "EnvelopeWire")]
 pub struct Envelope {
     /// Always [`VERSION`].
     pub abi: u32,
@@ -135,6 +147,48 @@ pub enum Call {
         /// The Segment messages, in delivery order.
         events: Vec<Value>,
     },
+}
+
+// `Envelope` and `GuestResult` are read through the flat structs below rather than with
+// `#[serde(flatten)]`, which would buffer the whole message before reading it: a second
+// pass over every message, and several times slower with exact numbers. Their field names
+// follow the written ones above; `wire_forms_read_back` checks that they agree.
+
+/// An [`Envelope`] as it is read: every field at the top level.
+#[derive(Deserialize)]
+struct EnvelopeWire {
+    abi: u32,
+    call: CallKind,
+    #[serde(default)]
+    event: Option<Value>,
+    #[serde(default)]
+    events: Option<Vec<Value>>,
+    settings: Value,
+}
+
+/// The tag of a [`Call`].
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CallKind {
+    Event,
+    Batch,
+}
+
+impl TryFrom<EnvelopeWire> for Envelope {
+    type Error = String;
+    fn try_from(wire: EnvelopeWire) -> Result<Envelope, String> {
+        let call = match (wire.call, wire.event, wire.events) {
+            (CallKind::Event, Some(event), _) => Call::Event { event },
+            (CallKind::Batch, _, Some(events)) => Call::Batch { events },
+            (CallKind::Event, None, _) => return Err("an event call without its event".into()),
+            (CallKind::Batch, _, None) => return Err("a batch call without its events".into()),
+        };
+        Ok(Envelope {
+            abi: wire.abi,
+            call,
+            settings: wire.settings,
+        })
+    }
 }
 
 /// How an invocation, or one event of a batch, ended. The names are Segment's
@@ -215,6 +269,7 @@ pub struct EventResult {
 
 /// What `segfn_handle` returns.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(from = "GuestResultWire")]
 pub struct GuestResult {
     /// Always [`VERSION`].
     pub abi: u32,
@@ -225,6 +280,33 @@ pub struct GuestResult {
     /// For a batch that was handled: one result per input event, in input order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<Vec<EventResult>>,
+}
+
+/// A [`GuestResult`] as it is read: every field at the top level.
+#[derive(Deserialize)]
+struct GuestResultWire {
+    abi: u32,
+    kind: OutcomeKind,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    output: Option<Value>,
+    #[serde(default)]
+    results: Option<Vec<EventResult>>,
+}
+
+impl From<GuestResultWire> for GuestResult {
+    fn from(wire: GuestResultWire) -> GuestResult {
+        GuestResult {
+            abi: wire.abi,
+            result: EventResult {
+                kind: wire.kind,
+                message: wire.message,
+                output: wire.output,
+            },
+            results: wire.results,
+        }
+    }
 }
 
 /// Severity of a log line.
@@ -399,6 +481,58 @@ mod tests {
         );
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, env);
+    }
+
+    #[test]
+    fn wire_forms_read_back() {
+        let envelopes = [
+            Envelope {
+                abi: VERSION,
+                call: Call::Event {
+                    event: serde_json::json!({"type": "track", "n": 1.50}),
+                },
+                settings: serde_json::json!({}),
+            },
+            Envelope {
+                abi: VERSION,
+                call: Call::Batch {
+                    events: vec![serde_json::json!({"type": "page"}), Value::Null],
+                },
+                settings: serde_json::json!({"k": [1]}),
+            },
+        ];
+        for envelope in envelopes {
+            let text = serde_json::to_string(&envelope).unwrap();
+            assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), envelope);
+        }
+        let result = GuestResult {
+            abi: VERSION,
+            result: EventResult {
+                kind: OutcomeKind::Dropped,
+                message: Some("m".into()),
+                output: Some(serde_json::json!({"a": 1})),
+            },
+            results: Some(vec![EventResult {
+                kind: OutcomeKind::Retry,
+                message: None,
+                output: None,
+            }]),
+        };
+        let text = serde_json::to_string(&result).unwrap();
+        assert_eq!(serde_json::from_str::<GuestResult>(&text).unwrap(), result);
+    }
+
+    #[test]
+    fn envelope_fields_read_in_any_order_and_a_call_needs_its_messages() {
+        let text = r#"{"settings":{},"event":{"type":"track"},"x":0,"call":"event","abi":1}"#;
+        let envelope: Envelope = serde_json::from_str(text).unwrap();
+        assert!(matches!(envelope.call, Call::Event { .. }));
+        let err = serde_json::from_str::<Envelope>(r#"{"abi":1,"call":"batch","settings":{}}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("without its events"), "{err}");
+        let err =
+            serde_json::from_str::<Envelope>(r#"{"abi":1,"call":"x","settings":{}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant"), "{err}");
     }
 
     #[test]

@@ -109,10 +109,6 @@ impl<E: std::error::Error> From<E> for Error {
     }
 }
 
-/// What a handler returns: `Ok(None)` when done, `Ok(Some(event))` to forward an event
-/// (insert functions), or an [`Error`].
-pub type HandlerResult = Result<Option<crate::Event>, Error>;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,9 @@
 //! that does not fit its field's type (a numeric `userId`, an array-valued `context`) is
 //! not an error: the field reads as `None` and the value stays in `extra` under its wire
 //! name, as do all fields this model does not name (`_metadata`, `projectId`,
-//! `writeKey`, ...). Writing a message back therefore yields the JSON it was read from.
+//! `writeKey`, ...). Writing a message back therefore yields the JSON it was read from:
+//! the same values, numbers spelled as they were (serde_json's `arbitrary_precision`),
+//! and the keys in the same order ([`KeyOrder`]).
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::ser::SerializeMap;
@@ -15,16 +17,95 @@ use serde_json::{Map, Value};
 /// A JSON object, as Segment's free-form `properties`, `traits` and `context` parts are.
 pub type Object = Map<String, Value>;
 
-/// Removes `key` from `map` and returns it typed, if it is present, not null and fits `T`;
-/// otherwise leaves the map as it was.
-fn take<T: DeserializeOwned>(map: &mut Object, key: &str) -> Option<T> {
-    let value = map.get(key)?;
-    if value.is_null() {
-        return None;
+/// A type a named field can have. Reading takes the value out of the input when it fits
+/// (no copy) and gives it back otherwise, so that it stays in `extra` as it was.
+trait Field: Sized {
+    fn from_json(value: Value) -> Result<Self, Value>;
+}
+
+impl Field for String {
+    fn from_json(value: Value) -> Result<Self, Value> {
+        match value {
+            Value::String(s) => Ok(s),
+            other => Err(other),
+        }
     }
-    let typed = T::deserialize(value).ok()?;
-    map.remove(key);
-    Some(typed)
+}
+
+impl Field for bool {
+    fn from_json(value: Value) -> Result<Self, Value> {
+        match value {
+            Value::Bool(b) => Ok(b),
+            other => Err(other),
+        }
+    }
+}
+
+impl Field for serde_json::Number {
+    fn from_json(value: Value) -> Result<Self, Value> {
+        match value {
+            Value::Number(n) => Ok(n),
+            other => Err(other),
+        }
+    }
+}
+
+impl Field for Object {
+    fn from_json(value: Value) -> Result<Self, Value> {
+        match value {
+            Value::Object(map) => Ok(map),
+            other => Err(other),
+        }
+    }
+}
+
+/// The order of the keys of the object a message was read from, so that writing it back
+/// keeps it: every key the input had is written in its input position (unless the author
+/// removed it), keys the author added to `extra` come after them, and named fields the
+/// author set that the input did not have come last.
+///
+/// Key order is not data: `==` ignores it, as it does for [`Object`]. It is empty for
+/// messages built in code.
+#[derive(Clone, Default)]
+pub struct KeyOrder(Vec<Key>);
+
+/// One key of the input: a named field (by wire name) or a key kept in `extra`.
+#[derive(Clone)]
+enum Key {
+    Named(&'static str),
+    Extra(String),
+}
+
+impl KeyOrder {
+    /// Whether the input had this named field (with a value that fit).
+    fn has_named(&self, wire: &str) -> bool {
+        self.0
+            .iter()
+            .any(|k| matches!(k, Key::Named(w) if *w == wire))
+    }
+
+    /// Whether the input had this key in `extra`.
+    fn has_extra(&self, key: &str) -> bool {
+        self.0
+            .iter()
+            .any(|k| matches!(k, Key::Extra(e) if e == key))
+    }
+}
+
+impl PartialEq for KeyOrder {
+    fn eq(&self, _: &KeyOrder) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for KeyOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = self.0.iter().map(|k| match k {
+            Key::Named(wire) => wire,
+            Key::Extra(key) => key.as_str(),
+        });
+        f.debug_list().entries(keys).finish()
+    }
 }
 
 /// Declares a lenient struct: named optional fields with wire names, plus `extra`.
@@ -41,12 +122,32 @@ macro_rules! lenient {
             $( $(#[$fmeta])* pub $field: Option<$ty>, )*
             /// Everything else the message carried, as received.
             pub extra: Object,
+            /// The input's key order, which writing back keeps (see [`KeyOrder`]).
+            pub key_order: KeyOrder,
         }
 
         impl $name {
             /// Reads the struct out of a JSON object; never fails.
-            pub fn from_object(mut map: Object) -> Self {
-                Self { $( $field: take(&mut map, $wire), )* extra: map }
+            pub fn from_object(map: Object) -> Self {
+                let mut this = Self::default();
+                for (key, value) in map {
+                    let value = match key.as_str() {
+                        $(
+                            $wire if !value.is_null() => match <$ty as Field>::from_json(value) {
+                                Ok(typed) => {
+                                    this.key_order.0.push(Key::Named($wire));
+                                    this.$field = Some(typed);
+                                    continue;
+                                }
+                                Err(misfit) => misfit,
+                            },
+                        )*
+                        _ => value,
+                    };
+                    this.key_order.0.push(Key::Extra(key.clone()));
+                    this.extra.insert(key, value);
+                }
+                this
             }
 
             /// Writes the struct back as a JSON object.
@@ -55,6 +156,39 @@ macro_rules! lenient {
                 match serde_json::to_value(self) {
                     Ok(Value::Object(map)) => map,
                     _ => Object::new(),
+                }
+            }
+
+            /// Whether the named field with this wire name has a value.
+            fn is_set(&self, wire: &str) -> bool {
+                match wire {
+                    $( $wire => self.$field.is_some(), )*
+                    _ => false,
+                }
+            }
+
+            /// Writes an `extra` entry; but when the author set the named field of the
+            /// same name (the input's value did not fit it), the typed value wins, in
+            /// the raw one's place.
+            fn write_extra<M: SerializeMap>(&self, out: &mut M, key: &str, value: &Value) -> Result<(), M::Error> {
+                if !self.is_set(key) {
+                    out.serialize_entry(key, value)
+                } else if !self.key_order.has_named(key) {
+                    self.write_field(out, key)
+                } else {
+                    // Written where the input had the named field.
+                    Ok(())
+                }
+            }
+
+            /// Writes the named field with this wire name, if it has a value.
+            fn write_field<M: SerializeMap>(&self, out: &mut M, wire: &str) -> Result<(), M::Error> {
+                match wire {
+                    $( $wire => match &self.$field {
+                        Some(v) => out.serialize_entry($wire, v),
+                        None => Ok(()),
+                    }, )*
+                    _ => Ok(()),
                 }
             }
         }
@@ -67,17 +201,42 @@ macro_rules! lenient {
                         out.serialize_entry("type", $wire_type)?;
                     }
                 )?
-                $( if let Some(v) = &self.$field { out.serialize_entry($wire, v)?; } )*
-                for (k, v) in &self.extra {
-                    // A typed value set by the author wins over a raw one kept from input.
-                    let shadowed = match k.as_str() {
-                        $( $wire => self.$field.is_some(), )*
-                        _ => false,
-                    };
-                    if !shadowed {
-                        out.serialize_entry(k, v)?;
+                // The input's keys, in input order. `extra` is usually unchanged, so its
+                // entries are matched in order, and looked up only when that fails.
+                let mut unchanged = self.extra.iter().peekable();
+                let mut found = 0;
+                for key in &self.key_order.0 {
+                    match key {
+                        Key::Named(wire) => self.write_field(&mut out, wire)?,
+                        Key::Extra(key) => {
+                            let entry = match unchanged.next_if(|(k, _)| *k == key) {
+                                Some(entry) => Some(entry),
+                                None => self.extra.get_key_value(key),
+                            };
+                            if let Some((k, v)) = entry {
+                                self.write_extra(&mut out, k, v)?;
+                                found += 1;
+                            }
+                        }
                     }
                 }
+                // Keys the author added to `extra`.
+                if found < self.extra.len() {
+                    for (k, v) in &self.extra {
+                        if !self.key_order.has_extra(k) {
+                            self.write_extra(&mut out, k, v)?;
+                        }
+                    }
+                }
+                // Named fields the author set that the input did not have.
+                $(
+                    if self.$field.is_some()
+                        && !self.key_order.has_named($wire)
+                        && !self.extra.contains_key($wire)
+                    {
+                        self.write_field(&mut out, $wire)?;
+                    }
+                )*
                 out.end()
             }
         }
@@ -226,6 +385,15 @@ lenient! {
         screen: Object = "screen",
         /// `referrer`: `{id, type, name, url, link}`.
         referrer: Object = "referrer",
+    }
+}
+
+impl Field for Context {
+    fn from_json(value: Value) -> Result<Self, Value> {
+        match value {
+            Value::Object(map) => Ok(Context::from_object(map)),
+            other => Err(other),
+        }
     }
 }
 
@@ -435,7 +603,7 @@ impl Track {
     /// Fails with a message naming the property that did not fit.
     pub fn properties_as<T: DeserializeOwned>(&self) -> Result<T, crate::Error> {
         let props = Value::Object(self.properties.clone().unwrap_or_default());
-        serde_json::from_value(props)
+        crate::json::from_value(&props)
             .map_err(|e| crate::Error::InvalidEventPayload(format!("properties: {e}")))
     }
 
@@ -510,6 +678,72 @@ mod tests {
         assert_eq!(serde_json::to_value(&t).unwrap()["userId"], json!("seven"));
     }
 
+    /// Writes a message read from `input` after `edit`, as compact text.
+    fn edited(input: &str, edit: impl FnOnce(&mut Track)) -> String {
+        let mut track: Track = serde_json::from_str(input).unwrap();
+        edit(&mut track);
+        serde_json::to_string(&track).unwrap()
+    }
+
+    #[test]
+    fn key_order_survives_and_edits_land_where_expected() {
+        let input =
+            r#"{"z":1,"event":"A","userId":"u","context":{"b":1,"ip":"x","a":2},"type":"track"}"#;
+        assert_eq!(edited(input, |_| {}), input);
+        // A changed value stays in its place.
+        assert_eq!(
+            edited(input, |t| t.user_id = Some("v".into())),
+            r#"{"z":1,"event":"A","userId":"v","context":{"b":1,"ip":"x","a":2},"type":"track"}"#
+        );
+        // A removed field is left out; one the input did not have goes last.
+        assert_eq!(
+            edited(input, |t| {
+                t.event = None;
+                t.anonymous_id = Some("anon".into());
+                t.extra.insert("added".into(), json!(true));
+            }),
+            r#"{"z":1,"userId":"u","context":{"b":1,"ip":"x","a":2},"type":"track","added":true,"anonymousId":"anon"}"#
+        );
+        // Removing an extra key moves nothing else, even when `remove` (which is
+        // `swap_remove`) reorders `extra` itself.
+        assert_eq!(
+            edited(input, |t| {
+                t.extra.remove("z");
+            }),
+            r#"{"event":"A","userId":"u","context":{"b":1,"ip":"x","a":2},"type":"track"}"#
+        );
+        let input = r#"{"z":1,"event":"A","w":2,"type":"track"}"#;
+        assert_eq!(
+            edited(input, |t| {
+                t.extra.remove("z");
+            }),
+            r#"{"event":"A","w":2,"type":"track"}"#
+        );
+    }
+
+    #[test]
+    fn a_misfit_replaced_by_the_author_keeps_its_place() {
+        let input = r#"{"type":"track","userId":42,"event":"A"}"#;
+        assert_eq!(edited(input, |_| {}), input);
+        assert_eq!(
+            edited(input, |t| t.user_id = Some("42".into())),
+            r#"{"type":"track","userId":"42","event":"A"}"#
+        );
+    }
+
+    #[test]
+    fn key_order_is_not_part_of_equality() {
+        let a: Track =
+            serde_json::from_str(r#"{"type":"track","event":"A","userId":"u"}"#).unwrap();
+        let b: Track =
+            serde_json::from_str(r#"{"userId":"u","event":"A","type":"track"}"#).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+    }
+
     #[test]
     fn unknown_types_and_non_objects() {
         let e = Event::from_value(json!({"type": "screenview", "a": 1})).unwrap();
@@ -517,6 +751,28 @@ mod tests {
         assert_eq!(e.type_name(), Some("screenview"));
         let err = Event::from_value(json!([1])).unwrap_err();
         assert!(err.contains("an array"), "{err}");
+    }
+
+    #[test]
+    fn properties_as_reads_exact_numbers_into_buffered_types() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(untagged)]
+        enum Amount {
+            Number(f64),
+            Text(String),
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Order {
+            revenue: Amount,
+        }
+        let t: Track =
+            serde_json::from_str(r#"{"type":"track","properties":{"revenue":25.00}}"#).unwrap();
+        assert_eq!(
+            t.properties_as::<Order>().unwrap(),
+            Order {
+                revenue: Amount::Number(25.0)
+            }
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `fetch`: outbound HTTP requests, performed by the host under its allow-list and limits.
 
-use crate::abi::FetchErrorKind;
+use crate::abi::{self, FetchErrorKind, FetchRequestHead, FetchResponseHead};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -114,13 +114,26 @@ impl Request {
         fetch(self)
     }
 
-    #[cfg(target_family = "wasm")]
-    pub(crate) fn head(&self) -> crate::abi::FetchRequestHead {
-        crate::abi::FetchRequestHead {
+    /// The request as the `fetch` import takes it: a frame of its head and its body.
+    pub(crate) fn to_frame(&self) -> Vec<u8> {
+        let head = FetchRequestHead {
             method: self.method.clone(),
             url: self.url.clone(),
             headers: self.headers.clone(),
-        }
+        };
+        abi::encode_frame(&head, &self.body)
+    }
+
+    /// The request in a frame made by [`Request::to_frame`], as the host reads it.
+    #[cfg(not(target_family = "wasm"))]
+    pub(crate) fn from_frame(frame: &[u8]) -> Result<Request, String> {
+        let (head, body) = abi::decode_frame::<FetchRequestHead>(frame)?;
+        Ok(Request {
+            method: head.method,
+            url: head.url,
+            headers: head.headers,
+            body: body.to_vec(),
+        })
     }
 }
 
@@ -170,9 +183,9 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
-    /// The body parsed as JSON.
+    /// The body parsed as JSON (with [`crate::json::from_slice`]).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.body)
+        crate::json::from_slice(&self.body)
     }
     /// The body.
     pub fn bytes(&self) -> &[u8] {
@@ -220,7 +233,44 @@ impl From<FetchError> for crate::Error {
 /// Performs an HTTP request through the host. Blocks the function until the response
 /// arrives, the request fails, or the invocation's deadline passes.
 pub fn fetch(request: Request) -> Result<Response, FetchError> {
-    crate::sys::fetch(request)
+    decode_response(&crate::sys::fetch(&request.to_frame()))
+}
+
+/// Reads the response frame the `fetch` import returns.
+fn decode_response(frame: &[u8]) -> Result<Response, FetchError> {
+    match abi::decode_frame::<FetchResponseHead>(frame) {
+        Ok((FetchResponseHead::Ok { status, headers }, body)) => Ok(Response {
+            status,
+            headers,
+            body: body.to_vec(),
+        }),
+        Ok((FetchResponseHead::Err { kind, message }, _)) => Err(FetchError { kind, message }),
+        Err(e) => Err(FetchError {
+            kind: FetchErrorKind::Invalid,
+            message: format!("the host's response frame is malformed: {e}"),
+        }),
+    }
+}
+
+/// The response frame the host would write for `answer`; native stubs answer with it.
+#[cfg(not(target_family = "wasm"))]
+pub(crate) fn encode_response(answer: &Result<Response, FetchError>) -> Vec<u8> {
+    match answer {
+        Ok(response) => {
+            let head = FetchResponseHead::Ok {
+                status: response.status,
+                headers: response.headers.clone(),
+            };
+            abi::encode_frame(&head, &response.body)
+        }
+        Err(error) => {
+            let head = FetchResponseHead::Err {
+                kind: error.kind,
+                message: error.message.clone(),
+            };
+            abi::encode_frame(&head, &[])
+        }
+    }
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -1,5 +1,6 @@
 //! The guest runtime behind the ABI exports: memory hand-over, panic reporting, and the
-//! call into the author's function registered by [`crate::export!`].
+//! call into the author's function registered by [`crate::export!`]. The exported
+//! functions are declared from the one list of exports in `abi`.
 
 #[cfg(target_family = "wasm")]
 use crate::abi;
@@ -10,13 +11,29 @@ unsafe extern "Rust" {
     safe fn __segfn_handle_envelope(input: &[u8]) -> Vec<u8>;
 }
 
+/// The ABI's exports, each calling the function of the same name below.
 #[cfg(target_family = "wasm")]
-pub(crate) fn abi_version() -> u32 {
+mod exported {
+    macro_rules! export_functions {
+        ($( $(#[$doc:meta])* $konst:ident = $name:literal => fn $rust:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+            $(
+                #[unsafe(export_name = $name)]
+                extern "C" fn $rust($($arg: $ty),*) -> $ret {
+                    super::$rust($($arg),*)
+                }
+            )*
+        };
+    }
+    crate::abi::exports!(export_functions);
+}
+
+#[cfg(target_family = "wasm")]
+fn abi_version() -> u32 {
     abi::VERSION
 }
 
 #[cfg(target_family = "wasm")]
-pub(crate) fn alloc(len: u32) -> u32 {
+fn alloc(len: u32) -> u32 {
     if len == 0 {
         // A non-null, never-dereferenced address for empty buffers.
         return 1;
@@ -29,7 +46,7 @@ pub(crate) fn alloc(len: u32) -> u32 {
 }
 
 #[cfg(target_family = "wasm")]
-pub(crate) fn handle(ptr: u32, len: u32) -> u64 {
+fn handle(ptr: u32, len: u32) -> u64 {
     std::panic::set_hook(Box::new(|info| crate::sys::report_panic(&info.to_string())));
     // SAFETY: the host wrote `len` bytes at `ptr`, memory it obtained from `alloc` with
     // the same size and alignment, so the Vec owns it as if it had allocated it.

@@ -1,10 +1,13 @@
 //! The `Function` trait authors implement, and the dispatch from an envelope to it.
 
 use crate::abi::{Call, Envelope, EventResult, GuestResult, OutcomeKind, VERSION};
+use crate::error::Error;
 use crate::event::{Alias, Delete, Event, Group, Identify, Page, Screen, Track};
-use crate::{Error, HandlerResult};
-use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
+
+/// What a handler returns: `Ok(None)` when done, `Ok(Some(event))` to forward an event
+/// (insert functions), or an [`Error`].
+pub type HandlerResult = Result<Option<Event>, Error>;
 
 /// A translation function: one handler per Segment event type, as in Segment's
 /// `onTrack(event, settings)`, `onIdentify(...)`, ... A handler left out means
@@ -164,7 +167,7 @@ pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
             ),
         );
     }
-    let settings = match F::Settings::deserialize(&envelope.settings) {
+    let settings = match crate::json::from_value::<F::Settings>(&envelope.settings) {
         Ok(settings) => settings,
         Err(e) => return failed(OutcomeKind::InvalidSettings, format!("settings: {e}")),
     };

@@ -26,7 +26,9 @@
 //! # Concepts
 //!
 //! - **Events** ([`Event`], [`Track`], [`Identify`], ...) are typed but tolerant: unknown
-//!   fields and misfit values are kept in `extra` and written back unchanged.
+//!   fields and misfit values are kept in `extra` and written back unchanged. An event
+//!   passed through comes back with the same values, numbers as written, and the same
+//!   key order ([`json`] says what keeping numbers exactly means for your own types).
 //! - **Outcomes** ([`OutcomeKind`]): returning `Ok` is `success`; each [`Error`] variant
 //!   maps to one outcome; a handler left out is `unsupported_event_type`; a panic is
 //!   `bad_request`.
@@ -44,6 +46,7 @@ mod fetch;
 #[doc(hidden)]
 pub mod guest;
 mod handler;
+pub mod json;
 pub mod log;
 mod sys;
 #[cfg(not(target_family = "wasm"))]
@@ -51,12 +54,12 @@ pub mod testing;
 
 pub use abi::OutcomeKind;
 pub use env::{now, now_millis, random_bytes, random_u64};
-pub use error::{Error, HandlerResult};
+pub use error::Error;
 pub use event::{
     Alias, Context, Delete, Event, EventType, Group, Identify, Object, Page, Screen, Track,
 };
 pub use fetch::{FetchError, Request, Response, base64_encode, fetch};
-pub use handler::{Function, dispatch, handle_envelope};
+pub use handler::{Function, HandlerResult, dispatch, handle_envelope};
 
 /// Settings type for functions without settings: accepts any settings object.
 pub type NoSettings = serde::de::IgnoredAny;

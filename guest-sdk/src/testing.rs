@@ -12,26 +12,35 @@
 //! assert_eq!(testing::requests()[0].url, "https://api.example.com/ok");
 //! ```
 
-use crate::Function;
-use crate::abi::{Call, Envelope, EventResult, GuestResult, LogLevel, VERSION};
-use crate::fetch::{FetchError, Request, Response};
+use crate::abi::{Call, Envelope, EventResult, FetchErrorKind, GuestResult, LogLevel, VERSION};
+use crate::fetch::{FetchError, Request, Response, encode_response};
+use crate::handler::Function;
+use crate::sys;
 use serde_json::Value;
 use std::cell::RefCell;
 
-type Responder = Box<dyn FnMut(&Request) -> Result<Response, FetchError>>;
-
 thread_local! {
-    static RESPONDER: RefCell<Option<Responder>> = const { RefCell::new(None) };
     static REQUESTS: RefCell<Vec<Request>> = const { RefCell::new(Vec::new()) };
-    static LOGS: RefCell<Vec<(LogLevel, String)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Answers this thread's `fetch` calls with `responder`, and forgets earlier requests and
-/// logs.
-pub fn mock_fetch(responder: impl FnMut(&Request) -> Result<Response, FetchError> + 'static) {
-    RESPONDER.with(|r| *r.borrow_mut() = Some(Box::new(responder)));
+/// logs. Requests and responses pass through the same frames as on wasm.
+pub fn mock_fetch(mut responder: impl FnMut(&Request) -> Result<Response, FetchError> + 'static) {
     REQUESTS.with(|r| r.borrow_mut().clear());
-    LOGS.with(|l| l.borrow_mut().clear());
+    sys::clear_logs();
+    sys::set_fetch_stub(Box::new(move |frame| {
+        let answer = match Request::from_frame(frame) {
+            Ok(request) => {
+                REQUESTS.with(|r| r.borrow_mut().push(request.clone()));
+                responder(&request)
+            }
+            Err(message) => Err(FetchError {
+                kind: FetchErrorKind::Invalid,
+                message,
+            }),
+        };
+        encode_response(&answer)
+    }));
 }
 
 /// The requests `fetch` received on this thread since [`mock_fetch`].
@@ -41,7 +50,7 @@ pub fn requests() -> Vec<Request> {
 
 /// The log lines written on this thread since [`mock_fetch`].
 pub fn logs() -> Vec<(LogLevel, String)> {
-    LOGS.with(|l| l.borrow().clone())
+    sys::logs()
 }
 
 /// Runs one message through `F` exactly as the Wasm export would (settings parsing,
@@ -63,21 +72,4 @@ fn run<F: Function>(call: Call, settings: Value) -> GuestResult {
     };
     let bytes = serde_json::to_vec(&envelope).expect("an envelope serialises");
     crate::handler::handle_envelope::<F>(&bytes)
-}
-
-pub(crate) fn native_fetch(request: Request) -> Result<Response, FetchError> {
-    REQUESTS.with(|r| r.borrow_mut().push(request.clone()));
-    let answer = RESPONDER.with(|r| r.borrow_mut().as_mut().map(|respond| respond(&request)));
-    answer.unwrap_or_else(|| {
-        Err(FetchError {
-            kind: crate::abi::FetchErrorKind::Denied,
-            message: "no fetch stub on this thread: call segfn_sdk::testing::mock_fetch first"
-                .into(),
-        })
-    })
-}
-
-pub(crate) fn native_log(level: LogLevel, message: &str) {
-    LOGS.with(|l| l.borrow_mut().push((level, message.to_owned())));
-    eprintln!("[{}] {message}", level.as_str());
 }

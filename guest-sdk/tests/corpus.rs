@@ -1,23 +1,34 @@
-//! Every real Segment payload in `shared/fixtures/segment-events*/` parses into the typed
+//! Every real Segment payload in `tests/fixtures/segment-events*/` parses into the typed
 //! model and writes back without loss, and lands in the type it claims.
 
 use segfn_sdk::{Event, EventType};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// The corpus directories, copied into the repository from the project's shared fixtures
+/// (see `tests/fixtures/README.md`) so that a clone tests on its own.
+const CORPUS: [&str; 2] = ["segment-events", "segment-events-odd"];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("the fixture corpus at {} is missing: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
 fn corpus() -> Vec<PathBuf> {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
-    let mut files = Vec::new();
-    for dir in ["segment-events", "segment-events-odd"] {
-        let dir = shared.join(dir);
-        let entries = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("the fixture corpus at {} is missing: {e}", dir.display()));
-        files.extend(
-            entries
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json")),
-        );
-    }
+    let mut files: Vec<PathBuf> = CORPUS
+        .iter()
+        .flat_map(|dir| json_files(&fixtures().join(dir)))
+        .collect();
     files.sort();
     files
 }
@@ -83,7 +94,7 @@ fn every_fixture_round_trips_without_loss() {
 
 #[test]
 fn typed_fields_are_filled_from_real_payloads() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/segment-events");
+    let dir = fixtures().join("segment-events");
     let read = |name: &str| -> Event {
         serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
     };
@@ -117,4 +128,40 @@ fn typed_fields_are_filled_from_real_payloads() {
     // `"context": []` does not fit the context object: kept verbatim, not lost.
     assert_eq!(delete.context, None);
     assert_eq!(delete.extra["context"], Value::Array(vec![]));
+}
+
+/// Optional: beside the project's own checkout, `../shared` holds the corpus these files were
+/// copied from; a copy that drifted from it (or missed a file) fails here. A clone has no
+/// `../shared`, and the test then says so and passes.
+#[test]
+fn copies_match_the_shared_corpus_when_it_is_present() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    if !shared.is_dir() {
+        eprintln!(
+            "skipped: {} is absent (a clone without the shared fixtures); nothing to compare",
+            shared.display()
+        );
+        return;
+    }
+    for dir in CORPUS {
+        let theirs = json_files(&shared.join(dir));
+        let ours = json_files(&fixtures().join(dir));
+        let names = |files: &[PathBuf]| -> Vec<String> {
+            files
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names(&ours), names(&theirs), "{dir}: the file lists differ");
+        let sources = |root: &Path| root.join(dir).join("SOURCES.md");
+        let pairs = ours.iter().zip(&theirs);
+        for (a, b) in pairs.chain([(&sources(&fixtures()), &sources(&shared))]) {
+            assert!(
+                std::fs::read(a).unwrap() == std::fs::read(b).unwrap(),
+                "{} differs from {}",
+                a.display(),
+                b.display()
+            );
+        }
+    }
 }
