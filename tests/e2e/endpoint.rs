@@ -732,3 +732,66 @@ async fn one_log_line_per_event() {
     }
     assert!(!text.contains("\nforged line"), "{text}");
 }
+
+/// An insert function that forwards events unchanged (`functions/filter`), served:
+/// every message of the exactness corpus and of the real-payload corpus comes back in
+/// the answer with the same values and key order, byte for byte in compact form
+/// (`receivedAt` added at the end where the message had none).
+#[tokio::test]
+async fn an_unchanged_event_comes_back_exactly() {
+    let f = tokio::task::spawn_blocking(|| example_wasm("filter"))
+        .await
+        .unwrap();
+    let ep = Endpoint::start(
+        &f,
+        "dedupe_window_secs = 0",
+        "[[tenant]]\nname = \"a\"\napi_key = \"key-a\"\n",
+    )
+    .await;
+    let fixtures = root().join("guest-sdk/tests/fixtures");
+    let mut messages: Vec<String> =
+        std::fs::read_to_string(fixtures.join("exactness/compact.jsonl"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+    for dir in ["segment-events", "segment-events-odd"] {
+        let mut files: Vec<_> = std::fs::read_dir(fixtures.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let value: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            match value.get("batch").and_then(Value::as_array) {
+                Some(batch) if value.get("type").is_none() => {
+                    messages.extend(batch.iter().map(|m| m.to_string()))
+                }
+                _ => messages.push(value.to_string()),
+            }
+        }
+    }
+    let mut forwarded = 0;
+    for message in &messages {
+        let (_, answer) = ep.post("key-a", message.as_bytes().to_vec(), &[]).await;
+        let Some(output) = answer.get("output") else {
+            continue;
+        };
+        let mut expected: Value = serde_json::from_str(message).unwrap();
+        if expected.get("receivedAt").is_none() {
+            expected["receivedAt"] = output["receivedAt"].clone();
+        }
+        assert_eq!(
+            output.to_string(),
+            expected.to_string(),
+            "not passed through exactly"
+        );
+        forwarded += 1;
+    }
+    assert!(
+        forwarded >= messages.len() * 3 / 4,
+        "only {forwarded} of {} forwarded",
+        messages.len()
+    );
+}
