@@ -54,6 +54,11 @@ macro_rules! imports {
             /// [`encode_frame`]); returns the [`pack`]ed location of the response frame, which
             /// the host wrote into memory it obtained from `segfn_alloc`.
             IMPORT_FETCH = "fetch" => fn fetch(ptr: *const u8, len: usize) -> u64;
+            /// `fetch_all(ptr: i32, len: i32) -> i64`: performs the requests of the
+            /// [`encode_frames`] list at `ptr` concurrently (a few at a time, each counted as
+            /// one fetch); returns the [`pack`]ed location of the list of their response
+            /// frames, in the same order.
+            IMPORT_FETCH_ALL = "fetch_all" => fn fetch_all(ptr: *const u8, len: usize) -> u64;
             /// `now_ms() -> i64`: wall-clock time, milliseconds since the Unix epoch.
             IMPORT_NOW_MS = "now_ms" => fn now_ms() -> i64;
             /// `random_fill(ptr: i32, len: i32)`: fills the range with random bytes.
@@ -418,6 +423,58 @@ pub fn encode_frame<H: Serialize>(head: &H, body: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// Frames a list of frames (for `fetch_all`): `u32` little-endian count, then each frame
+/// as a `u32` little-endian length and its bytes.
+pub fn encode_frames<F: AsRef<[u8]>>(frames: &[F]) -> Vec<u8> {
+    let total: usize = frames.iter().map(|f| 4 + f.as_ref().len()).sum();
+    let mut out = Vec::with_capacity(4 + total);
+    out.extend_from_slice(&(frames.len() as u32).to_le_bytes());
+    for frame in frames {
+        let frame = frame.as_ref();
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(frame);
+    }
+    out
+}
+
+/// Splits a list made by [`encode_frames`] into its frames.
+pub fn decode_frames(list: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let (count, mut rest) = list
+        .split_first_chunk::<4>()
+        .ok_or("frame list shorter than its 4-byte count")?;
+    let count = u32::from_le_bytes(*count) as usize;
+    // Each frame takes at least its 4-byte length: a count beyond that is a lie.
+    if count > rest.len() / 4 {
+        return Err(format!(
+            "frame list claims {count} frames in {} bytes",
+            rest.len()
+        ));
+    }
+    let mut frames = Vec::with_capacity(count);
+    for i in 0..count {
+        let (len, after) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| format!("frame {i} of the list has no length"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > after.len() {
+            return Err(format!(
+                "frame {i} of the list claims {len} bytes but only {} follow",
+                after.len()
+            ));
+        }
+        let (frame, next) = after.split_at(len);
+        frames.push(frame);
+        rest = next;
+    }
+    if !rest.is_empty() {
+        return Err(format!(
+            "{} bytes follow the last frame of the list",
+            rest.len()
+        ));
+    }
+    Ok(frames)
+}
+
 /// Splits a frame made by [`encode_frame`] into its parsed head and its body.
 pub fn decode_frame<H: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<(H, &[u8]), String> {
     let (len, rest) = frame.split_first_chunk::<4>().ok_or_else(|| {
@@ -543,5 +600,19 @@ mod tests {
                 Value::String(kind.as_str().into())
             );
         }
+    }
+
+    #[test]
+    fn frame_lists_round_trip_and_lies_are_caught() {
+        let frames = [b"one".to_vec(), Vec::new(), b"three".to_vec()];
+        let list = encode_frames(&frames);
+        let back = decode_frames(&list).unwrap();
+        assert_eq!(back, [&b"one"[..], &b""[..], &b"three"[..]]);
+        assert!(decode_frames(&[]).is_err());
+        assert!(decode_frames(&u32::MAX.to_le_bytes()).is_err());
+        let mut extra = list.clone();
+        extra.push(0);
+        assert!(decode_frames(&extra).is_err());
+        assert!(decode_frames(&list[..list.len() - 1]).is_err());
     }
 }

@@ -236,6 +236,48 @@ pub fn fetch(request: Request) -> Result<Response, FetchError> {
     decode_response(&crate::sys::fetch(&request.to_frame()))
 }
 
+/// Sends several requests at once and returns their outcomes in the same order: the
+/// host runs them concurrently (a few at a time), so a batch handler that calls the
+/// partner once per event waits for the slowest request, not for the sum of them.
+/// Each request counts as one fetch against the invocation's limit.
+///
+/// ```no_run
+/// # use segfn_sdk::{Request, fetch_all};
+/// let responses = fetch_all(["a", "b"].map(|id| Request::get(format!("https://api.partner.example/users/{id}"))));
+/// for response in responses {
+///     let status = response.map(|r| r.status);
+/// }
+/// ```
+pub fn fetch_all(requests: impl IntoIterator<Item = Request>) -> Vec<Result<Response, FetchError>> {
+    let frames: Vec<Vec<u8>> = requests.into_iter().map(|r| r.to_frame()).collect();
+    if frames.is_empty() {
+        return Vec::new();
+    }
+    let count = frames.len();
+    let answer = crate::sys::fetch_all(&abi::encode_frames(&frames));
+    match abi::decode_frames(&answer) {
+        Ok(responses) if responses.len() == count => {
+            responses.into_iter().map(decode_response).collect()
+        }
+        Ok(responses) => malformed(
+            count,
+            &format!("{} responses for {count} requests", responses.len()),
+        ),
+        Err(e) => malformed(count, &e),
+    }
+}
+
+fn malformed(count: usize, problem: &str) -> Vec<Result<Response, FetchError>> {
+    (0..count)
+        .map(|_| {
+            Err(FetchError {
+                kind: FetchErrorKind::Invalid,
+                message: format!("the host's response list is malformed: {problem}"),
+            })
+        })
+        .collect()
+}
+
 /// Reads the response frame the `fetch` import returns.
 fn decode_response(frame: &[u8]) -> Result<Response, FetchError> {
     match abi::decode_frame::<FetchResponseHead>(frame) {

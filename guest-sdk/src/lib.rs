@@ -58,7 +58,7 @@ pub use error::Error;
 pub use event::{
     Alias, Context, Delete, Event, EventType, Group, Identify, Object, Page, Screen, Track,
 };
-pub use fetch::{FetchError, Request, Response, base64_encode, fetch};
+pub use fetch::{FetchError, Request, Response, base64_encode, fetch, fetch_all};
 pub use handler::{Function, HandlerResult, dispatch, handle_envelope};
 
 /// Settings type for functions without settings: accepts any settings object.

@@ -32,6 +32,12 @@ mod imp {
         unsafe { Vec::from_raw_parts(ptr as usize as *mut u8, len as usize, len as usize) }
     }
 
+    pub(crate) fn fetch_all(list: &[u8]) -> Vec<u8> {
+        // SAFETY: as for `fetch`: the host returns memory it obtained from `segfn_alloc`.
+        let (ptr, len) = abi::unpack(unsafe { host::fetch_all(list.as_ptr(), list.len()) });
+        unsafe { Vec::from_raw_parts(ptr as usize as *mut u8, len as usize, len as usize) }
+    }
+
     pub(crate) fn log(level: LogLevel, message: &str) {
         // SAFETY: the host only reads the given range during the call.
         unsafe { host::log(level as i32, message.as_ptr(), message.len()) }
@@ -96,6 +102,18 @@ mod imp {
             };
             encode_frame(&refused, &[])
         })
+    }
+
+    /// Answers each request of the list in turn with the stub, as `fetch` would.
+    pub(crate) fn fetch_all(list: &[u8]) -> Vec<u8> {
+        match crate::abi::decode_frames(list) {
+            Ok(frames) => {
+                let answers: Vec<Vec<u8>> = frames.into_iter().map(fetch).collect();
+                crate::abi::encode_frames(&answers)
+            }
+            // The SDK built the list: it is well formed.
+            Err(_) => crate::abi::encode_frames::<Vec<u8>>(&[]),
+        }
     }
 
     pub(crate) fn log(level: LogLevel, message: &str) {

@@ -1,13 +1,14 @@
-//! The host functions a guest imports (`segfn::log`, `fetch`, `now_ms`, `random_fill`,
-//! `panic`), each reading and writing guest memory with bounds checks, each bounded in
+//! The host functions a guest imports (`segfn::log`, `fetch`, `fetch_all`, `now_ms`,
+//! `random_fill`, `panic`), each reading and writing guest memory with bounds checks, each bounded in
 //! the host memory a guest can make it use, and each refused outside `segfn_handle` or
 //! from inside another host call (a re-entrant `fetch` from `segfn_alloc` would nest
 //! fibers and escape the deadline).
 
 use crate::error::GuestFault;
-use crate::fetch::{FetchFailure, TraceEntry};
+use crate::fetch::{FetchFailure, FetchResponse, TraceEntry};
 use crate::report::LogLine;
 use crate::state::{InvocationState, MAX_LOG_LINES, Phase};
+use futures_util::StreamExt as _;
 use segfn_sdk::abi::{self, FetchErrorKind, FetchRequestHead, FetchResponseHead, LogLevel};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Extern, Linker, Memory};
@@ -17,6 +18,10 @@ const MAX_RANDOM_FILL: usize = 64 << 10;
 
 /// Room for a request's method, URL and headers beyond its body.
 const MAX_REQUEST_HEAD: usize = 64 << 10;
+
+/// Most requests of one `fetch_all` in flight at once: enough to hide a partner's
+/// latency, few enough not to flood it.
+const FETCH_CONCURRENCY: usize = 16;
 
 /// Longest panic message read.
 const MAX_PANIC_MESSAGE: u32 = 64 << 10;
@@ -125,6 +130,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::R
             Box::new(async move { fetch(&mut caller, ptr, len).await })
         },
     )?;
+    linker.func_wrap_async(
+        abi::IMPORT_MODULE,
+        abi::IMPORT_FETCH_ALL,
+        |mut caller, (ptr, len): (u32, u32)| {
+            Box::new(async move { fetch_all(&mut caller, ptr, len).await })
+        },
+    )?;
     Ok(())
 }
 
@@ -215,64 +227,133 @@ async fn fetch(
 ) -> wasmtime::Result<u64> {
     allowed(caller, "fetch")?;
     caller.data_mut().phase = Phase::InHostCall;
-    let result = fetch_inner(caller, ptr, len).await;
+    let result = fetch_one(caller, ptr, len).await;
     caller.data_mut().phase = Phase::Handling;
     result
 }
 
-async fn fetch_inner(
+async fn fetch_one(
     caller: &mut Caller<'_, InvocationState>,
     ptr: u32,
     len: u32,
 ) -> wasmtime::Result<u64> {
-    let started = Instant::now();
     let limits = caller.data().options.limits.clone();
-    let limit = |message: String| Err(FetchFailure::new(FetchErrorKind::Limit, message));
-    let body_too_large = || {
-        format!(
-            "the request body exceeds the limit of {}",
-            crate::limits::bytes(limits.request_body_bytes)
-        )
-    };
-
-    let result = if len as usize > limits.request_body_bytes.saturating_add(MAX_REQUEST_HEAD) {
+    let response = if len as usize > limits.request_body_bytes.saturating_add(MAX_REQUEST_HEAD) {
         // Not even read: it could not be sent.
         check_range(caller, ptr, len, "fetch")?;
-        limit(body_too_large())
+        response_frame(Err(FetchFailure::new(
+            FetchErrorKind::Limit,
+            body_too_large(&limits),
+        )))
     } else {
         let frame = read_guest(caller, ptr, len, "fetch")?;
-        let (head, body) = abi::decode_frame::<FetchRequestHead>(&frame)
-            .map_err(|e| abi_fault(format!("fetch: {e}")))?;
+        perform(caller, &[frame], "fetch")
+            .await?
+            .pop()
+            .unwrap_or_default()
+    };
+    let ptr = write_guest(caller, &response, "fetch response").await?;
+    Ok(abi::pack(ptr, response.len() as u32))
+}
+
+async fn fetch_all(
+    caller: &mut Caller<'_, InvocationState>,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<u64> {
+    allowed(caller, "fetch_all")?;
+    caller.data_mut().phase = Phase::InHostCall;
+    let result = async {
+        let list = read_guest(caller, ptr, len, "fetch_all")?;
+        let frames = abi::decode_frames(&list).map_err(|e| abi_fault(format!("fetch_all: {e}")))?;
+        let responses = perform(caller, &frames, "fetch_all").await?;
+        let list = abi::encode_frames(&responses);
+        let ptr = write_guest(caller, &list, "fetch_all response").await?;
+        Ok(abi::pack(ptr, list.len() as u32))
+    }
+    .await;
+    caller.data_mut().phase = Phase::Handling;
+    result
+}
+
+fn body_too_large(limits: &crate::Limits) -> String {
+    format!(
+        "the request body exceeds the limit of {}",
+        crate::limits::bytes(limits.request_body_bytes)
+    )
+}
+
+/// One request of a `fetch` or `fetch_all`, checked against the limits.
+struct Planned<'a> {
+    head: FetchRequestHead,
+    body: &'a [u8],
+    /// Why it is not sent, if it is not.
+    refusal: Option<FetchFailure>,
+    /// Whether it goes in the trace: past the fetch limit only the first refusal does,
+    /// so a fetch loop cannot grow the trace without end.
+    traced: bool,
+}
+
+/// Sends the framed requests, up to [`FETCH_CONCURRENCY`] at a time, each counted
+/// against the fetch limit and bounded by what is left of the deadline; records each
+/// in the trace; returns their response frames in order.
+async fn perform<F: AsRef<[u8]>>(
+    caller: &mut Caller<'_, InvocationState>,
+    frames: &[F],
+    what: &str,
+) -> wasmtime::Result<Vec<Vec<u8>>> {
+    let limits = caller.data().options.limits.clone();
+    let mut planned = Vec::with_capacity(frames.len());
+    for frame in frames {
+        let (head, body) = abi::decode_frame::<FetchRequestHead>(frame.as_ref())
+            .map_err(|e| abi_fault(format!("{what}: {e}")))?;
         let state = caller.data_mut();
         state.fetches += 1;
-        let max_fetches = state.max_fetches;
-        let result = if state.fetches > max_fetches {
-            limit(format!(
-                "the limit of {max_fetches} fetches per invocation is reached"
+        let max = state.max_fetches;
+        let refusal = if state.fetches > max {
+            Some(FetchFailure::new(
+                FetchErrorKind::Limit,
+                format!("the limit of {max} fetches per invocation is reached"),
             ))
         } else if body.len() > limits.request_body_bytes {
-            limit(body_too_large())
+            Some(FetchFailure::new(
+                FetchErrorKind::Limit,
+                body_too_large(&limits),
+            ))
         } else {
-            let remaining = state.deadline.saturating_duration_since(Instant::now());
-            let client = state.options.client.clone();
-            if remaining.is_zero() {
-                Err(FetchFailure::new(
-                    FetchErrorKind::Timeout,
-                    "the invocation's deadline has passed",
-                ))
-            } else {
-                client
-                    .send(&head, body.to_vec(), remaining, limits.response_body_bytes)
-                    .await
-            }
+            None
         };
-        // Past the fetch limit only the first refusal is traced: a fetch loop must not
-        // grow the trace without end.
-        let state = caller.data_mut();
-        if state.fetches <= max_fetches.saturating_add(1) {
+        planned.push(Planned {
+            head,
+            body,
+            refusal,
+            traced: state.fetches <= max.saturating_add(1),
+        });
+    }
+    let (client, deadline) = {
+        let state = caller.data();
+        (state.options.client.clone(), state.deadline)
+    };
+    // Owned jobs: the futures must be `Send` for any lifetime of the caller's borrow.
+    let jobs: Vec<_> = planned
+        .iter()
+        .map(|p| (p.head.clone(), p.body.to_vec(), p.refusal.clone()))
+        .collect();
+    let max_body = limits.response_body_bytes;
+    let outcomes: Vec<(Instant, Result<FetchResponse, FetchFailure>)> =
+        futures_util::stream::iter(jobs.into_iter().map(|(head, body, refusal)| {
+            send_one(client.clone(), head, body, refusal, deadline, max_body)
+        }))
+        .buffered(FETCH_CONCURRENCY)
+        .collect()
+        .await;
+    let state = caller.data_mut();
+    let mut responses = Vec::with_capacity(outcomes.len());
+    for (p, (started, result)) in planned.iter().zip(outcomes) {
+        if p.traced {
             let entry = TraceEntry::record(
-                &head,
-                body,
+                &p.head,
+                p.body,
                 started,
                 &result,
                 &state.options.redactor,
@@ -280,9 +361,36 @@ async fn fetch_inner(
             );
             state.trace.push(entry);
         }
-        result
+        responses.push(response_frame(result));
+    }
+    Ok(responses)
+}
+
+/// Sends one request unless it was refused; returns when it started and how it ended.
+async fn send_one(
+    client: crate::FetchClient,
+    head: FetchRequestHead,
+    body: Vec<u8>,
+    refusal: Option<FetchFailure>,
+    deadline: Instant,
+    max_body: usize,
+) -> (Instant, Result<FetchResponse, FetchFailure>) {
+    let started = Instant::now();
+    let remaining = deadline.saturating_duration_since(started);
+    let result = match refusal {
+        Some(refusal) => Err(refusal),
+        None if remaining.is_zero() => Err(FetchFailure::new(
+            FetchErrorKind::Timeout,
+            "the invocation's deadline has passed",
+        )),
+        None => client.send(&head, body, remaining, max_body).await,
     };
-    let frame = match result {
+    (started, result)
+}
+
+/// The frame a guest reads for one request's outcome.
+fn response_frame(result: Result<FetchResponse, FetchFailure>) -> Vec<u8> {
+    match result {
         Ok(response) => abi::encode_frame(
             &FetchResponseHead::Ok {
                 status: response.status,
@@ -297,7 +405,5 @@ async fn fetch_inner(
             },
             &[],
         ),
-    };
-    let ptr = write_guest(caller, &frame, "fetch response").await?;
-    Ok(abi::pack(ptr, frame.len() as u32))
+    }
 }

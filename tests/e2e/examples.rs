@@ -269,3 +269,32 @@ async fn pooling_allocator_runs_functions_too() {
     let r = invoke_event(&f, &opts, track("E", "u"), settings).await;
     assert_eq!(r.outcome.kind, OutcomeKind::Success, "{r:#?}");
 }
+
+/// A batch of 150 events against a partner taking 50 ms per request: the forwarder's
+/// `fetch_all` sends them concurrently (well inside the deadline, where one after
+/// another would take 7.5 s), and the fetch limit grows with the batch (100 per event)
+/// so no event is refused for the batch's size.
+#[tokio::test]
+async fn a_large_batch_against_a_slow_partner_finishes_and_loses_nothing() {
+    let partner = Partner::start().await;
+    partner.answer(Answer::delayed(50));
+    let f = load_example("forwarder").await;
+    let settings = forwarder_settings(&partner);
+    let opts = options(&partner.allow(), &settings, Limits::default());
+    let events: Vec<Value> = (0..150).map(|i| track("Bulk", &format!("u{i}"))).collect();
+    let started = std::time::Instant::now();
+    let r = f.invoke(&opts, Call::Batch { events }, settings).await;
+    let took = started.elapsed();
+    let segfn_host::Output::Batch(results) = &r.output else {
+        panic!("batch results expected: {:?}", r.outcome)
+    };
+    assert_eq!(results.len(), 150);
+    assert!(
+        results.iter().all(|e| e.kind == OutcomeKind::Success),
+        "{:?}",
+        results.iter().find(|e| e.kind != OutcomeKind::Success)
+    );
+    assert_eq!(partner.received().len(), 150);
+    assert_eq!(r.requests.len(), 150, "each request is in the trace");
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+}

@@ -150,3 +150,25 @@ async fn a_load_time_loop_is_cut_at_the_functions_deadline() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_fetch_all_list_that_lies_about_its_size_is_an_abi_fault() {
+    // A count of a million frames in 8 bytes.
+    let list = [1_000_000u32.to_le_bytes(), 0u32.to_le_bytes()].concat();
+    let guest = WatGuest {
+        handle_body: "(drop (call $fetch_all (i32.const 4096) (i32.const 8)))",
+        data: vec![(4096, list)],
+        ..WatGuest::default()
+    };
+    let f = guest.load().await.expect("loads");
+    let opts = options(&[], &json!({}), Limits::default());
+    let r = invoke_event(&f, &opts, track("E", "u"), json!({})).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest, "{r:?}");
+    assert_eq!(r.fault, Some(Fault::Abi));
+    assert!(
+        r.outcome
+            .message
+            .unwrap()
+            .contains("fetch_all: frame list claims 1000000 frames"),
+    );
+}

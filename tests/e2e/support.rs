@@ -284,6 +284,7 @@ impl WatGuest<'_> {
         format!(
             r#"(module
   (import "segfn" "fetch" (func $fetch (param i32 i32) (result i64)))
+  (import "segfn" "fetch_all" (func $fetch_all (param i32 i32) (result i64)))
   (import "segfn" "log" (func $log (param i32 i32 i32)))
   (import "segfn" "panic" (func $panic (param i32 i32)))
   (memory (export "memory") 2)

@@ -3,7 +3,10 @@
 //! What a partner copies to start: settings with an API key, field mapping, and the
 //! partner's answer turned into Segment outcomes (429 and 5xx retry, other 4xx reject).
 
-use segfn_sdk::{Error, Function, HandlerResult, Identify, Request, Response, Track, fetch, info};
+use segfn_sdk::{
+    Error, Event, Function, HandlerResult, Identify, Request, Response, Track, fetch, fetch_all,
+    info,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -82,42 +85,85 @@ impl Function for Forwarder {
     type Settings = Settings;
 
     fn on_track(event: Track, settings: &Settings) -> HandlerResult {
-        let name = event
-            .event
-            .as_deref()
-            .ok_or_else(|| Error::invalid_payload("track event has no name"))?;
-        let empty = Map::new();
-        let body = PartnerEvent {
-            user: PartnerUser::new(event.user_id.as_deref(), event.anonymous_id.as_deref())?,
-            name,
-            attributes: event.properties.as_ref().unwrap_or(&empty),
-            occurred_at: event.timestamp.as_deref(),
-            idempotency_key: event.message_id.as_deref(),
-        };
-        send(settings, "track", &body)?;
-        info!("forwarded {name:?}");
+        check(fetch(track_request(&event, settings)?)?)?;
+        info!("forwarded {:?}", event.event.as_deref().unwrap_or_default());
         Ok(None)
     }
 
     fn on_identify(event: Identify, settings: &Settings) -> HandlerResult {
-        let empty = Map::new();
-        let traits = event.traits.as_ref().unwrap_or(&empty);
-        let body = PartnerProfile {
-            user: PartnerUser::new(event.user_id.as_deref(), event.anonymous_id.as_deref())?,
-            email: traits.get("email").and_then(Value::as_str),
-            traits,
-        };
-        send(settings, "users", &body)?;
-        info!("updated profile with {} traits", traits.len());
+        check(fetch(identify_request(&event, settings)?)?)?;
+        let traits = event.traits.as_ref().map_or(0, Map::len);
+        info!("updated profile with {traits} traits");
         Ok(None)
+    }
+
+    /// A batch: one request per event, sent concurrently, so a batch of 100 waits for
+    /// the slowest answer rather than for the sum of them; each event gets its own
+    /// outcome.
+    fn on_batch(events: Vec<Event>, settings: &Settings) -> Result<Vec<HandlerResult>, Error> {
+        let mut results: Vec<HandlerResult> = Vec::with_capacity(events.len());
+        let mut requests = Vec::new();
+        let mut sent_for = Vec::new();
+        for event in &events {
+            let request = match event {
+                Event::Track(e) => track_request(e, settings),
+                Event::Identify(e) => identify_request(e, settings),
+                other => Err(Error::not_supported(format!(
+                    "{} is not supported",
+                    other.type_name().unwrap_or("a message without a type")
+                ))),
+            };
+            match request {
+                Ok(request) => {
+                    sent_for.push(results.len());
+                    requests.push(request);
+                    results.push(Ok(None));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        let sent = requests.len();
+        for (i, response) in sent_for.into_iter().zip(fetch_all(requests)) {
+            results[i] = response.map_err(Error::from).and_then(check).map(|_| None);
+        }
+        info!("forwarded a batch: {sent} of {} events sent", events.len());
+        Ok(results)
     }
 }
 
-/// POSTs `body` to the partner and turns its answer into an outcome.
-fn send<T: Serialize>(settings: &Settings, path: &str, body: &T) -> Result<Response, Error> {
+/// The partner request for a track event.
+fn track_request(event: &Track, settings: &Settings) -> Result<Request, Error> {
+    let name = event
+        .event
+        .as_deref()
+        .ok_or_else(|| Error::invalid_payload("track event has no name"))?;
+    let empty = Map::new();
+    let body = PartnerEvent {
+        user: PartnerUser::new(event.user_id.as_deref(), event.anonymous_id.as_deref())?,
+        name,
+        attributes: event.properties.as_ref().unwrap_or(&empty),
+        occurred_at: event.timestamp.as_deref(),
+        idempotency_key: event.message_id.as_deref(),
+    };
+    Ok(partner_request(settings, "track", &body))
+}
+
+/// The partner request for an identify event.
+fn identify_request(event: &Identify, settings: &Settings) -> Result<Request, Error> {
+    let empty = Map::new();
+    let traits = event.traits.as_ref().unwrap_or(&empty);
+    let body = PartnerProfile {
+        user: PartnerUser::new(event.user_id.as_deref(), event.anonymous_id.as_deref())?,
+        email: traits.get("email").and_then(Value::as_str),
+        traits,
+    };
+    Ok(partner_request(settings, "users", &body))
+}
+
+/// A POST of `body` to the partner's `path`, with the customer's key.
+fn partner_request<T: Serialize>(settings: &Settings, path: &str, body: &T) -> Request {
     let url = format!("{}/{path}", settings.endpoint.trim_end_matches('/'));
-    let response = fetch(Request::post(url).bearer_auth(&settings.api_key).json(body))?;
-    check(response)
+    Request::post(url).bearer_auth(&settings.api_key).json(body)
 }
 
 /// 2xx is success; 429 and 5xx are worth retrying; any other answer rejects the event.
@@ -208,6 +254,41 @@ mod tests {
             testing::handle::<Forwarder>(json!({"type": "page", "userId": "u"}), settings());
         assert_eq!(result.kind, OutcomeKind::UnsupportedEventType);
         assert!(testing::requests().is_empty());
+    }
+
+    #[test]
+    fn a_batch_sends_each_event_and_keeps_outcomes_in_order() {
+        // The partner takes the first request and throttles the second.
+        let mut calls = 0;
+        testing::mock_fetch(move |_| {
+            calls += 1;
+            Ok(Response::new(if calls == 1 { 200 } else { 429 }))
+        });
+        let events = vec![
+            json!({"type": "track", "event": "A", "userId": "u1"}),
+            json!({"type": "page", "userId": "u1"}),
+            json!({"type": "identify", "userId": "u2", "traits": {"email": "e@x.y"}}),
+            json!({"type": "track", "userId": "u3"}),
+        ];
+        let result = testing::handle_batch::<Forwarder>(events, settings());
+        let kinds: Vec<OutcomeKind> = result.results.unwrap().iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                OutcomeKind::Success,
+                OutcomeKind::UnsupportedEventType,
+                OutcomeKind::Retry,
+                OutcomeKind::MessageRejected
+            ]
+        );
+        let sent: Vec<String> = testing::requests().iter().map(|r| r.url.clone()).collect();
+        assert_eq!(
+            sent,
+            [
+                "https://partner.test/v1/track",
+                "https://partner.test/v1/users"
+            ]
+        );
     }
 
     #[test]
