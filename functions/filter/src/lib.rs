@@ -33,6 +33,7 @@ impl Settings {
 }
 
 /// The insert function.
+#[derive(Debug)]
 pub struct Filter;
 
 impl Function for Filter {
