@@ -154,6 +154,48 @@ pub enum Call {
     },
 }
 
+/// A call whose messages are already JSON text, for [`envelope_json`].
+#[derive(Debug, Clone, Copy)]
+pub enum RawCall<'a, S: AsRef<str>> {
+    /// One message.
+    Event(&'a str),
+    /// A batch of messages.
+    Batch(&'a [S]),
+}
+
+/// The [`Envelope`] for messages and settings that are already JSON text, without
+/// parsing them: the host hands each message's own bytes through, and the guest parses
+/// them once. Reads back as the `Envelope` of the same values (see the tests).
+pub fn envelope_json<S: AsRef<str>>(call: RawCall<'_, S>, settings: &str) -> Vec<u8> {
+    let (kind, parts): (&str, Vec<&str>) = match call {
+        RawCall::Event(event) => ("\"event\",\"event\":", vec![event]),
+        RawCall::Batch(events) => (
+            "\"batch\",\"events\":",
+            events.iter().map(AsRef::as_ref).collect(),
+        ),
+    };
+    let size: usize = parts.iter().map(|p| p.len() + 1).sum::<usize>() + settings.len() + 64;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(format!("{{\"abi\":{VERSION},\"call\":").as_bytes());
+    out.extend_from_slice(kind.as_bytes());
+    if matches!(call, RawCall::Batch(_)) {
+        out.push(b'[');
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(part.as_bytes());
+        }
+        out.push(b']');
+    } else {
+        out.extend_from_slice(parts[0].as_bytes());
+    }
+    out.extend_from_slice(b",\"settings\":");
+    out.extend_from_slice(settings.as_bytes());
+    out.push(b'}');
+    out
+}
+
 // `Envelope` and `GuestResult` are read through the flat structs below rather than with
 // `#[serde(flatten)]`, which would buffer the whole message before reading it: a second
 // pass over every message, and several times slower with exact numbers. Their field names
@@ -538,6 +580,33 @@ mod tests {
         );
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, env);
+    }
+
+    #[test]
+    fn raw_envelopes_read_back_as_envelopes() {
+        let event = r#"{"type":"track","n":1.50,"big":18446744073709551617}"#;
+        let settings = r#"{"apiKey":"k"}"#;
+        let single: Envelope =
+            serde_json::from_slice(&envelope_json::<&str>(RawCall::Event(event), settings))
+                .unwrap();
+        assert_eq!(
+            single,
+            Envelope {
+                abi: VERSION,
+                call: Call::Event {
+                    event: serde_json::from_str(event).unwrap()
+                },
+                settings: serde_json::from_str(settings).unwrap(),
+            }
+        );
+        let events = [event, r#"{"type":"page"}"#];
+        let batch: Envelope =
+            serde_json::from_slice(&envelope_json(RawCall::Batch(&events), "{}")).unwrap();
+        let Call::Batch { events: read } = batch.call else {
+            panic!("a batch")
+        };
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0]["big"].to_string(), "18446744073709551617");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! passes before a function sees it.
 
 use segfn_sdk::abi::{Call, MAX_NESTING};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,9 @@ pub enum InputError {
     /// An empty batch.
     #[error("the batch is empty")]
     EmptyBatch,
+    /// Not UTF-8.
+    #[error("not valid JSON: the body is not UTF-8")]
+    Utf8,
 }
 
 /// Parses a delivery body into the call to make.
@@ -55,6 +60,186 @@ pub fn parse_delivery(body: &[u8]) -> Result<Call, InputError> {
     Ok(Call::Batch { events })
 }
 
+/// A delivery read without building a tree of its messages: each message's own JSON
+/// text (handed to the guest as it is, so it parses each message once) and the few
+/// fields the endpoint reads.
+#[derive(Debug)]
+pub struct RawDelivery {
+    /// The messages, in order.
+    pub messages: Vec<RawMessage>,
+    /// An array or `{"batch"}` body (answered as a batch, even of one).
+    pub batch: bool,
+}
+
+/// One message as received.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    /// Its JSON text.
+    pub json: String,
+    /// `type` (or the legacy `action`), when a string.
+    pub event_type: Option<String>,
+    /// `messageId`, when a string.
+    pub message_id: Option<String>,
+    received_at: bool,
+    sent_at: bool,
+    write_key: bool,
+}
+
+/// The fields read from a message (or a batch body), borrowed from the body; the rest
+/// is skipped without being built.
+#[derive(Deserialize, Default)]
+struct Fields<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    action: Option<&'a RawValue>,
+    #[serde(rename = "messageId", default, borrow)]
+    message_id: Option<&'a RawValue>,
+    #[serde(rename = "receivedAt", default, borrow)]
+    received_at: Option<&'a RawValue>,
+    #[serde(rename = "sentAt", default, borrow)]
+    sent_at: Option<&'a RawValue>,
+    #[serde(rename = "writeKey", default, borrow)]
+    write_key: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    batch: Option<&'a RawValue>,
+}
+
+/// A JSON string's value, or `None` for any other JSON.
+fn string(raw: Option<&RawValue>) -> Option<String> {
+    raw.filter(|r| r.get().starts_with('"'))
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+impl RawMessage {
+    fn new(raw: &RawValue) -> RawMessage {
+        // Not an object, or an object with a repeated key: nothing read, passed on as is.
+        let fields: Fields = serde_json::from_str(raw.get()).unwrap_or_default();
+        RawMessage {
+            json: raw.get().to_owned(),
+            event_type: string(fields.kind).or_else(|| string(fields.action)),
+            message_id: string(fields.message_id),
+            received_at: fields.received_at.is_some(),
+            sent_at: fields.sent_at.is_some(),
+            write_key: fields.write_key.is_some(),
+        }
+    }
+
+    /// Adds `"key":value` (value already JSON) at the end of the message object.
+    fn add_field(&mut self, key: &str, value: &str) {
+        let Some(close) = self.json.rfind('}').filter(|_| self.json.starts_with('{')) else {
+            return;
+        };
+        let empty = self.json[1..close].trim().is_empty();
+        let field = format!("{}\"{key}\":{value}", if empty { "" } else { "," });
+        self.json.insert_str(close, &field);
+    }
+
+    /// Sets `receivedAt` (now, ISO 8601 in UTC with milliseconds, as Segment writes it)
+    /// when the message has none: Segment sets it on arrival, so messages sent straight
+    /// from a client library get it here.
+    pub fn stamp_received_at(&mut self, now: SystemTime) {
+        if !self.received_at {
+            self.add_field("receivedAt", &format!("\"{}\"", iso8601_millis(now)));
+            self.received_at = true;
+        }
+    }
+
+    /// Checks nesting depth (at most [`MAX_NESTING`]) and `messageId` length (at most
+    /// [`MAX_MESSAGE_ID_BYTES`]).
+    pub fn check(&self) -> Result<(), MessageProblem> {
+        if text_depth(&self.json) > MAX_NESTING {
+            return Err(MessageProblem::TooDeep);
+        }
+        if self
+            .message_id
+            .as_ref()
+            .is_some_and(|id| id.len() > MAX_MESSAGE_ID_BYTES)
+        {
+            return Err(MessageProblem::MessageIdTooLong);
+        }
+        Ok(())
+    }
+}
+
+/// Reads a delivery body: one message, an array of messages, or `{"batch": [...]}`
+/// (whose `sentAt` and `writeKey` reach each event that lacks them).
+pub fn read_delivery(body: &[u8]) -> Result<RawDelivery, InputError> {
+    let text = std::str::from_utf8(body).map_err(|_| InputError::Utf8)?;
+    let (messages, batch) = match text.trim_start().as_bytes().first() {
+        Some(b'[') => {
+            let events: Vec<&RawValue> = serde_json::from_str(text)?;
+            (events.into_iter().map(RawMessage::new).collect(), true)
+        }
+        Some(b'{') => {
+            let outer: Fields = serde_json::from_str(text)?;
+            match outer
+                .batch
+                .filter(|b| b.get().starts_with('[') && outer.kind.is_none())
+            {
+                Some(batch) => {
+                    let events: Vec<&RawValue> = serde_json::from_str(batch.get())?;
+                    let mut messages: Vec<RawMessage> =
+                        events.into_iter().map(RawMessage::new).collect();
+                    for m in &mut messages {
+                        if let (Some(sent_at), false) = (outer.sent_at, m.sent_at) {
+                            m.add_field("sentAt", sent_at.get());
+                        }
+                        if let (Some(write_key), false) = (outer.write_key, m.write_key) {
+                            m.add_field("writeKey", write_key.get());
+                        }
+                    }
+                    (messages, true)
+                }
+                None => {
+                    let whole: &RawValue = serde_json::from_str(text)?;
+                    (vec![RawMessage::new(whole)], false)
+                }
+            }
+        }
+        _ => {
+            // Not an object or array: say what it is (the value is small or invalid).
+            let value: Value = serde_json::from_str(text)?;
+            return Err(InputError::Shape(match value {
+                Value::Null => "null",
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                _ => "a string",
+            }));
+        }
+    };
+    if messages.is_empty() {
+        return Err(InputError::EmptyBatch);
+    }
+    Ok(RawDelivery { messages, batch })
+}
+
+/// Levels of arrays and objects in JSON text, strings skipped; one pass, no recursion.
+fn text_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json.as_bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// What the tracking API copies from a batch onto each of its events that lacks it.
 const BATCH_FIELDS: [&str; 2] = ["sentAt", "writeKey"];
 
@@ -70,17 +255,6 @@ fn inherit_batch_fields(events: &mut [Value], batch: &Map<String, Value>) {
                 event.insert(field.to_owned(), value.clone());
             }
         }
-    }
-}
-
-/// Sets `receivedAt` (now, ISO 8601 in UTC with milliseconds, as Segment writes it)
-/// on a message that has none: Segment sets it on arrival, so messages sent straight
-/// from a client library get it here.
-pub fn stamp_received_at(event: &mut Value, now: SystemTime) {
-    if let Value::Object(map) = event
-        && !map.contains_key("receivedAt")
-    {
-        map.insert("receivedAt".into(), Value::String(iso8601_millis(now)));
     }
 }
 
@@ -120,38 +294,6 @@ pub enum MessageProblem {
 
 /// Longest `messageId` accepted. Segment's are 36 to about 60 characters.
 pub const MAX_MESSAGE_ID_BYTES: usize = 256;
-
-/// Checks a message's nesting depth and `messageId` length.
-pub fn check_message(event: &Value) -> Result<(), MessageProblem> {
-    if depth(event) > MAX_NESTING {
-        return Err(MessageProblem::TooDeep);
-    }
-    if event
-        .get("messageId")
-        .and_then(Value::as_str)
-        .is_some_and(|id| id.len() > MAX_MESSAGE_ID_BYTES)
-    {
-        return Err(MessageProblem::MessageIdTooLong);
-    }
-    Ok(())
-}
-
-/// Levels of arrays and objects: `1` for `{}`, `0` for a scalar. Without recursion,
-/// so no input can exhaust the stack.
-fn depth(value: &Value) -> usize {
-    let mut deepest = 0;
-    let mut stack = vec![(value, 1)];
-    while let Some((value, level)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(map) => Box::new(map.values()),
-            _ => continue,
-        };
-        deepest = deepest.max(level);
-        stack.extend(children.map(|v| (v, level + 1)));
-    }
-    deepest
-}
 
 #[cfg(test)]
 mod tests {
@@ -198,32 +340,91 @@ mod tests {
     }
 
     #[test]
-    fn received_at_is_iso8601_and_never_overwritten() {
+    fn iso8601_dates() {
         let at = UNIX_EPOCH + std::time::Duration::from_millis(1_795_796_096_123);
         assert_eq!(iso8601_millis(at), "2026-11-27T16:14:56.123Z");
         assert_eq!(iso8601_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let leap = UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
         assert_eq!(iso8601_millis(leap), "2000-02-29T00:00:00.000Z");
-        let mut e = json!({"type": "track"});
-        stamp_received_at(&mut e, at);
-        assert_eq!(e["receivedAt"], "2026-11-27T16:14:56.123Z");
-        let mut kept = json!({"receivedAt": "earlier"});
-        stamp_received_at(&mut kept, at);
-        assert_eq!(kept["receivedAt"], "earlier");
     }
 
     #[test]
     fn nesting_and_message_ids_are_bounded() {
-        let nest = |n: usize| -> Value {
-            let text = format!("{}1{}", "[".repeat(n), "]".repeat(n));
-            serde_json::from_str(&text).unwrap()
-        };
-        let at_limit = json!({ "properties": nest(MAX_NESTING - 1) });
-        assert_eq!(check_message(&at_limit), Ok(()));
-        let deeper = json!({ "properties": nest(MAX_NESTING) });
-        assert_eq!(check_message(&deeper), Err(MessageProblem::TooDeep));
-        let long = json!({ "messageId": "m".repeat(MAX_MESSAGE_ID_BYTES + 1) });
-        assert_eq!(check_message(&long), Err(MessageProblem::MessageIdTooLong));
-        assert_eq!(check_message(&json!({ "messageId": "ajs-next-1" })), Ok(()));
+        let message = |json: String| read_delivery(json.as_bytes()).unwrap().messages.remove(0);
+        let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let at_limit = message(format!("{{\"p\":{}}}", nest(MAX_NESTING - 1)));
+        assert_eq!(at_limit.check(), Ok(()));
+        let deeper = message(format!("{{\"p\":{}}}", nest(MAX_NESTING)));
+        assert_eq!(deeper.check(), Err(MessageProblem::TooDeep));
+        let strings_do_not_count = message(format!("{{\"p\":\"{}\\\"{}\"}}", "[".repeat(200), "{"));
+        assert_eq!(strings_do_not_count.check(), Ok(()));
+        let long = message(format!(
+            "{{\"messageId\":\"{}\"}}",
+            "m".repeat(MAX_MESSAGE_ID_BYTES + 1)
+        ));
+        assert_eq!(long.check(), Err(MessageProblem::MessageIdTooLong));
+    }
+
+    #[test]
+    fn raw_deliveries_read_what_the_endpoint_needs_and_keep_the_rest() {
+        let d = read_delivery(br#" {"type":"track","messageId":"m1","n":1.50,"x":[{"y":"}"}]}"#)
+            .unwrap();
+        assert!(!d.batch);
+        let m = &d.messages[0];
+        assert_eq!(
+            m.json,
+            r#"{"type":"track","messageId":"m1","n":1.50,"x":[{"y":"}"}]}"#
+        );
+        assert_eq!(
+            (m.event_type.as_deref(), m.message_id.as_deref()),
+            (Some("track"), Some("m1"))
+        );
+        assert_eq!(text_depth(&m.json), 3);
+
+        let body = br#"{"batch":[{"type":"page","sentAt":"own"},{},7,{"action":"Track","messageId":12}],"sentAt":"2024-01-01T00:00:00.000Z","writeKey":"wk"}"#;
+        let d = read_delivery(body).unwrap();
+        assert!(d.batch);
+        let json: Vec<&str> = d.messages.iter().map(|m| m.json.as_str()).collect();
+        assert_eq!(
+            json,
+            [
+                r#"{"type":"page","sentAt":"own","writeKey":"wk"}"#,
+                r#"{"sentAt":"2024-01-01T00:00:00.000Z","writeKey":"wk"}"#,
+                "7",
+                r#"{"action":"Track","messageId":12,"sentAt":"2024-01-01T00:00:00.000Z","writeKey":"wk"}"#,
+            ]
+        );
+        assert_eq!(d.messages[3].event_type.as_deref(), Some("Track"));
+        assert_eq!(
+            d.messages[3].message_id, None,
+            "a number is not a messageId"
+        );
+
+        let mut m = read_delivery(b"{}").unwrap().messages.remove(0);
+        m.stamp_received_at(UNIX_EPOCH);
+        assert_eq!(m.json, r#"{"receivedAt":"1970-01-01T00:00:00.000Z"}"#);
+        m.stamp_received_at(SystemTime::now());
+        assert_eq!(
+            m.json, r#"{"receivedAt":"1970-01-01T00:00:00.000Z"}"#,
+            "never twice"
+        );
+
+        assert!(matches!(read_delivery(b"[]"), Err(InputError::EmptyBatch)));
+        assert!(matches!(
+            read_delivery(b"null"),
+            Err(InputError::Shape("null"))
+        ));
+        assert!(matches!(
+            read_delivery(b"{\"type\":"),
+            Err(InputError::Json(_))
+        ));
+        assert!(matches!(read_delivery(b"\xff"), Err(InputError::Utf8)));
+        let deep = format!(
+            "{{\"p\":{}1{}}}",
+            "[".repeat(MAX_NESTING),
+            "]".repeat(MAX_NESTING)
+        );
+        let d = read_delivery(deep.as_bytes()).unwrap();
+        assert_eq!(d.messages[0].check(), Err(MessageProblem::TooDeep));
     }
 }

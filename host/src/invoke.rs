@@ -9,7 +9,7 @@ use crate::redact::Redactor;
 use crate::report::{Fault, LogLine, Output, Report, Stats};
 use crate::runtime::LoadedFunction;
 use crate::state::{InvocationState, MAX_LOG_LINES, Phase, new_store};
-use segfn_sdk::abi::{self, Call, Envelope, GuestResult, LogLevel};
+use segfn_sdk::abi::{self, Call, GuestResult, LogLevel, RawCall};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,11 +37,34 @@ enum Ended {
 impl LoadedFunction {
     /// Runs one message or batch with `settings` in a fresh instance.
     pub async fn invoke(&self, options: &InvokeOptions, call: Call, settings: Value) -> Report {
+        let settings = settings.to_string();
+        match call {
+            Call::Event { event } => {
+                self.invoke_json::<&str>(options, RawCall::Event(&event.to_string()), &settings)
+                    .await
+            }
+            Call::Batch { events } => {
+                let events: Vec<String> = events.iter().map(Value::to_string).collect();
+                self.invoke_json(options, RawCall::Batch(&events), &settings)
+                    .await
+            }
+        }
+    }
+
+    /// Runs one message or batch given as JSON text, with settings as JSON text, in a
+    /// fresh instance. The texts go to the guest as they are: the host builds no tree
+    /// of them.
+    pub async fn invoke_json<S: AsRef<str>>(
+        &self,
+        options: &InvokeOptions,
+        call: RawCall<'_, S>,
+        settings: &str,
+    ) -> Report {
         let started = Instant::now();
         let deadline = started + options.limits.deadline;
         let batch_len = match &call {
-            Call::Batch { events } => Some(events.len()),
-            Call::Event { .. } => None,
+            RawCall::Batch(events) => Some(events.len()),
+            RawCall::Event(_) => None,
         };
         // A batch may make the per-event number of fetches for each of its events.
         let max_fetches = options
@@ -54,12 +77,7 @@ impl LoadedFunction {
             deadline,
             max_fetches,
         );
-        let input = serde_json::to_vec(&Envelope {
-            abi: abi::VERSION,
-            call,
-            settings,
-        })
-        .unwrap_or_default();
+        let input = abi::envelope_json(call, settings);
 
         // The timeout covers what epochs cannot interrupt: time inside `fetch`.
         let ended =

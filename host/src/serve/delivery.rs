@@ -6,12 +6,12 @@ use super::answer;
 use super::dedupe::MessageKey;
 use super::plan::{self, Message, Plan};
 use super::state::{AppState, Tenant};
+use crate::input::RawMessage;
 use crate::outcome::{OutcomeKind, row};
 use crate::{Fault, InvokeOptions, Output, Redactor, Report};
 use axum::http::StatusCode;
 use axum::response::Response;
-use segfn_sdk::abi::{Call, EventResult};
-use serde_json::Value;
+use segfn_sdk::abi::{EventResult, RawCall};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,10 +30,11 @@ const HOST_FAULT: &str = "temporary host fault; retry later";
 pub(crate) struct Delivery {
     pub(crate) app: Arc<AppState>,
     pub(crate) tenant: Arc<Tenant>,
-    pub(crate) events: Vec<Value>,
+    pub(crate) messages: Vec<RawMessage>,
     /// Answered as a batch (an array or `{"batch"}` body), even of one.
     pub(crate) batch: bool,
-    pub(crate) settings: Value,
+    /// The settings, as JSON text.
+    pub(crate) settings: String,
     /// Keeps the settings' secrets out of the report.
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) started: Instant,
@@ -97,14 +98,14 @@ pub(crate) async fn run(delivery: Delivery) -> Response {
     let Delivery {
         app,
         tenant,
-        events,
+        messages,
         batch,
         settings,
         redactor,
         started,
         permits: _permits,
     } = delivery;
-    let (messages, mut plans) = plan::first_pass(&tenant.name, events);
+    let (messages, mut plans) = plan::first_pass(&tenant.name, messages);
 
     // Claim before checking the store, so a concurrent delivery of the same messageId
     // cannot slip between the check and the record.
@@ -125,11 +126,11 @@ pub(crate) async fn run(delivery: Delivery) -> Response {
     let duplicates = plans.iter().filter(|p| **p == Plan::Duplicate).count();
     app.metrics.dedupe_hits(&tenant.name, duplicates as u64);
 
-    let to_run: Vec<Value> = messages
+    let to_run: Vec<&str> = messages
         .iter()
         .zip(&plans)
         .filter(|(_, p)| **p == Plan::Run)
-        .map(|(m, _)| m.event.clone())
+        .map(|(m, _)| m.json.as_str())
         .collect();
     let mut report = None;
     let mut fresh = Vec::new().into_iter();
@@ -143,7 +144,7 @@ pub(crate) async fn run(delivery: Delivery) -> Response {
                 "too little of Segment's 5 s is left to run the function; retry",
             );
         }
-        let r = invoke(&app, &tenant, to_run, batch, settings, redactor, budget).await;
+        let r = invoke(&app, &tenant, &to_run, batch, &settings, redactor, budget).await;
         fresh = per_event(&r, plans.iter().filter(|p| **p == Plan::Run).count(), batch).into_iter();
         if r.fault == Some(Fault::Host) {
             app.metrics.host_fault();
@@ -191,9 +192,9 @@ pub(crate) async fn run(delivery: Delivery) -> Response {
 async fn invoke(
     app: &AppState,
     tenant: &Tenant,
-    events: Vec<Value>,
+    events: &[&str],
     batch: bool,
-    settings: Value,
+    settings: &str,
     redactor: Arc<Redactor>,
     budget: Duration,
 ) -> Report {
@@ -206,17 +207,14 @@ async fn invoke(
         redactor,
         capture_bodies: tenant.debug_responses,
     };
-    let call = if batch {
-        Call::Batch { events }
-    } else {
-        Call::Event {
-            event: events.into_iter().next().unwrap_or_default(),
-        }
+    let call = match events {
+        [event] if !batch => RawCall::Event(event),
+        events => RawCall::Batch(events),
     };
     let report = tenant
         .function
         .current()
-        .invoke(&options, call, settings)
+        .invoke_json(&options, call, settings)
         .await;
     app.metrics.invocation(&tenant.name, &report);
     report

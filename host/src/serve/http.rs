@@ -10,15 +10,13 @@ use super::config::BatchSignature;
 use super::delivery::{self, Delivery};
 use super::state::{AppState, HeaderSettings, Tenant, key_hash};
 use crate::Redactor;
-use crate::input::{parse_delivery, stamp_received_at};
+use crate::input::read_delivery;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use segfn_sdk::abi::Call;
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
@@ -106,9 +104,9 @@ async fn deliver(
 /// The settings for this delivery and the redactor for them: the tenant's own, or
 /// merged with `X-Segment-Settings` (cached: Segment sends the same header each time).
 /// An unusable header is a message for a 400.
-fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(Value, Arc<Redactor>), String> {
+fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(String, Arc<Redactor>), String> {
     let Some(value) = headers.get("x-segment-settings") else {
-        return Ok((tenant.settings.clone(), tenant.redactor.clone()));
+        return Ok((tenant.settings_json.clone(), tenant.redactor.clone()));
     };
     let header = value
         .to_str()
@@ -118,7 +116,7 @@ fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(Value, Arc<Reda
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     if let Some(cached) = cache.as_ref().filter(|c| c.header == header) {
-        return Ok((cached.settings.clone(), cached.redactor.clone()));
+        return Ok((cached.settings_json.clone(), cached.redactor.clone()));
     }
     let extra = auth::segment_settings(header)?;
     let merged = auth::merge_settings(
@@ -130,10 +128,11 @@ fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(Value, Arc<Reda
         .map_err(|e| format!("X-Segment-Settings: {e}"))?;
     let entry = HeaderSettings {
         header: header.to_owned(),
+        settings_json: merged.to_string(),
         settings: merged,
         redactor: Arc::new(redactor),
     };
-    let out = (entry.settings.clone(), entry.redactor.clone());
+    let out = (entry.settings_json.clone(), entry.redactor.clone());
     *cache = Some(entry);
     Ok(out)
 }
@@ -206,8 +205,8 @@ async fn handle(
             Err((status, message)) => return refusal(status, &message),
         }
     };
-    let call = match parse_delivery(&bytes) {
-        Ok(call) => call,
+    let mut delivery = match read_delivery(&bytes) {
+        Ok(delivery) => delivery,
         Err(e) => {
             return refusal(
                 StatusCode::BAD_REQUEST,
@@ -217,21 +216,19 @@ async fn handle(
     };
     if let Some(secret) = &tenant.shared_secret {
         // Segment signs a batch's first event only; the strict policy wants the body.
-        let first = match (&call, tenant.batch_signature) {
-            (Call::Batch { events }, BatchSignature::FirstEvent) => events.first(),
+        let first = match (delivery.batch, tenant.batch_signature) {
+            (true, BatchSignature::FirstEvent) => {
+                delivery.messages.first().map(|m| m.json.as_str())
+            }
             _ => None,
         };
         if let Err(problem) = auth::verify_signature(secret, text("x-signature"), &bytes, first) {
             return refusal(StatusCode::UNAUTHORIZED, problem);
         }
     }
-    let (mut events, batch) = match call {
-        Call::Event { event } => (vec![event], false),
-        Call::Batch { events } => (events, true),
-    };
     let now = SystemTime::now();
-    for event in &mut events {
-        stamp_received_at(event, now);
+    for message in &mut delivery.messages {
+        message.stamp_received_at(now);
     }
 
     let Ok(tenant_permit) = tenant.permits.clone().try_acquire_owned() else {
@@ -246,8 +243,8 @@ async fn handle(
     let work = Delivery {
         app: app.clone(),
         tenant,
-        events,
-        batch,
+        messages: delivery.messages,
+        batch: delivery.batch,
         settings,
         redactor,
         started: line.started,

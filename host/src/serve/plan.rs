@@ -3,9 +3,8 @@
 //! refuse it (too deep, messageId too long).
 
 use super::dedupe::MessageKey;
-use crate::input::{MessageProblem, check_message};
+use crate::input::{MessageProblem, RawMessage};
 use segfn_sdk::EventType;
-use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
 /// The fate of one message.
@@ -24,8 +23,8 @@ pub(crate) enum Plan {
 /// One message of a delivery with what the endpoint reads from it.
 #[derive(Debug)]
 pub(crate) struct Message {
-    /// The message as received (plus `receivedAt`).
-    pub event: Value,
+    /// The message's JSON text as received (plus `receivedAt`).
+    pub json: String,
     /// Its `messageId`, for logs (cut and cleaned for a log line).
     pub id_for_log: String,
     /// Its deduplication key, when it has a `messageId`.
@@ -36,10 +35,8 @@ pub(crate) struct Message {
 
 /// The type label of a message: one of Segment's types, `other` for anything else (so a
 /// sender cannot grow the metrics or forge log lines with made-up types).
-pub(crate) fn known_type(event: &Value) -> &'static str {
-    ["type", "action"]
-        .iter()
-        .find_map(|k| event.get(*k).and_then(Value::as_str))
+fn known_type(event_type: Option<&str>) -> &'static str {
+    event_type
         .and_then(EventType::parse)
         .map_or("other", EventType::as_str)
 }
@@ -55,13 +52,13 @@ fn id_for_log(id: Option<&str>) -> String {
 
 /// Reads each message and plans it without the store: refusals, repeats within the
 /// batch, and `Run` for the rest (some of which the store may turn into duplicates).
-pub(crate) fn first_pass(tenant: &str, events: Vec<Value>) -> (Vec<Message>, Vec<Plan>) {
+pub(crate) fn first_pass(tenant: &str, events: Vec<RawMessage>) -> (Vec<Message>, Vec<Plan>) {
     let mut first_at: HashMap<MessageKey, usize> = HashMap::new();
     let mut messages = Vec::with_capacity(events.len());
     let mut plans = Vec::with_capacity(events.len());
     for (i, event) in events.into_iter().enumerate() {
-        let id = event.get("messageId").and_then(Value::as_str);
-        let plan = match check_message(&event) {
+        let id = event.message_id.as_deref();
+        let plan = match event.check() {
             Err(problem) => Plan::Refuse(problem),
             Ok(()) => match id.map(|id| MessageKey::new(tenant, id)) {
                 Some(key) => match first_at.get(&key) {
@@ -81,8 +78,8 @@ pub(crate) fn first_pass(tenant: &str, events: Vec<Value>) -> (Vec<Message>, Vec
         messages.push(Message {
             id_for_log: id_for_log(id),
             key,
-            event_type: known_type(&event),
-            event,
+            event_type: known_type(event.event_type.as_deref()),
+            json: event.json,
         });
         plans.push(plan);
     }
@@ -119,13 +116,16 @@ mod tests {
 
     #[test]
     fn repeats_refusals_and_duplicates() {
-        let events = vec![
-            json!({"type": "track", "messageId": "a"}),
-            json!({"type": "track", "messageId": "b"}),
-            json!({"type": "track", "messageId": "a"}),
-            json!({"type": "bogus", "messageId": "x".repeat(300)}),
-            json!({"type": "page"}),
-        ];
+        let batch = json!([
+            {"type": "track", "messageId": "a"},
+            {"type": "track", "messageId": "b"},
+            {"type": "track", "messageId": "a"},
+            {"type": "bogus", "messageId": "x".repeat(300)},
+            {"type": "page"},
+        ]);
+        let events = crate::input::read_delivery(batch.to_string().as_bytes())
+            .unwrap()
+            .messages;
         let (messages, mut plans) = first_pass("t", events);
         assert_eq!(
             plans,

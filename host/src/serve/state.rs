@@ -24,6 +24,8 @@ pub struct Tenant {
     pub name: String,
     /// The tenant's settings.
     pub settings: Value,
+    /// The same, as the JSON text handed to the function.
+    pub settings_json: String,
     /// Declared secret setting names.
     pub secret_settings: Vec<String>,
     /// The redactor for the tenant's own settings, built once.
@@ -56,6 +58,8 @@ pub struct HeaderSettings {
     pub header: String,
     /// The tenant's settings with the header's merged over them.
     pub settings: Value,
+    /// The same, as JSON text.
+    pub settings_json: String,
     /// Keeps the merged settings' secrets out of reports.
     pub redactor: Arc<Redactor>,
 }
@@ -149,6 +153,7 @@ impl AppState {
                 Arc::new(Tenant {
                     name: t.name.clone(),
                     settings: t.settings.clone(),
+                    settings_json: t.settings.to_string(),
                     secret_settings: t.secret_settings.clone(),
                     redactor: Arc::new(redactor),
                     client,
