@@ -53,5 +53,5 @@ pub use outcome::{Outcome, OutcomeKind};
 pub use policy::FetchPolicy;
 pub use redact::Redactor;
 pub use report::{Fault, Output, Report};
-pub use runtime::{LoadedFunction, Runtime, RuntimeOptions};
+pub use runtime::{Allocation, LoadedFunction, Runtime, RuntimeOptions};
 pub use state::InvocationState;

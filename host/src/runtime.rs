@@ -28,6 +28,8 @@ pub struct RuntimeOptions {
     /// How long loading may take to instantiate a trial instance (start function
     /// included) and ask its ABI version: the deadline the functions will run with.
     pub load_deadline: Duration,
+    /// The memory limit functions will run with: no pooled memory slot is larger.
+    pub max_memory_bytes: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -37,8 +39,20 @@ impl Default for RuntimeOptions {
             max_instances: 256,
             disk_cache: false,
             load_deadline: Limits::default().deadline,
+            max_memory_bytes: Limits::default().memory_bytes,
         }
     }
+}
+
+/// How a runtime allocates instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// From a pool whose memory slots reserve 4 GiB each (fastest).
+    Pooled,
+    /// From a pool whose memory slots are the memory limit (bounds checked in code).
+    PooledBoundsChecked,
+    /// One by one, as needed (slowest to instantiate).
+    OnDemand,
 }
 
 /// The engine that compiles and runs functions. Cheap to clone; one per process.
@@ -46,7 +60,7 @@ impl Default for RuntimeOptions {
 pub struct Runtime {
     engine: wasmtime::Engine,
     linker: Arc<Linker<InvocationState>>,
-    pooling: bool,
+    allocation: Allocation,
     load_deadline: Duration,
     _ticker: Arc<EpochTicker>,
 }
@@ -111,31 +125,71 @@ fn base_config(options: &RuntimeOptions) -> Config {
     config
 }
 
+/// The instance pool's layout: how many slots, and how much address space each
+/// memory slot takes.
+fn pool_config(options: &RuntimeOptions, memory_slot: Option<u64>) -> Config {
+    let mut config = base_config(options);
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(options.max_instances)
+        .total_memories(options.max_instances)
+        .total_tables(options.max_instances)
+        // A fetch places its response through `segfn_alloc`, a call nested in the
+        // handler's call: two fiber stacks per instance at most, since host calls
+        // cannot nest further (state.rs). Fewer would let one tenant's fetching guests
+        // exhaust the stacks every invocation needs.
+        .total_stacks(options.max_instances.saturating_mul(2))
+        // No memory grows past the memory limit, so no slot needs to hold more.
+        .max_memory_size(options.max_memory_bytes);
+    if let Some(slot) = memory_slot {
+        // A reservation no larger than the limit: compiled code checks bounds
+        // explicitly instead of relying on a 4 GiB guard region.
+        config.memory_reservation(slot);
+        config.memory_guard_size(64 << 10);
+        config.memory_reservation_for_growth(0);
+    }
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
 impl Runtime {
-    /// A runtime with the given options.
+    /// A runtime with the given options. With pooling, the pool is first laid out for
+    /// the fastest code (each memory slot reserves 4 GiB of address space, so bounds
+    /// are checked by the hardware); where that much address space cannot be reserved
+    /// (`ulimit -v`, strict overcommit) the slots shrink to the memory limit (bounds
+    /// checked in code); failing that, instances are allocated on demand. Each step
+    /// down is logged as a warning with its cause.
     pub fn new(options: &RuntimeOptions) -> Result<Runtime, wasmtime::Error> {
-        let (engine, pooling) = if options.pooling {
-            let mut config = base_config(options);
-            let mut pool = wasmtime::PoolingAllocationConfig::new();
-            pool.total_core_instances(options.max_instances)
-                .total_memories(options.max_instances)
-                .total_tables(options.max_instances)
-                // A fetch places its response through `segfn_alloc`, a call nested in
-                // the handler's call: two fiber stacks per instance at most, since host
-                // calls cannot nest further (state.rs). Fewer would let one tenant's
-                // fetching guests exhaust the stacks every invocation needs.
-                .total_stacks(options.max_instances.saturating_mul(2));
-            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-            match wasmtime::Engine::new(&config) {
-                Ok(engine) => (engine, true),
-                // Some hosts cannot reserve the pool's address space; run without it there.
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "pooling allocator unavailable; instantiating on demand");
-                    (wasmtime::Engine::new(&base_config(options))?, false)
-                }
+        let (engine, allocation) = if options.pooling {
+            let slot = (options.max_memory_bytes as u64).next_multiple_of(64 << 10);
+            match wasmtime::Engine::new(&pool_config(options, None)) {
+                Ok(engine) => (engine, Allocation::Pooled),
+                Err(wide) => match wasmtime::Engine::new(&pool_config(options, Some(slot))) {
+                    Ok(engine) => {
+                        tracing::warn!(
+                            error = %format!("{wide:#}"),
+                            slots = options.max_instances,
+                            "the instance pool could not reserve 4 GiB per memory; using slots of {} with bounds checks in code (a little slower)",
+                            crate::limits::bytes(options.max_memory_bytes)
+                        );
+                        (engine, Allocation::PooledBoundsChecked)
+                    }
+                    Err(narrow) => {
+                        tracing::warn!(
+                            error = %format!("{narrow:#}"),
+                            "the instance pool could not reserve its address space even with small slots; instantiating on demand (slower)"
+                        );
+                        (
+                            wasmtime::Engine::new(&base_config(options))?,
+                            Allocation::OnDemand,
+                        )
+                    }
+                },
             }
         } else {
-            (wasmtime::Engine::new(&base_config(options))?, false)
+            (
+                wasmtime::Engine::new(&base_config(options))?,
+                Allocation::OnDemand,
+            )
         };
         let mut linker = Linker::new(&engine);
         crate::imports::add_to_linker(&mut linker)?;
@@ -143,14 +197,19 @@ impl Runtime {
             _ticker: Arc::new(EpochTicker::start(engine.clone())),
             engine,
             linker: Arc::new(linker),
-            pooling,
+            allocation,
             load_deadline: options.load_deadline,
         })
     }
 
     /// Whether instances come from the pooling allocator (it may have been unavailable).
     pub fn pooling(&self) -> bool {
-        self.pooling
+        self.allocation != Allocation::OnDemand
+    }
+
+    /// How instances are allocated.
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
     }
 
     /// Loads a function from a `.wasm` (or `.wat`, for tests) file.

@@ -255,9 +255,10 @@ async fn nothing_survives_from_one_invocation_to_the_next() {
 #[tokio::test]
 async fn pooling_allocator_runs_functions_too() {
     let runtime = segfn_host::Runtime::new(&segfn_host::RuntimeOptions::default()).unwrap();
-    assert!(
-        runtime.pooling(),
-        "the pool could be reserved on this machine"
+    assert_eq!(
+        runtime.allocation(),
+        segfn_host::Allocation::Pooled,
+        "the full pool could be reserved on this machine"
     );
     let path = tokio::task::spawn_blocking(|| example_wasm("forwarder"))
         .await

@@ -1054,3 +1054,43 @@ async fn startup_errors_are_clear() {
         );
     }
 }
+
+/// Under `ulimit -v` the pool cannot reserve 4 GiB per memory slot: it shrinks its
+/// slots to the memory limit, says so, and serves.
+#[tokio::test]
+async fn a_small_address_space_shrinks_the_pool_and_says_so() {
+    let partner = Partner::start().await;
+    let setup = Setup::new().await;
+    let args = setup.config(
+        "max_in_flight = 4",
+        &tenant("acme", "key-acme", &partner, ""),
+    );
+    let log = setup.path("serve.log");
+    let segfn_path = env!("CARGO_BIN_EXE_segfn");
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 6000000; exec \"$0\" \"$@\"")
+        .arg(segfn_path)
+        .arg("serve")
+        .args(&args)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("SEGFN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let served = Served {
+        base: line.trim().rsplit(' ').next().unwrap().to_owned(),
+        child: Some(child),
+        stop: None,
+    };
+    let (status, body) = deliver(&served, "key-acme", &track("Small", "u1")).await;
+    assert_eq!(status, 200, "{body}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("with bounds checks in code"), "{text}");
+    drop(served);
+}

@@ -102,8 +102,10 @@ pub async fn serve_until(
             .saturating_add(8),
         disk_cache: true,
         load_deadline: limits.deadline,
+        max_memory_bytes: limits.memory_bytes,
     })
     .map_err(|e| ServeError::Engine(format!("{e:#}")))?;
+    tracing::info!(allocation = ?runtime.allocation(), "engine ready");
     let (state, slots) = AppState::build(
         &runtime,
         server,
