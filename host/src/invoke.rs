@@ -2,31 +2,15 @@
 //! result out, and every way it can end turned into an [`Outcome`] and a [`Report`].
 
 use crate::error::GuestFault;
-use crate::fetch::FetchClient;
 use crate::limits::{Limits, bytes};
 use crate::outcome::{Outcome, OutcomeKind, most_severe};
-use crate::redact::Redactor;
 use crate::report::{Fault, LogLine, Output, Report, Stats};
 use crate::runtime::LoadedFunction;
-use crate::state::{InvocationState, MAX_LOG_LINES, Phase, new_store};
+use crate::state::{InvocationState, InvokeOptions, MAX_LOG_LINES, Phase, new_store};
 use segfn_sdk::abi::{self, Call, GuestResult, LogLevel, RawCall};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::{Store, Trap};
-
-/// How to run invocations of a function: limits, where `fetch` may go, what is secret.
-#[derive(Debug, Clone)]
-pub struct InvokeOptions {
-    /// The limits.
-    pub limits: Limits,
-    /// The client `fetch` uses, bound to the allow-list.
-    pub client: FetchClient,
-    /// Secrets to keep out of the report.
-    pub redactor: Arc<Redactor>,
-    /// Record request and response bodies in the trace (test mode).
-    pub capture_bodies: bool,
-}
 
 /// How the guest part of an invocation ended before it is turned into a report.
 enum Ended {

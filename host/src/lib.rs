@@ -47,11 +47,11 @@ pub mod toolchain;
 
 pub use error::LoadError;
 pub use fetch::FetchClient;
-pub use invoke::InvokeOptions;
+
 pub use limits::Limits;
 pub use outcome::{Outcome, OutcomeKind};
 pub use policy::FetchPolicy;
 pub use redact::Redactor;
 pub use report::{Fault, Output, Report};
 pub use runtime::{Allocation, LoadedFunction, Runtime, RuntimeOptions};
-pub use state::InvocationState;
+pub use state::{InvocationState, InvokeOptions};

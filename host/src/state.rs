@@ -2,12 +2,26 @@
 //! what it has recorded so far, and which phase it is in (host calls are allowed only
 //! while `segfn_handle` runs, and never from inside another host call).
 
-use crate::fetch::TraceEntry;
-use crate::invoke::InvokeOptions;
-use crate::limits::MemoryLimiter;
+use crate::fetch::{FetchClient, TraceEntry};
+use crate::limits::{Limits, MemoryLimiter};
+use crate::redact::Redactor;
 use crate::report::LogLine;
+use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::{Engine, Store, UpdateDeadline};
+
+/// How to run invocations of a function: limits, where `fetch` may go, what is secret.
+#[derive(Debug, Clone)]
+pub struct InvokeOptions {
+    /// The limits.
+    pub limits: Limits,
+    /// The client `fetch` uses, bound to the allow-list.
+    pub client: FetchClient,
+    /// Secrets to keep out of the report.
+    pub redactor: Arc<Redactor>,
+    /// Record request and response bodies in the trace (test mode).
+    pub capture_bodies: bool,
+}
 
 /// Most log lines kept, whatever their size (an empty line still costs bookkeeping).
 pub(crate) const MAX_LOG_LINES: usize = 1000;
