@@ -81,7 +81,7 @@ function segfnConfig(port, partnerPort, store) {
 }
 
 // Starts one server under test: `segfn` or `baseline`, forwarding to `partnerPort`.
-async function startServer(name, partnerPort, { store = path.join(tmp, 'store.redb') } = {}) {
+async function startServer(name, partnerPort, { store = path.join(tmp, 'store.redb'), client = 'agent' } = {}) {
   const port = await proc.freePort();
   const logFile = path.join(tmp, `${name}.log`);
   let p;
@@ -98,6 +98,7 @@ async function startServer(name, partnerPort, { store = path.join(tmp, 'store.re
     p = await proc.start('node', [path.join(__dirname, 'baseline.js')], {
       env: {
         PORT: String(port),
+        CLIENT: client,
         SEGMENT_API_KEY: SEGMENT_KEY,
         SETTINGS: JSON.stringify({ apiKey: PARTNER_KEY, endpoint: `http://127.0.0.1:${partnerPort}/v1` }),
       },
@@ -208,6 +209,14 @@ async function main() {
       runs.throughput[name][c] = r;
     }
   }
+  // The same baseline calling the partner with Node's global fetch (undici), as a port
+  // of a Segment function would: how much the baseline's figures owe to its client.
+  log('throughput: baseline using fetch(), 64 connections');
+  const withFetch = await startServer('baseline', partner.port, { client: 'fetch' });
+  await load.wrk(withFetch, { connections: 16, seconds: PLAN.warmup }, env);
+  runs.fetch_baseline = await load.wrk(withFetch, { connections: 64, seconds: PLAN.throughput }, env);
+  await proc.stop(withFetch);
+
   const peak = Math.max(...CONNECTIONS.map((c) => runs.throughput.segfn[c].rps));
   const rate = Math.max(1, Math.round(peak / 2));
   runs.latency = { rate, segfn_peak_rps: peak };

@@ -38,8 +38,8 @@ inside the host (instantiation alone, instructions, memory), see
 
 ${machineLine(info)} The measurements took ${Math.round(runs.seconds)} s (builds not
 counted). Ratio is segfn ÷ baseline: above 1 is better for segfn in the throughput and
-batch rows, below 1 in every other row. Figures come from one run; on this shared 2-core
-virtual machine, runs differ by several percent.
+batch rows, below 1 in every other row. Each figure comes from a single run of its
+measure; expect some spread between runs on a 2-core virtual machine.
 
 ${table}
 ${notes}
@@ -62,7 +62,9 @@ ${notes}
   into Segment's outcome as the forwarder does, logs one line per event to a file, and
   answers as segfn does. \`http.Agent\` rather than the global \`fetch\`: it is Node's
   documented pooled client and the faster of the two in Node 20, so the baseline is what
-  a partner tuning for cost would write, not a strawman (\`CLIENT=fetch\` switches).
+  a partner tuning for cost would write, not a strawman. A port of a Segment function
+  would more likely keep \`fetch\`: the rows "baseline using fetch()" run the same
+  baseline with \`CLIENT=fetch\` at 64 connections.
 - **The event** (\`bench/events/track.json\`, sources in \`bench/events/SOURCES.md\`): a
   ${eventBytes.toLocaleString('en-US')}-byte track event (minified) with a full
   \`context\` and 15 properties. Every request carries \`messageId\`s never sent before,

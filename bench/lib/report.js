@@ -75,6 +75,11 @@ function rows(runs) {
   const cpuAt64 = pair((n) => (t64[n].cpu_s[0] / t64[n].requests) * 1e6);
   add('CPU time per request, 64 connections', 'µs', 'lower', cpuAt64.segfn, cpuAt64.baseline, t64);
 
+  const f = { segfn: t64.segfn, baseline: runs.fetch_baseline };
+  add('throughput, 64 connections, baseline using fetch()', 'requests/s', 'higher', f.segfn.rps, f.baseline.rps, f);
+  const cpuFetch = (f.baseline.cpu_s[0] / f.baseline.requests) * 1e6;
+  add('CPU time per request, 64 connections, baseline using fetch()', 'µs', 'lower', cpuAt64.segfn, cpuFetch, f);
+
   const m = pair((n) => runs.rss[n]);
   add('memory (VmRSS), idle after start', 'MiB', 'lower', m.segfn.idle_mib, m.baseline.idle_mib);
   const held = pair((n) => ({
