@@ -58,9 +58,10 @@ pub(crate) fn first_pass(tenant: &str, events: Vec<RawMessage>) -> (Vec<Message>
     let mut plans = Vec::with_capacity(events.len());
     for (i, event) in events.into_iter().enumerate() {
         let id = event.message_id.as_deref();
+        let key = id.map(|id| MessageKey::new(tenant, id));
         let plan = match event.check() {
             Err(problem) => Plan::Refuse(problem),
-            Ok(()) => match id.map(|id| MessageKey::new(tenant, id)) {
+            Ok(()) => match key {
                 Some(key) => match first_at.get(&key) {
                     Some(&first) => Plan::Repeat(first),
                     None => {
@@ -73,7 +74,7 @@ pub(crate) fn first_pass(tenant: &str, events: Vec<RawMessage>) -> (Vec<Message>
         };
         let key = match plan {
             Plan::Refuse(_) => None,
-            _ => id.map(|id| MessageKey::new(tenant, id)),
+            _ => key,
         };
         messages.push(Message {
             id_for_log: id_for_log(id),
