@@ -33,6 +33,8 @@ API. \`scripts/bench --quick\` is a much shorter run for development; its figure
 \`bench/lib/doc.js\`: change the suite, not the figures. For what one invocation costs
 inside the host (instantiation alone, instructions, memory), see
 \`cargo run --release -p segfn-host --example bench\`.
+How these figures compare with the goals, what changed them and what bounds them:
+[PERFORMANCE.md](PERFORMANCE.md).
 
 ## Results
 
