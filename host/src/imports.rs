@@ -21,7 +21,7 @@ const MAX_REQUEST_HEAD: usize = 64 << 10;
 
 /// Most requests of one `fetch_all` in flight at once: enough to hide a partner's
 /// latency, few enough not to flood it.
-const FETCH_CONCURRENCY: usize = 16;
+pub(crate) const FETCH_CONCURRENCY: usize = 16;
 
 /// Longest panic message read.
 const MAX_PANIC_MESSAGE: u32 = 64 << 10;
@@ -264,6 +264,20 @@ async fn fetch_all(
     allowed(caller, "fetch_all")?;
     caller.data_mut().phase = Phase::InHostCall;
     let result = async {
+        // Refuse a list longer than the fetches left before decoding it: the host's
+        // memory for it is then bounded by the fetch limit, not by the guest's memory.
+        let head = read_guest(caller, ptr, len.min(4), "fetch_all")?;
+        let count = head
+            .first_chunk::<4>()
+            .map_or(0, |c| u32::from_le_bytes(*c) as usize);
+        let state = caller.data();
+        let left = state.max_fetches.saturating_sub(state.fetches) as usize;
+        if count > left.max(1) {
+            return Err(abi_fault(format!(
+                "fetch_all: {count} requests, more than the {left} fetches left of the limit of {}",
+                state.max_fetches
+            )));
+        }
         let list = read_guest(caller, ptr, len, "fetch_all")?;
         let frames = abi::decode_frames(&list).map_err(|e| abi_fault(format!("fetch_all: {e}")))?;
         let responses = perform(caller, &frames, "fetch_all").await?;
@@ -340,15 +354,16 @@ async fn perform<F: AsRef<[u8]>>(
         .map(|p| (p.head.clone(), p.body.to_vec(), p.refusal.clone()))
         .collect();
     let max_body = limits.response_body_bytes;
-    let outcomes: Vec<(Instant, Result<FetchResponse, FetchFailure>)> =
+    let outcomes: Vec<Sent> =
         futures_util::stream::iter(jobs.into_iter().map(|(head, body, refusal)| {
             send_one(client.clone(), head, body, refusal, deadline, max_body)
         }))
         .buffered(FETCH_CONCURRENCY)
+        .map(within(limits.memory_bytes))
         .collect()
         .await;
     let state = caller.data_mut();
-    let mut responses = Vec::with_capacity(outcomes.len());
+    let mut responses = Vec::with_capacity(planned.len());
     for (p, (started, result)) in planned.iter().zip(outcomes) {
         if p.traced {
             let entry = TraceEntry::record(
@@ -366,6 +381,29 @@ async fn perform<F: AsRef<[u8]>>(
     Ok(responses)
 }
 
+/// When a request started and how it ended.
+type Sent = (Instant, Result<FetchResponse, FetchFailure>);
+
+/// Turns responses that would take the bodies received so far past `room` bytes into
+/// `limit` failures as they arrive: they go into the guest's memory, so more than its
+/// limit cannot fit, and the host does not hold more either.
+fn within(mut room: usize) -> impl FnMut(Sent) -> Sent {
+    move |(started, result)| match result {
+        Ok(response) if response.body.len() > room => (
+            started,
+            Err(FetchFailure::new(
+                FetchErrorKind::Limit,
+                "the responses together exceed the function's memory limit",
+            )),
+        ),
+        Ok(response) => {
+            room -= response.body.len();
+            (started, Ok(response))
+        }
+        failed => (started, failed),
+    }
+}
+
 /// Sends one request unless it was refused; returns when it started and how it ended.
 async fn send_one(
     client: crate::FetchClient,
@@ -374,7 +412,7 @@ async fn send_one(
     refusal: Option<FetchFailure>,
     deadline: Instant,
     max_body: usize,
-) -> (Instant, Result<FetchResponse, FetchFailure>) {
+) -> Sent {
     let started = Instant::now();
     let remaining = deadline.saturating_duration_since(started);
     let result = match refusal {

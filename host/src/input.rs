@@ -23,6 +23,9 @@ pub enum InputError {
     /// An empty batch.
     #[error("the batch is empty")]
     EmptyBatch,
+    /// More messages than [`MAX_MESSAGES`].
+    #[error("the delivery holds more than {MAX_MESSAGES} messages; send smaller batches")]
+    TooMany,
     /// Not UTF-8.
     #[error("not valid JSON: the body is not UTF-8")]
     Utf8,
@@ -69,7 +72,15 @@ pub struct RawDelivery {
     pub messages: Vec<RawMessage>,
     /// An array or `{"batch"}` body (answered as a batch, even of one).
     pub batch: bool,
+    /// A batch's first message as it was sent, before fields of the batch were added
+    /// to it: what Segment's signature covers.
+    pub first_as_sent: Option<String>,
 }
+
+/// Most messages one delivery may hold. Segment's batches are far smaller (its
+/// tracking API takes 500 KB per batch); the cap bounds the work a small, well
+/// compressed body can cause.
+pub const MAX_MESSAGES: usize = 10_000;
 
 /// One message as received.
 #[derive(Debug, Clone)]
@@ -166,9 +177,12 @@ impl RawMessage {
 /// (whose `sentAt` and `writeKey` reach each event that lacks them).
 pub fn read_delivery(body: &[u8]) -> Result<RawDelivery, InputError> {
     let text = std::str::from_utf8(body).map_err(|_| InputError::Utf8)?;
+    let mut first_as_sent = None;
     let (messages, batch) = match text.trim_start().as_bytes().first() {
         Some(b'[') => {
+            check_count(text)?;
             let events: Vec<&RawValue> = serde_json::from_str(text)?;
+            first_as_sent = events.first().map(|e| e.get().to_owned());
             (events.into_iter().map(RawMessage::new).collect(), true)
         }
         Some(b'{') => {
@@ -178,7 +192,9 @@ pub fn read_delivery(body: &[u8]) -> Result<RawDelivery, InputError> {
                 .filter(|b| b.get().starts_with('[') && outer.kind.is_none())
             {
                 Some(batch) => {
+                    check_count(batch.get())?;
                     let events: Vec<&RawValue> = serde_json::from_str(batch.get())?;
+                    first_as_sent = events.first().map(|e| e.get().to_owned());
                     let mut messages: Vec<RawMessage> =
                         events.into_iter().map(RawMessage::new).collect();
                     for m in &mut messages {
@@ -211,7 +227,41 @@ pub fn read_delivery(body: &[u8]) -> Result<RawDelivery, InputError> {
     if messages.is_empty() {
         return Err(InputError::EmptyBatch);
     }
-    Ok(RawDelivery { messages, batch })
+    Ok(RawDelivery {
+        messages,
+        batch,
+        first_as_sent,
+    })
+}
+
+/// Refuses an array of more than [`MAX_MESSAGES`] items, counted on the text before
+/// anything is built from it.
+fn check_count(array: &str) -> Result<(), InputError> {
+    let (mut depth, mut items, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in array.as_bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => depth += 1,
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b',' if depth == 1 => {
+                items += 1;
+                if items >= MAX_MESSAGES {
+                    return Err(InputError::TooMany);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Levels of arrays and objects in JSON text, strings skipped; one pass, no recursion.
@@ -426,5 +476,38 @@ mod tests {
         );
         let d = read_delivery(deep.as_bytes()).unwrap();
         assert_eq!(d.messages[0].check(), Err(MessageProblem::TooDeep));
+    }
+
+    #[test]
+    fn the_number_of_messages_is_capped_before_parsing() {
+        let at_cap = format!("[{}{{}}]", "{},".repeat(MAX_MESSAGES - 1));
+        assert_eq!(
+            read_delivery(at_cap.as_bytes()).unwrap().messages.len(),
+            MAX_MESSAGES
+        );
+        let over = format!("[{}{{}}]", "{},".repeat(MAX_MESSAGES));
+        assert!(matches!(
+            read_delivery(over.as_bytes()),
+            Err(InputError::TooMany)
+        ));
+        let wrapped = format!("{{\"batch\":{over}}}");
+        assert!(matches!(
+            read_delivery(wrapped.as_bytes()),
+            Err(InputError::TooMany)
+        ));
+        // Commas inside messages and strings do not count.
+        let inner = format!(
+            "[{{\"a\":[{}1],\"s\":\"{}\"}}]",
+            "1,".repeat(MAX_MESSAGES),
+            ",".repeat(MAX_MESSAGES)
+        );
+        assert_eq!(read_delivery(inner.as_bytes()).unwrap().messages.len(), 1);
+    }
+
+    #[test]
+    fn the_first_message_as_sent_is_kept_for_the_signature() {
+        let d = read_delivery(br#"{"batch":[{"type":"track"}],"sentAt":"s"}"#).unwrap();
+        assert_eq!(d.first_as_sent.as_deref(), Some(r#"{"type":"track"}"#));
+        assert_eq!(d.messages[0].json, r#"{"type":"track","sentAt":"s"}"#);
     }
 }

@@ -104,27 +104,23 @@ pub struct Report {
 }
 
 impl Report {
-    /// Replaces secrets in the parts the guest returned: the outcome message and the
-    /// output. Logs and the request trace are redacted where they are recorded
-    /// (`imports.rs`, `TraceEntry::record`), before they are cut to size.
+    /// Replaces secrets in the messages the guest returned (the outcome's and, for a
+    /// batch, each event's). Logs and the request trace are redacted where they are
+    /// recorded (`imports.rs`, `TraceEntry::record`), before they are cut to size. The
+    /// events a function returns are data passed on to Segment, not messages: they are
+    /// left exactly as returned (a setting value such as a field name would otherwise
+    /// be replaced inside them).
     pub(crate) fn redact(&mut self, redactor: &Redactor) {
-        if let Some(m) = &mut self.outcome.message {
-            *m = redactor.redact(m).into_owned();
-        }
         if redactor.is_empty() {
             return;
         }
-        match &mut self.output {
-            Output::None => {}
-            Output::Event(event) => redactor.redact_json(event),
-            Output::Batch(results) => {
-                for result in results {
-                    if let Some(m) = &mut result.message {
-                        *m = redactor.redact(m).into_owned();
-                    }
-                    if let Some(event) = &mut result.output {
-                        redactor.redact_json(event);
-                    }
+        if let Some(m) = &mut self.outcome.message {
+            *m = redactor.redact(m).into_owned();
+        }
+        if let Output::Batch(results) = &mut self.output {
+            for result in results {
+                if let Some(m) = &mut result.message {
+                    *m = redactor.redact(m).into_owned();
                 }
             }
         }

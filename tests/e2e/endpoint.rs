@@ -521,6 +521,14 @@ async fn batch_signatures_and_pinned_settings() {
     // Segment's own scheme (first_event) cannot tell: documented in the README.
     let (status, _) = ep.post("key-lenient", forged, &sig(&signature)).await;
     assert_eq!(status, 200);
+    // The batch's sentAt is added to its events only after the signature is checked.
+    let first = track("First", "u9");
+    let batch =
+        serde_json::to_vec(&json!({"batch": [first], "sentAt": "2026-11-27T00:00:00.000Z"}))
+            .unwrap();
+    let signed_first = auth::sign("sh", &serde_json::to_vec(&first).unwrap());
+    let (status, body) = ep.post("key-lenient", batch, &sig(&signed_first)).await;
+    assert_eq!(status, 200, "{body}");
 
     // A header that tries to move the endpoint of a tenant with pinned settings.
     let partner_seen = partner.received().len();
@@ -584,6 +592,23 @@ async fn compressed_batches_from_client_libraries() {
         assert!(logged.contains(r#""writeKey":"wk""#), "{logged}");
         assert!(logged.contains(r#""receivedAt":"20"#), "{logged}");
     }
+    // A small body that unpacks into more messages than a delivery may hold.
+    let many = format!("[{}{{}}]", "{},".repeat(segfn_host::input::MAX_MESSAGES));
+    let (status, answer) = ep
+        .post(
+            "key-a",
+            compress(many.as_bytes(), true),
+            &[("content-encoding", "gzip".into())],
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 10000 messages"),
+        "{answer}"
+    );
     // A gzip bomb stops at the cap.
     let bomb = compress(&vec![b' '; 64 << 20], true);
     let (status, answer) = ep
@@ -611,7 +636,14 @@ async fn an_insert_functions_event_is_in_the_answer() {
             ..WatGuest::default()
         },
     );
-    let ep = Endpoint::start(&f, "", "[[tenant]]\nname = \"a\"\napi_key = \"key-a\"\n").await;
+    // A setting whose name looks like a credential holds the word the output carries:
+    // the output is data and passes unredacted.
+    let ep = Endpoint::start(
+        &f,
+        "",
+        "[[tenant]]\nname = \"a\"\napi_key = \"key-a\"\nsettings = { mapping = { eventKey = \"Enriched\" } }\n",
+    )
+    .await;
     let (status, body) = ep.deliver("key-a", &track("E", "u1")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output"]["event"], "Enriched", "{body}");

@@ -153,8 +153,8 @@ async fn a_load_time_loop_is_cut_at_the_functions_deadline() {
 
 #[tokio::test]
 async fn a_fetch_all_list_that_lies_about_its_size_is_an_abi_fault() {
-    // A count of a million frames in 8 bytes.
-    let list = [1_000_000u32.to_le_bytes(), 0u32.to_le_bytes()].concat();
+    // A count of 50 frames in 8 bytes.
+    let list = [50u32.to_le_bytes(), 0u32.to_le_bytes()].concat();
     let guest = WatGuest {
         handle_body: "(drop (call $fetch_all (i32.const 4096) (i32.const 8)))",
         data: vec![(4096, list)],
@@ -169,6 +169,30 @@ async fn a_fetch_all_list_that_lies_about_its_size_is_an_abi_fault() {
         r.outcome
             .message
             .unwrap()
-            .contains("fetch_all: frame list claims 1000000 frames"),
+            .contains("fetch_all: frame list claims 50 frames"),
+    );
+}
+
+#[tokio::test]
+async fn a_fetch_all_longer_than_the_fetches_left_is_refused_before_it_is_read() {
+    // 101 empty frames: one more than a single event's fetch limit.
+    let mut list = 101u32.to_le_bytes().to_vec();
+    for _ in 0..101 {
+        list.extend_from_slice(&0u32.to_le_bytes());
+    }
+    let len = list.len();
+    let guest = WatGuest {
+        handle_body: &format!("(drop (call $fetch_all (i32.const 4096) (i32.const {len})))"),
+        data: vec![(4096, list)],
+        ..WatGuest::default()
+    };
+    let f = guest.load().await.expect("loads");
+    let opts = options(&[], &json!({}), Limits::default());
+    let r = invoke_event(&f, &opts, track("E", "u"), json!({})).await;
+    assert_eq!(r.fault, Some(Fault::Abi), "{r:?}");
+    let message = r.outcome.message.unwrap();
+    assert!(
+        message.contains("101 requests, more than the 100 fetches left"),
+        "{message}"
     );
 }

@@ -105,9 +105,6 @@ enum Write {
         keys: Vec<MessageKey>,
         reply: oneshot::Sender<Result<Marked, StoreError>>,
     },
-    Purge {
-        reply: oneshot::Sender<Result<usize, StoreError>>,
-    },
 }
 
 /// The deduplication window. Cheap to clone.
@@ -149,7 +146,6 @@ impl Dedupe {
         let writer = Writer {
             db: Arc::downgrade(&db),
             seq: Default::default(),
-            window_ms: window.as_millis() as u64,
             max_entries: max_entries.max(1),
         };
         std::thread::Builder::new()
@@ -201,15 +197,13 @@ impl Dedupe {
             .map_err(|_| StoreError("the store's writer has stopped".into()))?
     }
 
-    /// Forgets entries older than the window; returns how many.
+    /// Forgets entries older than the window; returns how many. Runs beside the
+    /// writer, one short transaction per chunk, so recording waits at most one chunk.
     pub async fn purge(&self) -> Result<usize, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.writes
-            .send(Write::Purge { reply })
-            .map_err(|_| StoreError("the store's writer has stopped".into()))?;
-        answer
+        let (db, window_ms) = (self.db.clone(), self.window.as_millis() as u64);
+        tokio::task::spawn_blocking(move || purge_expired(&db, window_ms))
             .await
-            .map_err(|_| StoreError("the store's writer has stopped".into()))?
+            .map_err(store_error)?
     }
 }
 
@@ -219,7 +213,6 @@ struct Writer {
     db: std::sync::Weak<Database>,
     /// Sequence numbers for stamps.
     seq: std::cell::Cell<u64>,
-    window_ms: u64,
     max_entries: u64,
 }
 
@@ -227,24 +220,20 @@ impl Writer {
     fn run(self, queue: mpsc::Receiver<Write>) {
         while let Ok(first) = queue.recv() {
             let mut marks = Vec::new();
-            let mut purges = Vec::new();
             let mut next = Some(first);
-            while let Some(write) = next {
-                match write {
-                    Write::Mark {
-                        tenant,
-                        keys,
-                        reply,
-                    } => marks.push((tenant, keys, reply)),
-                    Write::Purge { reply } => purges.push(reply),
-                }
+            while let Some(Write::Mark {
+                tenant,
+                keys,
+                reply,
+            }) = next
+            {
+                marks.push((tenant, keys, reply));
                 next = (marks.len() < MAX_GROUP)
                     .then(|| queue.try_recv().ok())
                     .flatten();
             }
             let Some(db) = self.db.upgrade() else { return };
             let marked = (!marks.is_empty()).then(|| self.mark_all(&db, &marks));
-            let purged: Vec<_> = purges.iter().map(|_| self.purge(&db)).collect();
             // Closed before anyone hears back: whoever drops the last handle next may
             // reopen the file at once.
             drop(db);
@@ -260,9 +249,6 @@ impl Writer {
                     }
                 }
                 None => {}
-            }
-            for (reply, result) in purges.into_iter().zip(purged) {
-                let _ = reply.send(result);
             }
         }
     }
@@ -334,58 +320,59 @@ impl Writer {
         txn.commit().map_err(store_error)?;
         Ok(results)
     }
+}
 
-    /// Removes expired entries tenant by tenant, in chunks.
-    fn purge(&self, db: &Database) -> Result<usize, StoreError> {
-        let cutoff = now_ms().saturating_sub(self.window_ms);
-        let tags: Vec<TenantTag> = {
-            let txn = db.begin_read().map_err(store_error)?;
-            let counts = txn.open_table(COUNTS).map_err(store_error)?;
-            counts
-                .iter()
-                .map_err(store_error)?
-                .filter_map(|e| e.ok().and_then(|(k, _)| k.value().try_into().ok()))
-                .collect()
-        };
-        let mut total = 0;
-        for tag in tags {
-            loop {
-                let txn = db.begin_write().map_err(store_error)?;
-                let removed;
-                {
-                    let mut seen = txn.open_table(SEEN).map_err(store_error)?;
-                    let mut order = txn.open_table(ORDER).map_err(store_error)?;
-                    let mut counts = txn.open_table(COUNTS).map_err(store_error)?;
-                    let end = order_key(&tag, stamp(cutoff, 0), &MessageKey([0; 16]));
-                    let expired: Vec<Vec<u8>> = order
-                        .range(&tag[..]..&end[..])
-                        .map_err(store_error)?
-                        .take(PURGE_CHUNK)
-                        .map(|e| e.map(|(k, _)| k.value().to_vec()))
-                        .collect::<Result<_, _>>()
-                        .map_err(store_error)?;
-                    for k in &expired {
-                        order.remove(&k[..]).map_err(store_error)?;
-                        seen.remove(&k[16..]).map_err(store_error)?;
-                    }
-                    removed = expired.len();
-                    let count = counts
-                        .get(&tag[..])
-                        .map_err(store_error)?
-                        .map_or(0, |v| v.value());
-                    counts
-                        .insert(&tag[..], count.saturating_sub(removed as u64))
-                        .map_err(store_error)?;
+/// Removes expired entries tenant by tenant, in chunks of [`PURGE_CHUNK`], each its own
+/// transaction.
+fn purge_expired(db: &Database, window_ms: u64) -> Result<usize, StoreError> {
+    let cutoff = now_ms().saturating_sub(window_ms);
+    let tags: Vec<TenantTag> = {
+        let txn = db.begin_read().map_err(store_error)?;
+        let counts = txn.open_table(COUNTS).map_err(store_error)?;
+        counts
+            .iter()
+            .map_err(store_error)?
+            .filter_map(|e| e.ok().and_then(|(k, _)| k.value().try_into().ok()))
+            .collect()
+    };
+    let mut total = 0;
+    for tag in tags {
+        loop {
+            let txn = db.begin_write().map_err(store_error)?;
+            let removed;
+            {
+                let mut seen = txn.open_table(SEEN).map_err(store_error)?;
+                let mut order = txn.open_table(ORDER).map_err(store_error)?;
+                let mut counts = txn.open_table(COUNTS).map_err(store_error)?;
+                let end = order_key(&tag, stamp(cutoff, 0), &MessageKey([0; 16]));
+                let expired: Vec<Vec<u8>> = order
+                    .range(&tag[..]..&end[..])
+                    .map_err(store_error)?
+                    .take(PURGE_CHUNK)
+                    .map(|e| e.map(|(k, _)| k.value().to_vec()))
+                    .collect::<Result<_, _>>()
+                    .map_err(store_error)?;
+                for k in &expired {
+                    order.remove(&k[..]).map_err(store_error)?;
+                    seen.remove(&k[16..]).map_err(store_error)?;
                 }
-                txn.commit().map_err(store_error)?;
-                total += removed;
-                if removed < PURGE_CHUNK {
-                    break;
-                }
+                removed = expired.len();
+                let count = counts
+                    .get(&tag[..])
+                    .map_err(store_error)?
+                    .map_or(0, |v| v.value());
+                counts
+                    .insert(&tag[..], count.saturating_sub(removed as u64))
+                    .map_err(store_error)?;
+            }
+            txn.commit().map_err(store_error)?;
+            total += removed;
+            if removed < PURGE_CHUNK {
+                break;
             }
         }
-        Ok(total)
     }
+    Ok(total)
 }
 
 #[cfg(test)]

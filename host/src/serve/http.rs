@@ -111,13 +111,17 @@ fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(String, Arc<Red
     let header = value
         .to_str()
         .map_err(|_| "X-Segment-Settings is not ASCII".to_owned())?;
-    let mut cache = tenant
+    let cached = tenant
         .header_settings
         .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(cached) = cache.as_ref().filter(|c| c.header == header) {
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|c| c.header == header)
+        .cloned();
+    if let Some(cached) = cached {
         return Ok((cached.settings_json.clone(), cached.redactor.clone()));
     }
+    // Built outside the lock: the tenant's other deliveries need not wait for it.
     let extra = auth::segment_settings(header)?;
     let merged = auth::merge_settings(
         &tenant.settings,
@@ -126,16 +130,23 @@ fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(String, Arc<Red
     );
     let redactor = Redactor::from_settings(&merged, &tenant.secret_settings)
         .map_err(|e| format!("X-Segment-Settings: {e}"))?;
-    let entry = HeaderSettings {
+    let entry = Arc::new(HeaderSettings {
         header: header.to_owned(),
         settings_json: merged.to_string(),
         settings: merged,
         redactor: Arc::new(redactor),
-    };
-    let out = (entry.settings_json.clone(), entry.redactor.clone());
-    *cache = Some(entry);
-    Ok(out)
+    });
+    let mut cache = tenant
+        .header_settings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache.insert(0, entry.clone());
+    cache.truncate(HEADER_SETTINGS_KEPT);
+    Ok((entry.settings_json.clone(), entry.redactor.clone()))
 }
+
+/// Distinct `X-Segment-Settings` values kept ready per tenant.
+const HEADER_SETTINGS_KEPT: usize = 4;
 
 /// Every early return is a clear 4xx (or 429/503) with `{"message"}`.
 async fn handle(
@@ -186,24 +197,29 @@ async fn handle(
     if tenant.shared_secret.is_some() && headers.get("x-signature").is_none() {
         return refusal(StatusCode::UNAUTHORIZED, auth::MISSING_SIGNATURE);
     }
-    let (settings, redactor) = match settings_for(&tenant, headers) {
-        Ok(found) => found,
-        Err(problem) => return refusal(StatusCode::BAD_REQUEST, &problem),
+    // Every body read holds up to `max_body_bytes`, and parsing and the settings work
+    // that follow cost in proportion: bounded per tenant, so one tenant's slow bodies
+    // cannot hold up the others', and in all.
+    let Ok(_tenant_reading) = tenant.body_permits.clone().try_acquire_owned() else {
+        return busy("too many of this tenant's deliveries arriving at once; retry shortly");
     };
-
-    let bytes = {
-        // Every body read holds up to `max_body_bytes`: bounded per tenant, so one
-        // tenant's slow bodies cannot hold up the others', and in all.
-        let Ok(_tenant_reading) = tenant.body_permits.clone().try_acquire_owned() else {
-            return busy("too many of this tenant's deliveries arriving at once; retry shortly");
-        };
-        let Ok(_reading) = app.body_permits.clone().try_acquire_owned() else {
-            return busy("too many deliveries arriving at once; retry shortly");
-        };
-        match body::read(body, encoding, app.max_body_bytes, app.body_timeout).await {
-            Ok(bytes) => bytes,
-            Err((status, message)) => return refusal(status, &message),
-        }
+    let Ok(_reading) = app.body_permits.clone().try_acquire_owned() else {
+        return busy("too many deliveries arriving at once; retry shortly");
+    };
+    let bytes = match body::read(body, encoding, app.max_body_bytes, app.body_timeout).await {
+        Ok(bytes) => bytes,
+        Err((status, message)) => return refusal(status, &message),
+    };
+    // A signature over the whole body is checked before anything is built from it.
+    let unsigned = match &tenant.shared_secret {
+        Some(secret) => match auth::verify_signature(secret, text("x-signature"), &bytes, None) {
+            Ok(()) => None,
+            Err(problem) if tenant.batch_signature == BatchSignature::WholeBody => {
+                return refusal(StatusCode::UNAUTHORIZED, problem);
+            }
+            Err(problem) => Some((secret, problem)),
+        },
+        None => None,
     };
     let mut delivery = match read_delivery(&bytes) {
         Ok(delivery) => delivery,
@@ -214,18 +230,22 @@ async fn handle(
             );
         }
     };
-    if let Some(secret) = &tenant.shared_secret {
-        // Segment signs a batch's first event only; the strict policy wants the body.
-        let first = match (delivery.batch, tenant.batch_signature) {
-            (true, BatchSignature::FirstEvent) => {
-                delivery.messages.first().map(|m| m.json.as_str())
-            }
-            _ => None,
-        };
-        if let Err(problem) = auth::verify_signature(secret, text("x-signature"), &bytes, first) {
+    if let Some((secret, problem)) = unsigned {
+        // Segment signs a batch's first event only (as it was sent, before the batch's
+        // `sentAt` and `writeKey` were added to it).
+        let first_signed = delivery.batch
+            && delivery.first_as_sent.as_deref().is_some_and(|first| {
+                auth::verify_signature(secret, text("x-signature"), first.as_bytes(), Some(first))
+                    .is_ok()
+            });
+        if !first_signed {
             return refusal(StatusCode::UNAUTHORIZED, problem);
         }
     }
+    let (settings, redactor) = match settings_for(&tenant, headers) {
+        Ok(found) => found,
+        Err(problem) => return refusal(StatusCode::BAD_REQUEST, &problem),
+    };
     let now = SystemTime::now();
     for message in &mut delivery.messages {
         message.stamp_received_at(now);

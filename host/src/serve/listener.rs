@@ -20,8 +20,8 @@ use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-/// File descriptors kept back from connections: the store, function files, outbound
-/// fetches and the listener itself need some.
+/// File descriptors kept back from connections for the store, function files, the
+/// listener and such; outbound fetches get more (see [`fit_to_fd_limit`]).
 const RESERVED_FDS: u64 = 256;
 
 /// How connections are accepted and bounded.
@@ -121,8 +121,9 @@ impl Drop for Busy {
 }
 
 /// Lowers `wanted` to what the process's file descriptor limit allows (raising the
-/// soft limit to the hard one first), with a warning when it had to.
-pub(crate) fn fit_to_fd_limit(wanted: usize) -> usize {
+/// soft limit to the hard one first), keeping `outbound` descriptors for fetches, with
+/// a warning when it had to.
+pub(crate) fn fit_to_fd_limit(wanted: usize, outbound: usize) -> usize {
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -131,7 +132,8 @@ pub(crate) fn fit_to_fd_limit(wanted: usize) -> usize {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return wanted;
     }
-    let needed = wanted as u64 + RESERVED_FDS;
+    let reserved = RESERVED_FDS + outbound as u64;
+    let needed = wanted as u64 + reserved;
     if limit.rlim_cur < needed && limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: needed.min(limit.rlim_max),
@@ -142,7 +144,7 @@ pub(crate) fn fit_to_fd_limit(wanted: usize) -> usize {
             limit.rlim_cur = raised.rlim_cur;
         }
     }
-    let fits = limit.rlim_cur.saturating_sub(RESERVED_FDS).max(16) as usize;
+    let fits = limit.rlim_cur.saturating_sub(reserved).max(16) as usize;
     if fits < wanted {
         tracing::warn!(
             max_connections = wanted,
@@ -206,10 +208,17 @@ pub(crate) async fn serve(
             match &options.tls {
                 None => connection(stream, app, &http, admitted, shutdown).await,
                 Some(tls) => {
-                    match tokio::time::timeout(options.header_timeout, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => connection(stream, app, &http, admitted, shutdown).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    // Evictable during the handshake too: a client that never sends its
+                    // ClientHello must not keep its descriptor past its eviction.
+                    let handshake =
+                        tokio::time::timeout(options.header_timeout, tls.accept(stream));
+                    tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(stream)) => connection(stream, app, &http, admitted, shutdown).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        },
+                        _ = admitted.close.notified() => {}
                     }
                 }
             }

@@ -171,7 +171,13 @@ pub async fn serve_until(
         .local_addr()
         .map_err(|e| ServeError::Listen(server.listen.clone(), e.to_string()))?;
     let listen = listener::ListenOptions {
-        max_connections: listener::fit_to_fd_limit(server.max_connections),
+        // Each invocation may have `FETCH_CONCURRENCY` requests open at once.
+        max_connections: listener::fit_to_fd_limit(
+            server.max_connections,
+            server
+                .max_in_flight
+                .saturating_mul(crate::imports::FETCH_CONCURRENCY),
+        ),
         header_timeout: Duration::from_millis(server.header_timeout_ms),
         max_header_bytes: server.max_header_bytes,
         tls: tls.clone(),

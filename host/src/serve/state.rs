@@ -46,9 +46,10 @@ pub struct Tenant {
     pub permits: Arc<Semaphore>,
     /// The tenant's share of bodies being read at once.
     pub body_permits: Arc<Semaphore>,
-    /// The last `X-Segment-Settings` seen, with the settings and redactor made from
-    /// it: Segment sends the same header with every delivery, so it is read once.
-    pub header_settings: Mutex<Option<HeaderSettings>>,
+    /// The last few `X-Segment-Settings` seen, most recent first, with the settings
+    /// and redactor made from each: Segment sends the same header with every delivery,
+    /// so it is read once.
+    pub header_settings: Mutex<Vec<Arc<HeaderSettings>>>,
 }
 
 /// Settings merged from one `X-Segment-Settings` value.
@@ -167,7 +168,7 @@ impl AppState {
                     debug_responses: t.debug_responses,
                     permits: Arc::new(Semaphore::new(share)),
                     body_permits: Arc::new(Semaphore::new(share.saturating_mul(2))),
-                    header_settings: Mutex::new(None),
+                    header_settings: Mutex::default(),
                 }),
             );
         }
