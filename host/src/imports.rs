@@ -156,8 +156,10 @@ fn log(
         return Ok(());
     }
     let room = cap - state.log_bytes;
-    // Read no more than can be kept (plus a partial UTF-8 character).
-    let read = len.min(u32::try_from(room.saturating_add(3)).unwrap_or(u32::MAX));
+    // Read no more than can be kept, plus a partial UTF-8 character, plus the longest
+    // secret: a secret that starts in what is kept is then read whole and redacted.
+    let extra = 3 + state.options.redactor.longest();
+    let read = len.min(u32::try_from(room.saturating_add(extra)).unwrap_or(u32::MAX));
     let bytes = read_guest(&mut caller, ptr, read, "log")?;
     let state = caller.data_mut();
     // Redact before cutting, so a cut cannot leave half a secret behind.

@@ -109,6 +109,12 @@ impl Redactor {
         Redactor { secrets, matcher }
     }
 
+    /// The length of the longest secret form, in bytes: text cut after this many more
+    /// bytes than it keeps cannot end inside a secret that reaches into what is kept.
+    pub fn longest(&self) -> usize {
+        self.secrets.iter().map(String::len).max().unwrap_or(0)
+    }
+
     /// Whether there is nothing to redact.
     pub fn is_empty(&self) -> bool {
         self.matcher.is_none()
@@ -334,5 +340,13 @@ mod tests {
         let redacted = r.redact(&text);
         assert_eq!(redacted.matches(REDACTED).count(), MAX_SECRET_VALUES);
         assert!(!redacted.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn longest_covers_every_encoded_form() {
+        let r = Redactor::new(["abcd"]);
+        // base64 of "abcd:" is the longest form: 8 characters.
+        assert_eq!(r.longest(), 8);
+        assert_eq!(Redactor::default().longest(), 0);
     }
 }

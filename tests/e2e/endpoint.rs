@@ -827,3 +827,40 @@ async fn an_unchanged_event_comes_back_exactly() {
         messages.len()
     );
 }
+
+/// At the cap, a kept-alive connection that just answered is not the one closed: the
+/// connection idle the longest is, even if it opened later.
+#[tokio::test]
+async fn eviction_spares_a_connection_that_was_just_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = wasm_file(dir.path(), "ok.wasm", &WatGuest::default());
+    let ep = Endpoint::start(
+        &f,
+        "max_connections = 4",
+        "[[tenant]]\nname = \"a\"\napi_key = \"key-a\"\n",
+    )
+    .await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut kept = ep.raw(b"").await;
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        stalled.push(ep.raw(b"POST / HT").await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first connection answers a request: it is now the most recently active.
+    kept.write_all(request).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // A fifth connection evicts the stalled one idle the longest, not `kept`.
+    let _fifth = ep.raw(b"POST / HT").await;
+    let (_, closed) = read_until_closed(&mut stalled[0], Duration::from_millis(500)).await;
+    assert!(closed, "the longest-idle connection was closed");
+    kept.write_all(request).await.unwrap();
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}

@@ -196,3 +196,25 @@ async fn a_fetch_all_longer_than_the_fetches_left_is_refused_before_it_is_read()
         "{message}"
     );
 }
+
+/// A secret that straddles the log limit is read whole and redacted before the line is
+/// cut: no prefix of it is kept.
+#[tokio::test]
+async fn a_secret_across_the_log_limit_leaves_no_prefix() {
+    let secret = "sk_live_straddle_secret";
+    let cap = Limits::default().log_bytes;
+    let mut line = vec![b'x'; cap - 5];
+    line.extend_from_slice(secret.as_bytes());
+    let len = line.len();
+    let guest = WatGuest {
+        handle_body: &format!("(call $log (i32.const 1) (i32.const 8192) (i32.const {len}))"),
+        data: vec![(8192, line)],
+        ..WatGuest::default()
+    };
+    let f = guest.load().await.expect("loads");
+    let settings = json!({ "apiKey": secret });
+    let opts = options(&[], &settings, Limits::default());
+    let r = invoke_event(&f, &opts, track("E", "u"), settings).await;
+    let logged = &r.logs[0].message;
+    assert!(!logged.contains("sk_l"), "{}", &logged[logged.len() - 20..]);
+}

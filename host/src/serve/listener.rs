@@ -1,8 +1,9 @@
 //! Accepting connections for the endpoint: HTTP/1.1 only (Segment delivers with it;
 //! no cleartext HTTP/2), over TLS when configured, with a deadline for each request's
 //! headers (which also ends idle keep-alive connections) and a cap on open
-//! connections. At the cap, the connection idle the longest (no request in progress:
-//! a half-sent request or an idle keep-alive) is closed to make room, so a flood of
+//! connections. At the cap, the connection idle the longest (no request in progress,
+//! and the longest since its last answer or its opening: a half-sent request or an idle
+//! keep-alive) is closed to make room, so a flood of
 //! slow or half-open connections cannot lock out Segment or `/healthz`.
 
 use super::metrics::Metrics;
@@ -11,7 +12,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -39,7 +40,8 @@ pub(crate) struct ListenOptions {
 
 /// One open connection, as the cap sees it.
 struct Slot {
-    opened: Instant,
+    /// When it last finished a request (or opened), in ms since the listener started.
+    idle_since: Arc<AtomicU64>,
     /// Requests in progress on it (headers read, answer not yet written).
     busy: Arc<AtomicUsize>,
     /// Told to close when evicted.
@@ -49,14 +51,17 @@ struct Slot {
 /// The open connections.
 struct Connections {
     slots: Mutex<HashMap<u64, Slot>>,
-    next: std::sync::atomic::AtomicU64,
+    next: AtomicU64,
     max: usize,
+    started: Instant,
 }
 
 /// A connection's place under the cap, given back when dropped.
 struct Admitted {
     id: u64,
     busy: Arc<AtomicUsize>,
+    idle_since: Arc<AtomicU64>,
+    started: Instant,
     close: Arc<Notify>,
     connections: Arc<Connections>,
     metrics: Arc<Metrics>,
@@ -83,7 +88,7 @@ impl Connections {
             let idle = slots
                 .iter()
                 .filter(|(_, s)| s.busy.load(Ordering::Acquire) == 0)
-                .min_by_key(|(_, s)| s.opened)
+                .min_by_key(|(_, s)| s.idle_since.load(Ordering::Relaxed))
                 .map(|(id, _)| *id)?;
             if let Some(evicted) = slots.remove(&idle) {
                 evicted.close.notify_one();
@@ -92,10 +97,11 @@ impl Connections {
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (busy, close) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
+        let idle_since = Arc::new(AtomicU64::new(self.started.elapsed().as_millis() as u64));
         slots.insert(
             id,
             Slot {
-                opened: Instant::now(),
+                idle_since: idle_since.clone(),
                 busy: busy.clone(),
                 close: close.clone(),
             },
@@ -104,6 +110,8 @@ impl Connections {
         Some(Admitted {
             id,
             busy,
+            idle_since,
+            started: self.started,
             close,
             connections: self.clone(),
             metrics: metrics.clone(),
@@ -111,12 +119,19 @@ impl Connections {
     }
 }
 
-/// Counts a request in progress on its connection while it lives.
-struct Busy(Arc<AtomicUsize>);
+/// Counts a request in progress on its connection while it lives; when it ends, the
+/// connection's idle time starts again.
+struct Busy {
+    busy: Arc<AtomicUsize>,
+    idle_since: Arc<AtomicU64>,
+    started: Instant,
+}
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        let now = self.started.elapsed().as_millis() as u64;
+        self.idle_since.store(now, Ordering::Relaxed);
+        self.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -172,6 +187,7 @@ pub(crate) async fn serve(
         slots: Mutex::default(),
         next: Default::default(),
         max: options.max_connections.max(1),
+        started: Instant::now(),
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -275,10 +291,18 @@ async fn connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let busy = admitted.busy.clone();
+    let (busy, idle_since, started) = (
+        admitted.busy.clone(),
+        admitted.idle_since.clone(),
+        admitted.started,
+    );
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         busy.fetch_add(1, Ordering::AcqRel);
-        let guard = Busy(busy.clone());
+        let guard = Busy {
+            busy: busy.clone(),
+            idle_since: idle_since.clone(),
+            started,
+        };
         let app = app.clone();
         async move {
             let response = app.oneshot(request.map(axum::body::Body::new)).await;
