@@ -200,10 +200,10 @@ async fn handle(
     // Every body read holds up to `max_body_bytes`, and parsing and the settings work
     // that follow cost in proportion: bounded per tenant, so one tenant's slow bodies
     // cannot hold up the others', and in all.
-    let Ok(_tenant_reading) = tenant.body_permits.clone().try_acquire_owned() else {
+    let Ok(tenant_reading) = tenant.body_permits.clone().try_acquire_owned() else {
         return busy("too many of this tenant's deliveries arriving at once; retry shortly");
     };
-    let Ok(_reading) = app.body_permits.clone().try_acquire_owned() else {
+    let Ok(reading) = app.body_permits.clone().try_acquire_owned() else {
         return busy("too many deliveries arriving at once; retry shortly");
     };
     let bytes = match body::read(body, encoding, app.max_body_bytes, app.body_timeout).await {
@@ -246,6 +246,7 @@ async fn handle(
         Ok(found) => found,
         Err(problem) => return refusal(StatusCode::BAD_REQUEST, &problem),
     };
+    drop((tenant_reading, reading));
     let now = SystemTime::now();
     for message in &mut delivery.messages {
         message.stamp_received_at(now);
