@@ -234,39 +234,11 @@ pub fn read_delivery(body: &[u8]) -> Result<RawDelivery, InputError> {
     })
 }
 
-/// Refuses an array of more than [`MAX_MESSAGES`] items, counted on the text before
-/// anything is built from it.
-fn check_count(array: &str) -> Result<(), InputError> {
-    let (mut depth, mut items, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in array.as_bytes() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b',' if depth == 1 => {
-                items += 1;
-                if items >= MAX_MESSAGES {
-                    return Err(InputError::TooMany);
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Levels of arrays and objects in JSON text, strings skipped; one pass, no recursion.
-fn text_depth(json: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+/// Walks the structure of JSON text without building anything: calls `visit` with
+/// each bracket or comma outside strings and the nesting depth after it, until `visit`
+/// returns `false`.
+fn walk(json: &str, mut visit: impl FnMut(u8, usize) -> bool) {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in json.as_bytes() {
         if in_string {
             match (escaped, b) {
@@ -278,15 +250,44 @@ fn text_depth(json: &str) -> usize {
             continue;
         }
         match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
+            b'"' => {
+                in_string = true;
+                continue;
             }
+            b'[' | b'{' => depth += 1,
             b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            b',' => {}
+            _ => continue,
+        }
+        if !visit(b, depth) {
+            return;
         }
     }
+}
+
+/// Refuses an array of more than [`MAX_MESSAGES`] items, counted on the text before
+/// anything is built from it.
+fn check_count(array: &str) -> Result<(), InputError> {
+    let mut items = 0;
+    walk(array, |b, depth| {
+        if b == b',' && depth == 1 {
+            items += 1;
+        }
+        items < MAX_MESSAGES
+    });
+    if items >= MAX_MESSAGES {
+        return Err(InputError::TooMany);
+    }
+    Ok(())
+}
+
+/// Levels of arrays and objects in JSON text, strings skipped; one pass, no recursion.
+fn text_depth(json: &str) -> usize {
+    let mut deepest = 0;
+    walk(json, |_, depth| {
+        deepest = deepest.max(depth);
+        true
+    });
     deepest
 }
 
