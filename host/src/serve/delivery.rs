@@ -34,7 +34,7 @@ pub(crate) struct Delivery {
     /// Answered as a batch (an array or `{"batch"}` body), even of one.
     pub(crate) batch: bool,
     /// The settings, as JSON text.
-    pub(crate) settings: String,
+    pub(crate) settings: Arc<str>,
     /// Keeps the settings' secrets out of the report.
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) started: Instant,

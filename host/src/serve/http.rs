@@ -104,7 +104,7 @@ async fn deliver(
 /// The settings for this delivery and the redactor for them: the tenant's own, or
 /// merged with `X-Segment-Settings` (cached: Segment sends the same header each time).
 /// An unusable header is a message for a 400.
-fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(String, Arc<Redactor>), String> {
+fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(Arc<str>, Arc<Redactor>), String> {
     let Some(value) = headers.get("x-segment-settings") else {
         return Ok((tenant.settings_json.clone(), tenant.redactor.clone()));
     };
@@ -132,7 +132,7 @@ fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(String, Arc<Red
         .map_err(|e| format!("X-Segment-Settings: {e}"))?;
     let entry = Arc::new(HeaderSettings {
         header: header.to_owned(),
-        settings_json: merged.to_string(),
+        settings_json: merged.to_string().into(),
         settings: merged,
         redactor: Arc::new(redactor),
     });

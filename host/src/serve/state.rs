@@ -25,7 +25,7 @@ pub struct Tenant {
     /// The tenant's settings.
     pub settings: Value,
     /// The same, as the JSON text handed to the function.
-    pub settings_json: String,
+    pub settings_json: Arc<str>,
     /// Declared secret setting names.
     pub secret_settings: Vec<String>,
     /// The redactor for the tenant's own settings, built once.
@@ -60,7 +60,7 @@ pub struct HeaderSettings {
     /// The tenant's settings with the header's merged over them.
     pub settings: Value,
     /// The same, as JSON text.
-    pub settings_json: String,
+    pub settings_json: Arc<str>,
     /// Keeps the merged settings' secrets out of reports.
     pub redactor: Arc<Redactor>,
 }
@@ -154,7 +154,7 @@ impl AppState {
                 Arc::new(Tenant {
                     name: t.name.clone(),
                     settings: t.settings.clone(),
-                    settings_json: t.settings.to_string(),
+                    settings_json: t.settings.to_string().into(),
                     secret_settings: t.secret_settings.clone(),
                     redactor: Arc::new(redactor),
                     client,
