@@ -8,7 +8,7 @@
 use crate::support::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use segfn_host::serve::{ServeConfig, ServeOptions, auth};
+use segfn_host::serve::auth;
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -38,28 +38,10 @@ impl Endpoint {
         let store = dir.path().join("store.redb");
         std::fs::write(
             &path,
-            format!("[server]\nstore = {store:?}\nlisten = \"127.0.0.1:0\"\n{server}\n{rest}"),
+            format!("[server]\nstore = {store:?}\n{server}\n{rest}"),
         )
         .unwrap();
-        let config = ServeConfig::load(&path).unwrap();
-        let tenants = config.resolve_tenants(|_| None).unwrap();
-        let options = ServeOptions {
-            config,
-            tenants,
-            function: function.to_owned(),
-        };
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let served = segfn_host::serve::serve_until(options, stopped, move |addr, _| {
-                let _ = tx.send(addr);
-            })
-            .await;
-            if let Err(e) = served {
-                panic!("serve failed: {e}");
-            }
-        });
-        let addr = rx.await.expect("the endpoint starts");
+        let (addr, stop) = serve_in_process(&path, function).await;
         Endpoint {
             addr,
             stop,
@@ -73,11 +55,7 @@ impl Endpoint {
 
     /// POSTs `body` as Segment does, with extra headers; returns status and JSON.
     async fn post(&self, key: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, Value) {
-        let mut req = client()
-            .post(self.url("/"))
-            .header("authorization", basic(key))
-            .header("content-type", "application/json")
-            .body(body);
+        let mut req = segment_post(&self.url(""), key, body);
         for (name, value) in headers {
             req = req.header(*name, value);
         }
@@ -125,14 +103,6 @@ impl Endpoint {
         stream.write_all(head).await.unwrap();
         stream
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-fn basic(key: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{key}:")))
 }
 
 /// Reads what the server sends until it closes or `within` passes; returns the text
@@ -323,19 +293,10 @@ async fn one_tenants_slow_bodies_and_spinning_guests_leave_others_alone() {
     // The noisy tenant's share is half of 8: 4 invocations, 8 bodies being read.
     let spinning: Vec<_> = (0..10)
         .map(|i| {
-            let (url, body) = (
-                ep.url("/"),
-                serde_json::to_vec(&track("Spin", &format!("n{i}"))).unwrap(),
-            );
+            let body = serde_json::to_vec(&track("Spin", &format!("n{i}"))).unwrap();
+            let pending = segment_post(&ep.url(""), "key-n", body).send();
             tokio::spawn(async move {
-                let resp = client()
-                    .post(url)
-                    .header("authorization", basic("key-n"))
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
+                let resp = pending.await.unwrap();
                 let status = resp.status().as_u16();
                 (status, resp.text().await.unwrap())
             })
@@ -647,11 +608,8 @@ async fn an_insert_functions_event_is_in_the_answer() {
     let (status, body) = ep.deliver("key-a", &track("E", "u1")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output"]["event"], "Enriched", "{body}");
-    let resp = client()
-        .post(ep.url("/"))
-        .header("authorization", basic("key-a"))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&track("E", "u2")).unwrap())
+    let body = serde_json::to_vec(&track("E", "u2")).unwrap();
+    let resp = segment_post(&ep.url(""), "key-a", body)
         .send()
         .await
         .unwrap();
@@ -741,14 +699,8 @@ async fn one_log_line_per_event() {
         {"type": "page", "messageId": "l2"},
         {"type": "identify", "messageId": "l3\nforged line"}
     ]);
-    let resp = client()
-        .post(format!("{base}/"))
-        .header("authorization", basic("key-a"))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&batch).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let body = serde_json::to_vec(&batch).unwrap();
+    let resp = segment_post(&base, "key-a", body).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let _ = child.kill();
     let _ = child.wait();

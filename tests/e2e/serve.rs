@@ -50,25 +50,7 @@ impl Served {
 
     /// Serves the same `FUNCTION --config FILE` arguments in this process.
     async fn in_process(args: &[String]) -> Served {
-        let config_path = PathBuf::from(&args[2]);
-        let mut config = segfn_host::serve::ServeConfig::load(&config_path).unwrap();
-        config.server.listen = "127.0.0.1:0".into();
-        let tenants = config.resolve_tenants(|_| None).unwrap();
-        let options = segfn_host::serve::ServeOptions {
-            config,
-            tenants,
-            function: PathBuf::from(&args[0]),
-        };
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            segfn_host::serve::serve_until(options, stopped, move |addr, _| {
-                let _ = tx.send(addr);
-            })
-            .await
-            .expect("serving");
-        });
-        let addr = rx.await.expect("the endpoint starts");
+        let (addr, stop) = serve_in_process(Path::new(&args[2]), Path::new(&args[0])).await;
         Served {
             child: None,
             stop: Some(stop),
@@ -108,14 +90,6 @@ impl Drop for Served {
     }
 }
 
-fn basic(key: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{key}:")))
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 /// The answer says the message was already processed (and so was not run again).
 #[track_caller]
 fn assert_duplicate(body: &Value) {
@@ -128,11 +102,7 @@ fn assert_duplicate(body: &Value) {
 
 /// A delivery of `event` as Segment sends it, ready to send.
 fn segment_request(served: &Served, key: &str, event: &Value) -> reqwest::RequestBuilder {
-    client()
-        .post(served.url("/"))
-        .header("authorization", basic(key))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(event).unwrap())
+    segment_post(&served.base, key, serde_json::to_vec(event).unwrap())
 }
 
 /// Sends a delivery in the background; resolves to its status.

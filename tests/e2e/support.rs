@@ -340,3 +340,52 @@ pub async fn load_wat(wat: &str) -> Result<LoadedFunction, segfn_host::LoadError
 pub fn track(event: &str, user: &str) -> Value {
     serde_json::json!({"type": "track", "event": event, "userId": user, "messageId": format!("m-{user}")})
 }
+
+/// A client that never goes through a proxy (tests talk to 127.0.0.1 only).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// `Authorization` as Segment sends it: Basic auth with the API key as user name.
+pub fn basic(key: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
+    )
+}
+
+/// A delivery as Segment sends it to `base` (`http://127.0.0.1:PORT`), ready to send.
+pub fn segment_post(base: &str, key: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    client()
+        .post(format!("{base}/"))
+        .header("authorization", basic(key))
+        .header("content-type", "application/json")
+        .body(body)
+}
+
+/// Serves `function` with the configuration file at `config` in this process, on
+/// 127.0.0.1 (any port); stops when the returned sender says so or is dropped.
+pub async fn serve_in_process(
+    config: &Path,
+    function: &Path,
+) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let mut config = segfn_host::serve::ServeConfig::load(config).unwrap();
+    config.server.listen = "127.0.0.1:0".into();
+    let tenants = config.resolve_tenants(|_| None).unwrap();
+    let options = segfn_host::serve::ServeOptions {
+        config,
+        tenants,
+        function: function.to_owned(),
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        segfn_host::serve::serve_until(options, stopped, move |addr, _| {
+            let _ = tx.send(addr);
+        })
+        .await
+        .expect("serving");
+    });
+    (rx.await.expect("the endpoint starts"), stop)
+}
