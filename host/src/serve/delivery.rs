@@ -145,7 +145,7 @@ pub(crate) async fn run(delivery: Delivery) -> Response {
             );
         }
         let r = invoke(&app, &tenant, &to_run, batch, &settings, redactor, budget).await;
-        fresh = per_event(&r, plans.iter().filter(|p| **p == Plan::Run).count(), batch).into_iter();
+        fresh = per_event(&r, to_run.len(), batch).into_iter();
         if r.fault == Some(Fault::Host) {
             app.metrics.host_fault();
             tracing::error!(tenant = %tenant.name, cause = r.outcome.message.as_deref().unwrap_or(""), "host fault");
