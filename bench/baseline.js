@@ -11,6 +11,8 @@
 //   SETTINGS               the function's settings as JSON ({"apiKey", "endpoint"})
 //   CLIENT=agent|fetch     how to call the partner: `agent` (default) is http.request
 //                          with a keep-alive http.Agent; `fetch` is Node's global fetch
+//   FUNCTION=forwarder|bulk  the function: functions/forwarder (forwarder.js, default),
+//                          or functions/bulk (bulk.js: a batch in bulk requests)
 //
 // The default client is http.request with `new http.Agent({keepAlive: true})`: it is
 // what Node's own documentation offers for pooled HTTP/1.1, and it is the faster of the
@@ -20,12 +22,14 @@
 
 const http = require('node:http');
 const { translate, check, SegmentError, OUTCOMES } = require('./forwarder.js');
+const { translateBatch } = require('./bulk.js');
 
 const MAX_BODY = 4 << 20; // as segfn's max_body_bytes
 const settings = JSON.parse(process.env.SETTINGS || '{}');
 const expectedAuth = `Basic ${Buffer.from(`${process.env.SEGMENT_API_KEY}:`).toString('base64')}`;
 const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 60_000 });
 const useFetch = process.env.CLIENT === 'fetch';
+const bulk = process.env.FUNCTION === 'bulk';
 
 function post(req) {
   if (useFetch) {
@@ -64,12 +68,57 @@ async function runEvent(event) {
     const kind = e instanceof SegmentError ? e.kind : 'bad_request';
     result = { kind, status: OUTCOMES[kind], message: e.message };
   }
+  logEvent(event, result, started);
+  return result;
+}
+
+function logEvent(event, result, started) {
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   process.stdout.write(
     `${new Date().toISOString()} INFO event tenant=bench message_id=${event?.messageId} ` +
       `type=${event?.type} outcome=${result.kind} status=${result.status} duration_ms=${ms.toFixed(0)}\n`,
   );
-  return result;
+}
+
+// As the forwarder's onBatch: every event's request sent concurrently, 16 at a time
+// (segfn's fetch_all), results kept in order.
+async function runEach(events) {
+  const results = new Array(events.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < events.length) {
+      const i = next++;
+      results[i] = await runEvent(events[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, events.length) }, worker));
+  return results;
+}
+
+// Events through the bulk function: mapped, sent in bulk requests (all at once; a batch
+// needs at most a few), each event given its mapping's or its request's outcome.
+async function runBulk(events) {
+  const started = process.hrtime.bigint();
+  let out;
+  try {
+    out = translateBatch(events, settings);
+  } catch (e) {
+    const kind = e instanceof SegmentError ? e.kind : 'bad_request';
+    out = { requests: [], carried: [], results: events.map(() => ({ kind, status: OUTCOMES[kind], message: e.message })) };
+  }
+  const answers = await Promise.all(out.requests.map((r) => post(r).then((res) => res, (e) => e)));
+  answers.forEach((answer, j) => {
+    let result = { kind: 'success', status: 200, message: null };
+    try {
+      if (answer instanceof Error) throw new SegmentError('retry', `fetch failed: ${answer.message}`);
+      check(answer.status, answer.text);
+    } catch (e) {
+      result = { kind: e.kind, status: OUTCOMES[e.kind], message: e.message };
+    }
+    for (const i of out.carried[j]) out.results[i] = result;
+  });
+  events.forEach((event, i) => logEvent(event, out.results[i], started));
+  return out.results;
 }
 
 function reply(res, status, body) {
@@ -87,20 +136,10 @@ async function deliver(req, res, raw) {
   }
   const batch = Array.isArray(body) ? body : Array.isArray(body?.batch) ? body.batch : null;
   if (batch === null) {
-    const result = await runEvent(body);
+    const result = bulk ? (await runBulk([body]))[0] : await runEvent(body);
     return reply(res, result.status, { ...result, message: result.message ?? 'ok' });
   }
-  // As the forwarder's onBatch: every event's request sent concurrently, 16 at a time
-  // (segfn's fetch_all), results kept in order.
-  const results = new Array(batch.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < batch.length) {
-      const i = next++;
-      results[i] = await runEvent(batch[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, batch.length) }, worker));
+  const results = bulk ? await runBulk(batch) : await runEach(batch);
   const retry = results.some((r) => r.kind === 'retry');
   reply(res, retry ? 500 : 200, { message: retry ? 'some events need a retry' : 'ok', results });
 }

@@ -50,7 +50,7 @@ ${notes}
 - **Partner API** (\`bench/partner.js\`): Node's \`node:http\` on 127.0.0.1, reads each
   body and answers 200 \`{"ok":true}\` on kept-alive connections.
 - **segfn**: the release build of \`segfn serve\` with the forwarder (${kib(wasmBytes)}
-  module) and a generated configuration: one tenant, \`allow_hosts\` the partner's
+  module; \`functions/bulk\` for the bulk rows) and a generated configuration: one tenant, \`allow_hosts\` the partner's
   \`127.0.0.1:PORT\`, settings \`apiKey\` and \`endpoint\` pointing at the partner, the
   deduplication store in a temporary directory on disk (${info.store_filesystem}), the
   module cache in a fresh \`XDG_CACHE_HOME\`, logs (one line per event) to a file.
@@ -108,9 +108,14 @@ two servers under the same handicap rather than predict a deployment.
   between starts, so both of its figures are ordinary starts; the OS file cache is warm
   for both servers.
 - **Batches**: \`{"batch": [...]}\` bodies of 100 and 1,000 track events with distinct
-  \`messageId\`s, 4 connections, ${p.batch} s each; events per second. Both servers run a
-  batch's events one after the other (segfn: one invocation, the SDK's default
-  \`on_batch\`; the baseline: \`await\` in a loop).
+  \`messageId\`s, 4 connections, ${p.batch} s each; events per second. Both servers run
+  the forwarder: one partner request per event, 16 at a time (segfn: one invocation whose
+  \`on_batch\` calls \`fetch_all\`; the baseline: 16 concurrent workers over the batch).
+- **Bulk batches**: the same bodies of 400 (Segment's largest batch for functions) and
+  1,000 events, run by \`functions/bulk\` instead, which translates every event and sends
+  the records to the partner's bulk endpoint, 500 per request; the baseline runs its port,
+  \`bench/bulk.js\` (checked before the run to send the same request bodies as
+  \`functions/bulk\` for a mixed batch). This is the measure of the 100,000 events/s goal.
 - **Translation alone**, p50 per event, from the event to the partner request built (URL,
   headers, JSON body) with \`fetch\` stubbed, ${p.translate} s per variant after a warm-up:
   - Rust native: \`segfn_sdk::testing::handle::<Forwarder>\` in-process

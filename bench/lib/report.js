@@ -97,6 +97,11 @@ function rows(runs) {
     const label = `batches of ${Number(size).toLocaleString('en-US')} events`;
     add(label, 'events/s', 'higher', b.segfn.events_per_s, b.baseline.events_per_s, b);
   }
+  for (const size of Object.keys(runs.bulk.segfn)) {
+    const b = pair((n) => runs.bulk[n][size]);
+    const label = `bulk batches of ${Number(size).toLocaleString('en-US')} events (functions/bulk)`;
+    add(label, 'events/s', 'higher', b.segfn.events_per_s, b.baseline.events_per_s, b);
+  }
 
   const t = Object.fromEntries(runs.translate.map((r) => [r.variant, r]));
   add('translation per event p50, in-process (Rust native / Node)', 'µs', 'lower', t.native.p50_us, t.node.p50_us);
