@@ -59,6 +59,57 @@ impl Field for Object {
     }
 }
 
+/// How a named field reads through its accessor: text as `Option<&str>`, objects as a
+/// reference that is empty when the field is absent (JavaScript's `event.properties ||
+/// {}`), other values as an `Option`.
+pub trait Access: Sized {
+    /// What the accessor returns.
+    type Out<'a>
+    where
+        Self: 'a;
+    /// The field's value, as the accessor returns it.
+    fn access(field: &Option<Self>) -> Self::Out<'_>;
+}
+
+impl Access for String {
+    type Out<'a> = Option<&'a str>;
+    fn access(field: &Option<String>) -> Option<&str> {
+        field.as_deref()
+    }
+}
+
+impl Access for bool {
+    type Out<'a> = Option<bool>;
+    fn access(field: &Option<bool>) -> Option<bool> {
+        *field
+    }
+}
+
+impl Access for serde_json::Number {
+    type Out<'a> = Option<&'a serde_json::Number>;
+    fn access(field: &Option<serde_json::Number>) -> Option<&serde_json::Number> {
+        field.as_ref()
+    }
+}
+
+static EMPTY_OBJECT: std::sync::LazyLock<Object> = std::sync::LazyLock::new(Object::new);
+
+impl Access for Object {
+    type Out<'a> = &'a Object;
+    fn access(field: &Option<Object>) -> &Object {
+        field.as_ref().unwrap_or(&EMPTY_OBJECT)
+    }
+}
+
+static EMPTY_CONTEXT: std::sync::LazyLock<Context> = std::sync::LazyLock::new(Context::default);
+
+impl Access for Context {
+    type Out<'a> = &'a Context;
+    fn access(field: &Option<Context>) -> &Context {
+        field.as_ref().unwrap_or(&EMPTY_CONTEXT)
+    }
+}
+
 /// The order of the keys of the object a message was read from, so that writing it back
 /// keeps it: every key the input had is written in its input position (unless the author
 /// removed it), keys the author added to `extra` come after them, and named fields the
@@ -127,6 +178,15 @@ macro_rules! lenient {
         }
 
         impl $name {
+            $(
+                $(#[$fmeta])*
+                ///
+                /// Text reads as `Option<&str>`; an absent object as an empty one.
+                pub fn $field(&self) -> <$ty as Access>::Out<'_> {
+                    <$ty as Access>::access(&self.$field)
+                }
+            )*
+
             /// Reads the struct out of a JSON object; never fails.
             pub fn from_object(map: Object) -> Self {
                 let mut this = Self::default();

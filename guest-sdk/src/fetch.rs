@@ -11,8 +11,9 @@ use std::fmt;
 /// use segfn_sdk::Request;
 /// let req = Request::post("https://api.example.com/v1/events")
 ///     .bearer_auth("secret")
-///     .json(&serde_json::json!({"event": "Signed Up"}));
+///     .json(&serde_json::json!({"event": "Signed Up"}))?;
 /// assert_eq!(req.header_value("content-type"), Some("application/json"));
+/// # Ok::<(), segfn_sdk::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -70,17 +71,19 @@ impl Request {
 
     /// `Authorization: Basic base64(user:password)`.
     pub fn basic_auth(self, user: &str, password: &str) -> Request {
-        let encoded = base64_encode(format!("{user}:{password}").as_bytes());
+        let encoded = crate::encoding::base64(format!("{user}:{password}").as_bytes());
         self.header("authorization", format!("Basic {encoded}"))
     }
 
-    /// Sets a JSON body and `content-type: application/json`.
-    pub fn json<T: Serialize + ?Sized>(self, body: &T) -> Request {
-        // Serialising to a Vec fails only for maps with non-string keys; the body is then
-        // empty and the partner's answer will say so.
-        let bytes = serde_json::to_vec(body).unwrap_or_default();
-        self.replace_header("content-type", "application/json")
-            .body(bytes)
+    /// Sets a JSON body and `content-type: application/json`. Fails (a bad request)
+    /// only when `body` cannot be JSON: a map with non-string keys, or a `Serialize`
+    /// implementation that fails.
+    pub fn json<T: Serialize + ?Sized>(self, body: &T) -> Result<Request, crate::Error> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| crate::Error::Other(format!("the request body is not JSON: {e}")))?;
+        Ok(self
+            .replace_header("content-type", "application/json")
+            .body(bytes))
     }
 
     /// Sets a text body and `content-type: text/plain; charset=utf-8` unless one is set.
@@ -165,8 +168,8 @@ impl Response {
             body: serde_json::to_vec(body).unwrap_or_default(),
         }
     }
-    /// Adds a header (for tests).
-    pub fn with_header(mut self, name: &str, value: &str) -> Response {
+    /// Adds a header (for tests), as [`Request::header`] does.
+    pub fn header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
         self
     }
@@ -175,8 +178,8 @@ impl Response {
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
-    /// The first value of a header (case-insensitive name).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// The first value of a header (case-insensitive name), as [`Request::header_value`].
+    pub fn header_value(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
     }
     /// The body as text (invalid UTF-8 replaced).
@@ -197,8 +200,12 @@ impl Response {
 /// `Err(e) if e.is_retryable() => Err(Error::retry(...))`. With `?` it converts to a
 /// `RetryError` when retryable and to a bad request otherwise.
 ///
-/// It does not implement `std::error::Error`, so that this conversion, rather than the
-/// blanket one for standard errors, applies.
+/// ```
+/// use segfn_sdk::{Error, FetchError, OutcomeKind};
+///
+/// let timeout = FetchError::timeout("the partner took too long");
+/// assert_eq!(Error::from(timeout).kind(), OutcomeKind::Retry);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchError {
     /// What went wrong.
@@ -208,6 +215,26 @@ pub struct FetchError {
 }
 
 impl FetchError {
+    /// A fetch error of any kind (for tests that stub `fetch`).
+    pub fn new(kind: FetchErrorKind, message: impl Into<String>) -> FetchError {
+        FetchError {
+            kind,
+            message: message.into(),
+        }
+    }
+    /// The deadline or the request's timeout passed.
+    pub fn timeout(message: impl Into<String>) -> FetchError {
+        FetchError::new(FetchErrorKind::Timeout, message)
+    }
+    /// The connection failed.
+    pub fn network(message: impl Into<String>) -> FetchError {
+        FetchError::new(FetchErrorKind::Network, message)
+    }
+    /// The host refused the request (a host not on the allow-list, or a limit).
+    pub fn denied(message: impl Into<String>) -> FetchError {
+        FetchError::new(FetchErrorKind::Denied, message)
+    }
+
     /// A timeout or network failure: worth trying again later.
     pub fn is_retryable(&self) -> bool {
         matches!(self.kind, FetchErrorKind::Timeout | FetchErrorKind::Network)
@@ -219,6 +246,8 @@ impl fmt::Display for FetchError {
         write!(f, "fetch failed ({}): {}", self.kind.as_str(), self.message)
     }
 }
+
+impl std::error::Error for FetchError {}
 
 impl From<FetchError> for crate::Error {
     fn from(e: FetchError) -> crate::Error {
@@ -322,53 +351,16 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
-/// Standard base64 with padding (RFC 4648), for Basic auth.
-pub fn base64_encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn base64_matches_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (plain, encoded) in cases {
-            assert_eq!(base64_encode(plain.as_bytes()), encoded);
-        }
-    }
-
-    #[test]
     fn builder_sets_headers_once() {
         let r = Request::post("u")
             .header("Content-Type", "text/xml")
-            .json(&1);
+            .json(&1)
+            .unwrap();
         assert_eq!(
             r.headers,
             vec![("content-type".to_string(), "application/json".to_string())]

@@ -29,7 +29,7 @@ pub type HandlerResult = Result<Option<Event>, Error>;
 ///         let response = fetch(
 ///             Request::post("https://api.example.com/events")
 ///                 .bearer_auth(&settings.api_key)
-///                 .json(&event),
+///                 .json(&event)?,
 ///         )?;
 ///         if !response.ok() {
 ///             return Err(segfn_sdk::Error::retry(format!("partner answered {}", response.status)));
@@ -120,6 +120,20 @@ pub fn dispatch<F: Function + ?Sized>(event: Event, settings: &F::Settings) -> H
     }
 }
 
+/// What one envelope came to, before it is written for the host: the handlers' own
+/// results, so that native tests can see the error classes.
+#[derive(Debug)]
+pub(crate) enum Handled {
+    /// The call failed as a whole: the envelope or the settings did not fit, or
+    /// `on_batch` failed or returned the wrong number of results. The outcome is the
+    /// error's, except for settings, whose `invalid_settings` no [`Error`] variant means.
+    Failed(OutcomeKind, Error),
+    /// One event's result.
+    Event(HandlerResult),
+    /// A batch's results, one per input, in input order.
+    Batch(Vec<HandlerResult>),
+}
+
 fn to_result(result: HandlerResult) -> EventResult {
     match result {
         Ok(output) => EventResult {
@@ -135,65 +149,82 @@ fn to_result(result: HandlerResult) -> EventResult {
     }
 }
 
-fn failed(kind: OutcomeKind, message: String) -> GuestResult {
-    GuestResult {
-        abi: VERSION,
-        result: EventResult {
-            kind,
-            message: Some(message),
-            output: None,
-        },
-        results: None,
+impl Handled {
+    /// A whole-call failure with the error's own outcome.
+    fn failed(error: Error) -> Handled {
+        Handled::Failed(error.kind(), error)
     }
 }
 
-/// Handles one envelope (the JSON the host passes to `segfn_handle`).
+/// Handles one envelope (the JSON the host passes to `segfn_handle`). The export that
+/// [`crate::export!`] writes calls it; native tests go through [`crate::testing`].
+#[doc(hidden)]
 pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
+    let (result, results) = match run_envelope::<F>(input) {
+        Handled::Failed(kind, error) => (
+            EventResult {
+                kind,
+                message: Some(error.message().to_owned()),
+                output: None,
+            },
+            None,
+        ),
+        Handled::Event(result) => (to_result(result), None),
+        Handled::Batch(results) => (
+            EventResult {
+                kind: OutcomeKind::Success,
+                message: None,
+                output: None,
+            },
+            Some(results.into_iter().map(to_result).collect()),
+        ),
+    };
+    GuestResult {
+        abi: VERSION,
+        result,
+        results,
+    }
+}
+
+/// Reads an envelope and runs it through `F`.
+pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
     let envelope: Envelope = match serde_json::from_slice(input) {
         Ok(envelope) => envelope,
         Err(e) => {
-            return failed(
-                OutcomeKind::BadRequest,
-                format!("the host's envelope is not valid: {e}"),
-            );
+            return Handled::failed(Error::Other(format!(
+                "the host's envelope is not valid: {e}"
+            )));
         }
     };
     if envelope.abi != VERSION {
-        return failed(
-            OutcomeKind::BadRequest,
-            format!(
-                "the host speaks ABI v{}, this function v{VERSION}",
-                envelope.abi
-            ),
-        );
+        return Handled::failed(Error::Other(format!(
+            "the host speaks ABI v{}, this function v{VERSION}",
+            envelope.abi
+        )));
     }
     let settings = match crate::json::from_value::<F::Settings>(&envelope.settings) {
         Ok(settings) => settings,
-        Err(e) => return failed(OutcomeKind::InvalidSettings, format!("settings: {e}")),
+        Err(e) => {
+            let error = Error::Other(format!("settings: {e}"));
+            return Handled::Failed(OutcomeKind::InvalidSettings, error);
+        }
     };
     match envelope.call {
-        Call::Event { event } => {
-            let result = match Event::from_value(event) {
-                Ok(event) => to_result(dispatch::<F>(event, &settings)),
-                Err(e) => to_result(Err(Error::Other(e))),
-            };
-            GuestResult {
-                abi: VERSION,
-                result,
-                results: None,
-            }
-        }
-        Call::Batch { events } => handle_batch::<F>(events, &settings),
+        Call::Event { event } => Handled::Event(match Event::from_value(event) {
+            Ok(event) => dispatch::<F>(event, &settings),
+            Err(e) => Err(Error::Other(e)),
+        }),
+        Call::Batch { events } => run_batch::<F>(events, &settings),
     }
 }
 
-fn handle_batch<F: Function + ?Sized>(
+fn run_batch<F: Function + ?Sized>(
     events: Vec<serde_json::Value>,
     settings: &F::Settings,
-) -> GuestResult {
+) -> Handled {
     // Events that are not messages get their own result; the batch handler sees the rest,
     // and its results are put back in their input positions.
-    let mut slots: Vec<Option<EventResult>> = Vec::with_capacity(events.len());
+    let mut slots: Vec<Option<HandlerResult>> = Vec::with_capacity(events.len());
     let mut parsed = Vec::with_capacity(events.len());
     for value in events {
         match Event::from_value(value) {
@@ -201,38 +232,28 @@ fn handle_batch<F: Function + ?Sized>(
                 slots.push(None);
                 parsed.push(event);
             }
-            Err(e) => slots.push(Some(to_result(Err(Error::Other(e))))),
+            Err(e) => slots.push(Some(Err(Error::Other(e)))),
         }
     }
     let expected = parsed.len();
     let results = match F::on_batch(parsed, settings) {
         Ok(results) if results.len() == expected => results,
         Ok(results) => {
-            return failed(
-                OutcomeKind::BadRequest,
-                format!(
-                    "on_batch returned {} results for {expected} events",
-                    results.len()
-                ),
-            );
+            return Handled::failed(Error::Other(format!(
+                "on_batch returned {} results for {expected} events",
+                results.len()
+            )));
         }
-        Err(error) => return failed(error.kind(), error.message().to_owned()),
+        Err(error) => return Handled::failed(error),
     };
-    let mut results = results.into_iter().map(to_result);
-    let results = slots
-        .into_iter()
-        .map(|slot| {
-            slot.or_else(|| results.next())
-                .expect("one result per parsed event")
-        })
-        .collect();
-    GuestResult {
-        abi: VERSION,
-        result: EventResult {
-            kind: OutcomeKind::Success,
-            message: None,
-            output: None,
-        },
-        results: Some(results),
-    }
+    let mut results = results.into_iter();
+    Handled::Batch(
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.or_else(|| results.next())
+                    .expect("one result per parsed event")
+            })
+            .collect(),
+    )
 }

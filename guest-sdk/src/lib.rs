@@ -39,6 +39,8 @@
 //! - **The ABI** lives in [`abi`] (version [`abi::VERSION`]).
 
 pub mod abi;
+pub mod batch;
+pub mod encoding;
 mod env;
 mod error;
 pub mod event;
@@ -52,14 +54,17 @@ mod sys;
 #[cfg(not(target_family = "wasm"))]
 pub mod testing;
 
+pub use abi::FetchErrorKind;
 pub use abi::OutcomeKind;
 pub use env::{now, now_millis, random_bytes, random_u64};
-pub use error::Error;
+pub use error::{Error, OrError};
 pub use event::{
     Alias, Context, Delete, Event, EventType, Group, Identify, Object, Page, Screen, Track,
 };
-pub use fetch::{FetchError, Request, Response, base64_encode, fetch, fetch_all};
-pub use handler::{Function, HandlerResult, dispatch, handle_envelope};
+pub use fetch::{FetchError, Request, Response, fetch, fetch_all};
+#[doc(hidden)]
+pub use handler::handle_envelope;
+pub use handler::{Function, HandlerResult};
 
 /// Settings type for functions without settings: accepts any settings object.
 pub type NoSettings = serde::de::IgnoredAny;

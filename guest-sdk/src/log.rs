@@ -3,6 +3,7 @@
 use crate::abi::LogLevel;
 
 /// Writes one log line at a level. Prefer the macros [`crate::info!`] and friends.
+#[doc(hidden)]
 pub fn write(level: LogLevel, message: &str) {
     crate::sys::log(level, message);
 }

@@ -12,9 +12,10 @@
 //! assert_eq!(testing::requests()[0].url, "https://api.example.com/ok");
 //! ```
 
-use crate::abi::{Call, Envelope, EventResult, FetchErrorKind, GuestResult, LogLevel, VERSION};
+use crate::abi::{Call, Envelope, FetchErrorKind, LogLevel, OutcomeKind, VERSION};
+use crate::error::Error;
 use crate::fetch::{FetchError, Request, Response, encode_response};
-use crate::handler::Function;
+use crate::handler::{Function, HandlerResult};
 use crate::sys;
 use serde_json::Value;
 use std::cell::RefCell;
@@ -53,23 +54,105 @@ pub fn logs() -> Vec<(LogLevel, String)> {
     sys::logs()
 }
 
+/// What a handler came to, as a test sees it: the outcome, and the [`Error`] itself
+/// (so a test can tell `InvalidEventPayload` from `ValidationError`, which share an
+/// outcome).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled {
+    /// The outcome, as the host reports it.
+    pub kind: OutcomeKind,
+    /// The error, when it did not succeed.
+    pub error: Option<Error>,
+    /// The event an insert function returned.
+    pub output: Option<Value>,
+}
+
+impl Handled {
+    /// The error's message, when it did not succeed.
+    pub fn message(&self) -> Option<&str> {
+        self.error.as_ref().map(Error::message)
+    }
+
+    /// Segment's error class (`"ValidationError"`, ...), when it did not succeed.
+    pub fn class(&self) -> Option<&'static str> {
+        self.error.as_ref().map(Error::class)
+    }
+
+    fn from_result(result: HandlerResult) -> Handled {
+        match result {
+            Ok(output) => Handled {
+                kind: OutcomeKind::Success,
+                error: None,
+                output: output.map(|e| e.to_value()),
+            },
+            Err(error) => Handled {
+                kind: error.kind(),
+                error: Some(error),
+                output: None,
+            },
+        }
+    }
+}
+
 /// Runs one message through `F` exactly as the Wasm export would (settings parsing,
 /// dispatch by type, missing handlers), returning its result.
-pub fn handle<F: Function>(event: Value, settings: Value) -> EventResult {
-    run::<F>(Call::Event { event }, settings).result
+///
+/// ```
+/// use segfn_sdk::{Function, HandlerResult, NoSettings, OrError, Track, testing};
+///
+/// struct Named;
+/// impl Function for Named {
+///     type Settings = NoSettings;
+///     fn on_track(event: Track, _: &NoSettings) -> HandlerResult {
+///         event.event().or_invalid_payload("no name")?;
+///         Ok(None)
+///     }
+/// }
+///
+/// let handled = testing::handle::<Named>(serde_json::json!({"type": "track"}), serde_json::json!({}));
+/// assert_eq!(handled.class(), Some("InvalidEventPayload"));
+/// ```
+pub fn handle<F: Function>(event: Value, settings: Value) -> Handled {
+    match run::<F>(Call::Event { event }, settings) {
+        crate::handler::Handled::Event(result) => Handled::from_result(result),
+        other => whole(other),
+    }
 }
 
-/// Runs a batch through `F` exactly as the Wasm export would.
-pub fn handle_batch<F: Function>(events: Vec<Value>, settings: Value) -> GuestResult {
-    run::<F>(Call::Batch { events }, settings)
+/// Runs a batch through `F` exactly as the Wasm export would: one result per event in
+/// input order, or the failure of the batch as a whole (settings that do not fit, or an
+/// error returned by `on_batch`).
+pub fn handle_batch<F: Function>(
+    events: Vec<Value>,
+    settings: Value,
+) -> Result<Vec<Handled>, Handled> {
+    match run::<F>(Call::Batch { events }, settings) {
+        crate::handler::Handled::Batch(results) => {
+            Ok(results.into_iter().map(Handled::from_result).collect())
+        }
+        other => Err(whole(other)),
+    }
 }
 
-fn run<F: Function>(call: Call, settings: Value) -> GuestResult {
+/// A whole-call failure (or, for a batch, its success as a whole) as one result.
+fn whole(handled: crate::handler::Handled) -> Handled {
+    match handled {
+        crate::handler::Handled::Failed(kind, error) => Handled {
+            kind,
+            error: Some(error),
+            output: None,
+        },
+        crate::handler::Handled::Event(result) => Handled::from_result(result),
+        crate::handler::Handled::Batch(_) => Handled::from_result(Ok(None)),
+    }
+}
+
+fn run<F: Function>(call: Call, settings: Value) -> crate::handler::Handled {
     let envelope = Envelope {
         abi: VERSION,
         call,
         settings,
     };
     let bytes = serde_json::to_vec(&envelope).expect("an envelope serialises");
-    crate::handler::handle_envelope::<F>(&bytes)
+    crate::handler::run_envelope::<F>(&bytes)
 }

@@ -14,22 +14,27 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 1),
     ("json", 1),
     ("sys", 1),
+    // Encodings partner APIs use.
+    ("encoding", 2),
     // What authors use.
-    ("event", 2),
-    ("env", 2),
-    ("log", 2),
-    ("fetch", 2),
+    ("event", 3),
+    ("env", 3),
+    ("log", 3),
+    ("fetch", 3),
     // Dispatch from an envelope to the author's handlers.
-    ("handler", 3),
-    // The two ways in: the wasm exports, and native tests.
-    ("guest", 4),
-    ("testing", 4),
+    ("handler", 4),
+    // Helpers over the handlers, and the two ways in: the wasm exports, and native tests.
+    ("batch", 5),
+    ("guest", 5),
+    ("testing", 5),
 ];
 
 /// Names `lib.rs` re-exports at the crate root, by the module that defines them.
 const ROOT_ITEMS: &[(&str, &str)] = &[
     ("OutcomeKind", "abi"),
+    ("FetchErrorKind", "abi"),
     ("Error", "error"),
+    ("OrError", "error"),
     ("Event", "event"),
     ("EventType", "event"),
     ("Object", "event"),

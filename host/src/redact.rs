@@ -91,8 +91,8 @@ impl Redactor {
             // The forms a secret travels in: Basic auth, base64, a query string, a JSON string.
             let json = serde_json::to_string(secret).unwrap_or_default();
             secrets.push(secret.to_owned());
-            secrets.push(segfn_sdk::base64_encode(format!("{secret}:").as_bytes()));
-            secrets.push(segfn_sdk::base64_encode(secret.as_bytes()));
+            secrets.push(segfn_sdk::encoding::base64(format!("{secret}:").as_bytes()));
+            secrets.push(segfn_sdk::encoding::base64(secret.as_bytes()));
             secrets.push(percent_encode(secret));
             secrets.push(json[1..json.len().saturating_sub(1).max(1)].to_owned());
         }
@@ -253,7 +253,7 @@ mod tests {
             "key=[redacted] at https://x in eu-west"
         );
         assert_eq!(r.redact("say open sesame"), "say [redacted]");
-        let basic = segfn_sdk::base64_encode(b"sk_live_123:");
+        let basic = segfn_sdk::encoding::base64(b"sk_live_123:");
         assert_eq!(r.redact(&format!("Basic {basic}")), "Basic [redacted]");
     }
 

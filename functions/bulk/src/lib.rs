@@ -7,7 +7,8 @@
 //! a request applies to the events that request carried.
 
 use segfn_sdk::{
-    Error, Event, Function, HandlerResult, Identify, Request, Response, Track, fetch, fetch_all,
+    Error, Event, Function, HandlerResult, Identify, OrError, Request, Response, Track, fetch,
+    fetch_all,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -65,22 +66,19 @@ struct BulkBody<'a> {
     events: &'a [Record<'a>],
 }
 
-static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
-
 /// The partner record for a track event.
 pub fn track_record(event: &Track) -> Result<Record<'_>, Error> {
     let name = event
-        .event
-        .as_deref()
-        .ok_or_else(|| Error::invalid_payload("track event has no name"))?;
+        .event()
+        .or_invalid_payload("track event has no name")?;
     record(
         "track",
         Some(name),
-        event.user_id.as_deref(),
-        event.anonymous_id.as_deref(),
-        event.properties.as_ref(),
-        event.timestamp.as_deref(),
-        event.message_id.as_deref(),
+        event.user_id(),
+        event.anonymous_id(),
+        event.properties(),
+        event.timestamp(),
+        event.message_id(),
     )
 }
 
@@ -89,11 +87,11 @@ pub fn identify_record(event: &Identify) -> Result<Record<'_>, Error> {
     record(
         "identify",
         None,
-        event.user_id.as_deref(),
-        event.anonymous_id.as_deref(),
-        event.traits.as_ref(),
-        event.timestamp.as_deref(),
-        event.message_id.as_deref(),
+        event.user_id(),
+        event.anonymous_id(),
+        event.traits(),
+        event.timestamp(),
+        event.message_id(),
     )
 }
 
@@ -102,7 +100,7 @@ fn record<'a>(
     name: Option<&'a str>,
     user_id: Option<&'a str>,
     anonymous_id: Option<&'a str>,
-    data: Option<&'a Map<String, Value>>,
+    data: &'a Map<String, Value>,
     time: Option<&'a str>,
     insert_id: Option<&'a str>,
 ) -> Result<Record<'a>, Error> {
@@ -114,7 +112,7 @@ fn record<'a>(
         user_id,
         anonymous_id,
         name,
-        data: data.unwrap_or(&EMPTY),
+        data,
         time,
         insert_id,
     })
@@ -128,12 +126,12 @@ impl Function for Bulk {
     type Settings = Settings;
 
     fn on_track(event: Track, settings: &Settings) -> HandlerResult {
-        check(fetch(bulk_request(settings, &[track_record(&event)?]))?)?;
+        check(fetch(bulk_request(settings, &[track_record(&event)?])?)?)?;
         Ok(None)
     }
 
     fn on_identify(event: Identify, settings: &Settings) -> HandlerResult {
-        check(fetch(bulk_request(settings, &[identify_record(&event)?]))?)?;
+        check(fetch(bulk_request(settings, &[identify_record(&event)?])?)?)?;
         Ok(None)
     }
 
@@ -165,7 +163,8 @@ impl Function for Bulk {
         let per_request = settings.max_events_per_request.max(1);
         let requests = records
             .chunks(per_request)
-            .map(|chunk| bulk_request(settings, chunk));
+            .map(|chunk| bulk_request(settings, chunk))
+            .collect::<Result<Vec<_>, _>>()?;
         for (indices, response) in carried.chunks(per_request).zip(fetch_all(requests)) {
             let outcome = response.map_err(Error::from).and_then(check);
             for &i in indices {
@@ -177,7 +176,7 @@ impl Function for Bulk {
 }
 
 /// A POST of `records` to the partner's bulk endpoint, with the customer's key.
-fn bulk_request(settings: &Settings, records: &[Record<'_>]) -> Request {
+fn bulk_request(settings: &Settings, records: &[Record<'_>]) -> Result<Request, Error> {
     let url = format!("{}/batch", settings.endpoint.trim_end_matches('/'));
     Request::post(url)
         .bearer_auth(&settings.api_key)
@@ -204,7 +203,6 @@ segfn_sdk::export!(Bulk);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use segfn_sdk::abi::GuestResult;
     use segfn_sdk::testing;
     use segfn_sdk::{OutcomeKind, Response};
     use serde_json::json;
@@ -218,14 +216,8 @@ mod tests {
                "messageId": format!("m{i}"), "properties": {"n": i}})
     }
 
-    fn kinds(result: &GuestResult) -> Vec<OutcomeKind> {
-        result
-            .results
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|r| r.kind)
-            .collect()
+    fn kinds(result: &Result<Vec<testing::Handled>, testing::Handled>) -> Vec<OutcomeKind> {
+        result.as_ref().unwrap().iter().map(|r| r.kind).collect()
     }
 
     #[test]

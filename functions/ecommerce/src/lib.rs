@@ -1,7 +1,7 @@
 //! Example function: turns Segment Ecommerce v2 "Order Completed" events into a
 //! partner's conversion call, and rejects what it cannot send.
 
-use segfn_sdk::{Error, Function, HandlerResult, Request, Track, fetch, info};
+use segfn_sdk::{Error, Function, HandlerResult, OrError, Request, Track, fetch, info};
 use serde::{Deserialize, Serialize};
 
 /// The function's settings.
@@ -102,7 +102,7 @@ impl Function for Ecommerce {
     type Settings = Settings;
 
     fn on_track(event: Track, settings: &Settings) -> HandlerResult {
-        match event.event.as_deref() {
+        match event.event() {
             // "Completed Order" is the Ecommerce v1 name of the same event.
             Some("Order Completed" | "Completed Order") => {}
             Some(other) => {
@@ -117,7 +117,7 @@ impl Function for Ecommerce {
         let response = fetch(
             Request::post(url)
                 .header("x-api-key", &settings.api_key)
-                .json(&conversion),
+                .json(&conversion)?,
         )?;
         match response.status {
             200..=299 => {
@@ -150,16 +150,16 @@ pub fn translate(event: &Track, settings: &Settings) -> Result<Conversion, Error
     let conversion_id = order
         .order_id
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| Error::invalid_payload("properties.order_id is required"))?;
+        .or_invalid_payload("properties.order_id is required")?;
     let customer_id = event
-        .user_id
-        .clone()
-        .or_else(|| event.anonymous_id.clone())
-        .ok_or_else(|| Error::invalid_payload("userId or anonymousId is required"))?;
+        .user_id()
+        .or(event.anonymous_id())
+        .or_invalid_payload("userId or anonymousId is required")?
+        .to_owned();
     let value = order
         .revenue
         .or(order.total)
-        .ok_or_else(|| Error::validation("properties.revenue or properties.total is required"))?;
+        .or_validation("properties.revenue or properties.total is required")?;
     if !value.is_finite() || value < 0.0 {
         return Err(Error::validation(format!(
             "order value {value} is not a positive amount"
@@ -184,7 +184,7 @@ pub fn translate(event: &Track, settings: &Settings) -> Result<Conversion, Error
         customer_id,
         value_minor: minor(value),
         currency: currency.to_ascii_uppercase(),
-        occurred_at: event.timestamp.clone(),
+        occurred_at: event.timestamp().map(str::to_owned),
         coupon: order.coupon,
         items,
     })
@@ -283,7 +283,7 @@ mod tests {
                 "{props}: {result:?}"
             );
             assert!(
-                result.message.as_deref().unwrap_or("").contains(needle),
+                result.message().unwrap_or("").contains(needle),
                 "{props}: {result:?}"
             );
         }

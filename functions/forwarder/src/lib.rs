@@ -4,8 +4,8 @@
 //! partner's answer turned into Segment outcomes (429 and 5xx retry, other 4xx reject).
 
 use segfn_sdk::{
-    Error, Event, Function, HandlerResult, Identify, Request, Response, Track, fetch, fetch_all,
-    info,
+    Error, Event, Function, HandlerResult, Identify, OrError, Request, Response, Track, batch,
+    fetch, info,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -86,14 +86,13 @@ impl Function for Forwarder {
 
     fn on_track(event: Track, settings: &Settings) -> HandlerResult {
         check(fetch(track_request(&event, settings)?)?)?;
-        info!("forwarded {:?}", event.event.as_deref().unwrap_or_default());
+        info!("forwarded {:?}", event.event().unwrap_or_default());
         Ok(None)
     }
 
     fn on_identify(event: Identify, settings: &Settings) -> HandlerResult {
         check(fetch(identify_request(&event, settings)?)?)?;
-        let traits = event.traits.as_ref().map_or(0, Map::len);
-        info!("updated profile with {traits} traits");
+        info!("updated profile with {} traits", event.traits().len());
         Ok(None)
     }
 
@@ -101,67 +100,53 @@ impl Function for Forwarder {
     /// the slowest answer rather than for the sum of them; each event gets its own
     /// outcome.
     fn on_batch(events: Vec<Event>, settings: &Settings) -> Result<Vec<HandlerResult>, Error> {
-        let mut results: Vec<HandlerResult> = Vec::with_capacity(events.len());
-        let mut requests = Vec::new();
-        let mut sent_for = Vec::new();
-        for event in &events {
-            let request = match event {
+        let results = batch::fetch_each(
+            &events,
+            |event| match event {
                 Event::Track(e) => track_request(e, settings),
                 Event::Identify(e) => identify_request(e, settings),
                 other => Err(Error::not_supported(format!(
                     "{} is not supported",
                     other.type_name().unwrap_or("a message without a type")
                 ))),
-            };
-            match request {
-                Ok(request) => {
-                    sent_for.push(results.len());
-                    requests.push(request);
-                    results.push(Ok(None));
-                }
-                Err(e) => results.push(Err(e)),
-            }
-        }
-        let sent = requests.len();
-        for (i, response) in sent_for.into_iter().zip(fetch_all(requests)) {
-            results[i] = response.map_err(Error::from).and_then(check).map(|_| None);
-        }
-        info!("forwarded a batch: {sent} of {} events sent", events.len());
+            },
+            |response| check(response).map(|_| None),
+        );
+        info!("forwarded a batch of {} events", events.len());
         Ok(results)
     }
 }
 
 /// The partner request for a track event.
 fn track_request(event: &Track, settings: &Settings) -> Result<Request, Error> {
-    let name = event
-        .event
-        .as_deref()
-        .ok_or_else(|| Error::invalid_payload("track event has no name"))?;
-    let empty = Map::new();
     let body = PartnerEvent {
-        user: PartnerUser::new(event.user_id.as_deref(), event.anonymous_id.as_deref())?,
-        name,
-        attributes: event.properties.as_ref().unwrap_or(&empty),
-        occurred_at: event.timestamp.as_deref(),
-        idempotency_key: event.message_id.as_deref(),
+        user: PartnerUser::new(event.user_id(), event.anonymous_id())?,
+        name: event
+            .event()
+            .or_invalid_payload("track event has no name")?,
+        attributes: event.properties(),
+        occurred_at: event.timestamp(),
+        idempotency_key: event.message_id(),
     };
-    Ok(partner_request(settings, "track", &body))
+    partner_request(settings, "track", &body)
 }
 
 /// The partner request for an identify event.
 fn identify_request(event: &Identify, settings: &Settings) -> Result<Request, Error> {
-    let empty = Map::new();
-    let traits = event.traits.as_ref().unwrap_or(&empty);
     let body = PartnerProfile {
-        user: PartnerUser::new(event.user_id.as_deref(), event.anonymous_id.as_deref())?,
-        email: traits.get("email").and_then(Value::as_str),
-        traits,
+        user: PartnerUser::new(event.user_id(), event.anonymous_id())?,
+        email: event.traits().get("email").and_then(Value::as_str),
+        traits: event.traits(),
     };
-    Ok(partner_request(settings, "users", &body))
+    partner_request(settings, "users", &body)
 }
 
 /// A POST of `body` to the partner's `path`, with the customer's key.
-fn partner_request<T: Serialize>(settings: &Settings, path: &str, body: &T) -> Request {
+fn partner_request<T: Serialize>(
+    settings: &Settings,
+    path: &str,
+    body: &T,
+) -> Result<Request, Error> {
     let url = format!("{}/{path}", settings.endpoint.trim_end_matches('/'));
     Request::post(url).bearer_auth(&settings.api_key).json(body)
 }
@@ -249,7 +234,10 @@ mod tests {
         testing::mock_fetch(|_| Ok(Response::new(200)));
         let result =
             testing::handle::<Forwarder>(json!({"type": "track", "event": "E"}), settings());
-        assert_eq!(result.kind, OutcomeKind::MessageRejected);
+        assert_eq!(result.class(), Some("ValidationError"));
+        let result =
+            testing::handle::<Forwarder>(json!({"type": "track", "userId": "u"}), settings());
+        assert_eq!(result.class(), Some("InvalidEventPayload"));
         let result =
             testing::handle::<Forwarder>(json!({"type": "page", "userId": "u"}), settings());
         assert_eq!(result.kind, OutcomeKind::UnsupportedEventType);
@@ -271,7 +259,7 @@ mod tests {
             json!({"type": "track", "userId": "u3"}),
         ];
         let result = testing::handle_batch::<Forwarder>(events, settings());
-        let kinds: Vec<OutcomeKind> = result.results.unwrap().iter().map(|r| r.kind).collect();
+        let kinds: Vec<OutcomeKind> = result.unwrap().iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,
             [
@@ -298,6 +286,6 @@ mod tests {
             json!({}),
         );
         assert_eq!(result.kind, OutcomeKind::InvalidSettings);
-        assert!(result.message.unwrap().contains("apiKey"));
+        assert!(result.message().unwrap().contains("apiKey"));
     }
 }
