@@ -66,6 +66,11 @@ macro_rules! imports {
             /// `panic(ptr: i32, len: i32)`: reports a panic message; the host ends the
             /// invocation with outcome `bad_request` and does not return.
             IMPORT_PANIC = "panic" => fn panic(ptr: *const u8, len: usize);
+            /// `secret(ptr: i32, len: i32)`: declares a UTF-8 secret value (a setting read
+            /// through `Secret`); from then on the host redacts it from the invocation's
+            /// logs, trace and report, as it does secret settings. At most as many values
+            /// and bytes as a settings object may hold secrets; more ends the invocation.
+            IMPORT_SECRET = "secret" => fn secret(ptr: *const u8, len: usize);
         }
     };
 }

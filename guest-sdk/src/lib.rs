@@ -50,6 +50,7 @@ pub mod guest;
 mod handler;
 pub mod json;
 pub mod log;
+mod secret;
 mod sys;
 #[cfg(not(target_family = "wasm"))]
 pub mod testing;
@@ -65,6 +66,7 @@ pub use fetch::{FetchError, Request, Response, fetch, fetch_all};
 #[doc(hidden)]
 pub use handler::handle_envelope;
 pub use handler::{Function, HandlerResult};
+pub use secret::Secret;
 
 /// Settings type for functions without settings: accepts any settings object.
 pub type NoSettings = serde::de::IgnoredAny;

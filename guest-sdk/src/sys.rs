@@ -60,6 +60,11 @@ mod imp {
         // SAFETY: the host reads the range and ends the invocation.
         unsafe { host::panic(message.as_ptr(), message.len()) }
     }
+
+    pub(crate) fn declare_secret(value: &str) {
+        // SAFETY: the host only reads the given range during the call.
+        unsafe { host::secret(value.as_ptr(), value.len()) }
+    }
 }
 
 #[cfg(not(target_family = "wasm"))]
@@ -75,6 +80,22 @@ mod imp {
     thread_local! {
         static FETCH: RefCell<Option<FetchStub>> = const { RefCell::new(None) };
         static LOGS: RefCell<Vec<(LogLevel, String)>> = const { RefCell::new(Vec::new()) };
+        static SECRETS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Remembers a secret value, as the host would for its redaction.
+    pub(crate) fn declare_secret(value: &str) {
+        SECRETS.with(|s| s.borrow_mut().push(value.to_owned()));
+    }
+
+    /// The secret values declared on this thread so far, and forgets them.
+    pub(crate) fn take_secrets() -> Vec<String> {
+        SECRETS.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    }
+
+    /// The secret values declared on this thread so far.
+    pub(crate) fn secrets() -> Vec<String> {
+        SECRETS.with(|s| s.borrow().clone())
     }
 
     /// Makes `stub` answer this thread's `fetch` calls.

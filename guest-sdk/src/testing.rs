@@ -29,6 +29,7 @@ thread_local! {
 pub fn mock_fetch(mut responder: impl FnMut(&Request) -> Result<Response, FetchError> + 'static) {
     REQUESTS.with(|r| r.borrow_mut().clear());
     sys::clear_logs();
+    sys::take_secrets();
     sys::set_fetch_stub(Box::new(move |frame| {
         let answer = match Request::from_frame(frame) {
             Ok(request) => {
@@ -47,6 +48,12 @@ pub fn mock_fetch(mut responder: impl FnMut(&Request) -> Result<Response, FetchE
 /// The requests `fetch` received on this thread since [`mock_fetch`].
 pub fn requests() -> Vec<Request> {
     REQUESTS.with(|r| r.borrow().clone())
+}
+
+/// The values of [`crate::Secret`] settings read on this thread since [`mock_fetch`]:
+/// what the host would redact from logs and the trace.
+pub fn secrets() -> Vec<String> {
+    sys::secrets()
 }
 
 /// The log lines written on this thread since [`mock_fetch`].

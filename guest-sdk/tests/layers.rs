@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("env", 3),
     ("log", 3),
     ("fetch", 3),
+    ("secret", 3),
     // Dispatch from an envelope to the author's handlers.
     ("handler", 4),
     // Helpers over the handlers, and the two ways in: the wasm exports, and native tests.
@@ -41,6 +42,7 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("FetchError", "fetch"),
     ("Request", "fetch"),
     ("Response", "fetch"),
+    ("Secret", "secret"),
     ("Function", "handler"),
     ("HandlerResult", "handler"),
 ];

@@ -1,11 +1,12 @@
 //! The host functions a guest imports (`segfn::log`, `fetch`, `fetch_all`, `now_ms`,
-//! `random_fill`, `panic`), each reading and writing guest memory with bounds checks, each bounded in
+//! `random_fill`, `panic`, `secret`), each reading and writing guest memory with bounds checks, each bounded in
 //! the host memory a guest can make it use, and each refused outside `segfn_handle` or
 //! from inside another host call (a re-entrant `fetch` from `segfn_alloc` would nest
 //! fibers and escape the deadline).
 
 use crate::error::GuestFault;
 use crate::fetch::{FetchFailure, FetchResponse, TraceEntry};
+use crate::redact::{MAX_SECRET_BYTES, MAX_SECRET_VALUES};
 use crate::report::LogLine;
 use crate::state::{InvocationState, MAX_LOG_LINES, Phase};
 use futures_util::StreamExt as _;
@@ -123,6 +124,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<InvocationState>) -> wasmtime::R
     linker.func_wrap(abi::IMPORT_MODULE, abi::IMPORT_NOW_MS, now_ms)?;
     linker.func_wrap(abi::IMPORT_MODULE, abi::IMPORT_RANDOM_FILL, random_fill)?;
     linker.func_wrap(abi::IMPORT_MODULE, abi::IMPORT_PANIC, panic)?;
+    linker.func_wrap(abi::IMPORT_MODULE, abi::IMPORT_SECRET, secret)?;
     linker.func_wrap_async(
         abi::IMPORT_MODULE,
         abi::IMPORT_FETCH,
@@ -210,6 +212,30 @@ fn random_fill(
         &mut memory(&mut caller, "random_fill")?.data_mut(&mut caller)[start..start + len as usize];
     getrandom::fill(target)
         .map_err(|e| wasmtime::Error::msg(format!("the host's random source failed: {e}")))
+}
+
+/// A secret the guest read (a `Secret` setting): redacted from now on. Bounded as a
+/// settings object's secrets are, since each value rebuilds the redactor.
+fn secret(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmtime::Result<()> {
+    allowed(&caller, "secret")?;
+    let state = caller.data();
+    let values = state.declared_secrets.0 + 1;
+    let bytes = state.declared_secrets.1.saturating_add(len as usize);
+    if values > MAX_SECRET_VALUES || bytes > MAX_SECRET_BYTES {
+        return Err(abi_fault(format!(
+            "secret: more than {MAX_SECRET_VALUES} secret values or {} declared; the host could not keep them out of the report",
+            crate::limits::bytes(MAX_SECRET_BYTES)
+        )));
+    }
+    let value = read_guest(&mut caller, ptr, len, "secret")?;
+    let state = caller.data_mut();
+    state.declared_secrets = (values, bytes);
+    let redactor = state
+        .options
+        .redactor
+        .extended(&String::from_utf8_lossy(&value));
+    state.options.redactor = std::sync::Arc::new(redactor);
+    Ok(())
 }
 
 fn panic(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmtime::Result<()> {

@@ -78,6 +78,8 @@ impl LoadedFunction {
         let instructions =
             options.limits.instructions.unwrap_or(u64::MAX) - store.get_fuel().unwrap_or(0);
         let state = store.into_data();
+        // The invocation's redactor: the options' one, plus what the guest declared.
+        let redactor = state.options.redactor.clone();
         let (outcome, output, fault) = match ended {
             Ended::Failed(outcome, fault) => (outcome, Output::None, Some(fault)),
             Ended::Returned(result) => summarize(result, batch_len),
@@ -115,7 +117,7 @@ impl LoadedFunction {
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
             },
         };
-        report.redact(&options.redactor);
+        report.redact(&redactor);
         report
     }
 

@@ -85,17 +85,19 @@ impl Redactor {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Redactor {
         let mut secrets: Vec<String> = Vec::new();
         for secret in values {
-            if secret.len() < MIN_SECRET_LEN || secrets.iter().any(|s| s == secret) {
-                continue;
-            }
-            // The forms a secret travels in: Basic auth, base64, a query string, a JSON string.
-            let json = serde_json::to_string(secret).unwrap_or_default();
-            secrets.push(secret.to_owned());
-            secrets.push(segfn_sdk::encoding::base64(format!("{secret}:").as_bytes()));
-            secrets.push(segfn_sdk::encoding::base64(secret.as_bytes()));
-            secrets.push(percent_encode(secret));
-            secrets.push(json[1..json.len().saturating_sub(1).max(1)].to_owned());
+            add_forms(&mut secrets, secret);
         }
+        Redactor::from_forms(secrets)
+    }
+
+    /// This redactor and one more secret value (one the function declared).
+    pub fn extended(&self, value: &str) -> Redactor {
+        let mut secrets = self.secrets.clone();
+        add_forms(&mut secrets, value);
+        Redactor::from_forms(secrets)
+    }
+
+    fn from_forms(mut secrets: Vec<String>) -> Redactor {
         secrets.sort();
         secrets.dedup();
         let matcher = (!secrets.is_empty())
@@ -167,6 +169,20 @@ impl Redactor {
             _ => {}
         }
     }
+}
+
+/// Adds `secret` and the forms it travels in (Basic auth, base64, a query string, a
+/// JSON string) to `secrets`, unless it is too short to be a credential or known.
+fn add_forms(secrets: &mut Vec<String>, secret: &str) {
+    if secret.len() < MIN_SECRET_LEN || secrets.iter().any(|s| s == secret) {
+        return;
+    }
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    secrets.push(secret.to_owned());
+    secrets.push(segfn_sdk::encoding::base64(format!("{secret}:").as_bytes()));
+    secrets.push(segfn_sdk::encoding::base64(secret.as_bytes()));
+    secrets.push(percent_encode(secret));
+    secrets.push(json[1..json.len().saturating_sub(1).max(1)].to_owned());
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.

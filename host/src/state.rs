@@ -62,6 +62,8 @@ pub struct InvocationState {
     pub(crate) fetches: u32,
     /// The fetch limit for this call: the configured limit, sized up for batches.
     pub(crate) max_fetches: u32,
+    /// Secret values the guest declared (`segfn::secret`): how many, and their bytes.
+    pub(crate) declared_secrets: (usize, usize),
 }
 
 impl InvocationState {
@@ -77,6 +79,7 @@ impl InvocationState {
             trace: Vec::new(),
             fetches: 0,
             max_fetches,
+            declared_secrets: (0, 0),
         }
     }
 }

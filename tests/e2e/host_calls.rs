@@ -218,3 +218,50 @@ async fn a_secret_across_the_log_limit_leaves_no_prefix() {
     let logged = &r.logs[0].message;
     assert!(!logged.contains("sk_l"), "{}", &logged[logged.len() - 20..]);
 }
+
+/// A value the guest declares secret (what `segfn_sdk::Secret` does when settings are
+/// read) is redacted from what the guest logs afterwards, though no setting's name says
+/// it is secret.
+#[tokio::test]
+async fn a_declared_secret_is_redacted_from_later_logs() {
+    let secret = b"plain-looking-value-42";
+    let mut line = b"calling with ".to_vec();
+    line.extend_from_slice(secret);
+    let len = line.len();
+    let guest = WatGuest {
+        handle_body: &format!(
+            "(call $secret (i32.const 8192) (i32.const {}))
+             (call $log (i32.const 1) (i32.const 12288) (i32.const {len}))",
+            secret.len()
+        ),
+        data: vec![(8192, secret.to_vec()), (12288, line)],
+        ..WatGuest::default()
+    };
+    let f = guest.load().await.expect("loads");
+    let settings = json!({ "region": "plain-looking-value-42" });
+    let opts = options(&[], &settings, Limits::default());
+    let r = invoke_event(&f, &opts, track("E", "u"), settings).await;
+    assert_eq!(r.logs[0].message, "calling with [redacted]", "{:?}", r.logs);
+}
+
+/// Each declared secret rebuilds the redactor, so their number is bounded as a settings
+/// object's secrets are: the 257th ends the invocation.
+#[tokio::test]
+async fn declaring_too_many_secrets_ends_the_invocation() {
+    let guest = WatGuest {
+        handle_body: "(local $i i32)
+            (loop $more
+              (i32.store (i32.const 8192) (i32.add (i32.const 0x41414141) (local.get $i)))
+              (call $secret (i32.const 8192) (i32.const 4))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $more (i32.lt_u (local.get $i) (i32.const 300))))",
+        ..WatGuest::default()
+    };
+    let f = guest.load().await.expect("loads");
+    let settings = json!({});
+    let opts = options(&[], &settings, Limits::default());
+    let r = invoke_event(&f, &opts, track("E", "u"), settings).await;
+    assert_eq!(r.outcome.kind, OutcomeKind::BadRequest, "{:?}", r.outcome);
+    let message = r.outcome.message.unwrap_or_default();
+    assert!(message.contains("more than 256 secret values"), "{message}");
+}

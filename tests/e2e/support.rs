@@ -287,6 +287,7 @@ impl WatGuest<'_> {
   (import "segfn" "fetch_all" (func $fetch_all (param i32 i32) (result i64)))
   (import "segfn" "log" (func $log (param i32 i32 i32)))
   (import "segfn" "panic" (func $panic (param i32 i32)))
+  (import "segfn" "secret" (func $secret (param i32 i32)))
   (memory (export "memory") 2)
   (global $next (mut i32) (i32.const 65536))
   (data (i32.const 1024) "{result}")
