@@ -41,6 +41,7 @@ pub mod policy;
 pub mod redact;
 pub mod report;
 mod runtime;
+pub mod scaffold;
 pub mod serve;
 mod state;
 pub mod toolchain;

@@ -3,6 +3,7 @@
 
 mod build;
 mod demo;
+mod new;
 mod run;
 mod serve;
 
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a function crate from a template, ready to test, build and run.
+    New(new::NewArgs),
     /// Build a function crate to WebAssembly (prints the .wasm path last).
     Build(build::BuildArgs),
     /// Run a function on one event or batch and show what it did.
@@ -44,6 +47,7 @@ pub(crate) fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::New(args) => new::run(args),
         Command::Build(args) => build::run(args),
         Command::Run(args) => with_runtime(run::run(args)),
         Command::Serve(args) => with_runtime(serve::run(args)),

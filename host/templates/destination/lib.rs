@@ -1,0 +1,145 @@
+//! {{Name}}: a Segment destination function. It sends `track` and `identify` events to
+//! the partner's API and turns the partner's answers into Segment's outcomes.
+
+use segfn_sdk::{
+    Error, Function, HandlerResult, Identify, OrError, Request, Response, Secret, Track, fetch,
+    info,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The settings a customer fills in when they add the destination in Segment.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// The customer's API key for the partner. A `Secret`: segfn keeps it out of logs,
+    /// the request trace and reports.
+    pub api_key: Secret,
+    /// The partner's API, e.g. a regional one.
+    #[serde(default = "default_endpoint")]
+    pub endpoint: String,
+}
+
+fn default_endpoint() -> String {
+    "https://api.partner.example/v1".into()
+}
+
+/// The function. Each handler left out answers `EventNotSupported`, as in Segment.
+#[derive(Debug)]
+pub struct {{Name}};
+
+impl Function for {{Name}} {
+    type Settings = Settings;
+
+    fn on_track(event: Track, settings: &Settings) -> HandlerResult {
+        let body = json!({
+            "event": event.event().or_invalid_payload("track event has no name")?,
+            "userId": user(event.user_id(), event.anonymous_id())?,
+            "properties": event.properties(),
+            "timestamp": event.timestamp(),
+            "messageId": event.message_id(),
+        });
+        send(settings, "events", &body)?;
+        info!("sent {}", body["event"]);
+        Ok(None)
+    }
+
+    fn on_identify(event: Identify, settings: &Settings) -> HandlerResult {
+        let body = json!({
+            "userId": user(event.user_id(), event.anonymous_id())?,
+            "traits": event.traits(),
+        });
+        send(settings, "users", &body)?;
+        Ok(None)
+    }
+}
+
+/// The user the partner files the event under.
+fn user<'a>(user_id: Option<&'a str>, anonymous_id: Option<&'a str>) -> Result<&'a str, Error> {
+    user_id
+        .or(anonymous_id)
+        .or_invalid_payload("userId or anonymousId is required")
+}
+
+/// POSTs `body` to the partner's `path`; 2xx is success, 429 and 5xx are retried by
+/// Segment, any other answer rejects the event.
+fn send(settings: &Settings, path: &str, body: &serde_json::Value) -> Result<Response, Error> {
+    let url = format!("{}/{path}", settings.endpoint.trim_end_matches('/'));
+    let request = Request::post(url)
+        .bearer_auth(settings.api_key.expose())
+        .json(body)?;
+    let response = fetch(request)?; // a timeout or network failure is a RetryError
+    match response.status {
+        200..=299 => Ok(response),
+        429 | 500..=599 => Err(Error::retry(format!("partner answered {}", response.status))),
+        status => Err(Error::validation(format!(
+            "partner rejected the event ({status}): {}",
+            response.text()
+        ))),
+    }
+}
+
+segfn_sdk::export!({{Name}});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use segfn_sdk::{OutcomeKind, testing};
+
+    fn settings() -> serde_json::Value {
+        json!({"apiKey": "test-key", "endpoint": "https://partner.test/v1"})
+    }
+
+    fn sample(file: &str) -> serde_json::Value {
+        let path = format!("{}/events/{file}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn track_is_sent_with_the_api_key() {
+        testing::mock_fetch(|_| Ok(Response::new(200)));
+        let handled = testing::handle::<{{Name}}>(sample("track.json"), settings());
+        assert_eq!(handled.kind, OutcomeKind::Success, "{handled:?}");
+        let sent = testing::requests();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].url, "https://partner.test/v1/events");
+        assert_eq!(sent[0].header_value("authorization"), Some("Bearer test-key"));
+        let body: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
+        assert_eq!(body["event"], "Signed Up");
+        assert_eq!(testing::secrets(), ["test-key"]);
+    }
+
+    #[test]
+    fn identify_sends_the_traits() {
+        testing::mock_fetch(|_| Ok(Response::new(201)));
+        let handled = testing::handle::<{{Name}}>(sample("identify.json"), settings());
+        assert_eq!(handled.kind, OutcomeKind::Success, "{handled:?}");
+        let body: serde_json::Value = serde_json::from_slice(&testing::requests()[0].body).unwrap();
+        assert!(body["traits"].is_object(), "{body}");
+    }
+
+    #[test]
+    fn partner_answers_become_outcomes() {
+        for (status, class) in [(429, "RetryError"), (503, "RetryError"), (400, "ValidationError")] {
+            testing::mock_fetch(move |_| Ok(Response::new(status)));
+            let handled = testing::handle::<{{Name}}>(sample("track.json"), settings());
+            assert_eq!(handled.class(), Some(class), "status {status}: {handled:?}");
+        }
+    }
+
+    #[test]
+    fn events_without_a_name_or_user_are_rejected() {
+        testing::mock_fetch(|_| Ok(Response::new(200)));
+        let handled = testing::handle::<{{Name}}>(json!({"type": "track", "userId": "u1"}), settings());
+        assert_eq!(handled.class(), Some("InvalidEventPayload"));
+        let handled = testing::handle::<{{Name}}>(json!({"type": "identify"}), settings());
+        assert_eq!(handled.class(), Some("InvalidEventPayload"));
+        assert!(testing::requests().is_empty());
+    }
+
+    #[test]
+    fn other_types_are_not_supported() {
+        let handled = testing::handle::<{{Name}}>(json!({"type": "page", "userId": "u1"}), settings());
+        assert_eq!(handled.kind, OutcomeKind::UnsupportedEventType);
+    }
+}

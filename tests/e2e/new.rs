@@ -1,0 +1,199 @@
+//! `segfn new`: each template, created outside any workspace, passes its own tests with
+//! `cargo test` and runs with `segfn run` against a partner on 127.0.0.1; inside a
+//! workspace the crate becomes a member; bad names and used directories are refused.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `command` on a blocking thread (cargo builds take a while).
+async fn output(mut command: Command) -> Output {
+    tokio::task::spawn_blocking(move || command.output().expect("the command runs"))
+        .await
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Cargo for a generated crate: its own builds share one target directory per test run
+/// (kept under target/, so dependencies compile once), and nothing of this test
+/// process's Cargo environment leaks in.
+fn cargo(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", root().join("target/new-crates"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    command
+}
+
+#[tokio::test]
+async fn every_template_tests_builds_and_runs() {
+    let partner = Partner::start().await;
+    let scratch = tempfile::tempdir().unwrap();
+    for (template, event) in [
+        ("destination", "events/track.json"),
+        ("insert", "events/track.json"),
+        ("batch", "events/batch.json"),
+    ] {
+        let dir = scratch.path().join(format!("acme-{template}"));
+        let mut new = segfn();
+        new.args(["new", "--template", template]).arg(&dir);
+        let out = output(new).await;
+        assert!(out.status.success(), "segfn new {template}: {}", text(&out));
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("[profile.release]"), "{manifest}");
+
+        let out = output({
+            let mut c = cargo(&dir);
+            c.args(["test", "--quiet"]);
+            c
+        })
+        .await;
+        assert!(
+            out.status.success(),
+            "cargo test in {template}: {}",
+            text(&out)
+        );
+
+        // The function keeps its settings but is pointed at the local partner.
+        let mut settings: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("settings.json")).unwrap())
+                .unwrap();
+        if settings.get("endpoint").is_some() {
+            settings["endpoint"] = json!(partner.url("/v1"));
+        }
+        let settings_file = dir.join("local-settings.json");
+        std::fs::write(&settings_file, settings.to_string()).unwrap();
+        let before = partner.received().len();
+        let mut run = segfn();
+        run.current_dir(&dir)
+            .env("CARGO_TARGET_DIR", root().join("target/new-crates"))
+            .args(["run", ".", "--json", "--event", event, "--settings"])
+            .arg(&settings_file)
+            .args(["--allow-host", &partner.allow()[0]]);
+        let out = output(run).await;
+        assert!(out.status.success(), "segfn run {template}: {}", text(&out));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let received = &partner.received()[before..];
+        match template {
+            "destination" => {
+                assert_eq!(report["outcome"]["kind"], "success", "{report}");
+                assert_eq!(received.len(), 1);
+                assert_eq!(received[0].path, "/v1/events");
+                assert_eq!(received[0].json()["event"], "Signed Up");
+                // The API key is a Secret: the trace does not show it.
+                assert!(
+                    !out.stdout.windows(15).any(|w| w == b"demo-key-4f2a9c"),
+                    "{report}"
+                );
+            }
+            "insert" => {
+                assert_eq!(report["outcome"]["kind"], "success", "{report}");
+                assert_eq!(
+                    report["output"]["properties"]["source"], "segfn",
+                    "{report}"
+                );
+                assert!(received.is_empty());
+            }
+            _ => {
+                let results = report["output"].as_array().expect("per-event results");
+                assert!(results.iter().all(|r| r["kind"] == "success"), "{report}");
+                assert_eq!(received.len(), 1, "one bulk request for the batch");
+                assert_eq!(received[0].path, "/v1/batch");
+                assert_eq!(
+                    received[0].json()["events"].as_array().unwrap().len(),
+                    results.len()
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn inside_a_workspace_the_crate_becomes_a_member() {
+    let scratch = tempfile::tempdir().unwrap();
+    let ws = scratch.path();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[workspace]\nresolver = \"3\"\nmembers = []\n",
+    )
+    .unwrap();
+    let mut new = segfn();
+    new.current_dir(ws)
+        .args(["new", "functions/acme", "--template", "insert"]);
+    let out = output(new).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Added it to the workspace members"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[profile.release]"),
+        "the profile to add: {stdout}"
+    );
+    let root_manifest = std::fs::read_to_string(ws.join("Cargo.toml")).unwrap();
+    assert!(
+        root_manifest.contains("\"functions/acme\""),
+        "{root_manifest}"
+    );
+    let member = std::fs::read_to_string(ws.join("functions/acme/Cargo.toml")).unwrap();
+    assert!(!member.contains("[profile.release]"), "{member}");
+    // Cargo agrees: the workspace resolves with the new member in it.
+    let out = output({
+        let mut c = cargo(ws);
+        c.args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "cargo metadata: {}", text(&out));
+    let metadata: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(metadata["packages"][0]["name"], "acme");
+}
+
+#[tokio::test]
+async fn bad_names_and_used_directories_are_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut new = segfn();
+    new.arg("new").arg(scratch.path().join("1-bad"));
+    let out = output(new).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("must start with a letter"),
+        "{}",
+        text(&out)
+    );
+
+    let used = scratch.path().join("used");
+    std::fs::create_dir(&used).unwrap();
+    std::fs::write(used.join("keep.txt"), "mine").unwrap();
+    let mut new = segfn();
+    new.arg("new").arg(&used);
+    let out = output(new).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("already exists and is not empty"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(used.join("keep.txt")).unwrap(),
+        "mine"
+    );
+}
