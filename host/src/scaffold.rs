@@ -242,6 +242,15 @@ pub fn create(options: &NewOptions) -> Result<Created, ScaffoldError> {
         std::fs::write(&path, text).map_err(io(&path))?;
     }
 
+    // The template is formatted, but the type name's length may change line breaks.
+    // rustfmt ships with every rustup toolchain; without it the code is merely unformatted.
+    let _ = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .arg(dir.join("src/lib.rs"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+
     let mut workspace_profile = None;
     if let Some(root) = &workspace {
         let has_profile = add_member(root, &dir)?;

@@ -52,6 +52,13 @@ async fn every_template_tests_builds_and_runs() {
         assert!(out.status.success(), "segfn new {template}: {}", text(&out));
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
         assert!(manifest.contains("[profile.release]"), "{manifest}");
+        let out = output({
+            let mut c = cargo(&dir);
+            c.args(["fmt", "--check"]);
+            c
+        })
+        .await;
+        assert!(out.status.success(), "cargo fmt --check in {template}: {}", text(&out));
 
         let out = output({
             let mut c = cargo(&dir);

@@ -123,7 +123,10 @@ fn bulk_request(settings: &Settings, records: &[Value]) -> Result<Request, Error
 fn check(response: Response) -> HandlerResult {
     match response.status {
         200..=299 => Ok(None),
-        429 | 500..=599 => Err(Error::retry(format!("partner answered {}", response.status))),
+        429 | 500..=599 => Err(Error::retry(format!(
+            "partner answered {}",
+            response.status
+        ))),
         status => Err(Error::validation(format!(
             "partner rejected the events ({status}): {}",
             response.text()
@@ -153,12 +156,18 @@ mod tests {
         testing::mock_fetch(|_| Ok(Response::new(200)));
         let events = sample_batch();
         let results = testing::handle_batch::<{{Name}}>(events.clone(), settings(2)).unwrap();
-        assert!(results.iter().all(|r| r.kind == OutcomeKind::Success), "{results:?}");
+        assert!(
+            results.iter().all(|r| r.kind == OutcomeKind::Success),
+            "{results:?}"
+        );
         let sent = testing::requests();
         assert_eq!(sent.len(), events.len().div_ceil(2));
         let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
         assert_eq!(body["events"].as_array().unwrap().len(), 2);
-        assert_eq!(sent[0].header_value("authorization"), Some("Bearer test-key"));
+        assert_eq!(
+            sent[0].header_value("authorization"),
+            Some("Bearer test-key")
+        );
     }
 
     #[test]
@@ -180,7 +189,13 @@ mod tests {
         let classes: Vec<_> = results.iter().map(|r| r.class()).collect();
         assert_eq!(
             classes,
-            [None, Some("EventNotSupported"), Some("InvalidEventPayload"), None, Some("RetryError")]
+            [
+                None,
+                Some("EventNotSupported"),
+                Some("InvalidEventPayload"),
+                None,
+                Some("RetryError")
+            ]
         );
     }
 }

@@ -71,7 +71,10 @@ fn send(settings: &Settings, path: &str, body: &serde_json::Value) -> Result<Res
     let response = fetch(request)?; // a timeout or network failure is a RetryError
     match response.status {
         200..=299 => Ok(response),
-        429 | 500..=599 => Err(Error::retry(format!("partner answered {}", response.status))),
+        429 | 500..=599 => Err(Error::retry(format!(
+            "partner answered {}",
+            response.status
+        ))),
         status => Err(Error::validation(format!(
             "partner rejected the event ({status}): {}",
             response.text()
@@ -103,7 +106,10 @@ mod tests {
         let sent = testing::requests();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].url, "https://partner.test/v1/events");
-        assert_eq!(sent[0].header_value("authorization"), Some("Bearer test-key"));
+        assert_eq!(
+            sent[0].header_value("authorization"),
+            Some("Bearer test-key")
+        );
         let body: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
         assert_eq!(body["event"], "Signed Up");
         assert_eq!(testing::secrets(), ["test-key"]);
@@ -120,7 +126,11 @@ mod tests {
 
     #[test]
     fn partner_answers_become_outcomes() {
-        for (status, class) in [(429, "RetryError"), (503, "RetryError"), (400, "ValidationError")] {
+        for (status, class) in [
+            (429, "RetryError"),
+            (503, "RetryError"),
+            (400, "ValidationError"),
+        ] {
             testing::mock_fetch(move |_| Ok(Response::new(status)));
             let handled = testing::handle::<{{Name}}>(sample("track.json"), settings());
             assert_eq!(handled.class(), Some(class), "status {status}: {handled:?}");
@@ -130,7 +140,8 @@ mod tests {
     #[test]
     fn events_without_a_name_or_user_are_rejected() {
         testing::mock_fetch(|_| Ok(Response::new(200)));
-        let handled = testing::handle::<{{Name}}>(json!({"type": "track", "userId": "u1"}), settings());
+        let handled =
+            testing::handle::<{{Name}}>(json!({"type": "track", "userId": "u1"}), settings());
         assert_eq!(handled.class(), Some("InvalidEventPayload"));
         let handled = testing::handle::<{{Name}}>(json!({"type": "identify"}), settings());
         assert_eq!(handled.class(), Some("InvalidEventPayload"));
@@ -139,7 +150,8 @@ mod tests {
 
     #[test]
     fn other_types_are_not_supported() {
-        let handled = testing::handle::<{{Name}}>(json!({"type": "page", "userId": "u1"}), settings());
+        let handled =
+            testing::handle::<{{Name}}>(json!({"type": "page", "userId": "u1"}), settings());
         assert_eq!(handled.kind, OutcomeKind::UnsupportedEventType);
     }
 }

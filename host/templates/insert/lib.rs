@@ -35,7 +35,9 @@ impl Function for {{Name}} {
         if !settings.add_properties.is_empty() {
             let properties = event.properties.get_or_insert_default();
             for (key, value) in &settings.add_properties {
-                properties.entry(key.clone()).or_insert_with(|| value.clone());
+                properties
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
             }
         }
         Ok(Some(event.into()))
