@@ -200,12 +200,15 @@ impl FetchClient {
             .map_err(|e| invalid(format!("{:?} is not a valid URL: {e}", head.url)))?;
         let method = reqwest::Method::from_bytes(head.method.as_bytes())
             .map_err(|_| invalid(format!("{:?} is not an HTTP method", head.method)))?;
+        // For a mapped request: the function's URL and where it is sent, to word errors.
+        let mut mapped: Option<(reqwest::Url, String)> = None;
         let mut request = match self.policy.mapping_for(&url) {
             // Mapped: allowed, and sent to the target with the original `Host`.
             Some(mapping) => {
                 let routed = mapping.route(&url);
                 let host = reqwest::header::HeaderValue::from_str(&routed.host_header)
                     .map_err(|_| invalid(format!("{url}: the host is not a valid header")))?;
+                mapped = Some((url.clone(), mapping.target().sent_to(url.scheme())));
                 self.client_for(mapping.target())
                     .request(method, routed.url)
                     .header(reqwest::header::HOST, host)
@@ -233,10 +236,22 @@ impl FetchClient {
                 .map_err(|_| invalid(format!("the value of header {name} is not valid")))?;
             request = request.header(name, value);
         }
+        // Errors of a mapped request name the URL the function asked for (not the
+        // rewritten one) and say where it was sent.
+        let failed = |e: reqwest::Error| match &mapped {
+            None => classify(&e, timeout),
+            Some((url, sent_to)) => {
+                let mut failure = classify(&e.with_url(url.clone()), timeout);
+                if failure.kind == FetchErrorKind::Network {
+                    failure.message = format!("{} (mapped to {sent_to})", failure.message);
+                }
+                failure
+            }
+        };
         let mut response = tokio::time::timeout(timeout, request.send())
             .await
             .map_err(|_| timed_out(timeout))?
-            .map_err(|e| classify(&e, timeout))?;
+            .map_err(failed)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -258,7 +273,7 @@ impl FetchClient {
         loop {
             match tokio::time::timeout(timeout, response.chunk()).await {
                 Err(_) => return Err(timed_out(timeout)),
-                Ok(Err(e)) => return Err(classify(&e, timeout)),
+                Ok(Err(e)) => return Err(failed(e)),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => {
                     if body.len() + chunk.len() > max_body {
