@@ -8,5 +8,6 @@ mod endpoint;
 mod examples;
 mod fetch_policy;
 mod host_calls;
+mod map_host;
 mod serve;
 mod support;
