@@ -168,7 +168,8 @@ impl FetchClient {
         })
     }
 
-    /// The client for requests mapped to `target`.
+    /// The client for requests mapped to `target` (built for every target in `new`; the
+    /// fallback is never taken, and would still reach only the target's address).
     fn client_for(&self, target: &MapTarget) -> &reqwest::Client {
         let addrs = target.addrs();
         self.mapped
@@ -180,6 +181,9 @@ impl FetchClient {
     /// Where a request for `url` is sent when a host mapping applies to it, as the
     /// request trace shows it (`http://127.0.0.1:9000`); `None` when it is not mapped.
     pub fn sent_to(&self, url: &str) -> Option<String> {
+        if self.policy.map().is_empty() {
+            return None;
+        }
         let url: reqwest::Url = url.parse().ok()?;
         let mapping = self.policy.mapping_for(&url)?;
         Some(mapping.target().sent_to(url.scheme()))
@@ -198,12 +202,18 @@ impl FetchClient {
             .url
             .parse()
             .map_err(|e| invalid(format!("{:?} is not a valid URL: {e}", head.url)))?;
+        // Mapped: allowed, and sent to the target with the original `Host`.
+        let mapping = self.policy.mapping_for(&url);
+        if mapping.is_none() {
+            self.policy
+                .check_url(&url)
+                .map_err(|r| FetchFailure::new(refusal_kind(&r), r.to_string()))?;
+        }
         let method = reqwest::Method::from_bytes(head.method.as_bytes())
             .map_err(|_| invalid(format!("{:?} is not an HTTP method", head.method)))?;
         // For a mapped request: the function's URL and where it is sent, to word errors.
         let mut mapped: Option<(reqwest::Url, String)> = None;
-        let mut request = match self.policy.mapping_for(&url) {
-            // Mapped: allowed, and sent to the target with the original `Host`.
+        let mut request = match mapping {
             Some(mapping) => {
                 let routed = mapping.route(&url);
                 let host = reqwest::header::HeaderValue::from_str(&routed.host_header)
@@ -213,12 +223,7 @@ impl FetchClient {
                     .request(method, routed.url)
                     .header(reqwest::header::HOST, host)
             }
-            None => {
-                self.policy
-                    .check_url(&url)
-                    .map_err(|r| FetchFailure::new(refusal_kind(&r), r.to_string()))?;
-                self.client.request(method, url)
-            }
+            None => self.client.request(method, url),
         };
         request = request.timeout(timeout).body(body);
         for (name, value) in &head.headers {

@@ -52,7 +52,7 @@ pub(crate) struct TenantArgs {
     /// (same method, path, query and Host header), and the request trace shows the URL
     /// and where it went. HOST is a pattern as for --allow-host, `*` for every host;
     /// the most specific mapping wins. TARGET is a loopback address with a port
-    /// (127.0.0.1:PORT, [::1]:PORT, localhost:PORT); with `http://` before it, https
+    /// (`127.0.0.1:PORT`, `[::1]:PORT`, `localhost:PORT`); with `http://` before it, https
     /// requests go as plain HTTP, so the fake needs no certificate; without a scheme
     /// they keep TLS, verified for the original host. Mapped hosts count as allowed.
     #[arg(long = "map-host", value_name = "HOST=TARGET")]

@@ -375,7 +375,8 @@ impl HostMap {
     /// The mapping that applies to `url`, if any. Only http and https URLs are mapped.
     pub fn find(&self, url: &reqwest::Url) -> Option<&HostMapping> {
         let scheme = url.scheme();
-        if scheme != "http" && scheme != "https" {
+        // Checked first: every fetch asks, and most functions run without mappings.
+        if self.mappings.is_empty() || (scheme != "http" && scheme != "https") {
             return None;
         }
         let host = url.host_str()?.to_ascii_lowercase();
