@@ -1,8 +1,8 @@
 //! The host side of `fetch`: an HTTP client that enforces a [`FetchPolicy`] on every
-//! URL, resolved address and redirect, with a timeout and a response size cap, and the
-//! record ("request trace") of every call.
+//! URL, resolved address and redirect, sends mapped hosts to their local targets, with
+//! a timeout and a response size cap, and the record ("request trace") of every call.
 
-use crate::policy::{FetchPolicy, Refusal};
+use crate::policy::{FetchPolicy, MapTarget, Refusal};
 use crate::redact::Redactor;
 use segfn_sdk::abi::{FetchErrorKind, FetchRequestHead};
 use serde::Serialize;
@@ -26,10 +26,13 @@ const HOST_OWNED_HEADERS: &[&str] = &[
 /// What a function's requests carry as `User-Agent` unless it sets one.
 const USER_AGENT: &str = concat!("segfn/", env!("CARGO_PKG_VERSION"));
 
-/// An HTTP client bound to one allow-list. Cheap to share; build one per policy.
+/// An HTTP client bound to one allow-list and its host mappings. Cheap to share; build
+/// one per policy.
 #[derive(Debug, Clone)]
 pub struct FetchClient {
     client: reqwest::Client,
+    /// One client per mapping target, reaching only that target's addresses.
+    mapped: Arc<[(Vec<SocketAddr>, reqwest::Client)]>,
     policy: Arc<FetchPolicy>,
 }
 
@@ -96,8 +99,32 @@ impl reqwest::dns::Resolve for CheckedResolver {
     }
 }
 
+/// Resolves every name to one mapping target's addresses: the client that uses it
+/// serves only requests mapped to that target, so the name in their URL (kept for TLS)
+/// must lead there and nowhere else.
+#[derive(Debug)]
+struct TargetResolver {
+    addrs: Vec<SocketAddr>,
+}
+
+impl reqwest::dns::Resolve for TargetResolver {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let addrs = self.addrs.clone();
+        Box::pin(async move { Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs) })
+    }
+}
+
+/// The host (and port, when not the default) of a URL, as refusals name it.
+fn shown_host(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    }
+}
+
 impl FetchClient {
-    /// A client that only reaches what `policy` allows.
+    /// A client that only reaches what `policy` allows, and its mapped hosts' targets.
     pub fn new(policy: FetchPolicy) -> Result<FetchClient, reqwest::Error> {
         let policy = Arc::new(policy);
         let redirect_policy = policy.clone();
@@ -112,13 +139,54 @@ impl FetchClient {
                 if attempt.previous().len() > MAX_REDIRECTS {
                     return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
                 }
+                // Followed here, a redirect to a mapped host would reach the real host.
+                if redirect_policy.mapping_for(attempt.url()).is_some() {
+                    let location = shown_host(attempt.url());
+                    return attempt.error(Refusal::MappedRedirect {
+                        location,
+                        reason: "it is a mapped host (--map-host)",
+                    });
+                }
                 match redirect_policy.check_url(attempt.url()) {
                     Ok(()) => attempt.follow(),
                     Err(refusal) => attempt.error(refusal),
                 }
             }))
             .build()?;
-        Ok(FetchClient { client, policy })
+        let mut mapped: Vec<(Vec<SocketAddr>, reqwest::Client)> = Vec::new();
+        for mapping in policy.map().mappings() {
+            let addrs = mapping.target().addrs();
+            if !mapped.iter().any(|(a, _)| *a == addrs) {
+                let client = mapped_client(addrs.clone())?;
+                mapped.push((addrs, client));
+            }
+        }
+        Ok(FetchClient {
+            client,
+            mapped: mapped.into(),
+            policy,
+        })
+    }
+
+    /// The client for requests mapped to `target` (built for every target in `new`; the
+    /// fallback is never taken, and would still reach only the target's address).
+    fn client_for(&self, target: &MapTarget) -> &reqwest::Client {
+        let addrs = target.addrs();
+        self.mapped
+            .iter()
+            .find(|(a, _)| *a == addrs)
+            .map_or(&self.client, |(_, c)| c)
+    }
+
+    /// Where a request for `url` is sent when a host mapping applies to it, as the
+    /// request trace shows it (`http://127.0.0.1:9000`); `None` when it is not mapped.
+    pub fn sent_to(&self, url: &str) -> Option<String> {
+        if self.policy.map().is_empty() {
+            return None;
+        }
+        let url: reqwest::Url = url.parse().ok()?;
+        let mapping = self.policy.mapping_for(&url)?;
+        Some(mapping.target().sent_to(url.scheme()))
     }
 
     /// Performs one request within `timeout`, reading at most `max_body` response bytes.
@@ -134,12 +202,30 @@ impl FetchClient {
             .url
             .parse()
             .map_err(|e| invalid(format!("{:?} is not a valid URL: {e}", head.url)))?;
-        self.policy
-            .check_url(&url)
-            .map_err(|r| FetchFailure::new(refusal_kind(&r), r.to_string()))?;
+        // Mapped: allowed, and sent to the target with the original `Host`.
+        let mapping = self.policy.mapping_for(&url);
+        if mapping.is_none() {
+            self.policy
+                .check_url(&url)
+                .map_err(|r| FetchFailure::new(refusal_kind(&r), r.to_string()))?;
+        }
         let method = reqwest::Method::from_bytes(head.method.as_bytes())
             .map_err(|_| invalid(format!("{:?} is not an HTTP method", head.method)))?;
-        let mut request = self.client.request(method, url).timeout(timeout).body(body);
+        // For a mapped request: the function's URL and where it is sent, to word errors.
+        let mut mapped: Option<(reqwest::Url, String)> = None;
+        let mut request = match mapping {
+            Some(mapping) => {
+                let routed = mapping.route(&url);
+                let host = reqwest::header::HeaderValue::from_str(&routed.host_header)
+                    .map_err(|_| invalid(format!("{url}: the host is not a valid header")))?;
+                mapped = Some((url.clone(), mapping.target().sent_to(url.scheme())));
+                self.client_for(mapping.target())
+                    .request(method, routed.url)
+                    .header(reqwest::header::HOST, host)
+            }
+            None => self.client.request(method, url),
+        };
+        request = request.timeout(timeout).body(body);
         for (name, value) in &head.headers {
             if HOST_OWNED_HEADERS
                 .iter()
@@ -155,10 +241,22 @@ impl FetchClient {
                 .map_err(|_| invalid(format!("the value of header {name} is not valid")))?;
             request = request.header(name, value);
         }
+        // Errors of a mapped request name the URL the function asked for (not the
+        // rewritten one) and say where it was sent.
+        let failed = |e: reqwest::Error| match &mapped {
+            None => classify(&e, timeout),
+            Some((url, sent_to)) => {
+                let mut failure = classify(&e.with_url(url.clone()), timeout);
+                if failure.kind == FetchErrorKind::Network {
+                    failure.message = format!("{} (mapped to {sent_to})", failure.message);
+                }
+                failure
+            }
+        };
         let mut response = tokio::time::timeout(timeout, request.send())
             .await
             .map_err(|_| timed_out(timeout))?
-            .map_err(|e| classify(&e, timeout))?;
+            .map_err(failed)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -180,7 +278,7 @@ impl FetchClient {
         loop {
             match tokio::time::timeout(timeout, response.chunk()).await {
                 Err(_) => return Err(timed_out(timeout)),
-                Ok(Err(e)) => return Err(classify(&e, timeout)),
+                Ok(Err(e)) => return Err(failed(e)),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => {
                     if body.len() + chunk.len() > max_body {
@@ -198,10 +296,44 @@ impl FetchClient {
     }
 }
 
+/// The client for requests mapped to one target: it connects only to `addrs` (the
+/// name in a TLS URL is resolved to them), speaks HTTP/1.1 so the `Host` header is the
+/// one the server reads, and follows redirects only within the target (a relative
+/// `Location`); a redirect anywhere else is refused, since it would not be mapped.
+fn mapped_client(addrs: Vec<SocketAddr>) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .no_proxy()
+        .http1_only()
+        .dns_resolver(Arc::new(TargetResolver { addrs }))
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            let within = attempt.previous().first().is_some_and(|first| {
+                first.scheme() == attempt.url().scheme()
+                    && first.host() == attempt.url().host()
+                    && first.port_or_known_default() == attempt.url().port_or_known_default()
+            });
+            if within {
+                attempt.follow()
+            } else {
+                let location = shown_host(attempt.url());
+                attempt.error(Refusal::MappedRedirect {
+                    location,
+                    reason: "it leaves the local target of a mapped request",
+                })
+            }
+        }))
+        .build()
+}
+
 fn refusal_kind(refusal: &Refusal) -> FetchErrorKind {
     match refusal {
         Refusal::BadUrl(_) => FetchErrorKind::Invalid,
-        Refusal::NotAllowed { .. } | Refusal::PrivateAddress { .. } => FetchErrorKind::Denied,
+        Refusal::NotAllowed { .. }
+        | Refusal::PrivateAddress { .. }
+        | Refusal::MappedRedirect { .. } => FetchErrorKind::Denied,
     }
 }
 
@@ -259,6 +391,10 @@ pub struct TraceEntry {
     pub method: String,
     /// The URL as requested.
     pub url: String,
+    /// Where the request was sent when a host mapping (`--map-host`) applied: the
+    /// scheme used and the target, e.g. `http://127.0.0.1:9000`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_to: Option<String>,
     /// The response status, or `None` when there was no response.
     pub status: Option<u16>,
     /// From the call to the end of the response body.
@@ -293,6 +429,7 @@ impl TraceEntry {
     /// (redacting first, so a cut cannot leave part of a secret).
     pub(crate) fn record(
         head: &FetchRequestHead,
+        sent_to: Option<&str>,
         request_body: &[u8],
         started: Instant,
         result: &Result<FetchResponse, FetchFailure>,
@@ -304,6 +441,7 @@ impl TraceEntry {
         TraceEntry {
             method: cut(&head.method, 32),
             url: text(head.url.as_bytes(), TRACE_URL_BYTES),
+            sent_to: sent_to.map(|s| text(s.as_bytes(), TRACE_URL_BYTES)),
             status: result.as_ref().ok().map(|r| r.status),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
             request_bytes: request_body.len(),

@@ -392,10 +392,19 @@ async fn perform<F: AsRef<[u8]>>(
         .await;
     let state = caller.data_mut();
     let mut responses = Vec::with_capacity(planned.len());
-    for (p, (started, result)) in planned.iter().zip(outcomes) {
+    for (
+        p,
+        Sent {
+            started,
+            sent_to,
+            result,
+        },
+    ) in planned.iter().zip(outcomes)
+    {
         if p.traced {
             let entry = TraceEntry::record(
                 &p.head,
+                sent_to.as_deref(),
                 p.body,
                 started,
                 &result,
@@ -409,30 +418,38 @@ async fn perform<F: AsRef<[u8]>>(
     Ok(responses)
 }
 
-/// When a request started and how it ended.
-type Sent = (Instant, Result<FetchResponse, FetchFailure>);
+/// One request as it went: when it started, where a host mapping sent it, how it ended.
+struct Sent {
+    started: Instant,
+    sent_to: Option<String>,
+    result: Result<FetchResponse, FetchFailure>,
+}
 
 /// Turns responses that would take the bodies received so far past `room` bytes into
 /// `limit` failures as they arrive: they go into the guest's memory, so more than its
 /// limit cannot fit, and the host does not hold more either.
 fn within(mut room: usize) -> impl FnMut(Sent) -> Sent {
-    move |(started, result)| match result {
-        Ok(response) if response.body.len() > room => (
-            started,
-            Err(FetchFailure::new(
+    move |sent| match sent.result {
+        Ok(response) if response.body.len() > room => Sent {
+            result: Err(FetchFailure::new(
                 FetchErrorKind::Limit,
                 "the responses together exceed the function's memory limit",
             )),
-        ),
+            ..sent
+        },
         Ok(response) => {
             room -= response.body.len();
-            (started, Ok(response))
+            Sent {
+                result: Ok(response),
+                ..sent
+            }
         }
-        failed => (started, failed),
+        Err(_) => sent,
     }
 }
 
-/// Sends one request unless it was refused; returns when it started and how it ended.
+/// Sends one request unless it was refused; returns when it started, where it was
+/// sent if mapped, and how it ended.
 async fn send_one(
     client: crate::FetchClient,
     head: FetchRequestHead,
@@ -443,15 +460,23 @@ async fn send_one(
 ) -> Sent {
     let started = Instant::now();
     let remaining = deadline.saturating_duration_since(started);
+    let mut sent_to = None;
     let result = match refusal {
         Some(refusal) => Err(refusal),
         None if remaining.is_zero() => Err(FetchFailure::new(
             FetchErrorKind::Timeout,
             "the invocation's deadline has passed",
         )),
-        None => client.send(&head, body, remaining, max_body).await,
+        None => {
+            sent_to = client.sent_to(&head.url);
+            client.send(&head, body, remaining, max_body).await
+        }
     };
-    (started, result)
+    Sent {
+        started,
+        sent_to,
+        result,
+    }
 }
 
 /// The frame a guest reads for one request's outcome.

@@ -26,8 +26,10 @@
 //! - [`Runtime`]: one per process; compiles modules and owns the epoch ticker.
 //! - [`LoadedFunction`]: a validated, linked module; [`LoadedFunction::invoke`] runs one
 //!   message or batch in a fresh instance and returns a [`Report`].
-//! - [`InvokeOptions`]: [`Limits`], the [`FetchClient`] bound to a [`FetchPolicy`], and
-//!   the [`Redactor`] that keeps secrets out of reports.
+//! - [`InvokeOptions`]: [`Limits`], the [`FetchClient`] bound to a [`FetchPolicy`] (the
+//!   allow-list, and a [`HostMap`] sending mapped hosts to local servers:
+//!   `FetchPolicy::parse(&allow)?.with_map(HostMap::parse(&["api.partner.example=http://127.0.0.1:9000"])?)`),
+//!   and the [`Redactor`] that keeps secrets out of reports.
 //! - [`outcome`]: the one table from outcome kind to exit code and HTTP status.
 
 mod error;
@@ -51,7 +53,7 @@ pub use fetch::FetchClient;
 
 pub use limits::Limits;
 pub use outcome::{Outcome, OutcomeKind};
-pub use policy::FetchPolicy;
+pub use policy::{FetchPolicy, HostMap};
 pub use redact::Redactor;
 pub use report::{Fault, Output, Report};
 pub use runtime::{Allocation, LoadedFunction, Runtime, RuntimeOptions};

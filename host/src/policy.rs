@@ -15,9 +15,15 @@
 //!
 //! Names are checked on the URL; addresses on the resolved IP, so a name that resolves
 //! to a private address is refused even when the name is allowed.
+//!
+//! A host with a mapping (`--map-host`, [`HostMap`] in `policy/map.rs`) is allowed:
+//! its requests go to the mapping's loopback target, never to the host itself, so
+//! neither the allow-list nor the address rules apply to them.
 
+mod map;
 mod special;
 
+pub use map::{HostMap, HostMapping, MapError, MapTarget, Routed, TargetScheme};
 pub use special::non_public_class;
 
 use std::fmt;
@@ -155,10 +161,11 @@ impl HostPattern {
     }
 }
 
-/// The allow-list of one function instance.
+/// The allow-list and host mappings of one function instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchPolicy {
     allow: Vec<HostPattern>,
+    map: HostMap,
 }
 
 /// Why a request was refused; the message names the fix.
@@ -189,12 +196,42 @@ pub enum Refusal {
         /// The pattern that would allow it.
         ip_pattern: String,
     },
+    /// A redirect that would leave a mapped request's target, or reach a mapped host
+    /// directly: redirects are not mapped, so following it could reach the real host.
+    #[error(
+        "the redirect to {location} is not followed: {reason}, and redirects are not mapped (the function may fetch the Location itself)"
+    )]
+    MappedRedirect {
+        /// The redirect's host (and port, when not the default).
+        location: String,
+        /// Which of the two cases.
+        reason: &'static str,
+    },
 }
 
 impl FetchPolicy {
-    /// A policy from allow-list entries.
+    /// A policy from allow-list entries, without host mappings.
     pub fn new(allow: Vec<HostPattern>) -> Self {
-        FetchPolicy { allow }
+        FetchPolicy {
+            allow,
+            map: HostMap::default(),
+        }
+    }
+
+    /// The same policy with `map`'s hosts sent to their local targets (and so allowed).
+    pub fn with_map(mut self, map: HostMap) -> Self {
+        self.map = map;
+        self
+    }
+
+    /// The host mappings.
+    pub fn map(&self) -> &HostMap {
+        &self.map
+    }
+
+    /// The mapping `url` is sent through, if any.
+    pub fn mapping_for(&self, url: &reqwest::Url) -> Option<&HostMapping> {
+        self.map.find(url)
     }
 
     /// Parses allow-list entries.
@@ -208,13 +245,17 @@ impl FetchPolicy {
     }
 
     /// Checks a URL's scheme and host against the allow-list, and an IP-literal host
-    /// against the address rule (names are checked again once resolved).
+    /// against the address rule (names are checked again once resolved). A mapped URL
+    /// is allowed: it goes to its local target.
     pub fn check_url(&self, url: &reqwest::Url) -> Result<(), Refusal> {
         let scheme = url.scheme();
         if scheme != "http" && scheme != "https" {
             return Err(Refusal::BadUrl(format!(
                 "{url}: only http and https URLs can be fetched"
             )));
+        }
+        if self.mapping_for(url).is_some() {
+            return Ok(());
         }
         let host = url
             .host_str()
@@ -254,6 +295,7 @@ impl FetchPolicy {
         let Some(class) = non_public_class(ip) else {
             return Ok(());
         };
+        // Mapped requests never get here: their client resolves to the target itself.
         let named_localhost = host.eq_ignore_ascii_case("localhost")
             && canonical(ip).is_loopback()
             && self
@@ -407,6 +449,39 @@ mod tests {
         assert!(
             p.check_url(&url("http://[::ffff:127.0.0.1]:6379/"))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn mapped_hosts_are_allowed_and_the_rest_still_checked() {
+        let p = policy(&["api.allowed.example"]).with_map(
+            HostMap::parse(&[
+                "api.partner.example=http://127.0.0.1:9000",
+                "10.0.0.5=127.0.0.1:9001",
+            ])
+            .unwrap(),
+        );
+        assert!(p.check_url(&url("https://api.partner.example/v1")).is_ok());
+        // Mapped, an address is allowed: the request goes to the target, not to it.
+        assert!(p.check_url(&url("http://10.0.0.5/")).is_ok());
+        assert!(p.check_url(&url("https://api.allowed.example/")).is_ok());
+        assert!(matches!(
+            p.check_url(&url("https://other.example/")),
+            Err(Refusal::NotAllowed { .. })
+        ));
+        // A mapping does not allow its target to be fetched directly.
+        assert!(matches!(
+            p.check_url(&url("http://127.0.0.1:9000/")),
+            Err(Refusal::NotAllowed { .. })
+        ));
+        assert!(matches!(
+            p.check_url(&url("ftp://api.partner.example/")),
+            Err(Refusal::BadUrl(_))
+        ));
+        assert_eq!(
+            p.mapping_for(&url("https://api.partner.example/v1"))
+                .map(|m| m.target().to_string()),
+            Some("http://127.0.0.1:9000".into())
         );
     }
 

@@ -173,9 +173,14 @@ impl Report {
             );
             for r in &self.requests {
                 let status = r.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+                // A mapped request shows where it went after the URL the function used.
+                let sent_to = r
+                    .sent_to
+                    .as_deref()
+                    .map_or_else(String::new, |to| format!(" -> {to}"));
                 let _ = writeln!(
                     out,
-                    "  {:<7} {:<6} {:>7.1} ms  {}",
+                    "  {:<7} {:<6} {:>7.1} ms  {}{sent_to}",
                     r.method, status, r.duration_ms, r.url
                 );
                 if let Some(e) = &r.error {
@@ -267,5 +272,46 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
         assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn a_mapped_request_shows_its_url_and_where_it_went() {
+        let entry = |sent_to: Option<&str>| TraceEntry {
+            method: "POST".into(),
+            url: "https://api.partner.example/v1/track".into(),
+            sent_to: sent_to.map(str::to_owned),
+            status: Some(200),
+            duration_ms: 1.0,
+            request_bytes: 2,
+            response_bytes: 2,
+            error: None,
+            request_headers: None,
+            request_body: None,
+            response_body: None,
+        };
+        let report = Report {
+            outcome: Outcome::new(OutcomeKind::Success, ""),
+            logs: vec![],
+            requests: vec![entry(Some("http://127.0.0.1:9000")), entry(None)],
+            output: Output::None,
+            fault: None,
+            stats: Stats {
+                instructions: 1,
+                memory_bytes: 1,
+                duration_ms: 1.0,
+            },
+        };
+        let text = report.render(false);
+        assert!(
+            text.contains("https://api.partner.example/v1/track -> http://127.0.0.1:9000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("https://api.partner.example/v1/track\n"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["requests"][0]["sent_to"], "http://127.0.0.1:9000");
+        assert!(json["requests"][1].get("sent_to").is_none());
     }
 }

@@ -8,6 +8,7 @@ mod endpoint;
 mod examples;
 mod fetch_policy;
 mod host_calls;
+mod map_host;
 mod new;
 mod serve;
 mod support;

@@ -1,6 +1,7 @@
 //! `segfn demo`: an example function run end to end, with no internet: a partner API
-//! embedded in the CLI listens on 127.0.0.1, the function's sample events go through
-//! the sandbox, and the report shows what the partner received.
+//! embedded in the CLI listens on 127.0.0.1, the host of the function's `endpoint`
+//! setting is mapped to it (as `--map-host` does), the sample events go through the
+//! sandbox, and the report shows what the partner received.
 
 use super::build::TargetDirArg;
 use super::run::{load_function, read_settings};
@@ -10,7 +11,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, Uri};
 use segfn_host::outcome::row;
-use segfn_host::{FetchClient, FetchPolicy, InvokeOptions, Limits, Redactor};
+use segfn_host::policy::HostMapping;
+use segfn_host::{FetchClient, FetchPolicy, HostMap, InvokeOptions, Limits, Redactor};
 use serde_json::Value;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -20,9 +22,14 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
     /// The example function crate; its `events/*.json` are run with its `settings.json`,
-    /// whose `endpoint` is pointed at the built-in partner API.
+    /// whose `endpoint` host is mapped to the built-in partner API.
     #[arg(default_value = "functions/forwarder")]
     function: PathBuf,
+    /// Also send requests for HOST to a server of yours on this machine (repeatable),
+    /// as `segfn run --map-host` does, e.g. --map-host 'api.other.example=http://127.0.0.1:9000'.
+    /// A mapping for the endpoint's host replaces the built-in partner.
+    #[arg(long = "map-host", value_name = "HOST=TARGET")]
+    map_hosts: Vec<HostMapping>,
     #[command(flatten)]
     target: TargetDirArg,
 }
@@ -61,10 +68,29 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let function = load_function(&args.function, &args.target, Limits::default().deadline).await?;
     let mut settings = read_settings(Some(&args.function.join("settings.json")))?;
-    settings["endpoint"] = Value::String(format!("http://{addr}/v1"));
+    let mut mappings = args.map_hosts.clone();
+    // The endpoint keeps its real URL and its host goes to the partner API, so the
+    // report shows both; an endpoint that is not an http(s) URL is replaced instead.
+    let endpoint_host = settings["endpoint"]
+        .as_str()
+        .and_then(|e| reqwest::Url::parse(e).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .and_then(|u| u.host_str().map(str::to_owned));
+    match endpoint_host {
+        Some(host) => {
+            let builtin = HostMapping::parse_pair(&host, &format!("http://{addr}"))?;
+            // Added last: a mapping of the user's for the same host wins.
+            if !mappings.iter().any(|m| m.pattern() == builtin.pattern()) {
+                eprintln!("segfn demo: requests to {host} go there (--map-host '{builtin}')");
+                mappings.push(builtin);
+            }
+        }
+        None => settings["endpoint"] = Value::String(format!("http://{addr}/v1")),
+    }
+    let map = HostMap::new(mappings).map_err(|e| super::UsageError(e.to_string()))?;
     let options = InvokeOptions {
         limits: Limits::default(),
-        client: FetchClient::new(FetchPolicy::parse(&[addr.to_string()])?)?,
+        client: FetchClient::new(FetchPolicy::parse(&[addr.to_string()])?.with_map(map))?,
         redactor: Arc::new(Redactor::from_settings(&settings, &[]).context("the settings")?),
         capture_bodies: true,
     };

@@ -57,12 +57,22 @@ pub(crate) fn main() -> ExitCode {
         Ok(code) => code,
         // The reader went away (`segfn build | head -0`): like a Unix tool, stop quietly.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.chain().any(|c| c.is::<UsageError>()) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::from(EXIT_FAILURE)
         }
     }
 }
+
+/// A command line that parsed but cannot be used (the same `--map-host` HOST twice):
+/// exit status 2, as for the errors clap finds.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub(crate) String);
 
 /// Writes to stdout, returning the error `print!` would panic on: `EPIPE` when the
 /// reader closed the pipe early (`segfn run ... | head`).

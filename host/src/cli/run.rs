@@ -3,9 +3,10 @@
 use super::build::{TargetDirArg, build_function};
 use anyhow::{Context as _, bail};
 use segfn_host::outcome::row;
+use segfn_host::policy::HostMapping;
 use segfn_host::serve::config::LimitsConfig;
 use segfn_host::{
-    FetchClient, FetchPolicy, InvokeOptions, Limits, LoadedFunction, Redactor, Runtime,
+    FetchClient, FetchPolicy, HostMap, InvokeOptions, Limits, LoadedFunction, Redactor, Runtime,
     RuntimeOptions,
 };
 use serde_json::Value;
@@ -44,10 +45,34 @@ pub(crate) struct TenantArgs {
     /// `127.0.0.1:8080` (loopback and private addresses must be named like this), or `*`.
     #[arg(long = "allow-host", value_name = "PATTERN")]
     pub(crate) allow_hosts: Vec<String>,
+    /// Send fetch requests for HOST to a server on this machine instead, like curl's
+    /// --resolve (repeatable), e.g. --map-host 'api.partner.example=http://127.0.0.1:9000'.
+    ///
+    /// The function keeps its real URLs; a local fake partner receives the requests
+    /// (same method, path, query and Host header), and the request trace shows the URL
+    /// and where it went. HOST is a pattern as for --allow-host, `*` for every host;
+    /// the most specific mapping wins. TARGET is a loopback address with a port
+    /// (`127.0.0.1:PORT`, `[::1]:PORT`, `localhost:PORT`); with `http://` before it, https
+    /// requests go as plain HTTP, so the fake needs no certificate; without a scheme
+    /// they keep TLS, verified for the original host. Mapped hosts count as allowed.
+    #[arg(long = "map-host", value_name = "HOST=TARGET")]
+    pub(crate) map_hosts: Vec<HostMapping>,
     /// Mark a setting as secret (repeatable); settings named like keys, tokens or
     /// passwords are secret already. Secrets are redacted from reports and logs.
     #[arg(long = "secret", value_name = "NAME")]
     pub(crate) secrets: Vec<String>,
+}
+
+impl TenantArgs {
+    /// The allow-list and host mappings `fetch` runs under.
+    pub(crate) fn policy(&self) -> anyhow::Result<FetchPolicy> {
+        Ok(FetchPolicy::parse(&self.allow_hosts)?.with_map(self.host_map()?))
+    }
+
+    /// The host mappings; the same HOST twice is a usage error.
+    pub(crate) fn host_map(&self) -> anyhow::Result<HostMap> {
+        HostMap::new(self.map_hosts.clone()).map_err(|e| super::UsageError(e.to_string()).into())
+    }
 }
 
 /// The limits. Their defaults are [`Limits::default`]'s in the flags' units (which
@@ -116,11 +141,12 @@ fn exit_help() -> String {
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // First: a command line that cannot be used is reported before any file is read.
+    let policy = args.tenant.policy()?;
     let event = read_input(&args.event).context("reading the event")?;
     let call = segfn_host::input::parse_delivery(&event)
         .with_context(|| format!("the event in {} is not usable", args.event.display()))?;
     let settings = read_settings(args.tenant.settings.as_deref())?;
-    let policy = FetchPolicy::parse(&args.tenant.allow_hosts)?;
     let limits = args.limits.limits();
     let function = load_function(&args.function, &args.target, limits.deadline).await?;
     let options = InvokeOptions {
@@ -223,6 +249,44 @@ mod tests {
     struct WithLimits {
         #[command(flatten)]
         limits: LimitArgs,
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct WithTenant {
+        #[command(flatten)]
+        tenant: TenantArgs,
+    }
+
+    #[test]
+    fn map_host_flags_make_the_policy() {
+        let parsed = WithTenant::try_parse_from([
+            "segfn",
+            "--map-host",
+            "*=127.0.0.1:9001",
+            "--map-host",
+            "api.partner.example=http://127.0.0.1:9000",
+        ])
+        .unwrap();
+        assert_eq!(
+            parsed.tenant.policy().unwrap().map().to_string(),
+            "api.partner.example=http://127.0.0.1:9000, *=127.0.0.1:9001"
+        );
+        // A bad TARGET is refused by the parser, as a usage error.
+        let err =
+            WithTenant::try_parse_from(["segfn", "--map-host", "api.x=10.0.0.1:80"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("not a loopback address"), "{err}");
+        // The same HOST twice is found once all flags are read, also a usage error.
+        let twice = WithTenant::try_parse_from([
+            "segfn",
+            "--map-host",
+            "api.x=127.0.0.1:1",
+            "--map-host",
+            "api.x=127.0.0.1:2",
+        ])
+        .unwrap();
+        let err = twice.tenant.policy().unwrap_err();
+        assert!(err.is::<super::super::UsageError>(), "{err:#}");
     }
 
     #[test]

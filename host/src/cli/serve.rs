@@ -34,7 +34,7 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     api_key: Option<String>,
-    /// Without --config: the one tenant's settings, allow-list and secrets.
+    /// Without --config: the one tenant's settings, allow-list, host mappings and secrets.
     #[command(flatten)]
     tenant: TenantArgs,
     /// Without --config: put outcome, logs and request trace in responses.
@@ -68,6 +68,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     "give --config FILE with [[tenant]] tables, or --api-key KEY (or $SEGFN_API_KEY) for a single tenant"
                 );
             };
+            // Checked here, as `run` does: a table would keep one of a HOST given twice.
+            let map_hosts = args.tenant.host_map()?;
             let mut config = ServeConfig::default();
             config.limits = args.limits.config();
             config.tenants = vec![segfn_host::serve::config::TenantConfig {
@@ -77,6 +79,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     .context("settings")?,
                 secret_settings: args.tenant.secrets.clone(),
                 allow_hosts: args.tenant.allow_hosts.clone(),
+                map_hosts: map_hosts
+                    .mappings()
+                    .iter()
+                    .map(|m| (m.pattern().to_string(), m.target().to_string()))
+                    .collect(),
                 debug_responses: args.debug_responses,
                 ..Default::default()
             }];

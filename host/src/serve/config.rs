@@ -1,8 +1,11 @@
 //! The `segfn serve` configuration file (TOML): server settings and tenants, each with
-//! its API key, settings, secrets, allow-list, optional shared secret and function.
+//! its API key, settings, secrets, allow-list, host mappings, optional shared secret
+//! and function.
 
+use crate::policy::{HostMap, HostMapping};
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The whole file.
@@ -140,6 +143,11 @@ pub struct TenantConfig {
     /// Hosts `fetch` may reach (see `--allow-host`).
     #[serde(default)]
     pub allow_hosts: Vec<String>,
+    /// Hosts whose requests go to a local server instead, HOST pattern to loopback
+    /// TARGET (see `--map-host`): `{ "api.partner.example" = "http://127.0.0.1:9000" }`.
+    /// The most specific HOST wins, so the table's order does not matter.
+    #[serde(default)]
+    pub map_hosts: BTreeMap<String, String>,
     /// Shared secret for `X-Signature` (HMAC-SHA1); when set, unsigned requests are refused.
     pub shared_secret: Option<String>,
     /// Or: the environment variable holding it.
@@ -184,6 +192,8 @@ pub struct ResolvedTenant {
     pub secret_settings: Vec<String>,
     /// Allow-list entries.
     pub allow_hosts: Vec<String>,
+    /// Host mappings (checked).
+    pub map_hosts: HostMap,
     /// Shared secret, if any.
     pub shared_secret: Option<String>,
     /// Own function, if any (relative paths resolved against the config file).
@@ -305,6 +315,13 @@ impl ServeConfig {
                 return Err(problem("the name is used twice".into()));
             }
             crate::FetchPolicy::parse(&t.allow_hosts).map_err(|e| problem(e.to_string()))?;
+            let map_hosts = t
+                .map_hosts
+                .iter()
+                .map(|(host, target)| HostMapping::parse_pair(host, target))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(HostMap::new)
+                .map_err(|e| problem(format!("map_hosts: {e}")))?;
             if t.max_in_flight == Some(0) {
                 return Err(problem("max_in_flight must be at least 1".into()));
             }
@@ -315,6 +332,7 @@ impl ServeConfig {
                     .map_err(|e| problem(format!("settings: {e}")))?,
                 secret_settings: t.secret_settings.clone(),
                 allow_hosts: t.allow_hosts.clone(),
+                map_hosts,
                 shared_secret,
                 function: t.function.clone(),
                 debug_responses: t.debug_responses,
@@ -370,13 +388,49 @@ mod tests {
             toml::from_str(include_str!("../../../docs/serve.example.toml")).unwrap();
         let env = |v: &str| Some(format!("value-of-{v}"));
         let tenants = config.resolve_tenants(env).unwrap();
-        assert_eq!(tenants.len(), 2);
+        assert_eq!(tenants.len(), 3);
         assert_eq!(tenants[0].api_key, "value-of-ACME_SEGMENT_API_KEY");
         assert_eq!(
             tenants[0].shared_secret.as_deref(),
             Some("value-of-ACME_SHARED_SECRET")
         );
         assert!(tenants[1].debug_responses);
+        assert!(tenants[0].map_hosts.is_empty());
+        assert_eq!(
+            tenants[2].map_hosts.to_string(),
+            "api.partner.example=http://127.0.0.1:9000"
+        );
+        assert!(tenants[2].allow_hosts.is_empty());
+    }
+
+    #[test]
+    fn host_mappings_are_checked() {
+        let tenant = |map: &str| -> Result<String, String> {
+            parse(&format!(
+                "[[tenant]]\nname = \"a\"\napi_key = \"k\"\nmap_hosts = {map}"
+            ))?
+            .resolve_tenants(|_| None)
+            .map(|t| t[0].map_hosts.to_string())
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            tenant(
+                r#"{ "*" = "127.0.0.1:9001", "api.partner.example" = "http://127.0.0.1:9000" }"#
+            )
+            .unwrap(),
+            "api.partner.example=http://127.0.0.1:9000, *=127.0.0.1:9001"
+        );
+        let err = tenant(r#"{ "api.partner.example" = "http://10.1.2.3:80" }"#).unwrap_err();
+        assert!(err.starts_with("tenant \"a\": map_hosts: "), "{err}");
+        assert!(err.contains("not a loopback address"), "{err}");
+        let err = tenant(
+            r#"{ "API.partner.example" = "127.0.0.1:1", "api.partner.example" = "127.0.0.1:2" }"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("mapped twice"), "{err}");
+        // A table, not a list of HOST=TARGET strings.
+        let err = tenant(r#"["api.partner.example=127.0.0.1:1"]"#).unwrap_err();
+        assert!(err.contains("expected a map"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What the endpoint's handlers share: the tenants (each with its settings, secrets,
-//! allow-list, function and share of capacity), the store, metrics and limits; and
+//! allow-list and host mappings, function and share of capacity), the store, metrics and limits; and
 //! building it all from the configuration.
 
 use super::ServeError;
@@ -135,7 +135,9 @@ impl AppState {
         let mut by_key = HashMap::new();
         for t in tenants {
             let problem = |e: String| ServeError::Tenant(t.name.clone(), e);
-            let policy = FetchPolicy::parse(&t.allow_hosts).map_err(|e| problem(e.to_string()))?;
+            let policy = FetchPolicy::parse(&t.allow_hosts)
+                .map_err(|e| problem(e.to_string()))?
+                .with_map(t.map_hosts.clone());
             let client = FetchClient::new(policy).map_err(|e| problem(e.to_string()))?;
             let redactor = Redactor::from_settings(&t.settings, &t.secret_settings)
                 .map_err(|e| problem(e.to_string()))?;
@@ -145,6 +147,14 @@ impl AppState {
                     "X-Segment-Settings may change any setting of this tenant and fetch may reach any host: \
                      the header is not signed, so a replayed request could point the function (and its API key) \
                      elsewhere; list the settings the header may change in overridable_settings"
+                );
+            }
+            if !t.map_hosts.is_empty() {
+                tracing::warn!(
+                    tenant = %t.name,
+                    map_hosts = %t.map_hosts,
+                    "this tenant's fetch requests to mapped hosts go to servers on this machine instead \
+                     (map_hosts / --map-host): meant for tests and development; a production endpoint normally has none"
                 );
             }
             let share = tenant_share(server, t, tenants.len());
