@@ -51,7 +51,10 @@ pub mod log;
 mod sys;
 #[cfg(not(target_family = "wasm"))]
 pub mod testing;
+pub mod time;
+pub mod uri;
 
+pub use crate::time::Timestamp;
 pub use abi::OutcomeKind;
 pub use env::{now, now_millis, random_bytes, random_u64};
 pub use error::Error;
