@@ -31,7 +31,8 @@ pub struct Timestamp(OffsetDateTime);
 impl Timestamp {
     /// The host's current time.
     pub fn now() -> Timestamp {
-        Timestamp::from_millis(crate::now_millis()).unwrap_or(Timestamp(OffsetDateTime::UNIX_EPOCH))
+        Timestamp::from_millis(crate::env::now_millis())
+            .unwrap_or(Timestamp(OffsetDateTime::UNIX_EPOCH))
     }
 
     /// The instant `millis` milliseconds after the epoch (`None` beyond year ±9999).
