@@ -1,5 +1,5 @@
 //! Encodings partner APIs ask for, with the names JavaScript functions know them by:
-//! base64 (`btoa`, `Buffer.toString('base64')`), `encodeURIComponent`, and form bodies
+//! base64 (`btoa`, `atob`), `encodeURIComponent`, and form bodies and query strings
 //! (`URLSearchParams`).
 
 use base64::Engine as _;
@@ -67,6 +67,19 @@ pub fn form<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)
         .finish()
 }
 
+/// The name/value pairs of a form body or query string (a leading `?` allowed), decoded,
+/// in order.
+///
+/// ```
+/// use segfn_sdk::encoding::form_decode;
+/// assert_eq!(form_decode("?v=1&dp=%2Fa+b"), [("v".into(), "1".into()), ("dp".into(), "/a b".into())]);
+/// ```
+pub fn form_decode(text: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(text.trim_start_matches('?').as_bytes())
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +99,16 @@ mod tests {
             assert_eq!(base64(plain.as_bytes()), encoded);
             assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
         }
+    }
+
+    #[test]
+    fn forms_round_trip_unicode_and_reserved_characters() {
+        let pairs = [("a&b", "c=d e+f"), ("ü", "100%")];
+        let body = form(pairs);
+        assert_eq!(body, "a%26b=c%3Dd+e%2Bf&%C3%BC=100%25");
+        let decoded = form_decode(&body);
+        assert_eq!(decoded[0], ("a&b".into(), "c=d e+f".into()));
+        assert_eq!(decoded[1], ("ü".into(), "100%".into()));
     }
 
     #[test]

@@ -54,8 +54,10 @@ mod secret;
 mod sys;
 #[cfg(not(target_family = "wasm"))]
 pub mod testing;
+pub mod time;
 
 pub use abi::FetchErrorKind;
+pub use crate::time::Timestamp;
 pub use abi::OutcomeKind;
 pub use env::{now, now_millis, random_bytes, random_u64};
 pub use error::{Error, OrError};

@@ -14,8 +14,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 1),
     ("json", 1),
     ("sys", 1),
-    // Encodings partner APIs use.
+    // Encodings and times partner APIs use.
     ("encoding", 2),
+    ("time", 2),
     // What authors use.
     ("event", 3),
     ("env", 3),
@@ -43,6 +44,7 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("Request", "fetch"),
     ("Response", "fetch"),
     ("Secret", "secret"),
+    ("Timestamp", "time"),
     ("Function", "handler"),
     ("HandlerResult", "handler"),
 ];
