@@ -56,8 +56,8 @@ mod sys;
 pub mod testing;
 pub mod time;
 
-pub use abi::FetchErrorKind;
 pub use crate::time::Timestamp;
+pub use abi::FetchErrorKind;
 pub use abi::OutcomeKind;
 pub use env::{now, now_millis, random_bytes, random_u64};
 pub use error::{Error, OrError};

@@ -14,9 +14,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("error", 1),
     ("json", 1),
     ("sys", 1),
-    // Encodings and times partner APIs use.
+    // Encodings partner APIs use.
     ("encoding", 2),
-    ("time", 2),
+    ("time", 4),
     // What authors use.
     ("event", 3),
     ("env", 3),

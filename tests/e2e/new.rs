@@ -58,7 +58,11 @@ async fn every_template_tests_builds_and_runs() {
             c
         })
         .await;
-        assert!(out.status.success(), "cargo fmt --check in {template}: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "cargo fmt --check in {template}: {}",
+            text(&out)
+        );
 
         let out = output({
             let mut c = cargo(&dir);

@@ -16,8 +16,8 @@ pub mod ua;
 
 use facade::{Facade, Object, js_string, lookup, remove, truthy};
 use segfn_sdk::{
-    Error, Function, Group, HandlerResult, Identify, Page, Request, Response, Screen, Track, fetch,
-    info, uri,
+    Error, Function, Group, HandlerResult, Identify, Page, Request, Response, Screen, Track,
+    encoding, fetch, info,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -105,7 +105,7 @@ fn send_page(msg: &Facade, settings: &Settings) -> HandlerResult {
 /// The form post Amplitude's HTTP API takes: the key and one JSON-encoded field.
 pub fn request(settings: &Settings, path: &str, field: &str, payload: &Object) -> Request {
     let json = serde_json::to_string(payload).unwrap_or_default();
-    let body = uri::form_encode([("api_key", settings.api_key.as_str()), (field, &json)]);
+    let body = encoding::form([("api_key", settings.api_key.as_str()), (field, &json)]);
     let url = format!("{}{path}", settings.endpoint.trim_end_matches('/'));
     Request::post(url)
         .header("content-type", "application/x-www-form-urlencoded")

@@ -22,7 +22,7 @@
 //! Time: every input carries a `timestamp`, which gives `time`; nothing else is random.
 
 use amplitude::Amplitude;
-use segfn_sdk::{OutcomeKind, Response, testing, uri};
+use segfn_sdk::{OutcomeKind, Response, encoding, testing};
 use serde_json::{Map, Value};
 use std::fs;
 use std::path::Path;
@@ -74,7 +74,7 @@ fn sent(settings: &Value) -> Value {
         return Value::Null;
     };
     assert_eq!(requests.len(), 1, "one request per event");
-    let form = uri::form_decode(std::str::from_utf8(&request.body).unwrap());
+    let form = encoding::form_decode(std::str::from_utf8(&request.body).unwrap());
     assert_eq!(
         form[0],
         (

@@ -17,8 +17,8 @@ mod facade;
 
 use facade::{Facade, Object, js_number_text, js_string, lookup, truthy};
 use segfn_sdk::{
-    Error, Event, Function, HandlerResult, Page, Request, Response, Screen, Track, fetch_all,
-    now_millis, uri,
+    Error, Event, Function, HandlerResult, Page, Request, Response, Screen, Track, encoding,
+    fetch_all, now_millis,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -844,7 +844,7 @@ fn put(form: &mut Object, key: &str, value: Option<Value>) {
 
 /// A hit as the form Google's collect endpoint takes.
 pub fn request(settings: &Settings, hit: &Object) -> Request {
-    let body = uri::form_encode(hit.iter().map(|(k, v)| (k.as_str(), js_string(v))));
+    let body = encoding::form(hit.iter().map(|(k, v)| (k.as_str(), js_string(v))));
     Request::post(&settings.endpoint)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
@@ -929,7 +929,7 @@ mod tests {
         let kinds: Vec<String> = testing::requests()
             .iter()
             .map(|r| {
-                let form = uri::form_decode(std::str::from_utf8(&r.body).unwrap());
+                let form = encoding::form_decode(std::str::from_utf8(&r.body).unwrap());
                 form.into_iter().find(|(k, _)| k == "t").unwrap().1
             })
             .collect();

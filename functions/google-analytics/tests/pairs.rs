@@ -22,7 +22,7 @@
 //! makes.
 
 use google_analytics::GoogleAnalytics;
-use segfn_sdk::{OutcomeKind, Response, testing, uri};
+use segfn_sdk::{OutcomeKind, Response, encoding, testing};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fs;
@@ -71,7 +71,7 @@ fn sent() -> Vec<BTreeMap<String, String>> {
                 Some("application/x-www-form-urlencoded")
             );
             let mut form: BTreeMap<_, _> =
-                uri::form_decode(std::str::from_utf8(&request.body).unwrap())
+                encoding::form_decode(std::str::from_utf8(&request.body).unwrap())
                     .into_iter()
                     .collect();
             let qt: u64 = form

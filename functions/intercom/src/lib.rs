@@ -130,20 +130,20 @@ fn access_token(settings: &Settings) -> Option<&str> {
 }
 
 /// A JSON post to Intercom with the customer's credentials.
-pub fn request(settings: &Settings, path: &str, body: &Value) -> Request {
+pub fn request(settings: &Settings, path: &str, body: &Value) -> Result<Request, Error> {
     let url = format!("{}{path}", settings.endpoint.trim_end_matches('/'));
     let request = Request::post(url)
         .header("accept", "application/json")
         .header("user-agent", "Segment.io/1.0.0")
-        .json(body);
-    match access_token(settings) {
+        .json(body)?;
+    Ok(match access_token(settings) {
         Some(token) => request.bearer_auth(token),
         None => request.basic_auth(&settings.app_id, &settings.api_key),
-    }
+    })
 }
 
 fn send(settings: &Settings, path: &str, body: &Value) -> HandlerResult {
-    check(fetch(request(settings, path, body))?)?;
+    check(fetch(request(settings, path, body)?)?)?;
     Ok(None)
 }
 
