@@ -29,7 +29,9 @@
 //! - [`InvokeOptions`]: [`Limits`], the [`FetchClient`] bound to a [`FetchPolicy`], and
 //!   the [`Redactor`] that keeps secrets out of reports.
 //! - [`outcome`]: the one table from outcome kind to exit code and HTTP status.
+//! - [`dev`]: `segfn dev`, the watch-rebuild-run loop with its local page.
 
+pub mod dev;
 mod error;
 pub mod fetch;
 mod imports;
