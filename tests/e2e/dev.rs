@@ -147,10 +147,11 @@ impl Dev {
         }
     }
 
-    /// Waits until build `number` (or a later one) has finished in `state`.
-    async fn wait_for_build(&self, number: u64, state: &str) -> Value {
-        self.wait_for(&format!("build {number} to end {state}"), |s| {
-            s["build"]["number"].as_u64() >= Some(number) && s["build"]["state"] == state
+    /// Waits until a build later than build `after` has finished in `state`. (Not a
+    /// fixed number: an editor's save may reach the watcher as more than one change.)
+    async fn wait_for_build(&self, after: u64, state: &str) -> Value {
+        self.wait_for(&format!("a build after {after} to end {state}"), |s| {
+            s["build"]["number"].as_u64() > Some(after) && s["build"]["state"] == state
         })
         .await
     }
@@ -190,7 +191,7 @@ async fn dev_runs_events_keeps_runs_and_answers_json_errors() {
             .contains("data-testid=\"run-button\"")
     );
 
-    let status = dev.wait_for_build(1, "ok").await;
+    let status = dev.wait_for_build(0, "ok").await;
     assert_eq!(status["function"]["name"], "forwarder");
     assert_eq!(status["module_build"], 1);
     assert!(
@@ -396,7 +397,9 @@ async fn dev_runs_events_keeps_runs_and_answers_json_errors() {
 async fn dev_rebuilds_on_save_and_shows_build_errors_with_file_and_line() {
     let partner = Partner::start().await;
     let dev = Dev::start(&partner).await;
-    dev.wait_for_build(1, "ok").await;
+    let first = dev.wait_for_build(0, "ok").await["build"]["number"]
+        .as_u64()
+        .unwrap();
     let track = json!({"event": {"type": "track", "event": "Saved", "userId": "u"},
         "settings": settings(&partner)});
 
@@ -406,9 +409,10 @@ async fn dev_rebuilds_on_save_and_shows_build_errors_with_file_and_line() {
     let changed = original.replacen("info!(\"forwarded {:?}\"", "info!(\"forwarded v2 {:?}\"", 1);
     assert_ne!(changed, original, "the forwarder logs `forwarded {{:?}}`");
     std::fs::write(&lib, &changed).unwrap();
-    let status = dev.wait_for_build(2, "ok").await;
+    let status = dev.wait_for_build(first, "ok").await;
     assert_eq!(status["build"]["reason"], "src/lib.rs changed");
-    assert_eq!(status["module_build"], 2);
+    let good = status["build"]["number"].as_u64().unwrap();
+    assert_eq!(status["module_build"], good);
     let (_, _, report) = dev.run(track.clone()).await;
     assert_eq!(report["logs"][0]["message"], "forwarded v2 \"Saved\"");
 
@@ -421,7 +425,8 @@ async fn dev_rebuilds_on_save_and_shows_build_errors_with_file_and_line() {
     lines.insert(line_index, "        let broken: u32 = \"oops\";");
     std::fs::write(&lib, lines.join("\n") + "\n").unwrap();
     let line = line_index + 1;
-    let status = dev.wait_for_build(3, "failed").await;
+    let status = dev.wait_for_build(good, "failed").await;
+    let broken = status["build"]["number"].as_u64().unwrap();
     let build = &status["build"];
     let first = &build["diagnostics"][0];
     assert_eq!(first["level"], "error", "{build:#}");
@@ -440,7 +445,7 @@ async fn dev_rebuilds_on_save_and_shows_build_errors_with_file_and_line() {
         summary.starts_with(&format!("src/lib.rs:{line}:27: mismatched types")),
         "{summary}"
     );
-    assert_eq!(status["module_build"], 2);
+    assert_eq!(status["module_build"], good);
     let (code, _, report) = dev.run(track.clone()).await;
     assert_eq!(code, 200);
     assert_eq!(report["logs"][0]["message"], "forwarded v2 \"Saved\"");
@@ -452,11 +457,12 @@ async fn dev_rebuilds_on_save_and_shows_build_errors_with_file_and_line() {
         .json()
         .await
         .unwrap();
-    assert_eq!(runs[0]["build"], 2, "the run used the last good module");
+    assert_eq!(runs[0]["build"], good, "the run used the last good module");
 
     // Fixed again: built, errors gone, the original code runs.
     std::fs::write(&lib, &original).unwrap();
-    let status = dev.wait_for_build(4, "ok").await;
+    let status = dev.wait_for_build(broken, "ok").await;
+    let fixed = status["build"]["number"].as_u64().unwrap();
     assert_eq!(status["build"]["diagnostics"], json!([]));
     assert!(status["build"].get("error").is_none());
     let (_, _, report) = dev.run(track).await;
@@ -478,11 +484,11 @@ async fn dev_rebuilds_on_save_and_shows_build_errors_with_file_and_line() {
         status["settings"]["text"],
         "{\"apiKey\": \"changed-on-disk\"}"
     );
-    assert_eq!(status["build"]["number"], 4, "settings do not rebuild");
+    assert_eq!(status["build"]["number"], fixed, "settings do not rebuild");
 
     // A manual rebuild.
     let response = client().post(dev.url("/api/rebuild")).send().await.unwrap();
     assert_eq!(response.status(), 202);
-    let status = dev.wait_for_build(5, "ok").await;
+    let status = dev.wait_for_build(fixed, "ok").await;
     assert_eq!(status["build"]["reason"], "requested");
 }
