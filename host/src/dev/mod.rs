@@ -2,10 +2,10 @@
 //! save, and serves a local page like the tester in Segment's function editor, which
 //! runs the last good module on sample or pasted events and keeps the last runs.
 //!
-//! The parts: [`builder`] (one build at a time, the last good module kept), [`watch`]
-//! (file changes into rebuilds and reloads), [`samples`] (embedded Segment spec events
-//! and the crate's own), [`history`] (the last runs), [`api`] (the HTTP routes) and
-//! `page.html` (the page).
+//! The parts: `builder` (one build at a time, the last good module kept), `watch` (file
+//! changes into rebuilds and reloads), `state` (what the page shows, shared), `samples`
+//! (embedded Segment spec events and the crate's own), `history` (the last runs), `api`
+//! (the HTTP routes) and `page.html` (the page).
 
 mod api;
 mod builder;
