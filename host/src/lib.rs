@@ -31,7 +31,9 @@
 //!   `FetchPolicy::parse(&allow)?.with_map(HostMap::parse(&["api.partner.example=http://127.0.0.1:9000"])?)`),
 //!   and the [`Redactor`] that keeps secrets out of reports.
 //! - [`outcome`]: the one table from outcome kind to exit code and HTTP status.
+//! - [`dev`]: `segfn dev`, the watch-rebuild-run loop with its local page.
 
+pub mod dev;
 mod error;
 pub mod fetch;
 mod imports;

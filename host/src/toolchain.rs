@@ -5,6 +5,9 @@
 //! would refuse fails the build instead, with the dependency to blame.
 
 mod check;
+mod diagnostics;
+
+pub use diagnostics::{CapturedBuild, Diagnostic};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -156,51 +159,88 @@ fn rustc_output(args: &[&str]) -> Option<String> {
 /// Builds the function crate in `dir` (release, wasm32-unknown-unknown) and returns the
 /// path of its `.wasm`. Cargo's progress and diagnostics go to stderr.
 pub fn build(dir: &Path, method: &Method, options: &BuildOptions) -> Result<PathBuf, BuildError> {
+    run_build(dir, method, options, None)
+}
+
+/// Like [`build`], but nothing is printed: the compiler's diagnostics (errors and
+/// warnings, with file, line and column) and cargo's own output are returned, for a
+/// caller that shows them itself (`segfn dev` puts them on its page).
+pub fn build_captured(dir: &Path, method: &Method, options: &BuildOptions) -> CapturedBuild {
+    let mut captured = CapturedBuild::default();
+    captured.result = run_build(dir, method, options, Some(&mut captured));
+    captured
+}
+
+/// The build itself; with `capture`, cargo's output is collected there instead of
+/// printed.
+fn run_build(
+    dir: &Path,
+    method: &Method,
+    options: &BuildOptions,
+    mut capture: Option<&mut CapturedBuild>,
+) -> Result<PathBuf, BuildError> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         return Err(BuildError::NotACrate(dir.to_owned()));
     }
     let manifest = manifest.canonicalize().unwrap_or(manifest);
     let mut cmd = cargo(method);
-    cmd.args([
-        "build",
-        "--release",
-        "--target",
-        TARGET,
-        "--message-format=json-render-diagnostics",
-    ])
-    .arg("--manifest-path")
-    .arg(&manifest);
+    // Captured, the diagnostics come as JSON on stdout (uncoloured text included);
+    // otherwise cargo renders them on stderr as usual.
+    let format = if capture.is_some() {
+        "--message-format=json"
+    } else {
+        "--message-format=json-render-diagnostics"
+    };
+    cmd.args(["build", "--release", "--target", TARGET, format])
+        .arg("--manifest-path")
+        .arg(&manifest);
     if let Some(target_dir) = &options.target_dir {
         cmd.arg("--target-dir").arg(target_dir);
     }
     if matches!(method, Method::BuildStd { .. }) {
         cmd.arg("-Zbuild-std=std,panic_abort");
     }
+    let stderr = if capture.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::inherit()
+    };
     let output = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .output()
         .map_err(|source| BuildError::Spawn {
             program: "cargo".into(),
             source,
         })?;
-    if !output.status.success() {
-        return Err(BuildError::Cargo(output.status));
-    }
     let mut wasm = None;
     for message in cargo_metadata::Message::parse_stream(&output.stdout[..]).flatten() {
-        if let cargo_metadata::Message::CompilerArtifact(artifact) = message {
-            let ours = artifact.manifest_path.as_std_path() == manifest;
-            if let Some(file) = artifact
-                .filenames
-                .iter()
-                .find(|f| f.extension() == Some("wasm"))
-                && ours
-            {
-                wasm = Some(file.clone().into_std_path_buf());
+        match message {
+            cargo_metadata::Message::CompilerArtifact(artifact) => {
+                let ours = artifact.manifest_path.as_std_path() == manifest;
+                if let Some(file) = artifact
+                    .filenames
+                    .iter()
+                    .find(|f| f.extension() == Some("wasm"))
+                    && ours
+                {
+                    wasm = Some(file.clone().into_std_path_buf());
+                }
             }
+            cargo_metadata::Message::CompilerMessage(message) => {
+                if let Some(captured) = capture.as_deref_mut() {
+                    captured.push(&message.message);
+                }
+            }
+            _ => {}
         }
+    }
+    if let Some(captured) = capture {
+        captured.cargo_output = String::from_utf8_lossy(&output.stderr).into_owned();
+    }
+    if !output.status.success() {
+        return Err(BuildError::Cargo(output.status));
     }
     let wasm = wasm.ok_or_else(|| BuildError::NoArtifact(dir.to_owned()))?;
     check::check_imports(&wasm, &manifest, method)?;

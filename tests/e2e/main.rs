@@ -4,6 +4,7 @@
 
 mod adversarial;
 mod cli;
+mod dev;
 mod endpoint;
 mod examples;
 mod fetch_policy;

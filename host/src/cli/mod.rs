@@ -3,6 +3,7 @@
 
 mod build;
 mod demo;
+mod dev;
 mod new;
 mod run;
 mod serve;
@@ -32,6 +33,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run an example function end to end against a built-in partner API on 127.0.0.1.
     Demo(demo::DemoArgs),
+    /// Watch a function crate, rebuild on save, and test it on a local web page.
+    Dev(dev::DevArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -52,6 +55,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Run(args) => with_runtime(run::run(args)),
         Command::Serve(args) => with_runtime(serve::run(args)),
         Command::Demo(args) => with_runtime(demo::run(args)),
+        Command::Dev(args) => with_runtime(dev::run(args)),
     };
     match result {
         Ok(code) => code,
