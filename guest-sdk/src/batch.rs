@@ -51,13 +51,12 @@ pub fn fetch_each(
     results
 }
 
-/// A partial batch: the events `pick` takes (`Ok`) go to `bulk` together, in order; the
-/// others (`Err(event)`, given back) go to their own handlers (`F::on_identify`, ...), as
-/// without `on_batch`. `bulk` returns one result per event it was given; the results of
-/// both come back in input order.
+/// A partial batch: the events `pick` chooses go to `bulk` together, in order; the others
+/// go to their own handlers (`F::on_identify`, ...), as without `on_batch`. `bulk` returns
+/// one result per event it was given; the results of both come back in input order.
 ///
 /// ```
-/// use segfn_sdk::{Error, Event, Function, HandlerResult, Identify, NoSettings, Track, batch};
+/// use segfn_sdk::{Error, Event, Function, HandlerResult, Identify, NoSettings, batch};
 ///
 /// struct Partner;
 /// impl Function for Partner {
@@ -66,33 +65,29 @@ pub fn fetch_each(
 ///         Ok(None) // one request per identify
 ///     }
 ///     fn on_batch(events: Vec<Event>, settings: &NoSettings) -> Result<Vec<HandlerResult>, Error> {
-///         batch::partial::<Self, Track>(
+///         batch::partial::<Self>(
 ///             events,
 ///             settings,
-///             |event| match event {
-///                 Event::Track(track) => Ok(track),
-///                 other => Err(other),
-///             },
+///             |event| matches!(event, Event::Track(_)),
 ///             |tracks| Ok(tracks.iter().map(|_| Ok(None)).collect()), // one bulk request
 ///         )
 ///     }
 /// }
 /// ```
-pub fn partial<F: Function + ?Sized, T>(
+pub fn partial<F: Function + ?Sized>(
     events: Vec<Event>,
     settings: &F::Settings,
-    mut pick: impl FnMut(Event) -> Result<T, Event>,
-    bulk: impl FnOnce(Vec<T>) -> Result<Vec<HandlerResult>, Error>,
+    mut pick: impl FnMut(&Event) -> bool,
+    bulk: impl FnOnce(Vec<Event>) -> Result<Vec<HandlerResult>, Error>,
 ) -> Result<Vec<HandlerResult>, Error> {
     let mut results: Vec<Option<HandlerResult>> = Vec::with_capacity(events.len());
     let mut picked = Vec::new();
     for event in events {
-        match pick(event) {
-            Ok(item) => {
-                picked.push(item);
-                results.push(None);
-            }
-            Err(event) => results.push(Some(dispatch::<F>(event, settings))),
+        if pick(&event) {
+            picked.push(event);
+            results.push(None);
+        } else {
+            results.push(Some(dispatch::<F>(event, settings)));
         }
     }
     let expected = picked.len();
@@ -118,7 +113,7 @@ pub fn partial<F: Function + ?Sized, T>(
 mod tests {
     use super::*;
     use crate::abi::OutcomeKind;
-    use crate::event::{Identify, Track};
+    use crate::event::Identify;
     use serde::de::IgnoredAny as NoSettings;
 
     struct Partner;
@@ -138,13 +133,10 @@ mod tests {
 
     #[test]
     fn partial_keeps_input_order() {
-        let results = partial::<Partner, Track>(
+        let results = partial::<Partner>(
             events(),
-            &NoSettings::default(),
-            |event| match event {
-                Event::Track(t) => Ok(t),
-                other => Err(other),
-            },
+            &NoSettings,
+            |event| matches!(event, Event::Track(_)),
             |tracks| {
                 assert_eq!(tracks.len(), 2);
                 Ok(vec![Ok(None), Err(Error::retry("second track"))])
@@ -171,13 +163,10 @@ mod tests {
 
     #[test]
     fn partial_refuses_a_wrong_number_of_bulk_results() {
-        let error = partial::<Partner, Track>(
+        let error = partial::<Partner>(
             events(),
-            &NoSettings::default(),
-            |event| match event {
-                Event::Track(t) => Ok(t),
-                other => Err(other),
-            },
+            &NoSettings,
+            |event| matches!(event, Event::Track(_)),
             |_| Ok(vec![Ok(None)]),
         )
         .unwrap_err();

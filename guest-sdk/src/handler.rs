@@ -128,8 +128,8 @@ pub(crate) enum Handled {
     /// `on_batch` failed or returned the wrong number of results. The outcome is the
     /// error's, except for settings, whose `invalid_settings` no [`Error`] variant means.
     Failed(OutcomeKind, Error),
-    /// One event's result.
-    Event(HandlerResult),
+    /// One event's result (boxed: an event is much larger than the other variants).
+    Event(Box<HandlerResult>),
     /// A batch's results, one per input, in input order.
     Batch(Vec<HandlerResult>),
 }
@@ -169,7 +169,7 @@ pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
             },
             None,
         ),
-        Handled::Event(result) => (to_result(result), None),
+        Handled::Event(result) => (to_result(*result), None),
         Handled::Batch(results) => (
             EventResult {
                 kind: OutcomeKind::Success,
@@ -210,10 +210,10 @@ pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
         }
     };
     match envelope.call {
-        Call::Event { event } => Handled::Event(match Event::from_value(event) {
+        Call::Event { event } => Handled::Event(Box::new(match Event::from_value(event) {
             Ok(event) => dispatch::<F>(event, &settings),
             Err(e) => Err(Error::Other(e)),
-        }),
+        })),
         Call::Batch { events } => run_batch::<F>(events, &settings),
     }
 }

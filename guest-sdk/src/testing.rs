@@ -121,7 +121,7 @@ impl Handled {
 /// ```
 pub fn handle<F: Function>(event: Value, settings: Value) -> Handled {
     match run::<F>(Call::Event { event }, settings) {
-        crate::handler::Handled::Event(result) => Handled::from_result(result),
+        crate::handler::Handled::Event(result) => Handled::from_result(*result),
         other => whole(other),
     }
 }
@@ -149,7 +149,7 @@ fn whole(handled: crate::handler::Handled) -> Handled {
             error: Some(error),
             output: None,
         },
-        crate::handler::Handled::Event(result) => Handled::from_result(result),
+        crate::handler::Handled::Event(result) => Handled::from_result(*result),
         crate::handler::Handled::Batch(_) => Handled::from_result(Ok(None)),
     }
 }

@@ -4,9 +4,9 @@
 use super::build::TargetDirArg;
 use super::run::{LimitArgs, TenantArgs};
 use anyhow::Context as _;
+use segfn_host::FetchClient;
 use segfn_host::dev::{self, DevOptions};
 use segfn_host::toolchain::BuildOptions;
-use segfn_host::FetchClient;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
