@@ -50,7 +50,8 @@ ${notes}
 - **Partner API** (\`bench/partner.js\`): Node's \`node:http\` on 127.0.0.1, reads each
   body and answers 200 \`{"ok":true}\` on kept-alive connections.
 - **segfn**: the release build of \`segfn serve\` with the forwarder (${kib(wasmBytes)}
-  module; \`functions/bulk\` for the bulk rows) and a generated configuration: one tenant, \`allow_hosts\` the partner's
+  module, built with the release profile \`segfn new\` recommends; \`functions/bulk\`
+  for the bulk rows) and a generated configuration: one tenant, \`allow_hosts\` the partner's
   \`127.0.0.1:PORT\`, settings \`apiKey\` and \`endpoint\` pointing at the partner, the
   deduplication store in a temporary directory on disk (${info.store_filesystem}), the
   module cache in a fresh \`XDG_CACHE_HOME\`, logs (one line per event) to a file.

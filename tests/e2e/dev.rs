@@ -53,7 +53,7 @@ lto = "thin"
 }
 
 /// A running `segfn dev`, ended when dropped.
-struct Dev {
+pub(crate) struct Dev {
     child: Child,
     base: String,
     dir: tempfile::TempDir,
@@ -72,13 +72,26 @@ impl Dev {
     async fn start(partner: &Partner) -> Dev {
         let dir = tempfile::tempdir().unwrap();
         copy_forwarder(dir.path());
+        let allow = partner.addr.to_string();
+        Dev::start_in(dir, ".", &["--allow-host", &allow], &guest_target_dir()).await
+    }
+
+    /// Starts `segfn dev` on the crate at `crate_dir` (relative to `dir`, which the
+    /// `Dev` owns) with `args`, building into `target_dir`.
+    pub(crate) async fn start_in(
+        dir: tempfile::TempDir,
+        crate_dir: &str,
+        args: &[&str],
+        target_dir: &Path,
+    ) -> Dev {
         let log = dir.path().join("dev.log");
         let mut child = segfn()
             .arg("dev")
-            .arg(dir.path())
-            .args(["--port", "0", "--allow-host", &partner.addr.to_string()])
+            .arg(dir.path().join(crate_dir))
+            .args(["--port", "0"])
+            .args(args)
             .arg("--target-dir")
-            .arg(guest_target_dir())
+            .arg(target_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -111,7 +124,7 @@ impl Dev {
         format!("{}{path}", self.base)
     }
 
-    fn path(&self, relative: &str) -> PathBuf {
+    pub(crate) fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)
     }
 
@@ -149,7 +162,7 @@ impl Dev {
 
     /// Waits until a build later than build `after` has finished in `state`. (Not a
     /// fixed number: an editor's save may reach the watcher as more than one change.)
-    async fn wait_for_build(&self, after: u64, state: &str) -> Value {
+    pub(crate) async fn wait_for_build(&self, after: u64, state: &str) -> Value {
         self.wait_for(&format!("a build after {after} to end {state}"), |s| {
             s["build"]["number"].as_u64() > Some(after) && s["build"]["state"] == state
         })
@@ -157,7 +170,7 @@ impl Dev {
     }
 
     /// Posts a run; returns the status, the run id header and the body.
-    async fn run(&self, body: Value) -> (u16, Option<String>, Value) {
+    pub(crate) async fn run(&self, body: Value) -> (u16, Option<String>, Value) {
         let response = client()
             .post(self.url("/api/run"))
             .json(&body)

@@ -1,7 +1,10 @@
 //! `segfn new`: each template, created outside any workspace, passes its own tests with
-//! `cargo test` and runs with `segfn run` against a partner on 127.0.0.1; inside a
-//! workspace the crate becomes a member; bad names and used directories are refused.
+//! `cargo test` and `cargo fmt --check`, and runs with `segfn run` and on `segfn dev`'s
+//! page against a partner on 127.0.0.1 (its real URLs mapped there with `--map-host`);
+//! inside a workspace the crate becomes a member; bad names and used directories are
+//! refused.
 
+use crate::dev::Dev;
 use crate::support::*;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -76,56 +79,95 @@ async fn every_template_tests_builds_and_runs() {
             text(&out)
         );
 
-        // The function keeps its settings but is pointed at the local partner.
-        let mut settings: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("settings.json")).unwrap())
-                .unwrap();
-        if settings.get("endpoint").is_some() {
-            settings["endpoint"] = json!(partner.url("/v1"));
-        }
-        let settings_file = dir.join("local-settings.json");
-        std::fs::write(&settings_file, settings.to_string()).unwrap();
+        // The function keeps its settings and real URLs; the partner's host is mapped
+        // to the local one.
+        let map = format!("api.partner.example=http://{}", partner.addr);
         let before = partner.received().len();
         let mut run = segfn();
         run.current_dir(&dir)
             .env("CARGO_TARGET_DIR", root().join("target/new-crates"))
-            .args(["run", ".", "--json", "--event", event, "--settings"])
-            .arg(&settings_file)
-            .args(["--allow-host", &partner.allow()[0]]);
+            .args([
+                "run",
+                ".",
+                "--json",
+                "--event",
+                event,
+                "--settings",
+                "settings.json",
+            ])
+            .args(["--map-host", &map]);
         let out = output(run).await;
         assert!(out.status.success(), "segfn run {template}: {}", text(&out));
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let received = &partner.received()[before..];
-        match template {
-            "destination" => {
-                assert_eq!(report["outcome"]["kind"], "success", "{report}");
-                assert_eq!(received.len(), 1);
-                assert_eq!(received[0].path, "/v1/events");
-                assert_eq!(received[0].json()["event"], "Signed Up");
-                // The API key is a Secret: the trace does not show it.
-                assert!(
-                    !out.stdout.windows(15).any(|w| w == b"demo-key-4f2a9c"),
-                    "{report}"
-                );
-            }
-            "insert" => {
-                assert_eq!(report["outcome"]["kind"], "success", "{report}");
-                assert_eq!(
-                    report["output"]["properties"]["source"], "segfn",
-                    "{report}"
-                );
-                assert!(received.is_empty());
-            }
-            _ => {
-                let results = report["output"].as_array().expect("per-event results");
-                assert!(results.iter().all(|r| r["kind"] == "success"), "{report}");
-                assert_eq!(received.len(), 1, "one bulk request for the batch");
-                assert_eq!(received[0].path, "/v1/batch");
-                assert_eq!(
-                    received[0].json()["events"].as_array().unwrap().len(),
-                    results.len()
-                );
-            }
+        check_run(template, &report, &partner.received()[before..]);
+        assert!(
+            !out.stdout.windows(15).any(|w| w == b"demo-key-4f2a9c"),
+            "{report}"
+        );
+
+        // The tester page runs the same event on the same module.
+        let before = partner.received().len();
+        let crate_dir = dir.file_name().unwrap().to_str().unwrap().to_owned();
+        let moved = tempfile::tempdir().unwrap();
+        std::fs::rename(&dir, moved.path().join(&crate_dir)).unwrap();
+        let dev = Dev::start_in(
+            moved,
+            &crate_dir,
+            &["--map-host", &map],
+            &root().join("target/new-crates"),
+        )
+        .await;
+        dev.wait_for_build(0, "ok").await;
+        let sample: Value = serde_json::from_str(
+            &std::fs::read_to_string(dev.path(&format!("{crate_dir}/{event}"))).unwrap(),
+        )
+        .unwrap();
+        let settings: Value = serde_json::from_str(
+            &std::fs::read_to_string(dev.path(&format!("{crate_dir}/settings.json"))).unwrap(),
+        )
+        .unwrap();
+        let (status, _, report) = dev
+            .run(json!({"event": sample, "settings": settings}))
+            .await;
+        assert_eq!(status, 200, "{report}");
+        check_run(template, &report, &partner.received()[before..]);
+    }
+}
+
+/// What running the template's sample event must have done.
+fn check_run(template: &str, report: &Value, received: &[Received]) {
+    match template {
+        "destination" => {
+            assert_eq!(report["outcome"]["kind"], "success", "{report}");
+            assert_eq!(received.len(), 1);
+            assert_eq!(received[0].path, "/v1/events");
+            assert_eq!(received[0].json()["event"], "Signed Up");
+            let sent_to = report["requests"][0]["sent_to"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(sent_to.starts_with("http://127.0.0.1:"), "{report}");
+            assert_eq!(
+                report["requests"][0]["url"],
+                "https://api.partner.example/v1/events"
+            );
+        }
+        "insert" => {
+            assert_eq!(report["outcome"]["kind"], "success", "{report}");
+            assert_eq!(
+                report["output"]["properties"]["source"], "segfn",
+                "{report}"
+            );
+            assert!(received.is_empty());
+        }
+        _ => {
+            let results = report["output"].as_array().expect("per-event results");
+            assert!(results.iter().all(|r| r["kind"] == "success"), "{report}");
+            assert_eq!(received.len(), 1, "one bulk request for the batch");
+            assert_eq!(received[0].path, "/v1/batch");
+            assert_eq!(
+                received[0].json()["events"].as_array().unwrap().len(),
+                results.len()
+            );
         }
     }
 }
