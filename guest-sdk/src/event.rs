@@ -507,6 +507,19 @@ impl EventType {
 }
 
 /// Any Segment message, by type.
+///
+/// ```
+/// use segfn_sdk::Event;
+///
+/// let event = Event::from_value(serde_json::json!({
+///     "type": "identify", "userId": "u1", "traits": {"plan": "pro"}, "_metadata": {}
+/// })).unwrap();
+/// let Event::Identify(identify) = &event else { panic!("an identify") };
+/// assert_eq!(identify.traits()["plan"], "pro");
+/// assert_eq!(event.user_id(), Some("u1"));
+/// // Unknown fields are kept: the message writes back as it came.
+/// assert!(event.to_value().get("_metadata").is_some());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// `track`

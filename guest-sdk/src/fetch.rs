@@ -141,6 +141,16 @@ impl Request {
 }
 
 /// The partner's answer.
+///
+/// ```
+/// use segfn_sdk::Response;
+///
+/// // In a test: what the stubbed partner answers.
+/// let r = Response::with_json(200, &serde_json::json!({"id": 7})).header("x-request-id", "r-1");
+/// assert!(r.ok());
+/// assert_eq!(r.header_value("X-Request-Id"), Some("r-1"));
+/// assert_eq!(r.json::<serde_json::Value>().unwrap()["id"], 7);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// HTTP status code.
@@ -261,6 +271,15 @@ impl From<FetchError> for crate::Error {
 
 /// Performs an HTTP request through the host. Blocks the function until the response
 /// arrives, the request fails, or the invocation's deadline passes.
+///
+/// ```
+/// use segfn_sdk::{Request, Response, fetch, testing};
+///
+/// testing::mock_fetch(|_| Ok(Response::new(202)));
+/// let response = fetch(Request::get("https://api.partner.example/v1/ping"))?;
+/// assert_eq!(response.status, 202);
+/// # Ok::<(), segfn_sdk::FetchError>(())
+/// ```
 pub fn fetch(request: Request) -> Result<Response, FetchError> {
     decode_response(&crate::sys::fetch(&request.to_frame()))
 }

@@ -7,6 +7,19 @@ use serde::de::DeserializeOwned;
 
 /// What a handler returns: `Ok(None)` when done, `Ok(Some(event))` to forward an event
 /// (insert functions), or an [`Error`].
+///
+/// ```
+/// use segfn_sdk::{Error, HandlerResult, Track};
+///
+/// fn on_track(mut event: Track) -> HandlerResult {
+///     if event.event() == Some("Test") {
+///         return Err(Error::drop_event("test events stay here"));
+///     }
+///     event.properties.get_or_insert_default().insert("seen".into(), true.into());
+///     Ok(Some(event.into())) // an insert function passes the event on
+/// }
+/// assert!(on_track(Track::new("Test")).is_err());
+/// ```
 pub type HandlerResult = Result<Option<Event>, Error>;
 
 /// A translation function: one handler per Segment event type, as in Segment's
@@ -101,7 +114,21 @@ fn unsupported(kind: &str) -> Error {
     Error::EventNotSupported(format!("{kind} is not supported"))
 }
 
-/// Calls the handler for the event's type.
+/// Calls the handler for the event's type, as the SDK does for a single event and for
+/// each event of a batch without `on_batch`.
+///
+/// ```
+/// use segfn_sdk::{Event, Function, HandlerResult, NoSettings, OutcomeKind, Track, batch};
+///
+/// struct TracksOnly;
+/// impl Function for TracksOnly {
+///     type Settings = NoSettings;
+///     fn on_track(_: Track, _: &NoSettings) -> HandlerResult { Ok(None) }
+/// }
+/// let page = Event::from_value(serde_json::json!({"type": "page"})).unwrap();
+/// let result = batch::dispatch::<TracksOnly>(page, &NoSettings);
+/// assert_eq!(result.unwrap_err().kind(), OutcomeKind::UnsupportedEventType);
+/// ```
 pub fn dispatch<F: Function + ?Sized>(event: Event, settings: &F::Settings) -> HandlerResult {
     match event {
         Event::Track(e) => F::on_track(e, settings),

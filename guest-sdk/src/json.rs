@@ -19,6 +19,15 @@ use serde_json::{Number, Value};
 
 /// Reads `T` from a JSON value (see the [module](self) for how it differs from
 /// `serde_json::from_value`). The error is serde_json's first one.
+///
+/// ```
+/// #[derive(serde::Deserialize, serde::Serialize)]
+/// struct Price { amount: f64 }
+/// // A decimal spelled with a trailing zero, as Segment passes it through.
+/// let value: serde_json::Value = serde_json::from_str(r#"{"amount": 25.00}"#).unwrap();
+/// let price: Price = segfn_sdk::json::from_value(&value).unwrap();
+/// assert_eq!(price.amount, 25.0);
+/// ```
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, serde_json::Error> {
     T::deserialize(value).or_else(|first| {
         let mut plain = value.clone();
@@ -29,6 +38,14 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, serde_json::E
 
 /// Reads `T` from JSON text (see the [module](self) for how it differs from
 /// `serde_json::from_slice`). The error is serde_json's first one, with its position.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// #[serde(untagged)]
+/// enum Amount { Number(f64), Text(String) }
+/// let amount: Amount = segfn_sdk::json::from_slice(b"19.99").unwrap();
+/// assert!(matches!(amount, Amount::Number(x) if x == 19.99));
+/// ```
 pub fn from_slice<T: DeserializeOwned>(json: &[u8]) -> Result<T, serde_json::Error> {
     serde_json::from_slice(json).or_else(|first| {
         let Ok(mut plain) = serde_json::from_slice::<Value>(json) else {

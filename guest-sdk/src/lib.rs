@@ -70,8 +70,9 @@ pub use handler::handle_envelope;
 pub use handler::{Function, HandlerResult};
 pub use secret::Secret;
 
-/// Settings type for functions without settings: accepts any settings object.
-pub type NoSettings = serde::de::IgnoredAny;
+/// Settings type for functions without settings: accepts any settings object (serde's
+/// `IgnoredAny`, a unit struct: `&NoSettings` is a value of it).
+pub use serde::de::IgnoredAny as NoSettings;
 
 /// Exports a [`Function`] as the module's handler. Call it once, in the function's crate
 /// (a `cdylib` built for `wasm32-unknown-unknown`). On native targets it expands to

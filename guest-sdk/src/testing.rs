@@ -129,6 +129,20 @@ pub fn handle<F: Function>(event: Value, settings: Value) -> Handled {
 /// Runs a batch through `F` exactly as the Wasm export would: one result per event in
 /// input order, or the failure of the batch as a whole (settings that do not fit, or an
 /// error returned by `on_batch`).
+///
+/// ```
+/// use segfn_sdk::{Function, HandlerResult, NoSettings, OutcomeKind, Track, testing};
+///
+/// struct TracksOnly;
+/// impl Function for TracksOnly {
+///     type Settings = NoSettings;
+///     fn on_track(_: Track, _: &NoSettings) -> HandlerResult { Ok(None) }
+/// }
+/// let events = vec![serde_json::json!({"type": "track"}), serde_json::json!({"type": "page"})];
+/// let results = testing::handle_batch::<TracksOnly>(events, serde_json::json!({})).unwrap();
+/// let kinds: Vec<_> = results.iter().map(|r| r.kind).collect();
+/// assert_eq!(kinds, [OutcomeKind::Success, OutcomeKind::UnsupportedEventType]);
+/// ```
 pub fn handle_batch<F: Function>(
     events: Vec<Value>,
     settings: Value,

@@ -25,6 +25,17 @@ use serde_json::Value;
 use std::fmt;
 
 /// An instant, held in UTC with millisecond precision (as JavaScript's `Date`).
+///
+/// ```
+/// use segfn_sdk::Timestamp;
+///
+/// // JavaScript: new Date(event.timestamp).getTime()
+/// let t = Timestamp::parse("2024-03-01T12:00:00.250+01:00").unwrap();
+/// assert_eq!(t.millis(), 1_709_290_800_250);
+/// assert_eq!(t.to_iso_string(), "2024-03-01T11:00:00.250Z");
+/// assert_eq!(Timestamp::parse("2014").unwrap().seconds(), 1_388_534_400);
+/// assert!(Timestamp::parse("yesterday").is_none());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(OffsetDateTime);
 
