@@ -6,10 +6,7 @@
 //! outcome: one that cannot be translated is rejected alone, and the partner's answer to
 //! a request applies to the events that request carried.
 
-use segfn_sdk::{
-    Error, Event, Function, HandlerResult, Identify, OrError, Request, Response, Track, fetch,
-    fetch_all,
-};
+use segfn_sdk::{Error, Event, Function, HandlerResult, OrError, Request, Response, fetch_all};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -35,78 +32,52 @@ fn default_max_events() -> usize {
     500
 }
 
-/// One event as the partner's bulk endpoint takes it.
+/// One event as the partner's bulk endpoint takes it; absent values are left out.
 #[derive(Debug, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
 pub struct Record<'a> {
     /// `track` or `identify`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// Segment `userId`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<&'a str>,
-    /// Segment `anonymousId`.
+    user_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub anonymous_id: Option<&'a str>,
-    /// The track event's name.
+    anonymous_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<&'a str>,
+    name: Option<&'a str>,
     /// A track's properties or an identify's traits, unchanged.
-    pub data: &'a Map<String, Value>,
-    /// When it happened.
+    data: &'a Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub time: Option<&'a str>,
+    time: Option<&'a str>,
     /// Segment's `messageId`, which the partner uses to drop duplicates.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub insert_id: Option<&'a str>,
+    insert_id: Option<&'a str>,
 }
 
 /// The body of one bulk request.
-#[derive(Debug, Serialize)]
-struct BulkBody<'a> {
+#[derive(Serialize)]
+struct Body<'a> {
     events: &'a [Record<'a>],
 }
 
-/// The partner record for a track event.
-pub fn track_record(event: &Track) -> Result<Record<'_>, Error> {
-    let name = event
-        .event()
-        .or_invalid_payload("track event has no name")?;
-    record(
-        "track",
-        Some(name),
-        event.user_id(),
-        event.anonymous_id(),
-        event.properties(),
-        event.timestamp(),
-        event.message_id(),
-    )
-}
-
-/// The partner record for an identify event.
-pub fn identify_record(event: &Identify) -> Result<Record<'_>, Error> {
-    record(
-        "identify",
-        None,
-        event.user_id(),
-        event.anonymous_id(),
-        event.traits(),
-        event.timestamp(),
-        event.message_id(),
-    )
-}
-
-fn record<'a>(
-    kind: &'static str,
-    name: Option<&'a str>,
-    user_id: Option<&'a str>,
-    anonymous_id: Option<&'a str>,
-    data: &'a Map<String, Value>,
-    time: Option<&'a str>,
-    insert_id: Option<&'a str>,
-) -> Result<Record<'a>, Error> {
+/// The partner record for a track or identify event.
+pub fn record(event: &Event) -> Result<Record<'_>, Error> {
+    let (kind, name, data, time) = match event {
+        Event::Track(e) => {
+            let name = e.event().or_invalid_payload("track event has no name")?;
+            ("track", Some(name), e.properties(), e.timestamp())
+        }
+        Event::Identify(e) => ("identify", None, e.traits(), e.timestamp()),
+        other => {
+            let kind = other.type_name().unwrap_or("a message without a type");
+            return Err(Error::not_supported(format!("{kind} is not supported")));
+        }
+    };
+    let (user_id, anonymous_id) = (event.user_id(), event.anonymous_id());
     if user_id.is_none() && anonymous_id.is_none() {
         return Err(Error::validation("userId or anonymousId is required"));
     }
+    let insert_id = event.message_id();
     Ok(Record {
         kind,
         user_id,
@@ -118,77 +89,67 @@ fn record<'a>(
     })
 }
 
-/// The function.
+/// The function. Single events are a bulk request of one.
 #[derive(Debug)]
 pub struct Bulk;
 
 impl Function for Bulk {
     type Settings = Settings;
 
-    fn on_track(event: Track, settings: &Settings) -> HandlerResult {
-        check(fetch(bulk_request(settings, &[track_record(&event)?])?)?)?;
-        Ok(None)
+    fn on_track(event: segfn_sdk::Track, settings: &Settings) -> HandlerResult {
+        one(event.into(), settings)
     }
 
-    fn on_identify(event: Identify, settings: &Settings) -> HandlerResult {
-        check(fetch(bulk_request(settings, &[identify_record(&event)?])?)?)?;
-        Ok(None)
+    fn on_identify(event: segfn_sdk::Identify, settings: &Settings) -> HandlerResult {
+        one(event.into(), settings)
     }
 
-    /// Translates every event, sends the records in requests of at most
-    /// `maxEventsPerRequest` (concurrently when there are several), and gives each event
-    /// the outcome of its own translation or of the request that carried it.
+    /// Translates every event (one that cannot be translated fails alone), sends the
+    /// records in requests of at most `maxEventsPerRequest`, all at once, and gives each
+    /// event the outcome of the request that carried it.
     fn on_batch(events: Vec<Event>, settings: &Settings) -> Result<Vec<HandlerResult>, Error> {
         let mut results: Vec<HandlerResult> = Vec::with_capacity(events.len());
-        let mut records = Vec::with_capacity(events.len());
-        let mut carried = Vec::with_capacity(events.len());
-        for event in &events {
-            let record = match event {
-                Event::Track(e) => track_record(e),
-                Event::Identify(e) => identify_record(e),
-                other => Err(Error::not_supported(format!(
-                    "{} is not supported",
-                    other.type_name().unwrap_or("a message without a type")
-                ))),
-            };
-            match record {
+        let (mut records, mut carried) = (Vec::new(), Vec::new());
+        for (i, event) in events.iter().enumerate() {
+            match record(event) {
                 Ok(record) => {
-                    carried.push(results.len());
                     records.push(record);
+                    carried.push(i);
                     results.push(Ok(None));
                 }
                 Err(e) => results.push(Err(e)),
             }
         }
         let per_request = settings.max_events_per_request.max(1);
+        let url = format!("{}/batch", settings.endpoint.trim_end_matches('/'));
         let requests = records
             .chunks(per_request)
-            .map(|chunk| bulk_request(settings, chunk))
+            .map(|events| {
+                let body = Body { events };
+                Request::post(&url)
+                    .bearer_auth(&settings.api_key)
+                    .json(&body)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         for (indices, response) in carried.chunks(per_request).zip(fetch_all(requests)) {
             let outcome = response.map_err(Error::from).and_then(check);
-            for &i in indices {
-                results[i] = outcome.clone().map(|_| None);
-            }
+            indices.iter().for_each(|&i| results[i] = outcome.clone());
         }
         Ok(results)
     }
 }
 
-/// A POST of `records` to the partner's bulk endpoint, with the customer's key.
-fn bulk_request(settings: &Settings, records: &[Record<'_>]) -> Result<Request, Error> {
-    let url = format!("{}/batch", settings.endpoint.trim_end_matches('/'));
-    Request::post(url)
-        .bearer_auth(&settings.api_key)
-        .json(&BulkBody { events: records })
+/// One event through `on_batch`.
+fn one(event: Event, settings: &Settings) -> HandlerResult {
+    Bulk::on_batch(vec![event], settings)?.remove(0)
 }
 
 /// 2xx is success; 429 and 5xx are worth retrying; any other answer rejects the events.
-pub fn check(response: Response) -> Result<Response, Error> {
+pub fn check(response: Response) -> HandlerResult {
     match response.status {
-        200..=299 => Ok(response),
+        200..=299 => Ok(None),
         429 | 500..=599 => Err(Error::retry(format!(
-            "partner answered {}; Segment will retry",
+            "partner answered {}",
             response.status
         ))),
         status => Err(Error::validation(format!(
