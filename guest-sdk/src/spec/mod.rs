@@ -1,5 +1,6 @@
 //! Segment's semantic events as typed views: the [Ecommerce v2](ecommerce) family in
-//! full.
+//! full, and the [Mobile](mobile), [B2B SaaS](b2b_saas), [Video](video) and
+//! [Email](email) specs.
 //!
 //! A view is one struct per event with a public field for each property the spec names,
 //! typed as the spec says (text as `String`, numbers as `f64`, lists as `Vec`), read from
@@ -69,8 +70,12 @@
 
 use crate::event::{Object, Track};
 
+pub mod b2b_saas;
 pub mod ecommerce;
+pub mod email;
+pub mod mobile;
 mod read;
+pub mod video;
 
 pub use read::Misfit;
 
