@@ -51,6 +51,7 @@ mod handler;
 pub mod json;
 pub mod log;
 mod secret;
+pub mod spec;
 mod sys;
 #[cfg(not(target_family = "wasm"))]
 pub mod testing;

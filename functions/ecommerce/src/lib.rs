@@ -1,6 +1,7 @@
 //! Example function: turns Segment Ecommerce v2 "Order Completed" events into a
 //! partner's conversion call, and rejects what it cannot send.
 
+use segfn_sdk::spec::ecommerce::{self as spec, OrderCompleted, Product, minor_units};
 use segfn_sdk::{Error, Function, HandlerResult, OrError, Request, Track, fetch, info};
 use serde::{Deserialize, Serialize};
 
@@ -24,39 +25,6 @@ fn default_endpoint() -> String {
 
 fn default_currency() -> String {
     "USD".into()
-}
-
-/// The properties of "Order Completed" this function uses (Ecommerce v2 spec).
-#[derive(Debug, Deserialize)]
-pub struct OrderCompleted {
-    /// `order_id` (required).
-    pub order_id: Option<String>,
-    /// `revenue`: order value without shipping and tax.
-    pub revenue: Option<f64>,
-    /// `total`: used when `revenue` is missing.
-    pub total: Option<f64>,
-    /// ISO 4217 code.
-    pub currency: Option<String>,
-    /// `coupon`.
-    pub coupon: Option<String>,
-    /// `products[]`.
-    #[serde(default)]
-    pub products: Vec<Product>,
-}
-
-/// One `products[]` item.
-#[derive(Debug, Deserialize)]
-pub struct Product {
-    /// `product_id`.
-    pub product_id: Option<String>,
-    /// `sku`.
-    pub sku: Option<String>,
-    /// `name`.
-    pub name: Option<String>,
-    /// Unit `price`.
-    pub price: Option<f64>,
-    /// `quantity` (defaults to 1).
-    pub quantity: Option<f64>,
 }
 
 /// The partner's conversion call.
@@ -102,17 +70,19 @@ impl Function for Ecommerce {
     type Settings = Settings;
 
     fn on_track(event: Track, settings: &Settings) -> HandlerResult {
-        match event.event() {
-            // "Completed Order" is the Ecommerce v1 name of the same event.
-            Some("Order Completed" | "Completed Order") => {}
-            Some(other) => {
-                return Err(Error::not_supported(format!(
-                    "only \"Order Completed\" is sent, not {other:?}"
-                )));
+        // The SDK's Ecommerce view; "Completed Order", the v1 name, is the same event.
+        let order = match event.ecommerce() {
+            Some(spec::Ecommerce::OrderCompleted(order)) => order,
+            _ => {
+                return Err(match event.event() {
+                    Some(other) => Error::not_supported(format!(
+                        "only \"Order Completed\" is sent, not {other:?}"
+                    )),
+                    None => Error::invalid_payload("track event has no name"),
+                });
             }
-            None => return Err(Error::invalid_payload("track event has no name")),
-        }
-        let conversion = translate(&event, settings)?;
+        };
+        let conversion = translate(&event, &order, settings)?;
         let url = format!("{}/conversions", settings.endpoint.trim_end_matches('/'));
         let response = fetch(
             Request::post(url)
@@ -144,11 +114,26 @@ impl Function for Ecommerce {
     }
 }
 
-/// Builds the partner's conversion from an "Order Completed" event.
-pub fn translate(event: &Track, settings: &Settings) -> Result<Conversion, Error> {
-    let order: OrderCompleted = event.properties_as()?;
+/// The properties of "Order Completed" this function sends, and of each product. A value
+/// of the wrong type for one of them (an `order_id` sent as a number, a `"22.50"`
+/// revenue) is refused rather than guessed at; the others are not this function's concern.
+const ORDER_PROPERTIES: [&str; 6] = [
+    "order_id", "revenue", "total", "currency", "coupon", "products",
+];
+const PRODUCT_PROPERTIES: [&str; 5] = ["sku", "product_id", "name", "price", "quantity"];
+
+/// Builds the partner's conversion from an "Order Completed" event and its view.
+pub fn translate(
+    event: &Track,
+    order: &OrderCompleted,
+    settings: &Settings,
+) -> Result<Conversion, Error> {
+    if let Some(misfit) = ORDER_PROPERTIES.iter().find_map(|p| order.misfit(p)) {
+        return Err(Error::invalid_payload(format!("properties.{misfit}")));
+    }
     let conversion_id = order
         .order_id
+        .clone()
         .filter(|id| !id.is_empty())
         .or_invalid_payload("properties.order_id is required")?;
     let customer_id = event
@@ -156,6 +141,7 @@ pub fn translate(event: &Track, settings: &Settings) -> Result<Conversion, Error
         .or(event.anonymous_id())
         .or_invalid_payload("userId or anonymousId is required")?
         .to_owned();
+    // Revenue, or the total when there is none: this partner's choice, not the spec's.
     let value = order
         .revenue
         .or(order.total)
@@ -167,6 +153,7 @@ pub fn translate(event: &Track, settings: &Settings) -> Result<Conversion, Error
     }
     let currency = order
         .currency
+        .clone()
         .unwrap_or_else(|| settings.default_currency.clone());
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
         return Err(Error::validation(format!(
@@ -175,25 +162,35 @@ pub fn translate(event: &Track, settings: &Settings) -> Result<Conversion, Error
     }
     let items = order
         .products
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(i, p)| item(i, p))
         .collect::<Result<_, _>>()?;
     Ok(Conversion {
         conversion_id,
         customer_id,
-        value_minor: minor(value),
+        value_minor: minor(value)?,
         currency: currency.to_ascii_uppercase(),
         occurred_at: event.timestamp().map(str::to_owned),
-        coupon: order.coupon,
+        coupon: order.coupon.clone(),
         items,
     })
 }
 
-fn item(index: usize, product: Product) -> Result<Item, Error> {
-    let sku = product.sku.or(product.product_id).ok_or_else(|| {
-        Error::validation(format!("products[{index}] has neither sku nor product_id"))
-    })?;
+fn item(index: usize, product: &Product) -> Result<Item, Error> {
+    if let Some(misfit) = PRODUCT_PROPERTIES.iter().find_map(|p| product.misfit(p)) {
+        return Err(Error::invalid_payload(format!(
+            "properties.products[{index}].{misfit}"
+        )));
+    }
+    let sku = product
+        .sku
+        .clone()
+        .or_else(|| product.product_id.clone())
+        .ok_or_else(|| {
+            Error::validation(format!("products[{index}] has neither sku nor product_id"))
+        })?;
+    // One item when the quantity is missing: this partner's default, not the spec's.
     let quantity = product.quantity.unwrap_or(1.0);
     if quantity < 1.0 || quantity.fract() != 0.0 || quantity > f64::from(u32::MAX) {
         return Err(Error::validation(format!(
@@ -202,15 +199,16 @@ fn item(index: usize, product: Product) -> Result<Item, Error> {
     }
     Ok(Item {
         sku,
-        name: product.name,
-        unit_price_minor: minor(product.price.unwrap_or(0.0)),
+        name: product.name.clone(),
+        unit_price_minor: minor(product.price.unwrap_or(0.0))?,
         quantity: quantity as u32,
     })
 }
 
-/// Amount in minor units, rounded half away from zero.
-fn minor(amount: f64) -> i64 {
-    (amount * 100.0).round() as i64
+/// Amount in minor units (the partner takes two decimals for every currency).
+fn minor(amount: f64) -> Result<i64, Error> {
+    minor_units(amount, 2)
+        .ok_or_else(|| Error::validation(format!("amount {amount} is out of range")))
 }
 
 segfn_sdk::export!(Ecommerce);
@@ -274,6 +272,54 @@ mod tests {
                 "whole number",
             ),
             (json!({"order_id": 5, "revenue": 1}), "invalid type"),
+        ];
+        for (props, needle) in cases {
+            let result = testing::handle::<Ecommerce>(order(props.clone()), settings());
+            assert_eq!(
+                result.kind,
+                OutcomeKind::MessageRejected,
+                "{props}: {result:?}"
+            );
+            assert!(
+                result.message().unwrap_or("").contains(needle),
+                "{props}: {result:?}"
+            );
+        }
+        assert!(testing::requests().is_empty());
+    }
+
+    #[test]
+    fn v1_name_and_unnamed_properties_are_accepted() {
+        testing::mock_fetch(|_| Ok(Response::new(200)));
+        let mut event = order(json!({"order_id": "o2", "total": 5, "gift_wrap": "yes",
+                                     "affiliation": 7, "products": [{"sku": "s", "color": 3}]}));
+        event["event"] = json!("Completed Order");
+        let result = testing::handle::<Ecommerce>(event, settings());
+        assert_eq!(result.kind, OutcomeKind::Success, "{result:?}");
+        let body: Value = serde_json::from_slice(&testing::requests()[0].body).unwrap();
+        assert_eq!(body["value_minor"], 500);
+        assert_eq!(
+            body["items"],
+            json!([{"sku": "s", "unit_price_minor": 0, "quantity": 1}])
+        );
+    }
+
+    #[test]
+    fn misfits_of_what_is_sent_are_rejected_by_name() {
+        testing::mock_fetch(|_| Ok(Response::new(200)));
+        let cases = [
+            (
+                json!({"order_id": "o", "revenue": "22.50"}),
+                "properties.revenue has an invalid type",
+            ),
+            (
+                json!({"order_id": "o", "revenue": 1, "products": [null]}),
+                "properties.products has an invalid type",
+            ),
+            (
+                json!({"order_id": "o", "revenue": 1, "products": [{"sku": "s", "price": "9.99"}]}),
+                "properties.products[0].price has an invalid type",
+            ),
         ];
         for (props, needle) in cases {
             let result = testing::handle::<Ecommerce>(order(props.clone()), settings());
