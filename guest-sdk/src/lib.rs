@@ -44,6 +44,7 @@ pub mod encoding;
 mod env;
 mod error;
 pub mod event;
+pub mod facade;
 mod fetch;
 #[doc(hidden)]
 pub mod guest;

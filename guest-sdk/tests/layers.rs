@@ -29,6 +29,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("spec", 4),
     // Helpers over the handlers, and the two ways in: the wasm exports, and native tests.
     ("batch", 5),
+    // Reading messages as Segment's JavaScript integrations did (events, errors, times).
+    ("facade", 5),
     ("guest", 5),
     ("testing", 5),
 ];
