@@ -86,6 +86,25 @@ impl Request {
             .body(bytes))
     }
 
+    /// Sets a form body, `pairs` written by [`encoding::form`](crate::encoding::form) (as
+    /// `URLSearchParams` writes them), and `content-type:
+    /// application/x-www-form-urlencoded`: JavaScript's `.type('form').send(obj)`.
+    ///
+    /// ```
+    /// use segfn_sdk::Request;
+    /// let req = Request::post("https://www.google-analytics.com/collect")
+    ///     .form([("v", "1"), ("dp", "/a b")]);
+    /// assert_eq!(req.header_value("content-type"), Some("application/x-www-form-urlencoded"));
+    /// assert_eq!(req.body, b"v=1&dp=%2Fa+b");
+    /// ```
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(
+        self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Request {
+        self.replace_header("content-type", "application/x-www-form-urlencoded")
+            .body(crate::encoding::form(pairs))
+    }
+
     /// Sets a text body and `content-type: text/plain; charset=utf-8` unless one is set.
     pub fn text(self, body: impl Into<String>) -> Request {
         let req = if self.header_value("content-type").is_none() {
@@ -387,6 +406,17 @@ mod tests {
         assert_eq!(r.body, b"1");
         let r = Request::post("u").basic_auth("key", "");
         assert_eq!(r.header_value("Authorization"), Some("Basic a2V5Og=="));
+        let r = Request::post("u")
+            .header("Content-Type", "text/plain")
+            .form([("a&b", "c d")]);
+        assert_eq!(
+            r.headers,
+            vec![(
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded".to_string()
+            )]
+        );
+        assert_eq!(r.body, b"a%26b=c+d");
     }
 
     #[test]
