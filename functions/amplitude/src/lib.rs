@@ -10,14 +10,13 @@
 //! `trackNamedPages` is on and the call has a category / name. Amplitude answering
 //! `invalid api_key` rejects the event; 429 and 5xx ask Segment to retry.
 
-mod facade;
 pub mod locale;
 pub mod ua;
 
-use facade::{Facade, Object, js_string, lookup, remove, truthy};
+use segfn_sdk::facade::{Facade, js_number, js_string, lookup, remove, truthy};
 use segfn_sdk::{
-    Error, Function, Group, HandlerResult, Identify, Page, Request, Response, Screen, Track,
-    encoding, fetch, info,
+    Error, Function, Group, HandlerResult, Identify, Object, Page, Request, Response, Screen,
+    Track, fetch, info,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -105,11 +104,8 @@ fn send_page(msg: &Facade, settings: &Settings) -> HandlerResult {
 /// The form post Amplitude's HTTP API takes: the key and one JSON-encoded field.
 pub fn request(settings: &Settings, path: &str, field: &str, payload: &Object) -> Request {
     let json = serde_json::to_string(payload).unwrap_or_default();
-    let body = encoding::form([("api_key", settings.api_key.as_str()), (field, &json)]);
     let url = format!("{}{path}", settings.endpoint.trim_end_matches('/'));
-    Request::post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
+    Request::post(url).form([("api_key", settings.api_key.as_str()), (field, &json)])
 }
 
 fn send(settings: &Settings, path: &str, field: &str, payload: &Object) -> HandlerResult {
@@ -140,16 +136,11 @@ pub fn check(response: Response) -> Result<Response, Error> {
 pub fn track(msg: &Facade, settings: &Settings) -> Object {
     let mut payload = common(msg, settings);
     let revenue = msg.revenue();
-    put(&mut payload, "revenue", revenue.map(Value::from));
+    put(&mut payload, "revenue", revenue.map(js_number));
     if revenue.is_some() {
-        let price = msg.proxy("properties.price").filter(truthy);
-        let quantity = match &msg.field("properties").unwrap_or(&Value::Null)["quantity"] {
-            q if truthy(q) => q.clone(),
-            _ => json!(1),
-        };
-        if let Some(price) = price {
+        if let Some(price) = msg.proxy("properties.price").filter(truthy) {
             payload.insert("price".into(), price);
-            payload.insert("quantity".into(), quantity);
+            payload.insert("quantity".into(), msg.quantity());
         }
         for key in ["revenueType", "productId"] {
             put(
@@ -174,8 +165,8 @@ pub fn page(msg: &Facade, settings: &Settings) -> Object {
     } else {
         "Page"
     };
-    let event_type = match msg.full_name() {
-        Some(name) => format!("Viewed {name} {noun}"),
+    let event_type = match msg.full_name().filter(truthy) {
+        Some(name) => format!("Viewed {} {noun}", js_string(&name)),
         None => format!("Loaded a {noun}"),
     };
     payload.insert("event_type".into(), event_type.into());
@@ -249,7 +240,7 @@ fn common(msg: &Facade, settings: &Settings) -> Object {
         set("country", Some(country.into()));
     }
     for key in ["country", "city", "region"] {
-        if let Some(value) = msg.address(key) {
+        if let Some(value) = msg.address(key).filter(truthy) {
             set(key, Some(value));
         }
     }
