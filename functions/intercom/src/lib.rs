@@ -12,11 +12,10 @@
 //! flattened, stringified or dropped per `blacklisted` and `defaultMethod`; dates become
 //! Unix times. Auth: the OAuth access token when set, else Basic `appId:apiKey`.
 
-mod facade;
-
-use facade::{Facade, Object, js_number_text, lookup, remove, truthy};
+use segfn_sdk::facade::{Facade, js_number, lookup, remove, truthy};
 use segfn_sdk::{
-    Error, Function, Group, HandlerResult, Identify, Request, Response, Timestamp, Track, fetch,
+    Error, Function, Group, HandlerResult, Identify, Object, Request, Response, Timestamp, Track,
+    fetch,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -198,13 +197,18 @@ pub fn identify(msg: &Facade, settings: &Settings) -> Value {
     if traits.get("lastRequestAt").is_some_and(truthy) {
         remove(traits, "lastRequestAt");
     }
-    put(&mut ret, "last_seen_ip", msg.proxy("context.ip"));
+    // Upstream sets each of these only when truthy (`if (msg.name()) ret.name = ...`).
+    put(
+        &mut ret,
+        "last_seen_ip",
+        msg.proxy("context.ip").filter(truthy),
+    );
     put(&mut ret, "email", msg.email());
-    put(&mut ret, "name", msg.name());
+    put(&mut ret, "name", msg.name().filter(truthy));
     put(
         &mut ret,
         "last_seen_user_agent",
-        msg.proxy("context.userAgent"),
+        msg.proxy("context.userAgent").filter(truthy),
     );
     remove(traits, "name");
     remove(traits, "email");
@@ -235,7 +239,7 @@ pub fn identify(msg: &Facade, settings: &Settings) -> Value {
     if !companies.is_empty() {
         ret.insert("companies".into(), companies.into());
     }
-    put(&mut ret, "phone", msg.phone());
+    put(&mut ret, "phone", msg.phone().filter(truthy));
     for key in ["company", "companies", "phone"] {
         remove(traits, key);
     }
@@ -550,11 +554,6 @@ fn string_hash(text: &str) -> u32 {
     units.iter().rev().fold(5381u32, |hash, &unit| {
         hash.wrapping_mul(33) ^ u32::from(unit)
     })
-}
-
-/// A number as JavaScript would write it (`299900`, not `299900.0`).
-fn js_number(n: f64) -> Value {
-    serde_json::from_str(&js_number_text(n)).unwrap_or(Value::Null)
 }
 
 /// Sets `key` when there is a value (JavaScript left `undefined` out of the JSON).
