@@ -13,11 +13,9 @@
 //! dimensions and metrics come from traits and properties per the `dimensions` and
 //! `metrics` settings. `qt` is the queue time: now minus the event's timestamp.
 
-mod facade;
-
-use facade::{Facade, Object, js_number_text, js_string, lookup, truthy};
+use segfn_sdk::facade::{Facade, js_number, js_string, lookup, truthy};
 use segfn_sdk::{
-    Error, Event, Function, HandlerResult, Page, Request, Response, Screen, Track, encoding,
+    Error, Event, Function, HandlerResult, Object, Page, Request, Response, Screen, Track,
     fetch_all, now_millis,
 };
 use serde::Deserialize;
@@ -135,10 +133,7 @@ pub fn track_hits(msg: &Facade, settings: &Settings) -> Vec<Object> {
     let checkout = || {
         ee_event(msg, Some("checkout"))
             .chain(common())
-            .chain(format_products(
-                &msg.field("properties").cloned().unwrap_or_default()["products"],
-                false,
-            ))
+            .chain(format_products(&msg.products(), false))
             .chain(page_data(msg))
             .chain(renamed(msg, &[("step", "cos"), ("option", "col")]))
             .collect()
@@ -182,9 +177,9 @@ pub fn track_hits(msg: &Facade, settings: &Settings) -> Vec<Object> {
             let transaction = [
                 ("ta", msg.proxy("properties.affiliation")),
                 ("ts", msg.proxy("properties.shipping")),
-                ("cu", Some(currency(msg))),
+                ("cu", Some(msg.currency())),
                 ("tr", msg.revenue().map(Value::from)),
-                ("ti", order_id(msg)),
+                ("ti", msg.order_id()),
                 ("tt", msg.proxy("properties.tax")),
             ];
             let transaction = transaction
@@ -194,14 +189,14 @@ pub fn track_hits(msg: &Facade, settings: &Settings) -> Vec<Object> {
                 .chain(ee_event(msg, Some("purchase")))
                 .chain(common())
                 .chain(page_data(msg))
-                .chain(format_products(&products(msg), false))
+                .chain(format_products(&msg.products(), false))
                 .collect()
         }
         ("orderRefunded", _) => {
-            let ti = order_id(msg).map(|id| ("ti".to_owned(), id));
+            let ti = msg.order_id().map(|id| ("ti".to_owned(), id));
             ee_event(msg, Some("refund"))
                 .chain(common())
-                .chain(format_products(&products(msg), false))
+                .chain(format_products(&msg.products(), false))
                 .chain(ti)
                 .chain([("ni".to_owned(), 1.into())])
                 .collect()
@@ -243,7 +238,10 @@ pub fn track_hits(msg: &Facade, settings: &Settings) -> Vec<Object> {
             ee_event(msg, Some("detail"))
                 .chain(common())
                 .chain(page_data(msg))
-                .chain(format_products(&products, true))
+                .chain(format_products(
+                    products.as_array().map_or(&[], Vec::as_slice),
+                    true,
+                ))
                 .chain(list)
                 .collect()
         }
@@ -401,7 +399,7 @@ pub fn track(msg: &Facade, settings: &Settings) -> Object {
         .and_then(js_to_number)
         .filter(|v| *v != 0.0);
     let ev = value.or(msg.revenue()).unwrap_or(0.0);
-    hit.insert("ev".into(), number((ev + 0.5).floor()));
+    hit.insert("ev".into(), js_number((ev + 0.5).floor()));
     hit.insert(
         "el".into(),
         msg.proxy("properties.label")
@@ -433,7 +431,7 @@ pub fn page(msg: &Facade, settings: &Settings) -> Object {
     if let Some(referrer) = referrer.iter().find_map(|p| msg.proxy(p).filter(truthy)) {
         hit.insert("dr".into(), referrer);
     }
-    put(&mut hit, "dt", msg.full_name().map(Value::from));
+    put(&mut hit, "dt", msg.full_name());
     hit.insert("t".into(), "pageview".into());
     hit
 }
@@ -442,14 +440,14 @@ pub fn page(msg: &Facade, settings: &Settings) -> Object {
 pub fn screen(msg: &Facade, settings: &Settings) -> Object {
     let mut hit = common_form(msg, settings, false);
     hit.shift_remove("cd");
-    put(&mut hit, "cd", msg.field("name").cloned());
+    put(&mut hit, "cd", msg.name());
     hit.insert("t".into(), "screenview".into());
     hit
 }
 
 /// `mapper.orderCompleted` (standard ecommerce): the event, the transaction, the items.
 pub fn order_completed(msg: &Facade, settings: &Settings) -> Vec<Object> {
-    let (currency, order_id) = (currency(msg), order_id(msg));
+    let (currency, order_id) = (msg.currency(), msg.order_id());
     let mut transaction = page_url_data(msg, common_form(msg, settings, false));
     put(&mut transaction, "ta", msg.proxy("properties.affiliation"));
     put(&mut transaction, "ts", msg.proxy("properties.shipping"));
@@ -459,7 +457,7 @@ pub fn order_completed(msg: &Facade, settings: &Settings) -> Vec<Object> {
     transaction.insert("cu".into(), currency.clone());
     put(&mut transaction, "ti", order_id.clone());
     let mut hits = vec![track(msg, settings), transaction];
-    for product in products(msg).as_array().into_iter().flatten() {
+    for product in msg.products() {
         let product = Value::Object(product.as_object().cloned().unwrap_or_default());
         let mut item = common_form(msg, settings, false);
         item.insert("iq".into(), quantity(&product));
@@ -644,7 +642,7 @@ fn renamed(msg: &Facade, renames: &[(&str, &str)]) -> Object {
             "promotionId" => lookup(&props, "promotion_id")
                 .or(lookup(&props, "promotionId"))
                 .cloned(),
-            "orderId" => order_id(msg),
+            "orderId" => msg.order_id(),
             _ => lookup(&props, from).cloned(),
         };
         put(&mut out, to, value);
@@ -681,9 +679,9 @@ fn format_product(product: &Object, index: usize, in_list: bool) -> Object {
 }
 
 /// `formatProducts`: every product that is an object, numbered from 1.
-fn format_products(products: &Value, in_list: bool) -> Object {
+fn format_products(products: &[Value], in_list: bool) -> Object {
     let mut out = Object::new();
-    for (i, product) in products.as_array().into_iter().flatten().enumerate() {
+    for (i, product) in products.iter().enumerate() {
         if let Value::Object(product) = product {
             out.extend(format_product(product, i + 1, in_list));
         }
@@ -752,28 +750,6 @@ fn is_mobile(library: Option<&Value>) -> bool {
         .any(|m| name.contains(m))
 }
 
-/// `properties.products` (anything; only arrays hold products).
-fn products(msg: &Facade) -> Value {
-    msg.field("properties").cloned().unwrap_or_default()["products"].take()
-}
-
-/// facade's `orderId`: `properties.id`, `order_id` or `orderId`.
-fn order_id(msg: &Facade) -> Option<Value> {
-    ["properties.id", "properties.order_id", "properties.orderId"]
-        .iter()
-        .find_map(|p| msg.proxy(p).filter(truthy))
-}
-
-/// `properties.currency`, or `USD`.
-fn currency(msg: &Facade) -> Value {
-    let props = msg.field("properties").cloned().unwrap_or_default();
-    props
-        .get("currency")
-        .filter(|c| truthy(c))
-        .cloned()
-        .unwrap_or("USD".into())
-}
-
 /// A product's `quantity`, or 1.
 fn quantity(product: &Value) -> Value {
     product
@@ -790,10 +766,6 @@ fn js_to_number(value: &Value) -> Option<f64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
-}
-
-fn number(n: f64) -> Value {
-    serde_json::from_str(&js_number_text(n)).unwrap_or(Value::Null)
 }
 
 /// `string-hash` (djb2, xor variant, over UTF-16 code units from the end): the client id.
@@ -844,10 +816,7 @@ fn put(form: &mut Object, key: &str, value: Option<Value>) {
 
 /// A hit as the form Google's collect endpoint takes.
 pub fn request(settings: &Settings, hit: &Object) -> Request {
-    let body = encoding::form(hit.iter().map(|(k, v)| (k.as_str(), js_string(v))));
-    Request::post(&settings.endpoint)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
+    Request::post(&settings.endpoint).form(hit.iter().map(|(k, v)| (k.as_str(), js_string(v))))
 }
 
 /// Sends the hits (several at once for an order), and maps the answers: any failure
@@ -878,7 +847,7 @@ segfn_sdk::export!(GoogleAnalytics);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use segfn_sdk::{OutcomeKind, testing};
+    use segfn_sdk::{OutcomeKind, encoding, testing};
     use serde_json::json;
 
     fn settings() -> Value {
