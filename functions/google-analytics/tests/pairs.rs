@@ -23,26 +23,9 @@
 
 use google_analytics::GoogleAnalytics;
 use segfn_sdk::{OutcomeKind, Response, encoding, testing};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::Path;
-
-fn read(path: &Path) -> Option<Value> {
-    let text = fs::read_to_string(path).ok()?;
-    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-}
-
-fn merge(into: &mut Value, from: &Value) {
-    if let (Value::Object(into), Value::Object(from)) = (into, from) {
-        for (key, value) in from {
-            match value {
-                Value::Null => into.shift_remove(key),
-                v => into.insert(key.clone(), v.clone()),
-            };
-        }
-    }
-}
 
 /// A form value as JavaScript's form encoding wrote it.
 fn form_text(value: &Value) -> String {
@@ -131,61 +114,16 @@ fn difference(
 
 #[test]
 fn every_pair() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pairs");
-    let mut names: Vec<_> = fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    names.sort();
-    let (mut failures, mut with_case) = (Vec::new(), 0);
-    for dir in &names {
-        let name = dir.file_name().unwrap().to_string_lossy();
-        let meta = read(&dir.join("meta.json")).unwrap();
-        let mut settings = meta["test_settings"].clone();
-        merge(
-            &mut settings,
-            &read(&dir.join("fixture-settings.json")).unwrap_or_default(),
-        );
-        let case = read(&dir.join("case.json")).unwrap_or(Value::Object(Map::new()));
-        if !case.as_object().unwrap().is_empty() {
-            assert!(
-                case["source"].is_string() && case["why"].is_string(),
-                "{name}: case.json must cite its source and say why"
-            );
-            with_case += 1;
-        }
-        merge(&mut settings, &case["settings"]);
-        let mut input = read(&dir.join("input.json")).unwrap();
-        merge(&mut input, &case["input_patch"]);
+    let pairs = segfn_pairs::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pairs"));
+    segfn_pairs::check_all("Google Analytics", &pairs, 38, |pair| {
         testing::mock_fetch(|_| Ok(Response::new(200)));
-        let result = testing::handle::<GoogleAnalytics>(input, settings);
+        let result = testing::handle::<GoogleAnalytics>(pair.input.clone(), pair.settings.clone());
         if result.kind != OutcomeKind::Success {
-            failures.push(format!("{name}: {result:?}"));
-            continue;
+            return Err(format!("{result:?}"));
         }
-        let mut output = read(&dir.join("output.json")).unwrap();
-        merge(&mut output, &case["output_patch"]);
-        if let Some(diff) = difference(&expected_forms(&output), &sent()) {
-            failures.push(format!("{name}: {diff}"));
+        match difference(&expected_forms(&pair.expected), &sent()) {
+            Some(diff) => Err(diff),
+            None => Ok(()),
         }
-    }
-    println!(
-        "{} pairs, {} with case.json, {} failed",
-        names.len(),
-        with_case,
-        failures.len()
-    );
-    assert!(
-        names.len() == 38,
-        "expected the 38 Google Analytics pairs, found {}",
-        names.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {} pairs differ:\n{}",
-        failures.len(),
-        names.len(),
-        failures.join("\n")
-    );
+    });
 }

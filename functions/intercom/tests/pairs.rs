@@ -24,64 +24,8 @@
 
 use intercom::Intercom;
 use segfn_sdk::{OutcomeKind, Response, testing};
-use serde_json::{Map, Value};
-use std::fs;
+use serde_json::Value;
 use std::path::Path;
-
-fn read(path: &Path) -> Option<Value> {
-    let text = fs::read_to_string(path).ok()?;
-    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-}
-
-fn merge(into: &mut Value, from: &Value) {
-    if let (Value::Object(into), Value::Object(from)) = (into, from) {
-        into.extend(from.clone());
-    }
-}
-
-/// Applies `{"key" | "/json/pointer": value}`; `null` removes.
-fn patch(target: &mut Value, patch: &Value) {
-    for (key, value) in patch.as_object().into_iter().flatten() {
-        let pointer = if key.starts_with('/') {
-            key.clone()
-        } else {
-            format!("/{key}")
-        };
-        let (parent, last) = pointer.rsplit_once('/').unwrap();
-        let parent = target
-            .pointer_mut(parent)
-            .unwrap_or_else(|| panic!("no {parent}"));
-        let parent = parent.as_object_mut().unwrap();
-        match value {
-            Value::Null => parent.shift_remove(last),
-            v => parent.insert(last.to_owned(), v.clone()),
-        };
-    }
-}
-
-/// The first difference between `expected` and `actual`, as `path: expected ≠ actual`.
-fn difference(expected: &Value, actual: &Value, path: &str) -> Option<String> {
-    match (expected, actual) {
-        (Value::Number(e), Value::Number(a)) if e.as_f64() == a.as_f64() => None,
-        (Value::Object(e), Value::Object(a)) => {
-            let keys = e.keys().chain(a.keys().filter(|k| !e.contains_key(*k)));
-            keys.map(|k| match (e.get(k), a.get(k)) {
-                (None, Some(a)) => Some(format!("{path}.{k}: unexpected {a}")),
-                (Some(e), None) => Some(format!("{path}.{k}: missing, expected {e}")),
-                (Some(e), Some(a)) => difference(e, a, &format!("{path}.{k}")),
-                (None, None) => None,
-            })
-            .find_map(|d| d)
-        }
-        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => e
-            .iter()
-            .zip(a)
-            .enumerate()
-            .find_map(|(i, (e, a))| difference(e, a, &format!("{path}[{i}]"))),
-        (e, a) if e == a => None,
-        (e, a) => Some(format!("{path}: expected {e}, got {a}")),
-    }
-}
 
 /// The body of the first request, after checking where the requests went.
 fn sent(input: &Value, settings: &Value) -> Value {
@@ -113,61 +57,16 @@ fn sent(input: &Value, settings: &Value) -> Value {
 
 #[test]
 fn every_pair() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pairs");
-    let mut names: Vec<_> = fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    names.sort();
-    let (mut failures, mut with_case) = (Vec::new(), 0);
-    for dir in &names {
-        let name = dir.file_name().unwrap().to_string_lossy();
-        let meta = read(&dir.join("meta.json")).unwrap();
-        let mut settings = meta["test_settings"].clone();
-        merge(
-            &mut settings,
-            &read(&dir.join("fixture-settings.json")).unwrap_or_default(),
-        );
-        let case = read(&dir.join("case.json")).unwrap_or(Value::Object(Map::new()));
-        if !case.as_object().unwrap().is_empty() {
-            assert!(
-                case["source"].is_string() && case["why"].is_string(),
-                "{name}: case.json must cite its source and say why"
-            );
-            with_case += 1;
-        }
-        merge(&mut settings, &case["settings"]);
-        let mut input = read(&dir.join("input.json")).unwrap();
-        patch(&mut input, &case["input_patch"]);
+    let pairs = segfn_pairs::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pairs"));
+    segfn_pairs::check_all("Intercom", &pairs, 47, |pair| {
         testing::mock_fetch(|_| Ok(Response::new(200)));
-        let result = testing::handle::<Intercom>(input.clone(), settings.clone());
+        let result = testing::handle::<Intercom>(pair.input.clone(), pair.settings.clone());
         if result.kind != OutcomeKind::Success {
-            failures.push(format!("{name}: {result:?}"));
-            continue;
+            return Err(format!("{result:?}"));
         }
-        let mut expected = read(&dir.join("output.json")).unwrap();
-        patch(&mut expected, &case["output_patch"]);
-        if let Some(diff) = difference(&expected, &sent(&input, &settings), "") {
-            failures.push(format!("{name}: {diff}"));
+        match segfn_pairs::difference(&pair.expected, &sent(&pair.input, &pair.settings)) {
+            Some(diff) => Err(diff),
+            None => Ok(()),
         }
-    }
-    println!(
-        "{} pairs, {} with case.json, {} failed",
-        names.len(),
-        with_case,
-        failures.len()
-    );
-    assert!(
-        names.len() == 47,
-        "expected the 47 Intercom pairs, found {}",
-        names.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {} pairs differ:\n{}",
-        failures.len(),
-        names.len(),
-        failures.join("\n")
-    );
+    });
 }
