@@ -133,7 +133,7 @@ macro_rules! __describe_export_name {
 /// [`Description`] JSON. A module exports it when its author opted in with
 /// `segfn_sdk::export!(F, schema)`; `segfn schema` and `segfn docs` read it. It is
 /// called in an instance of its own, without input, and may not call the host.
-pub const EXPORT_DESCRIBE: &str = crate::__describe_export_name!();
+pub const EXPORT_DESCRIBE: &str = __describe_export_name!();
 
 /// The JSON Schema keyword (a `true` flag, next to `"writeOnly": true`) that marks a
 /// setting secret: `segfn_sdk::Secret<T>` puts it on `T`'s schema, and the host lists

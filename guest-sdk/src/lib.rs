@@ -84,8 +84,9 @@ pub use serde::de::IgnoredAny as NoSettings;
 /// (a `cdylib` built for `wasm32-unknown-unknown`). On native targets it expands to
 /// nothing, so the same crate unit-tests with `cargo test`.
 ///
-/// `export!(F, schema)` also exports the settings' JSON Schema for `segfn schema` and
-/// `segfn docs` (feature `schema`; `F::Settings` derives `JsonSchema`: see `segfn_sdk::schema`).
+/// `export!(F, schema)` also exports the settings' JSON Schema, for `segfn schema` and
+/// `segfn docs` (feature `schema`; `F::Settings` derives `JsonSchema`, see the `schema`
+/// module).
 #[macro_export]
 macro_rules! export {
     ($function:ty, schema) => {
