@@ -18,7 +18,7 @@ pub(crate) struct DocsArgs {
     #[arg(long)]
     name: Option<String>,
     /// Who maintains the integration ("This destination is maintained by ...").
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     maintainer: Option<String>,
     /// The maintainer's support email address.
     #[arg(long, value_name = "ADDRESS")]
