@@ -119,6 +119,55 @@ exports!(export_names);
 /// The name of the exported linear memory.
 pub const EXPORT_MEMORY: &str = "memory";
 
+/// Spells the optional describe export's name, once: `export!(F, schema)` needs it as
+/// a literal inside `#[export_name = ...]`, where a constant cannot go.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __describe_export_name {
+    () => {
+        "segfn_describe"
+    };
+}
+
+/// `segfn_describe() -> i64` (optional): returns the [`pack`]ed location of the
+/// [`Description`] JSON. A module exports it when its author opted in with
+/// `segfn_sdk::export!(F, schema)`; `segfn schema` and `segfn docs` read it. It is
+/// called in an instance of its own, without input, and may not call the host.
+pub const EXPORT_DESCRIBE: &str = __describe_export_name!();
+
+/// The JSON Schema keyword (a `true` flag, next to `"writeOnly": true`) that marks a
+/// setting secret: `segfn_sdk::Secret<T>` puts it on `T`'s schema, and the host lists
+/// such settings as sensitive.
+pub const SCHEMA_SECRET_KEYWORD: &str = "x-segfn-secret";
+
+/// What `segfn_describe` returns: the function's package, and its settings type as a
+/// JSON Schema (draft 2020-12) that follows how the settings are deserialized.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Description {
+    /// Always [`VERSION`].
+    pub abi: u32,
+    /// The function crate's name.
+    pub name: String,
+    /// The function crate's version.
+    #[serde(default)]
+    pub version: String,
+    /// The function crate's description (empty when it has none).
+    #[serde(default)]
+    pub description: String,
+    /// The JSON Schema of the settings object: doc comments are `description`s,
+    /// `#[serde(default)]` values `default`s, settings with neither a default nor an
+    /// `Option` type are `required`, and secret ones carry [`SCHEMA_SECRET_KEYWORD`].
+    pub settings: Value,
+}
+
+/// The `unsupported_event_type` message of a function that has no handler for
+/// `event_type` (`"track"`, `"identify"`, ...). The SDK's default handlers answer it
+/// exactly, and `segfn docs` reads it as "no handler", telling it apart from a handler
+/// that refuses some events of its type with a message of its own.
+pub fn no_handler_message(event_type: &str) -> String {
+    format!("{event_type} is not supported")
+}
+
 /// Packs a guest pointer and length into the `i64` that `fetch` and `segfn_handle`
 /// return: pointer in the high 32 bits, length in the low 32.
 pub const fn pack(ptr: u32, len: u32) -> u64 {

@@ -63,3 +63,51 @@ fn handle(ptr: u32, len: u32) -> u64 {
 pub fn encode_result(result: &crate::abi::GuestResult) -> Vec<u8> {
     serde_json::to_vec(result).unwrap_or_default()
 }
+
+/// The describe export for `F`: the [`crate::abi::Description`] JSON, leaked for the
+/// host to read as `segfn_handle`'s result is. Used by `export!(F, schema)`.
+#[cfg(all(target_family = "wasm", feature = "schema"))]
+#[doc(hidden)]
+pub fn describe<F: crate::Function>(name: &str, version: &str, description: &str) -> u64
+where
+    F::Settings: crate::JsonSchema,
+{
+    let description = crate::schema::description::<F::Settings>(name, version, description);
+    let output = serde_json::to_vec(&description)
+        .unwrap_or_default()
+        .into_boxed_slice();
+    let len = output.len() as u32;
+    let ptr = Box::into_raw(output) as *mut u8 as usize as u32;
+    abi::pack(ptr, len)
+}
+
+/// `export!(F, schema)`'s second half: the `segfn_describe` export, in the function's
+/// crate (so that `CARGO_PKG_*` are the function's), on wasm only.
+#[cfg(feature = "schema")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_describe {
+    ($function:ty) => {
+        #[cfg(target_family = "wasm")]
+        #[unsafe(export_name = $crate::__describe_export_name!())]
+        extern "C" fn __segfn_describe() -> u64 {
+            $crate::guest::describe::<$function>(
+                ::core::env!("CARGO_PKG_NAME"),
+                ::core::env!("CARGO_PKG_VERSION"),
+                ::core::env!("CARGO_PKG_DESCRIPTION"),
+            )
+        }
+    };
+}
+
+/// Without the `schema` feature, `export!(F, schema)` says what is missing.
+#[cfg(not(feature = "schema"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_describe {
+    ($function:ty) => {
+        ::core::compile_error!(
+            "segfn_sdk::export!(F, schema) needs segfn-sdk's \"schema\" feature: in Cargo.toml, segfn-sdk = { ..., features = [\"schema\"] }"
+        );
+    };
+}

@@ -110,8 +110,10 @@ pub trait Function {
     }
 }
 
+/// What a handler left out answers; `segfn docs` recognises the message (see
+/// [`crate::abi::no_handler_message`]).
 fn unsupported(kind: &str) -> Error {
-    Error::EventNotSupported(format!("{kind} is not supported"))
+    Error::EventNotSupported(crate::abi::no_handler_message(kind))
 }
 
 /// Calls the handler for the event's type, as the SDK does for a single event and for

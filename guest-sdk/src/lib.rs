@@ -51,6 +51,8 @@ pub mod guest;
 mod handler;
 pub mod json;
 pub mod log;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod secret;
 pub mod spec;
 mod sys;
@@ -70,6 +72,8 @@ pub use fetch::{FetchError, Request, Response, fetch, fetch_all};
 #[doc(hidden)]
 pub use handler::handle_envelope;
 pub use handler::{Function, HandlerResult};
+#[cfg(feature = "schema")]
+pub use schemars::{self, JsonSchema};
 pub use secret::Secret;
 
 /// Settings type for functions without settings: accepts any settings object (serde's
@@ -79,8 +83,16 @@ pub use serde::de::IgnoredAny as NoSettings;
 /// Exports a [`Function`] as the module's handler. Call it once, in the function's crate
 /// (a `cdylib` built for `wasm32-unknown-unknown`). On native targets it expands to
 /// nothing, so the same crate unit-tests with `cargo test`.
+///
+/// `export!(F, schema)` also exports the settings' JSON Schema, for `segfn schema` and
+/// `segfn docs` (feature `schema`; `F::Settings` derives `JsonSchema`, see the `schema`
+/// module).
 #[macro_export]
 macro_rules! export {
+    ($function:ty, schema) => {
+        $crate::export!($function);
+        $crate::__export_describe!($function);
+    };
     ($function:ty) => {
         #[cfg(target_family = "wasm")]
         #[unsafe(no_mangle)]

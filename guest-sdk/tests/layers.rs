@@ -27,6 +27,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("handler", 4),
     // Typed views of Segment's semantic events (Ecommerce, Mobile, ...) over `event`.
     ("spec", 4),
+    // Settings schemas (feature `schema`), `Secret`'s among them.
+    ("schema", 4),
     // Helpers over the handlers, and the two ways in: the wasm exports, and native tests.
     ("batch", 5),
     // Reading messages as Segment's JavaScript integrations did (events, errors, times).
@@ -51,6 +53,9 @@ const ROOT_ITEMS: &[(&str, &str)] = &[
     ("Timestamp", "time"),
     ("Function", "handler"),
     ("HandlerResult", "handler"),
+    // Re-exported from schemars with the `schema` feature, beside the schema module.
+    ("JsonSchema", "schema"),
+    ("schemars", "schema"),
 ];
 
 fn layer(module: &str) -> u8 {

@@ -32,8 +32,13 @@
 //!   and the [`Redactor`] that keeps secrets out of reports.
 //! - [`outcome`]: the one table from outcome kind to exit code and HTTP status.
 //! - [`dev`]: `segfn dev`, the watch-rebuild-run loop with its local page.
+//! - [`describe`], [`schema`], [`docs`]: what a function says about itself (its
+//!   settings schema, the calls it handles), as Segment's settings format and as its
+//!   partner documentation page.
 
+pub mod describe;
 pub mod dev;
+pub mod docs;
 mod error;
 pub mod fetch;
 mod imports;
@@ -46,10 +51,12 @@ pub mod redact;
 pub mod report;
 mod runtime;
 pub mod scaffold;
+pub mod schema;
 pub mod serve;
 mod state;
 pub mod toolchain;
 
+pub use describe::DescribeError;
 pub use error::LoadError;
 pub use fetch::FetchClient;
 

@@ -256,6 +256,11 @@ impl Runtime {
     pub(crate) fn engine(&self) -> &wasmtime::Engine {
         &self.engine
     }
+
+    /// How long loading, and describing a function, may take.
+    pub(crate) fn load_deadline(&self) -> Duration {
+        self.load_deadline
+    }
 }
 
 impl LoadedFunction {

@@ -210,7 +210,11 @@ pub fn create(options: &NewOptions) -> Result<Created, ScaffoldError> {
     let manifest = fill(include_str!("../templates/Cargo.toml.in"))
         .replace(
             "{{sdk}}",
-            &format!("{{ path = {} }}", toml_string(&sdk_path.to_string_lossy())),
+            // `schema`: the templates describe their settings (`export!(F, schema)`).
+            &format!(
+                "{{ path = {}, features = [\"schema\"] }}",
+                toml_string(&sdk_path.to_string_lossy())
+            ),
         )
         .replace("{{profile}}", &profile);
     let readme =

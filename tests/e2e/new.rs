@@ -105,6 +105,27 @@ async fn every_template_tests_builds_and_runs() {
             "{report}"
         );
 
+        // It describes its settings for `segfn schema`, each with a description.
+        let mut schema = segfn();
+        schema
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", root().join("target/new-crates"))
+            .args(["schema", "."]);
+        let out = output(schema).await;
+        assert!(
+            out.status.success(),
+            "segfn schema {template}: {}",
+            text(&out)
+        );
+        let settings: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            settings.as_array().is_some_and(|all| !all.is_empty()
+                && all
+                    .iter()
+                    .all(|s| s["description"].as_str().is_some_and(|d| !d.is_empty()))),
+            "{settings:#}"
+        );
+
         // The tester page runs the same event on the same module.
         let before = partner.received().len();
         let crate_dir = dir.file_name().unwrap().to_str().unwrap().to_owned();

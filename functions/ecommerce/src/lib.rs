@@ -1,20 +1,24 @@
 //! Example function: turns Segment Ecommerce v2 "Order Completed" events into a
 //! partner's conversion call, and rejects what it cannot send.
 
+use segfn_sdk::schemars::{self, JsonSchema};
 use segfn_sdk::spec::ecommerce::{self as spec, OrderCompleted, Product, minor_units};
-use segfn_sdk::{Error, Function, HandlerResult, OrError, Request, Track, fetch, info};
+use segfn_sdk::{Error, Function, HandlerResult, OrError, Request, Secret, Track, fetch, info};
 use serde::{Deserialize, Serialize};
 
-/// The function's settings.
-#[derive(Debug, Deserialize)]
+/// The function's settings. The doc comments are the settings' descriptions in
+/// `segfn schema` and `segfn docs`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
-    /// The partner account's key (a secret setting).
-    pub api_key: String,
-    /// Base URL of the partner API.
+    /// Your partner account's API key, from the partner dashboard's Integrations page.
+    pub api_key: Secret,
+    /// Base URL of the partner's conversions API; change it only to use a regional or
+    /// test endpoint.
     #[serde(default = "default_endpoint")]
     pub endpoint: String,
-    /// Currency assumed when the event has none (Segment's spec says USD).
+    /// Currency assumed for orders whose event has none (ISO 4217, e.g. `EUR`).
+    /// Segment's Ecommerce spec assumes USD.
     #[serde(default = "default_currency")]
     pub default_currency: String,
 }
@@ -86,7 +90,7 @@ impl Function for Ecommerce {
         let url = format!("{}/conversions", settings.endpoint.trim_end_matches('/'));
         let response = fetch(
             Request::post(url)
-                .header("x-api-key", &settings.api_key)
+                .header("x-api-key", settings.api_key.expose())
                 .json(&conversion)?,
         )?;
         match response.status {
@@ -211,7 +215,8 @@ fn minor(amount: f64) -> Result<i64, Error> {
         .ok_or_else(|| Error::validation(format!("amount {amount} is out of range")))
 }
 
-segfn_sdk::export!(Ecommerce);
+// `schema`: the module also describes its settings, for `segfn schema` and `segfn docs`.
+segfn_sdk::export!(Ecommerce, schema);
 
 #[cfg(test)]
 mod tests {

@@ -3,20 +3,22 @@
 //! What a partner copies to start: settings with an API key, field mapping, and the
 //! partner's answer turned into Segment outcomes (429 and 5xx retry, other 4xx reject).
 
+use segfn_sdk::schemars::{self, JsonSchema};
 use segfn_sdk::{
-    Error, Event, Function, HandlerResult, Identify, OrError, Request, Response, Track, batch,
-    fetch, info,
+    Error, Event, Function, HandlerResult, Identify, OrError, Request, Response, Secret, Track,
+    batch, fetch, info,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The function's settings, as configured per customer in Segment.
-#[derive(Debug, Deserialize)]
+/// The function's settings, as configured per customer in Segment. The doc comments are
+/// the settings' descriptions in `segfn schema` and `segfn docs`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
-    /// The customer's key for the partner API (a secret setting).
-    pub api_key: String,
-    /// Base URL of the partner API.
+    /// Your API key for the partner API, from the partner dashboard's API keys page.
+    pub api_key: Secret,
+    /// Base URL of the partner API; change it only to use a regional or test endpoint.
     #[serde(default = "default_endpoint")]
     pub endpoint: String,
 }
@@ -148,7 +150,9 @@ fn partner_request<T: Serialize>(
     body: &T,
 ) -> Result<Request, Error> {
     let url = format!("{}/{path}", settings.endpoint.trim_end_matches('/'));
-    Request::post(url).bearer_auth(&settings.api_key).json(body)
+    Request::post(url)
+        .bearer_auth(settings.api_key.expose())
+        .json(body)
 }
 
 /// 2xx is success; 429 and 5xx are worth retrying; any other answer rejects the event.
@@ -166,7 +170,8 @@ pub fn check(response: Response) -> Result<Response, Error> {
     }
 }
 
-segfn_sdk::export!(Forwarder);
+// `schema`: the module also describes its settings, for `segfn schema` and `segfn docs`.
+segfn_sdk::export!(Forwarder, schema);
 
 #[cfg(test)]
 mod tests {

@@ -4,8 +4,10 @@
 mod build;
 mod demo;
 mod dev;
+mod docs;
 mod new;
 mod run;
+mod schema;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +37,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Watch a function crate, rebuild on save, and test it on a local web page.
     Dev(dev::DevArgs),
+    /// Print a function's settings in Segment's settings format (JSON).
+    Schema(schema::SchemaArgs),
+    /// Print a function's documentation page (Markdown, Segment's partner template).
+    Docs(docs::DocsArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -56,6 +62,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Serve(args) => with_runtime(serve::run(args)),
         Command::Demo(args) => with_runtime(demo::run(args)),
         Command::Dev(args) => with_runtime(dev::run(args)),
+        Command::Schema(args) => with_runtime(schema::run(args)),
+        Command::Docs(args) => with_runtime(docs::run(args)),
     };
     match result {
         Ok(code) => code,

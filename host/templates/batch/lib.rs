@@ -3,6 +3,7 @@
 //! `maxEventsPerRequest`; each event keeps its own outcome. Single events are a bulk
 //! request of one.
 
+use segfn_sdk::schemars::{self, JsonSchema};
 use segfn_sdk::{
     Error, Event, Function, HandlerResult, Identify, OrError, Request, Response, Secret, Track,
     fetch, fetch_all,
@@ -10,11 +11,13 @@ use segfn_sdk::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// The settings a customer fills in when they add the destination in Segment.
-#[derive(Debug, Deserialize)]
+/// The settings a customer fills in when they add the destination in Segment. Each
+/// field's doc comment is its description in `segfn schema` and `segfn docs`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
-    /// The customer's API key for the partner (kept out of logs and traces).
+    // A `Secret`: kept out of logs and traces, and listed as sensitive.
+    /// Your API key for the partner, from the partner dashboard.
     pub api_key: Secret,
     /// The partner's API; events go to `{endpoint}/batch`.
     #[serde(default = "default_endpoint")]
@@ -134,7 +137,8 @@ fn check(response: Response) -> HandlerResult {
     }
 }
 
-segfn_sdk::export!({{Name}});
+// `schema`: the module also describes its settings, for `segfn schema` and `segfn docs`.
+segfn_sdk::export!({{Name}}, schema);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! {{Name}}: a Segment destination function. It sends `track` and `identify` events to
 //! the partner's API and turns the partner's answers into Segment's outcomes.
 
+use segfn_sdk::schemars::{self, JsonSchema};
 use segfn_sdk::{
     Error, Function, HandlerResult, Identify, OrError, Request, Response, Secret, Track, fetch,
     info,
@@ -8,14 +9,16 @@ use segfn_sdk::{
 use serde::Deserialize;
 use serde_json::json;
 
-/// The settings a customer fills in when they add the destination in Segment.
-#[derive(Debug, Deserialize)]
+/// The settings a customer fills in when they add the destination in Segment. Each
+/// field's doc comment is its description in `segfn schema` and `segfn docs`.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
-    /// The customer's API key for the partner. A `Secret`: segfn keeps it out of logs,
-    /// the request trace and reports.
+    // A `Secret`: segfn keeps it out of logs, the request trace and reports, and
+    // `segfn schema` lists it as sensitive.
+    /// Your API key for the partner, from the partner dashboard.
     pub api_key: Secret,
-    /// The partner's API, e.g. a regional one.
+    /// The partner's API; change it only to use a regional or test endpoint.
     #[serde(default = "default_endpoint")]
     pub endpoint: String,
 }
@@ -82,7 +85,8 @@ fn send(settings: &Settings, path: &str, body: &serde_json::Value) -> Result<Res
     }
 }
 
-segfn_sdk::export!({{Name}});
+// `schema`: the module also describes its settings, for `segfn schema` and `segfn docs`.
+segfn_sdk::export!({{Name}}, schema);
 
 #[cfg(test)]
 mod tests {

@@ -2,19 +2,22 @@
 //! events a customer does not want delivered, adds the customer's fixed properties to the
 //! rest, and passes every other message on unchanged.
 
+use segfn_sdk::schemars::{self, JsonSchema};
 use segfn_sdk::{
     Alias, Error, Function, Group, HandlerResult, Identify, Object, Page, Screen, Track,
 };
 use serde::Deserialize;
 
-/// The settings a customer fills in when they add the function in Segment.
-#[derive(Debug, Default, Deserialize)]
+/// The settings a customer fills in when they add the function in Segment. Each
+/// field's doc comment is its description in `segfn schema` and `segfn docs`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
-    /// Track events with these names go no further.
+    /// Names of the track events to drop: they are not delivered.
     #[serde(default)]
     pub drop_events: Vec<String>,
-    /// Properties added to every track event that is kept (an event's own win).
+    /// Properties added to every track event that is kept (a property the event has
+    /// already keeps its value).
     #[serde(default)]
     pub add_properties: Object,
 }
@@ -64,7 +67,8 @@ impl Function for {{Name}} {
     }
 }
 
-segfn_sdk::export!({{Name}});
+// `schema`: the module also describes its settings, for `segfn schema` and `segfn docs`.
+segfn_sdk::export!({{Name}}, schema);
 
 #[cfg(test)]
 mod tests {
