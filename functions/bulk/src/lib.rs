@@ -57,7 +57,7 @@ pub struct Record<'a> {
 /// The body of one bulk request.
 #[derive(Serialize)]
 struct Body<'a> {
-    events: &'a [Record<'a>],
+    events: &'a [&'a Record<'a>],
 }
 
 /// The partner record for a track or identify event.
@@ -108,34 +108,28 @@ impl Function for Bulk {
     /// records in requests of at most `maxEventsPerRequest`, all at once, and gives each
     /// event the outcome of the request that carried it.
     fn on_batch(events: Vec<Event>, settings: &Settings) -> Result<Vec<HandlerResult>, Error> {
-        let mut results: Vec<HandlerResult> = Vec::with_capacity(events.len());
-        let (mut records, mut carried) = (Vec::new(), Vec::new());
-        for (i, event) in events.iter().enumerate() {
-            match record(event) {
-                Ok(record) => {
-                    records.push(record);
-                    carried.push(i);
-                    results.push(Ok(None));
-                }
-                Err(e) => results.push(Err(e)),
-            }
-        }
+        let records: Vec<Result<Record, Error>> = events.iter().map(record).collect();
+        let valid: Vec<&Record> = records.iter().flatten().collect();
         let per_request = settings.max_events_per_request.max(1);
         let url = format!("{}/batch", settings.endpoint.trim_end_matches('/'));
-        let requests = records
+        let requests = valid
             .chunks(per_request)
             .map(|events| {
-                let body = Body { events };
                 Request::post(&url)
                     .bearer_auth(&settings.api_key)
-                    .json(&body)
+                    .json(&Body { events })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        for (indices, response) in carried.chunks(per_request).zip(fetch_all(requests)) {
-            let outcome = response.map_err(Error::from).and_then(check);
-            indices.iter().for_each(|&i| results[i] = outcome.clone());
-        }
-        Ok(results)
+        let sizes: Vec<usize> = valid.chunks(per_request).map(<[_]>::len).collect();
+        let mut outcomes = fetch_all(requests)
+            .into_iter()
+            .zip(sizes)
+            .flat_map(|(response, n)| {
+                std::iter::repeat_n(response.map_err(Error::from).and_then(check), n)
+            });
+        let answered =
+            |record: Result<Record, Error>| record.and_then(|_| outcomes.next().unwrap());
+        Ok(records.into_iter().map(answered).collect())
     }
 }
 
