@@ -94,7 +94,7 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-segfn-sdk = {{ path = {json.dumps(str(REPO / "guest-sdk"))} }}
+segfn-sdk = {{ path = {json.dumps(str(REPO / "guest-sdk"))}, features = ["schema"] }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order", "arbitrary_precision", "float_roundtrip"] }}
 

@@ -40,7 +40,7 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-segfn-sdk = {{ path = {sdk:?} }}
+segfn-sdk = {{ path = {sdk:?}, features = ["schema"] }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = {{ version = "1", features = ["preserve_order", "arbitrary_precision", "float_roundtrip"] }}
 
