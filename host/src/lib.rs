@@ -32,6 +32,7 @@
 //!   and the [`Redactor`] that keeps secrets out of reports.
 //! - [`outcome`]: the one table from outcome kind to exit code and HTTP status.
 //! - [`dev`]: `segfn dev`, the watch-rebuild-run loop with its local page.
+//! - [`replay`]: `segfn replay`, archived events through a function with resumable state.
 
 pub mod dev;
 mod error;
@@ -43,6 +44,7 @@ pub mod limits;
 pub mod outcome;
 pub mod policy;
 pub mod redact;
+pub mod replay;
 pub mod report;
 mod runtime;
 pub mod scaffold;

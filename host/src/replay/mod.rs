@@ -1,0 +1,35 @@
+//! `segfn replay`: sends archived Segment events (NDJSON or JSON arrays, gzipped or
+//! not) through a function, one invocation per event, at a bounded rate and
+//! concurrency, with a summary by outcome, a failures file that can itself be replayed,
+//! and a state that lets an interrupted replay resume without sending again what
+//! already reached an outcome.
+//!
+//! The parts, each in its own file:
+//!
+//! - [`input`]: opening an input (a file or stdin; gzip found by its magic bytes),
+//!   reading it as NDJSON line by line or as a JSON array element by element
+//!   ([`array`]), and numbering what it holds: every event, and every malformed line,
+//!   gets a *position*, the unit the state records.
+//! - [`filter`]: `--since`/`--until` on the events' timestamps.
+//! - [`rate`]: the token bucket behind `--rate`.
+//! - [`done`]: which positions of an input are done (a watermark and the set beyond it).
+//! - [`state`]: what the state records (fingerprints, done positions, counts) and the
+//!   check a resumed run must pass; [`store`]: its files, a snapshot written by atomic
+//!   rename and a journal appended after every event, and the failures file kept
+//!   consistent with both.
+//! - [`summary`]: the counts by outcome and their rendering.
+//! - [`runner`]: the loop that reads, filters, rate-limits, invokes, retries and records.
+//!
+//! # What a resumed replay guarantees
+//!
+//! An event is *done* once its final outcome is recorded in the journal (one `write`
+//! after the event's failures line, if any, is written). The journal survives the
+//! process being killed (`kill -9`): the kernel holds what was written. So after a kill,
+//! `--resume` sends again only the events that were in flight when the process died: at
+//! most `--concurrency` events (each possibly partway through its retries). After a
+//! machine crash or power loss, what was written since the last checkpoint (taken every
+//! second, with fsync) may be lost too, so the events completed in that second are also
+//! sent again. Nothing recorded as done is ever sent again by `--resume`.
+
+pub mod array;
+pub mod input;
