@@ -32,4 +32,8 @@
 //! sent again. Nothing recorded as done is ever sent again by `--resume`.
 
 pub mod array;
+pub mod filter;
 pub mod input;
+pub mod rate;
+
+pub use filter::TimeWindow;
