@@ -32,8 +32,13 @@
 //! sent again. Nothing recorded as done is ever sent again by `--resume`.
 
 pub mod array;
+pub mod done;
 pub mod filter;
 pub mod input;
 pub mod rate;
+pub mod state;
+pub mod store;
+pub mod summary;
 
 pub use filter::TimeWindow;
+pub use summary::{Counts, Summary};
