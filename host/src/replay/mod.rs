@@ -36,9 +36,60 @@ pub mod done;
 pub mod filter;
 pub mod input;
 pub mod rate;
+pub mod runner;
 pub mod state;
 pub mod store;
 pub mod summary;
 
 pub use filter::TimeWindow;
+pub use runner::{Live, Observer, Quiet, ReplayOptions, StartMode, Stop, replay};
 pub use summary::{Counts, Summary};
+
+use std::path::PathBuf;
+
+/// Why a replay could not start or could not go on. Problems with single events or
+/// lines are not errors: they are counted and reported in the [`Summary`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// An input could not be opened.
+    #[error("cannot read {path}: {source}")]
+    Open {
+        /// The input.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A `--since`/`--until` value is not a timestamp.
+    #[error(transparent)]
+    Filter(#[from] filter::FilterError),
+    /// The state directory could not be read or written.
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    /// The state records a replay of something else (another function, other inputs,
+    /// another time window); resuming it would skip the wrong events.
+    #[error("{0}; pass --force to resume it anyway, or --restart to start over")]
+    Mismatch(String),
+    /// A state records an unfinished replay and neither `--resume` nor `--restart` was
+    /// given: starting over silently would send again what it already sent.
+    #[error(
+        "{dir} holds an unfinished replay of these inputs ({done} events done): pass --resume to continue it, or --restart to start over"
+    )]
+    Unfinished {
+        /// The state directory.
+        dir: PathBuf,
+        /// Events it records as done.
+        done: u64,
+    },
+    /// A command line that cannot work (the failures file is one of the inputs, ...).
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the failures file failed.
+    #[error("cannot write the failures file {path}: {source}")]
+    Failures {
+        /// The failures file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
