@@ -11,5 +11,6 @@ mod fetch_policy;
 mod host_calls;
 mod map_host;
 mod new;
+mod replay;
 mod serve;
 mod support;

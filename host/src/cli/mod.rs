@@ -5,6 +5,7 @@ mod build;
 mod demo;
 mod dev;
 mod new;
+mod replay;
 mod run;
 mod serve;
 
@@ -35,6 +36,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Watch a function crate, rebuild on save, and test it on a local web page.
     Dev(dev::DevArgs),
+    /// Send archived events (NDJSON or JSON arrays, gzipped or not) through a function,
+    /// resumably, with a summary by outcome and a file of the failures.
+    Replay(replay::ReplayArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -56,6 +60,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Serve(args) => with_runtime(serve::run(args)),
         Command::Demo(args) => with_runtime(demo::run(args)),
         Command::Dev(args) => with_runtime(dev::run(args)),
+        Command::Replay(args) => with_runtime(replay::run(args)),
     };
     match result {
         Ok(code) => code,
