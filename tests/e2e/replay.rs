@@ -521,6 +521,7 @@ async fn resume_after_kill_9_sends_again_at_most_what_was_in_flight() {
     let missing: Vec<&String> = all.iter().filter(|id| !tally.contains_key(*id)).collect();
     assert!(missing.is_empty(), "never received: {missing:?}");
     let duplicates = received.len() - all.len();
+    eprintln!("sent before the kill: {sent_before_kill}; sent twice: {duplicates}");
     assert!(
         duplicates <= CONCURRENCY,
         "{duplicates} events sent twice; the bound is --concurrency ({CONCURRENCY})"

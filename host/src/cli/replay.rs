@@ -62,7 +62,8 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     retry_delay_ms: u64,
     /// Where failed events go, one per line exactly as read, so `--input FILE`
-    /// replays them (default: failures.ndjson in the state directory).
+    /// replays them (default: failures.ndjson in the state directory); emptied when a
+    /// new replay starts, appended to by --resume.
     #[arg(long, value_name = "FILE")]
     failures: Option<PathBuf>,
     /// The state directory, for --resume (default: .segfn-replay/<first input>-<hash
@@ -107,8 +108,8 @@ directory records every event's outcome as it comes, so --resume after Ctrl-C or
 sends again only the events that were running (at most --concurrency).\n\n\
 Exit status:\n   0  every event sent succeeded, was dropped or had no handler\n  \
 {:>2}  could not run, or an input could not be read to its end\n  \
-{:>2}  usage error (also: an unfinished replay is recorded and neither --resume nor --restart was given)\n  \
-{EXIT_EVENTS_FAILED:>2}  some events failed (retry after --retries, message_rejected, bad_request, invalid_settings); they are in the failures file\n \
+{:>2}  usage error; also an unfinished replay recorded, without --resume or --restart\n  \
+{EXIT_EVENTS_FAILED:>2}  some events failed (see the summary); they are in the failures file\n \
 {EXIT_INTERRUPTED:>3}  interrupted; --resume goes on",
         segfn_host::outcome::EXIT_FAILURE,
         segfn_host::outcome::EXIT_USAGE,

@@ -464,11 +464,13 @@ fn begin(
     names: Vec<String>,
     observer: &dyn Observer,
 ) -> Result<(State, u64), ReplayError> {
+    // Absolute, so a run from another directory (with --state-dir) finds it.
     let default_failures = || {
-        options
+        let path = options
             .failures
             .clone()
-            .unwrap_or_else(|| options.state_dir.join(FAILURES_FILE))
+            .unwrap_or_else(|| options.state_dir.join(FAILURES_FILE));
+        std::path::absolute(&path).unwrap_or(path)
     };
     let fresh = |identity| (State::new(identity, names.clone(), default_failures()), 0);
     let existing = store.load()?;
@@ -491,14 +493,14 @@ fn begin(
                 old.adopt(identity, names.clone());
             }
             old.input_names = names.clone();
-            let keep = match &options.failures {
-                Some(path) if *path != old.failures_path => {
+            let keep = match options.failures.as_deref().map(std::path::absolute) {
+                Some(Ok(path)) if path != old.failures_path => {
                     observer.notice(&format!(
                         "failures of the earlier runs are in {}; this run's go to {}",
                         old.failures_path.display(),
                         path.display()
                     ));
-                    old.failures_path = path.clone();
+                    old.failures_path = path;
                     0
                 }
                 _ => old.failures_bytes,
