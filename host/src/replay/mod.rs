@@ -52,8 +52,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
-    /// An input could not be opened.
-    #[error("cannot read {path}: {source}")]
+    /// An input could not be opened (the cause is the error's source).
+    #[error("cannot read {path}")]
     Open {
         /// The input.
         path: PathBuf,
@@ -84,8 +84,8 @@ pub enum ReplayError {
     /// A command line that cannot work (the failures file is one of the inputs, ...).
     #[error("{0}")]
     Usage(String),
-    /// Writing the failures file failed.
-    #[error("cannot write the failures file {path}: {source}")]
+    /// Writing the failures file failed (the cause is the error's source).
+    #[error("cannot write the failures file {path}")]
     Failures {
         /// The failures file.
         path: PathBuf,

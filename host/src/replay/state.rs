@@ -52,8 +52,9 @@ pub const MALFORMED_KEPT: usize = 1000;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
-    /// Reading or writing a file of the state directory failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing a file of the state directory failed (the cause is the
+    /// error's source).
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -100,7 +101,8 @@ impl FunctionId {
 
 /// An input as recognised again: its path, size, and a hash of its first MiB (so a
 /// file replaced by another of the same size is told apart, without reading gigabytes).
-/// Stdin (`-`) has neither: it cannot be recognised.
+/// Stdin (`-`) and other inputs that are not regular files (a pipe, `<(zcat ...)`) have
+/// neither: reading their start would consume it, and they cannot be recognised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputId {
     /// The canonical path, or `-`.
@@ -114,12 +116,17 @@ pub struct InputId {
 impl InputId {
     /// Fingerprints the file at `path` (`-`: stdin, not fingerprinted).
     pub fn of(path: &Path) -> Result<InputId, std::io::Error> {
+        let unverifiable = |path: String| InputId {
+            path,
+            size: None,
+            head_sha256: None,
+        };
         if path == Path::new("-") {
-            return Ok(InputId {
-                path: "-".into(),
-                size: None,
-                head_sha256: None,
-            });
+            return Ok(unverifiable("-".into()));
+        }
+        // Before canonicalising: /dev/fd/63 resolves to a pipe with no path.
+        if !std::fs::metadata(path)?.is_file() {
+            return Ok(unverifiable(path.display().to_string()));
         }
         let canonical = std::fs::canonicalize(path)?;
         let file = std::fs::File::open(&canonical)?;
@@ -133,9 +140,9 @@ impl InputId {
         })
     }
 
-    /// Whether this is stdin.
-    pub fn is_stdin(&self) -> bool {
-        self.path == "-"
+    /// Whether it cannot be recognised again (stdin, a pipe).
+    pub fn unverifiable(&self) -> bool {
+        self.size.is_none()
     }
 }
 
@@ -302,11 +309,11 @@ impl State {
             ));
         }
         for (o, n) in old.inputs.iter().zip(&new.inputs) {
-            if n.is_stdin() {
-                return Some(
-                    "an input is stdin, which cannot be checked to be the same input as before"
-                        .into(),
-                );
+            if n.unverifiable() {
+                return Some(format!(
+                    "the input {} is stdin or a pipe, which cannot be checked to be the same input as before",
+                    n.path
+                ));
             }
             if o != n {
                 let what = if o.path != n.path {
@@ -605,7 +612,10 @@ mod tests {
         assert!(s.mismatch(&other).unwrap().contains("time window"));
         let mut other = identity();
         other.inputs[0] = InputId::of(Path::new("-")).unwrap();
-        assert!(s.mismatch(&other).unwrap().contains("stdin"));
+        assert!(s.mismatch(&other).unwrap().contains("stdin or a pipe"));
+        // Not a regular file: not read to fingerprint it (that would consume a pipe).
+        let dev = InputId::of(Path::new("/dev/null")).unwrap();
+        assert!(dev.unverifiable() && dev.path == "/dev/null");
         // The function's path alone may change (a rebuild to another target dir).
         let mut other = identity();
         other.function.path = "elsewhere/f.wasm".into();
