@@ -14,6 +14,7 @@ const proc = require('./lib/proc.js');
 const load = require('./lib/load.js');
 const report = require('./lib/report.js');
 const { checkMapping, checkBulkMapping } = require('./lib/mapping.js');
+const { replayRate } = require('./lib/replay.js');
 
 const { values: opts } = parseArgs({
   options: {
@@ -32,13 +33,16 @@ for (const k of ['segfn', 'wasm', 'bulk', 'loadgen', 'translate']) {
 
 // Durations in seconds. The full plan fits the suite in well under 15 minutes on 2 cores.
 const PLAN = opts.quick
-  ? { warmup: 1, throughput: 3, latency: 3, batch: 3, starts: 1, translate: 1 }
-  : { warmup: 3, throughput: 15, latency: 20, batch: 15, starts: 5, translate: 4 };
+  ? { warmup: 1, throughput: 3, latency: 3, batch: 3, starts: 1, translate: 1, replay: 2 }
+  : { warmup: 3, throughput: 15, latency: 20, batch: 15, starts: 5, translate: 4, replay: 10 };
 const CONNECTIONS = [1, 16, 64, 256];
 const LATENCY_CONNECTIONS = 64;
 const BATCH_CONNECTIONS = 4;
 // Segment's largest batch for functions (400), and 1,000.
 const BULK_SIZES = [400, 1000];
+// `segfn replay --rate`: a gentle rate and one where the bucket's arithmetic and timers
+// matter (1 ms per event).
+const REPLAY_RATES = [100, 1000];
 const IN_FLIGHT = 1000;
 const PARTNER_DELAY_MS = 3000;
 const SEGMENT_KEY = 'bench-segment-key';
@@ -280,6 +284,23 @@ async function main() {
       log(`  ${Math.round(runs.bulk[name][size].events_per_s)} events/s`);
     }
     await proc.stop(server);
+  }
+
+  // segfn replay's rate limit: achieved against asked (segfn only; no baseline).
+  runs.replay = [];
+  for (const rate of REPLAY_RATES) {
+    log(`replay at --rate ${rate}`);
+    const r = await replayRate({
+      segfn: opts.segfn,
+      wasm: path.join(tmp, 'forwarder.wasm'),
+      partnerPort: partner.port,
+      tmp,
+      rate,
+      seconds: PLAN.replay,
+      env: { XDG_CACHE_HOME: path.join(tmp, 'xdg-cache') },
+    });
+    log(`  ${r.achieved_rate.toFixed(1)} events/s achieved (${(r.ratio * 100).toFixed(1)}% of ${rate}), ${r.succeeded}/${r.events} succeeded`);
+    runs.replay.push(r);
   }
 
   const slow = await startPartner(PARTNER_DELAY_MS);

@@ -10,6 +10,27 @@ function machineLine(info) {
   ].join('\n');
 }
 
+// segfn replay's rate limit: no baseline, so a table of its own.
+function replaySection(runs) {
+  if (!runs.replay || runs.replay.length === 0) return '';
+  const rows = runs.replay.map(
+    (r) =>
+      `| ${r.target_rate.toLocaleString('en-US')} | ${r.events.toLocaleString('en-US')} | ${r.achieved_rate.toFixed(1)} | ${(r.ratio * 100).toFixed(1)}% | ${r.succeeded.toLocaleString('en-US')} |`,
+  );
+  return `
+## segfn replay's rate limit
+
+\`segfn replay --rate R --concurrency ${runs.replay[0].concurrency}\` sending R × ${runs.plan.replay} track events through the
+forwarder to the partner; achieved rate = events ÷ the replay's own duration (from its
+\`--json\` summary: the engine's start is not counted). The token bucket holds 50 ms of
+the rate, so the achieved rate may exceed R by that burst over a whole run.
+
+| --rate | events | achieved (events/s) | of the rate | succeeded |
+|---:|---:|---:|---:|---:|
+${rows.join('\n')}
+`;
+}
+
 function markdown({ lines, problems, info, runs, eventBytes, wasmBytes }) {
   const p = runs.plan;
   const { rate } = runs.latency;
@@ -44,7 +65,7 @@ batch rows, below 1 in every other row. Each figure comes from a single run of i
 measure; expect some spread between runs on a 2-core virtual machine.
 
 ${table}
-${notes}
+${notes}${replaySection(runs)}
 ## What runs
 
 - **Partner API** (\`bench/partner.js\`): Node's \`node:http\` on 127.0.0.1, reads each

@@ -151,6 +151,11 @@ function write(runs, { root, quick, eventBytes, wasmBytes }) {
   printTable(lines);
   if (problems.length) process.stdout.write(`\n* ${problems.join('\n* ')}\n`);
   process.stdout.write(`\nratio = segfn ÷ baseline; the suite took ${Math.round(runs.seconds)} s\n`);
+  for (const r of runs.replay || []) {
+    process.stdout.write(
+      `segfn replay --rate ${r.target_rate}: ${fmt(r.achieved_rate)} events/s achieved (${(r.ratio * 100).toFixed(1)}%), ${r.succeeded}/${r.events} succeeded\n`,
+    );
+  }
 
   const outDir = path.join(root, 'target', 'bench');
   fs.mkdirSync(outDir, { recursive: true });

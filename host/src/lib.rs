@@ -35,6 +35,7 @@
 //! - [`describe`], [`schema`], [`docs`]: what a function says about itself (its
 //!   settings schema, the calls it handles), as Segment's settings format and as its
 //!   partner documentation page.
+//! - [`replay`]: `segfn replay`, archived events through a function with resumable state.
 
 pub mod describe;
 pub mod dev;
@@ -48,6 +49,7 @@ pub mod limits;
 pub mod outcome;
 pub mod policy;
 pub mod redact;
+pub mod replay;
 pub mod report;
 mod runtime;
 pub mod scaffold;

@@ -12,5 +12,6 @@ mod host_calls;
 mod map_host;
 mod new;
 mod schema;
+mod replay;
 mod serve;
 mod support;

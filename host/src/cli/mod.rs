@@ -6,6 +6,7 @@ mod demo;
 mod dev;
 mod docs;
 mod new;
+mod replay;
 mod run;
 mod schema;
 mod serve;
@@ -41,6 +42,9 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Print a function's documentation page (Markdown, Segment's partner template).
     Docs(docs::DocsArgs),
+    /// Send archived events (NDJSON or JSON arrays, gzipped or not) through a function,
+    /// resumably, with a summary by outcome and a file of the failures.
+    Replay(replay::ReplayArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -64,6 +68,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Dev(args) => with_runtime(dev::run(args)),
         Command::Schema(args) => with_runtime(schema::run(args)),
         Command::Docs(args) => with_runtime(docs::run(args)),
+        Command::Replay(args) => with_runtime(replay::run(args)),
     };
     match result {
         Ok(code) => code,
