@@ -72,6 +72,42 @@ fn plain_numbers(value: &mut Value) {
     }
 }
 
+/// Reads a number setting that may come as text: Segment's settings have no number type
+/// (a customer types `500` into a text field and the function gets `"500"`), so a
+/// numeric setting should accept both. For `#[serde(deserialize_with = ...)]`:
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// #[serde(rename_all = "camelCase")]
+/// struct Settings {
+///     #[serde(deserialize_with = "segfn_sdk::json::number_or_text")]
+///     max_events_per_request: usize,
+/// }
+/// let from_text: Settings = serde_json::from_value(serde_json::json!({"maxEventsPerRequest": "500"})).unwrap();
+/// let from_number: Settings = serde_json::from_value(serde_json::json!({"maxEventsPerRequest": 500})).unwrap();
+/// assert_eq!((from_text.max_events_per_request, from_number.max_events_per_request), (500, 500));
+/// ```
+pub fn number_or_text<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    use serde::Deserialize as _;
+    let text = match Value::deserialize(deserializer)? {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a number or a number as text, found {other}"
+            )));
+        }
+    };
+    text.trim()
+        .parse()
+        .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a valid number: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ mod fetch_policy;
 mod host_calls;
 mod map_host;
 mod new;
-mod schema;
 mod replay;
+mod schema;
 mod serve;
 mod support;

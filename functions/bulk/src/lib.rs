@@ -19,8 +19,11 @@ pub struct Settings {
     /// Base URL of the partner API; events go to `{endpoint}/batch`.
     #[serde(default = "default_endpoint")]
     pub endpoint: String,
-    /// The most events the partner takes in one request.
-    #[serde(default = "default_max_events")]
+    /// The most events the partner takes in one request (Segment sends it as text).
+    #[serde(
+        default = "default_max_events",
+        deserialize_with = "segfn_sdk::json::number_or_text"
+    )]
     pub max_events_per_request: usize,
 }
 
@@ -163,7 +166,8 @@ mod tests {
     use serde_json::json;
 
     fn settings(max: usize) -> Value {
-        json!({"apiKey": "k-123", "endpoint": "https://partner.test/v1/", "maxEventsPerRequest": max})
+        // As text, as Segment sends it.
+        json!({"apiKey": "k-123", "endpoint": "https://partner.test/v1/", "maxEventsPerRequest": max.to_string()})
     }
 
     fn track(i: usize) -> Value {

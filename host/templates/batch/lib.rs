@@ -23,7 +23,12 @@ pub struct Settings {
     #[serde(default = "default_endpoint")]
     pub endpoint: String,
     /// The most events the partner takes in one request.
-    #[serde(default = "default_max_events")]
+    // Segment's settings have no number type: the value may come as text ("500").
+    #[serde(
+        default = "default_max_events",
+        deserialize_with = "segfn_sdk::json::number_or_text"
+    )]
+    #[schemars(with = "String")]
     pub max_events_per_request: usize,
 }
 
