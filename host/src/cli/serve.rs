@@ -52,6 +52,10 @@ pub(crate) struct ServeArgs {
     /// Log JSON lines instead of human-readable ones.
     #[arg(long)]
     json_logs: bool,
+    /// Durable mode for every tenant: commit each delivery to the store, answer 202,
+    /// and run and retry it on this side (see [server.retry]; dead letters: `segfn dlq`).
+    #[arg(long)]
+    durable: bool,
     #[command(flatten)]
     target: TargetDirArg,
     // Last: the heading applies to every argument after it.
@@ -101,6 +105,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.tls_key = args.tls_key.clone();
     }
     config.server.json_logs |= args.json_logs;
+    config.server.durable |= args.durable;
     init_logging(config.server.json_logs);
 
     let tenants: Vec<ResolvedTenant> = config.resolve_tenants(|var| std::env::var(var).ok())?;

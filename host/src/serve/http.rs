@@ -40,6 +40,10 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    match app.store.stats().await {
+        Ok(stats) => app.metrics.queue(&stats),
+        Err(e) => tracing::error!(error = %e, "reading the queue's figures"),
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -252,11 +256,18 @@ async fn handle(
         message.stamp_received_at(now);
     }
 
-    let Ok(tenant_permit) = tenant.permits.clone().try_acquire_owned() else {
-        return busy("this tenant has too many deliveries in flight; retry shortly");
-    };
-    let Ok(permit) = app.permits.clone().try_acquire_owned() else {
-        return busy("too many deliveries in flight; retry shortly");
+    // Durable deliveries only commit to the store here; the workers take the
+    // invocation permits.
+    let permits = if tenant.durable {
+        None
+    } else {
+        let Ok(tenant_permit) = tenant.permits.clone().try_acquire_owned() else {
+            return busy("this tenant has too many deliveries in flight; retry shortly");
+        };
+        let Ok(permit) = app.permits.clone().try_acquire_owned() else {
+            return busy("too many deliveries in flight; retry shortly");
+        };
+        Some((tenant_permit, permit))
     };
     line.accepted = true;
     // The delivery runs in its own task: if Segment hangs up, the function still
@@ -269,7 +280,7 @@ async fn handle(
         settings,
         redactor,
         started: line.started,
-        permits: (tenant_permit, permit),
+        permits,
     };
     match tokio::spawn(delivery::run(work)).await {
         Ok(response) => response,

@@ -6,7 +6,10 @@ use super::ServeError;
 use super::config::{BatchSignature, ResolvedTenant, ServerConfig};
 use super::dedupe::{Dedupe, MessageKey};
 use super::metrics::Metrics;
+use super::queue::RedbStore;
 use super::reload::FunctionSlot;
+use super::retry::Backoff;
+use super::store::Store;
 use crate::{FetchClient, FetchPolicy, Limits, Redactor, Runtime};
 use serde_json::Value;
 use sha1::Digest as _;
@@ -42,6 +45,8 @@ pub struct Tenant {
     pub function: Arc<FunctionSlot>,
     /// Answer with the report (outcome, logs, trace) for Segment's Event Tester.
     pub debug_responses: bool,
+    /// Durable mode: deliveries are queued and answered 202, workers run them.
+    pub durable: bool,
     /// The tenant's share of invocations running at once.
     pub permits: Arc<Semaphore>,
     /// The tenant's share of bodies being read at once.
@@ -72,8 +77,14 @@ pub struct AppState {
     pub tenants: HashMap<[u8; 20], Arc<Tenant>>,
     /// Per-invocation limits.
     pub limits: Limits,
-    /// The deduplication store.
-    pub dedupe: Dedupe,
+    /// The store: deduplication window, durable queue, dead letters.
+    pub store: Arc<dyn Store>,
+    /// The embedded store's own handle (for lease reaping).
+    pub redb: RedbStore,
+    /// The durable mode's retry schedule.
+    pub backoff: Backoff,
+    /// Poked when work is queued or a worker finishes: the dispatcher looks again.
+    pub wake: tokio::sync::Notify,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Invocations allowed at once, all tenants together.
@@ -176,6 +187,7 @@ impl AppState {
                         .map(|names| names.iter().cloned().collect()),
                     function,
                     debug_responses: t.debug_responses,
+                    durable: t.durable.unwrap_or(server.durable),
                     permits: Arc::new(Semaphore::new(share)),
                     body_permits: Arc::new(Semaphore::new(share.saturating_mul(2))),
                     header_settings: Mutex::default(),
@@ -188,11 +200,15 @@ impl AppState {
             Duration::from_secs(server.dedupe_window_secs),
             server.max_dedupe_entries,
         )?;
+        let redb = RedbStore::open(dedupe)?;
         let in_flight = server.max_in_flight.max(1);
         let state = Arc::new(AppState {
             tenants: by_key,
             limits,
-            dedupe,
+            store: Arc::new(redb.clone()),
+            redb,
+            backoff: Backoff::new(server.retry.clone()),
+            wake: tokio::sync::Notify::new(),
             metrics: Arc::new(Metrics::default()),
             permits: Arc::new(Semaphore::new(in_flight)),
             body_permits: Arc::new(Semaphore::new(in_flight.saturating_mul(4))),
