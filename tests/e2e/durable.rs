@@ -234,13 +234,19 @@ fn tenant(name: &str, partner: SocketAddr) -> String {
 }
 
 /// The configuration: durable, short retries for a test.
-fn write_config(dir: &Path, partner: SocketAddr, retry: &str, tenants: &[&str]) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    partner: SocketAddr,
+    server: &str,
+    retry: &str,
+    tenants: &[&str],
+) -> PathBuf {
     let path = dir.join("segfn.toml");
     let tenants: String = tenants.iter().map(|t| tenant(t, partner)).collect();
     std::fs::write(
         &path,
         format!(
-            "[server]\nstore = {:?}\ndurable = true\nmax_in_flight = 16\n\n[server.retry]\n{retry}\n\n[limits]\ndeadline_ms = 3000\n\n{tenants}",
+            "[server]\nstore = {:?}\ndurable = true\nmax_in_flight = 16\n{server}\n\n[server.retry]\n{retry}\n\n[limits]\ndeadline_ms = 3000\n\n{tenants}",
             dir.join("store.redb").display().to_string()
         ),
     )
@@ -264,6 +270,7 @@ async fn final_outcomes_are_not_retried_and_exhausted_events_are_dead_lettered()
     let config = write_config(
         dir.path(),
         partner.addr,
+        "",
         "retries = 4\nbase_ms = 50\nfactor = 2.0\ncap_ms = 400\nwindow_secs = 60",
         &["acme"],
     );
@@ -420,6 +427,7 @@ async fn kill_9_loses_nothing_answered_2xx() {
     let config = write_config(
         dir.path(),
         partner.addr,
+        "",
         "retries = 40\nbase_ms = 50\nfactor = 2.0\ncap_ms = 500\nwindow_secs = 600",
         &TENANTS,
     );
@@ -504,5 +512,145 @@ async fn kill_9_loses_nothing_answered_2xx() {
     assert_eq!(
         completed as usize, EVENTS,
         "each event completed once in the store"
+    );
+}
+
+/// Runs `segfn ARGS` (with `SEGFN_ADMIN_TOKEN` set to `token`) off the runtime.
+async fn segfn_cli(args: &[&str], token: &str) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let token = token.to_owned();
+    tokio::task::spawn_blocking(move || {
+        segfn()
+            .args(&args)
+            .env("SEGFN_ADMIN_TOKEN", token)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs `segfn ARGS --json`, expecting success; returns the JSON it printed.
+async fn segfn_json(args: &[&str], token: &str) -> Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let out = segfn_cli(&args, token).await;
+    assert!(
+        out.status.success(),
+        "segfn {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn dlq_and_status_from_the_server_and_from_the_store_file() {
+    const TOKEN: &str = "adm-0123456789";
+    let wasm = tokio::task::spawn_blocking(forwarder).await.unwrap();
+    let partner = ChaosPartner::start(11).await;
+    partner.state.forced.store(503, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        partner.addr,
+        &format!("admin_token = {TOKEN:?}"),
+        "retries = 1\nbase_ms = 20\nfactor = 2.0\ncap_ms = 50\nwindow_secs = 60",
+        &["acme"],
+    );
+    let config_arg = config.display().to_string();
+    let server = Server::start(&wasm, &config);
+    let base = server.base.clone();
+
+    let resp = segment_post(&base, "key-acme", track("dead-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metric_sum(&base, "segfn_dead_letters").await == 1.0
+        })
+        .await
+    );
+
+    // Through the running server's admin API.
+    let status = segfn_json(&["status", "--server", &base], TOKEN).await;
+    let acme = &status["tenants"][0];
+    assert_eq!(acme["tenant"], "acme");
+    assert_eq!(acme["dead_letters"], 1, "{status}");
+    assert_eq!(acme["attempts"], 2, "1 + 1 retry: {status}");
+    let human = segfn_cli(&["status", "--server", &base], TOKEN).await;
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.starts_with("TENANT") && human.contains("acme"),
+        "{human}"
+    );
+
+    let list = segfn_json(&["dlq", "list", "--server", &base], TOKEN).await;
+    let letter = &list["dead_letters"][0];
+    assert_eq!(letter["message_id"], "dead-1", "{list}");
+    assert_eq!(letter["last"]["partner_status"], 503, "{list}");
+    let id = letter["id"].as_u64().unwrap().to_string();
+    let shown = segfn_json(&["dlq", "show", &id, "--server", &base], TOKEN).await;
+    assert_eq!(shown["job"]["event"]["messageId"], "dead-1");
+    assert_eq!(
+        shown["report"]["requests"][0]["status"], 503,
+        "the last report"
+    );
+    assert!(
+        !shown.to_string().contains("sk_acme_secret"),
+        "secrets stay out of dead letters"
+    );
+
+    // A wrong token, no selection, and the file held by the server are refused.
+    let wrong = segfn_cli(&["status", "--server", &base], "nope").await;
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("401"));
+    let unselected = segfn_cli(&["dlq", "retry", "--server", &base], TOKEN).await;
+    assert_eq!(unselected.status.code(), Some(2));
+    let held = segfn_cli(&["status", "--config", &config_arg], TOKEN).await;
+    assert!(!held.status.success());
+    assert!(String::from_utf8_lossy(&held.stderr).contains("use --server"));
+
+    // Retried once the partner is back: it reaches the partner and leaves the list.
+    partner.state.forced.store(0, Ordering::Relaxed);
+    let out = segfn_cli(&["dlq", "retry", &id, "--server", &base], TOKEN).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "queued 1 dead letter(s) again\n"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            partner.accepted().contains_key("dead-1")
+        })
+        .await,
+        "a retried dead letter reaches the partner"
+    );
+    let list = segfn_json(&["dlq", "list", "--server", &base], TOKEN).await;
+    assert_eq!(list["dead_letters"], json!([]));
+
+    // From the store file once the server is gone.
+    partner.state.forced.store(503, Ordering::Relaxed);
+    let resp = segment_post(&base, "key-acme", track("dead-2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metric_sum(&base, "segfn_dead_letters").await == 1.0
+        })
+        .await
+    );
+    server.kill();
+    let list = segfn_json(&["dlq", "list", "--config", &config_arg], "").await;
+    assert_eq!(list["dead_letters"][0]["message_id"], "dead-2");
+    let purged = segfn_json(&["dlq", "purge", "--all", "--config", &config_arg], "").await;
+    assert_eq!(purged["purged"], 1);
+    let status = segfn_json(&["status", "--config", &config_arg], "").await;
+    assert_eq!(status["tenants"][0]["dead_letters"], 0);
+    assert_eq!(
+        status["tenants"][0]["completed"], 1,
+        "dead-1, after its retry"
     );
 }

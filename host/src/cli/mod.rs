@@ -5,6 +5,7 @@ mod build;
 mod demo;
 mod dev;
 mod new;
+mod ops;
 mod run;
 mod serve;
 
@@ -35,6 +36,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Watch a function crate, rebuild on save, and test it on a local web page.
     Dev(dev::DevArgs),
+    /// The durable queue per tenant: pending, retrying, oldest, dead letters.
+    Status(ops::StatusArgs),
+    /// The durable mode's dead letters: list, show, retry, purge.
+    Dlq(ops::DlqArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -56,6 +61,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Serve(args) => with_runtime(serve::run(args)),
         Command::Demo(args) => with_runtime(demo::run(args)),
         Command::Dev(args) => with_runtime(dev::run(args)),
+        Command::Status(args) => with_runtime(ops::status(args)),
+        Command::Dlq(args) => with_runtime(ops::dlq(args)),
     };
     match result {
         Ok(code) => code,

@@ -106,6 +106,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     config.server.json_logs |= args.json_logs;
     config.server.durable |= args.durable;
+    if let Some(var) = config.server.admin_token_env.clone() {
+        let token = std::env::var(&var)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .with_context(|| format!("admin_token is to come from ${var}, which is not set"))?;
+        config.server.admin_token = Some(token);
+    }
     init_logging(config.server.json_logs);
 
     let tenants: Vec<ResolvedTenant> = config.resolve_tenants(|var| std::env::var(var).ok())?;

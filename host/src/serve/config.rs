@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub durable: bool,
     /// `[server.retry]`: the durable mode's retry schedule.
     pub retry: super::retry::RetryConfig,
+    /// Bearer token for `POST /admin` (`segfn status`, `segfn dlq`); none: no admin API.
+    pub admin_token: Option<String>,
+    /// Or: the environment variable holding it (read by `segfn serve`).
+    pub admin_token_env: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +88,8 @@ impl Default for ServerConfig {
             max_dedupe_entries: 10_000_000,
             durable: false,
             retry: super::retry::RetryConfig::default(),
+            admin_token: None,
+            admin_token_env: None,
         }
     }
 }

@@ -7,8 +7,9 @@
 //! the function and records the outcome; [`answer`] builds what Segment gets back.
 //! In durable mode [`delivery`] commits the events to the [`store`] (on redb:
 //! [`queue`]) and answers 202; [`worker`]s run them and [`retry`] decides what is
-//! tried again, and when.
+//! tried again, and when; [`admin`] answers operators (`segfn status`, `segfn dlq`).
 
+pub mod admin;
 mod answer;
 pub mod auth;
 mod body;

@@ -99,6 +99,8 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// Messages running now.
     pub in_progress: Mutex<HashSet<MessageKey>>,
+    /// Bearer token of the admin API (`None`: it is off).
+    pub admin_token: Option<String>,
 }
 
 /// The key under which a tenant is found.
@@ -216,6 +218,7 @@ impl AppState {
             max_body_bytes: server.max_body_bytes,
             body_timeout: Duration::from_millis(server.body_timeout_ms),
             in_progress: Mutex::default(),
+            admin_token: server.admin_token.clone().filter(|t| !t.is_empty()),
         });
         Ok((state, slots.into_values().collect()))
     }
