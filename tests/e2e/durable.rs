@@ -298,6 +298,40 @@ async fn final_outcomes_are_not_retried_and_exhausted_events_are_dead_lettered()
         .await
     );
 
+    // A batch: 202 with each event's fate; a repeat within it is queued once.
+    let batch = json!({"batch": [
+        {"type": "track", "event": "A", "userId": "u1", "messageId": "b-1"},
+        {"type": "track", "event": "B", "userId": "u1", "messageId": "b-2"},
+        {"type": "track", "event": "A", "userId": "u1", "messageId": "b-1"},
+        {"type": "track", "event": "C", "userId": "u1", "messageId": "ok-1"},
+    ]});
+    let resp = segment_post(&base, "key-acme", serde_json::to_vec(&batch).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    let results = body["results"].as_array().unwrap();
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["queued", "queued", "queued", "success"], "{body}");
+    assert_eq!(
+        results[2]["id"], results[0]["id"],
+        "the repeat shares the first's id"
+    );
+    assert_eq!(results[2]["message"], "duplicate within this batch");
+    assert_eq!(results[3]["status"], 200, "ok-1 was queued before: {body}");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let accepted = partner.accepted();
+            accepted.get("b-1") == Some(&1) && accepted.get("b-2") == Some(&1)
+        })
+        .await
+    );
+    assert_eq!(partner.accepted().get("ok-1"), Some(&1));
+
     // A partner's 400 is final: one request, no retry, not a dead letter.
     partner.state.forced.store(400, Ordering::Relaxed);
     let before = partner.state.requests.load(Ordering::Relaxed);
@@ -308,7 +342,7 @@ async fn final_outcomes_are_not_retried_and_exhausted_events_are_dead_lettered()
     assert_eq!(resp.status(), 202);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            metric_sum(&base, "segfn_queue_completed").await >= 2.0
+            metric_sum(&base, "segfn_queue_completed").await >= 4.0
         })
         .await
     );
