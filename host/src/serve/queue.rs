@@ -380,6 +380,23 @@ fn remove_job(txn: &WriteTransaction, id: u64, job: &Job) -> Result<(), StoreErr
     Ok(())
 }
 
+fn release_in(txn: &WriteTransaction, lease: Lease) -> Result<bool, StoreError> {
+    let Some(job) = take_lease(txn, lease)? else {
+        return Ok(false);
+    };
+    txn.open_table(DUE)
+        .map_err(store_error)?
+        .insert(
+            &due_key(&tenant_tag(&job.tenant), now_ms(), lease.id)[..],
+            (),
+        )
+        .map_err(store_error)?;
+    update_stats(txn, &job.tenant, |s| {
+        s.running = s.running.saturating_sub(1)
+    })?;
+    Ok(true)
+}
+
 fn complete_in(txn: &WriteTransaction, lease: Lease) -> Result<bool, StoreError> {
     let Some(job) = take_lease(txn, lease)? else {
         return Ok(false);
@@ -672,6 +689,12 @@ impl Store for RedbStore {
         .boxed()
     }
 
+    fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.dedupe
+            .write(move |txn, _| release_in(txn, lease))
+            .boxed()
+    }
+
     fn complete(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>> {
         self.dedupe
             .write(move |txn, _| complete_in(txn, lease))
@@ -800,6 +823,17 @@ mod tests {
             .unwrap();
         assert!(none.is_empty(), "leased jobs are not claimed twice");
         assert_eq!(stats(&s, "t").await.running, 2);
+        assert!(s.release(claimed[1].lease).await.unwrap());
+        let again = s
+            .claim(vec![("t".into(), 10)], Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1, "a released job is claimable at once");
+        assert_eq!(again[0].job.attempts, 0, "and no attempt was counted");
+        assert!(
+            !s.complete(claimed[1].lease).await.unwrap(),
+            "its old lease is void"
+        );
         assert!(s.complete(claimed[0].lease).await.unwrap());
         assert!(
             !s.complete(claimed[0].lease).await.unwrap(),

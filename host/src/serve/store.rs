@@ -185,6 +185,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         lease: Duration,
     ) -> BoxFuture<'_, Result<Vec<Claimed>, StoreError>>;
 
+    /// Gives a claimed job back unrun (no attempt counted): claimable again at once.
+    fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>>;
+
     /// The job reached a final outcome: it leaves the queue.
     fn complete(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>>;
 

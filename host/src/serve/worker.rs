@@ -113,12 +113,17 @@ fn start_one(app: &Arc<AppState>, tenants: &[Arc<Tenant>], claimed: Claimed) {
     };
     // The dispatcher asked for no more than the free permits, and only it takes them
     // for durable work; a synchronous delivery may have taken one meanwhile, and then
-    // the lease expires and the event is claimed again.
+    // the event goes back to the queue unrun.
     let (Ok(tenant_permit), Ok(permit)) = (
         tenant.permits.clone().try_acquire_owned(),
         app.permits.clone().try_acquire_owned(),
     ) else {
-        tracing::debug!(tenant = %tenant.name, "no permit for a claimed event; it waits for its lease");
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.store.release(claimed.lease).await {
+                tracing::error!(error = %e, "giving back a claimed event; it runs when its lease expires");
+            }
+        });
         return;
     };
     let app = app.clone();
