@@ -61,6 +61,9 @@ pub struct ServerConfig {
     /// Durable mode for every tenant (a tenant's own `durable` overrides): deliveries
     /// are committed to the store, answered 202, and run and retried by workers.
     pub durable: bool,
+    /// Durable mode: events one tenant may have pending; a delivery beyond it gets 429
+    /// (Segment retries it later), so one tenant's backlog cannot fill the disk.
+    pub max_queued: u64,
     /// `[server.retry]`: the durable mode's retry schedule.
     pub retry: super::retry::RetryConfig,
     /// Bearer token for `POST /admin` (`segfn status`, `segfn dlq`); none: no admin API.
@@ -87,6 +90,7 @@ impl Default for ServerConfig {
             tenant_max_in_flight: None,
             max_dedupe_entries: 10_000_000,
             durable: false,
+            max_queued: 1_000_000,
             retry: super::retry::RetryConfig::default(),
             admin_token: None,
             admin_token_env: None,

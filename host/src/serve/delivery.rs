@@ -226,7 +226,11 @@ async fn enqueue(
     let enqueued = if jobs.is_empty() {
         Vec::new()
     } else {
-        match app.store.enqueue(&tenant.name, jobs).await {
+        match app.store.enqueue(&tenant.name, jobs, app.max_queued).await {
+            Ok((enqueued, _)) if enqueued.contains(&Enqueued::Full) => {
+                tracing::warn!(tenant = %tenant.name, max_queued = app.max_queued, "queue full: delivery refused");
+                return answer::busy("this tenant's queue is full (max_queued); retry later");
+            }
             Ok((enqueued, marked)) => {
                 app.metrics.dedupe_stored(&tenant.name, marked);
                 enqueued

@@ -235,7 +235,15 @@ fn enqueue_in(
     window: Duration,
     tenant: &str,
     jobs: Vec<NewJob>,
+    max_pending: u64,
 ) -> Result<(Vec<Enqueued>, Marked), StoreError> {
+    let pending = {
+        let table = txn.open_table(TENANTS).map_err(store_error)?;
+        load_stats(&table, tenant)?.pending
+    };
+    if pending.saturating_add(jobs.len() as u64) > max_pending {
+        return Ok((vec![Enqueued::Full; jobs.len()], Marked::default()));
+    }
     let keys: Vec<MessageKey> = jobs.iter().filter_map(|j| j.key).collect();
     let seen = seen_in(txn, window, &keys)?;
     let now = now_ms();
@@ -664,11 +672,12 @@ impl Store for RedbStore {
         &self,
         tenant: &str,
         jobs: Vec<NewJob>,
+        max_pending: u64,
     ) -> BoxFuture<'_, Result<(Vec<Enqueued>, Marked), StoreError>> {
         let tenant = tenant.to_owned();
         let window = self.dedupe.window();
         self.dedupe
-            .write(move |txn, ctx| enqueue_in(txn, ctx, window, &tenant, jobs))
+            .write(move |txn, ctx| enqueue_in(txn, ctx, window, &tenant, jobs, max_pending))
             .boxed()
     }
 
@@ -797,7 +806,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir.path().join("s.redb"));
         let (out, _) = s
-            .enqueue("t", vec![job("a"), job("b"), job("a")])
+            .enqueue("t", vec![job("a"), job("b"), job("a")], u64::MAX)
             .await
             .unwrap();
         assert!(matches!(out[0], Enqueued::Queued(_)));
@@ -807,7 +816,7 @@ mod tests {
             Enqueued::Duplicate,
             "the same messageId twice in one call"
         );
-        let (again, _) = s.enqueue("t", vec![job("a")]).await.unwrap();
+        let (again, _) = s.enqueue("t", vec![job("a")], u64::MAX).await.unwrap();
         assert_eq!(again, [Enqueued::Duplicate], "the window holds it");
         assert!(s.seen(vec![MessageKey::new("t", "b")]).await.unwrap().len() == 1);
 
@@ -848,7 +857,7 @@ mod tests {
     async fn reschedule_dead_letter_retry_and_purge() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir.path().join("s.redb"));
-        s.enqueue("t", vec![job("a")]).await.unwrap();
+        s.enqueue("t", vec![job("a")], u64::MAX).await.unwrap();
         let c = s
             .claim(vec![("t".into(), 1)], Duration::from_secs(60))
             .await
@@ -865,7 +874,7 @@ mod tests {
         assert_eq!(s.next_due().await.unwrap(), Some(later));
         assert_eq!(stats(&s, "t").await.retrying, 1);
 
-        s.enqueue("t", vec![job("b")]).await.unwrap();
+        s.enqueue("t", vec![job("b")], u64::MAX).await.unwrap();
         let c = s
             .claim(vec![("t".into(), 1)], Duration::from_secs(60))
             .await
@@ -924,7 +933,7 @@ mod tests {
         let path = dir.path().join("s.redb");
         let lease = {
             let s = open(&path);
-            s.enqueue("t", vec![job("a")]).await.unwrap();
+            s.enqueue("t", vec![job("a")], u64::MAX).await.unwrap();
             let c = s
                 .claim(vec![("t".into(), 1)], Duration::from_secs(600))
                 .await
@@ -946,6 +955,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_queue_takes_nothing_of_a_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir.path().join("s.redb"));
+        s.enqueue("t", vec![job("a"), job("b")], 3).await.unwrap();
+        let (out, _) = s.enqueue("t", vec![job("c"), job("d")], 3).await.unwrap();
+        assert_eq!(out, [Enqueued::Full, Enqueued::Full]);
+        assert!(
+            s.seen(vec![MessageKey::new("t", "c")])
+                .await
+                .unwrap()
+                .is_empty(),
+            "not remembered either: Segment's retry must be queued"
+        );
+        let (out, _) = s.enqueue("other", vec![job("c")], 3).await.unwrap();
+        assert!(
+            matches!(out[0], Enqueued::Queued(_)),
+            "other tenants are not affected"
+        );
+    }
+
+    #[tokio::test]
     async fn claims_take_each_tenants_share() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir.path().join("s.redb"));
@@ -955,13 +985,14 @@ mod tests {
                 ..job(&format!("n{i}"))
             })
             .collect();
-        s.enqueue("noisy", many).await.unwrap();
+        s.enqueue("noisy", many, u64::MAX).await.unwrap();
         s.enqueue(
             "quiet",
             vec![NewJob {
                 key: None,
                 ..job("q")
             }],
+            u64::MAX,
         )
         .await
         .unwrap();

@@ -99,6 +99,8 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// Messages running now.
     pub in_progress: Mutex<HashSet<MessageKey>>,
+    /// Durable mode: events one tenant may have pending.
+    pub max_queued: u64,
     /// Bearer token of the admin API (`None`: it is off).
     pub admin_token: Option<String>,
 }
@@ -218,6 +220,7 @@ impl AppState {
             max_body_bytes: server.max_body_bytes,
             body_timeout: Duration::from_millis(server.body_timeout_ms),
             in_progress: Mutex::default(),
+            max_queued: server.max_queued.max(1),
             admin_token: server.admin_token.clone().filter(|t| !t.is_empty()),
         });
         Ok((state, slots.into_values().collect()))

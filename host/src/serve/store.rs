@@ -34,6 +34,8 @@ pub enum Enqueued {
     Queued(u64),
     /// Its `messageId` is in the window: not queued again.
     Duplicate,
+    /// The tenant's queue is full: nothing of this delivery was queued.
+    Full,
 }
 
 /// The summary of one failed attempt.
@@ -171,11 +173,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Queues a delivery's events and records their `messageId`s in the window, in
     /// one transaction: all or nothing. Events whose `messageId` the window holds are
-    /// not queued. One result per job, in order.
+    /// not queued; when the tenant would have more than `max_pending` events pending,
+    /// none is (all [`Enqueued::Full`]). One result per job, in order.
     fn enqueue(
         &self,
         tenant: &str,
         jobs: Vec<NewJob>,
+        max_pending: u64,
     ) -> BoxFuture<'_, Result<(Vec<Enqueued>, Marked), StoreError>>;
 
     /// Claims up to `n` due jobs for each `(tenant, n)`, each with a lease of `lease`.
