@@ -46,6 +46,8 @@ struct ChaosState {
     fail_percent: AtomicU32,
     /// The status every request gets instead, when set (0: none).
     forced: AtomicU32,
+    /// Milliseconds between processing a request and answering it.
+    delay_ms: AtomicU64,
     seed: AtomicU64,
 }
 
@@ -85,6 +87,11 @@ async fn chaos_handle(State(state): State<Arc<ChaosState>>, body: Bytes) -> (Sta
         }
     } else {
         state.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    // Processed, then answered late: a kill meanwhile loses the answer, not the work.
+    let delay = state.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     (
         StatusCode::from_u16(status).unwrap(),
@@ -457,6 +464,8 @@ async fn kill_9_loses_nothing_answered_2xx() {
     let wasm = tokio::task::spawn_blocking(forwarder).await.unwrap();
     let mut partner = ChaosPartner::start(rng.next()).await;
     partner.state.fail_percent.store(20, Ordering::Relaxed);
+    // Slow enough that a kill usually falls while attempts are in flight.
+    partner.state.delay_ms.store(25, Ordering::Relaxed);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
@@ -539,6 +548,22 @@ async fn kill_9_loses_nothing_answered_2xx() {
         partner.state.failed.load(Ordering::Relaxed),
         duplicates
     );
+    for (t, tenant) in TENANTS.iter().enumerate() {
+        let theirs: u32 = accepted
+            .iter()
+            .filter(|(id, _)| ids.iter().position(|i| i == *id).unwrap() % TENANTS.len() == t)
+            .map(|(_, n)| n - 1)
+            .sum();
+        let counted = metric_sum(
+            &base,
+            &format!("segfn_queue_redelivered{{tenant=\"{tenant}\"}}"),
+        )
+        .await;
+        assert!(
+            f64::from(theirs) <= counted,
+            "{tenant}: {theirs} duplicates at the partner but {counted} counted as redelivered"
+        );
+    }
     assert!(
         f64::from(duplicates) <= redelivered,
         "{duplicates} duplicates but only {redelivered} counted as redelivered"
