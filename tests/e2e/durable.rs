@@ -620,7 +620,13 @@ async fn dlq_and_status_from_the_server_and_from_the_store_file() {
     let server = Server::start(&wasm, &config);
     let base = server.base.clone();
 
+    // Settings from the header go with the event; they must not show in dead letters.
+    let header_settings = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(r#"{"apiKey":"sk_header_secret"}"#)
+    };
     let resp = segment_post(&base, "key-acme", track("dead-1"))
+        .header("x-segment-settings", header_settings)
         .send()
         .await
         .unwrap();
@@ -656,9 +662,15 @@ async fn dlq_and_status_from_the_server_and_from_the_store_file() {
         shown["report"]["requests"][0]["status"], 503,
         "the last report"
     );
-    assert!(
-        !shown.to_string().contains("sk_acme_secret"),
-        "secrets stay out of dead letters"
+    for secret in ["sk_acme_secret", "sk_header_secret"] {
+        assert!(
+            !shown.to_string().contains(secret),
+            "secrets stay out of dead letters: {shown}"
+        );
+    }
+    assert_eq!(
+        shown["job"]["settings"],
+        "[redacted: merged from X-Segment-Settings]"
     );
 
     // A wrong token, no selection, and the file held by the server are refused.

@@ -96,7 +96,16 @@ pub async fn answer(store: &dyn Store, request: AdminRequest) -> Result<Value, A
                 .await?
                 .pop()
                 .ok_or(AdminError::NotFound(id))?;
-            serde_json::to_value(&letter).map_err(|e| StoreError(e.to_string()))?
+            let merged = letter.job.settings.is_some();
+            let mut shown = serde_json::to_value(&letter).map_err(|e| StoreError(e.to_string()))?;
+            // Settings merged from X-Segment-Settings hold the customer's secrets: the
+            // run uses them, an operator's screen does not show them.
+            shown["job"]["settings"] = if merged {
+                "[redacted: merged from X-Segment-Settings]".into()
+            } else {
+                Value::Null
+            };
+            shown
         }
         AdminRequest::Retry { tenant, id } => {
             let n = store.retry_dead(DeadFilter { tenant, id }).await?;
