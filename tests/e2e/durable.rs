@@ -305,6 +305,17 @@ async fn final_outcomes_are_not_retried_and_exhausted_events_are_dead_lettered()
         .await
     );
 
+    // Without an admin_token the admin path is a delivery path like any other.
+    let resp = client()
+        .post(format!("{base}/_segfn/admin"))
+        .header("authorization", basic("key-acme"))
+        .header("content-type", "application/json")
+        .body(track("via-admin-path"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+
     // A batch: 202 with each event's fate; a repeat within it is queued once.
     let batch = json!({"batch": [
         {"type": "track", "event": "A", "userId": "u1", "messageId": "b-1"},
@@ -349,7 +360,7 @@ async fn final_outcomes_are_not_retried_and_exhausted_events_are_dead_lettered()
     assert_eq!(resp.status(), 202);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            metric_sum(&base, "segfn_queue_completed").await >= 4.0
+            metric_sum(&base, "segfn_queue_completed").await >= 5.0
         })
         .await
     );

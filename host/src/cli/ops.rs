@@ -120,7 +120,11 @@ async fn ask(target: &Target, request: AdminRequest) -> anyhow::Result<Value> {
             )
             .into());
         };
-        let url = format!("{}/admin", server.trim_end_matches('/'));
+        let url = format!(
+            "{}{}",
+            server.trim_end_matches('/'),
+            segfn_host::serve::ADMIN_PATH
+        );
         let response = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()?

@@ -66,7 +66,7 @@ pub struct ServerConfig {
     pub max_queued: u64,
     /// `[server.retry]`: the durable mode's retry schedule.
     pub retry: super::retry::RetryConfig,
-    /// Bearer token for `POST /admin` (`segfn status`, `segfn dlq`); none: no admin API.
+    /// Bearer token for `POST /_segfn/admin` (`segfn status`, `segfn dlq`); none: no admin API.
     pub admin_token: Option<String>,
     /// Or: the environment variable holding it (read by `segfn serve`).
     pub admin_token_env: Option<String>,

@@ -2,7 +2,7 @@
 //! runs, cheapest first and everything that needs no body before the body is read
 //! (method, key, content type and encoding, declared length, signature header,
 //! settings header, capacity); plus `/healthz`, `/readyz`, `/metrics` and, with an
-//! `admin_token`, `POST /admin` (the durable queue's figures and dead letters).
+//! `admin_token`, `POST /_segfn/admin` (the durable queue's figures and dead letters).
 
 use super::admin::{AdminError, AdminRequest};
 use super::answer::{busy, refusal};
@@ -29,7 +29,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .route("/admin", axum::routing::post(admin))
+        .route(ADMIN_PATH, axum::routing::any(admin))
         .fallback(deliver)
         .with_state(state)
 }
@@ -60,15 +60,24 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 64 << 10;
 
-/// `POST /admin` with `Authorization: Bearer TOKEN` and an [`AdminRequest`] as JSON:
-/// checked before the body is read.
-async fn admin(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+/// Where the admin API answers. Segment may deliver to any path: while the API is
+/// off (no `admin_token`), this one is a delivery like any other.
+pub const ADMIN_PATH: &str = "/_segfn/admin";
+
+/// `POST /_segfn/admin` with `Authorization: Bearer TOKEN` and an [`AdminRequest`] as
+/// JSON: checked before the body is read.
+async fn admin(
+    State(app): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(token) = &app.admin_token else {
-        return refusal(
-            StatusCode::NOT_FOUND,
-            "the admin API is off: set admin_token (or admin_token_env) in [server]",
-        );
+        return deliver(State(app), method, headers, body).await;
     };
+    if method != Method::POST {
+        return refusal(StatusCode::METHOD_NOT_ALLOWED, "the admin API takes POST");
+    }
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());

@@ -29,7 +29,7 @@ mod worker;
 
 pub use config::{ConfigError, ResolvedTenant, ServeConfig};
 pub use dedupe::{Dedupe, Marked, MessageKey, StoreError};
-pub use http::router;
+pub use http::{ADMIN_PATH, router};
 pub use metrics::Metrics;
 pub use queue::RedbStore;
 pub use reload::FunctionSlot;
