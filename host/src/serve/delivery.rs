@@ -73,10 +73,10 @@ impl Drop for Claim<'_> {
 }
 
 /// Counts an invocation in flight for as long as it lives.
-pub(crate) struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
 
 impl<'a> InFlight<'a> {
-    pub(crate) fn start(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+    fn start(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
         gauge.inc();
         InFlight(gauge)
     }

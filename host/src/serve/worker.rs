@@ -7,7 +7,7 @@
 //! [`CLAIM_BATCH`] events, so a tenant with a deep backlog cannot take the turns of the
 //! others, and its share of permits caps it as it does synchronous deliveries.
 
-use super::delivery::{InFlight, invoke, per_event};
+use super::delivery::{invoke, per_event};
 use super::retry::{Next, Verdict, classify, random_jitter};
 use super::state::{AppState, Tenant};
 use super::store::{Attempt, Claimed};
@@ -153,7 +153,6 @@ async fn run_one(
         }
     };
     let report = {
-        let _in_flight = InFlight::start(&app.metrics.in_flight);
         let events = [job.event.get()];
         invoke(
             app,
