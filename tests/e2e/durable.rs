@@ -40,6 +40,8 @@ impl Rng {
 struct ChaosState {
     /// messageId → times the partner accepted it (answered 2xx).
     accepted: Mutex<HashMap<String, u32>>,
+    /// messageIds in the order the partner accepted them.
+    order: Mutex<Vec<String>>,
     requests: AtomicU64,
     failed: AtomicU64,
     /// Percent of requests answered 503.
@@ -83,6 +85,7 @@ async fn chaos_handle(State(state): State<Arc<ChaosState>>, body: Bytes) -> (Sta
             .ok()
             .and_then(|v| v["idempotency_key"].as_str().map(str::to_owned));
         if let Some(id) = id {
+            state.order.lock().unwrap().push(id.clone());
             *state.accepted.lock().unwrap().entry(id).or_default() += 1;
         }
     } else {
@@ -250,10 +253,15 @@ fn write_config(
 ) -> PathBuf {
     let path = dir.join("segfn.toml");
     let tenants: String = tenants.iter().map(|t| tenant(t, partner)).collect();
+    let in_flight = if server.contains("max_in_flight") {
+        ""
+    } else {
+        "max_in_flight = 16\n"
+    };
     std::fs::write(
         &path,
         format!(
-            "[server]\nstore = {:?}\ndurable = true\nmax_in_flight = 16\n{server}\n\n[server.retry]\n{retry}\n\n[limits]\ndeadline_ms = 3000\n\n{tenants}",
+            "[server]\nstore = {:?}\ndurable = true\n{in_flight}{server}\n\n[server.retry]\n{retry}\n\n[limits]\ndeadline_ms = 3000\n\n{tenants}",
             dir.join("store.redb").display().to_string()
         ),
     )
@@ -734,5 +742,56 @@ async fn dlq_and_status_from_the_server_and_from_the_store_file() {
     assert_eq!(
         status["tenants"][0]["completed"], 1,
         "dead-1, after its retry"
+    );
+}
+
+#[tokio::test]
+async fn one_tenants_backlog_does_not_starve_another() {
+    let wasm = tokio::task::spawn_blocking(forwarder).await.unwrap();
+    let partner = ChaosPartner::start(3).await;
+    // 40 ms a request, and 2 invocations per tenant (half of 4): the noisy tenant's
+    // 120 events take 2.4 s at least.
+    partner.state.delay_ms.store(40, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        partner.addr,
+        "max_in_flight = 4",
+        "retries = 3",
+        &["noisy", "quiet"],
+    );
+    let (addr, _stop) = serve_in_process(&config, &wasm).await;
+    let base = format!("http://{addr}");
+
+    let backlog: Vec<Value> = (0..120)
+        .map(|i| json!({"type": "track", "event": "E", "userId": "u", "messageId": format!("noisy-{i}")}))
+        .collect();
+    let resp = segment_post(
+        &base,
+        "key-noisy",
+        serde_json::to_vec(&json!({ "batch": backlog })).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 202);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = segment_post(&base, "key-quiet", track("quiet-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            partner.accepted().contains_key("quiet-1")
+        })
+        .await
+    );
+    let order = partner.state.order.lock().unwrap().clone();
+    let before = order.iter().position(|id| id == "quiet-1").unwrap();
+    eprintln!("fairness: the quiet tenant's event went after {before} of the noisy tenant's 120");
+    assert!(
+        before < 30,
+        "the quiet tenant's event waited for {before} of the noisy tenant's 120"
     );
 }
