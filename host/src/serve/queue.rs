@@ -955,6 +955,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn expired_leases_are_reaped_without_counting_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir.path().join("s.redb"));
+        s.enqueue("t", vec![job("a")], u64::MAX).await.unwrap();
+        let stuck = s
+            .claim(vec![("t".into(), 1)], Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(stuck.len(), 1);
+        assert_eq!(s.reap().await.unwrap(), 1);
+        let again = s
+            .claim(vec![("t".into(), 1)], Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1, "claimable again");
+        assert!(
+            !s.complete(stuck[0].lease).await.unwrap(),
+            "the stuck worker's report is refused"
+        );
+        assert!(s.complete(again[0].lease).await.unwrap());
+        let st = stats(&s, "t").await;
+        assert_eq!((st.redelivered, st.running, st.completed), (0, 0, 1));
+    }
+
+    #[tokio::test]
     async fn a_full_queue_takes_nothing_of_a_delivery() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir.path().join("s.redb"));
