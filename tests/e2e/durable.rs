@@ -795,3 +795,70 @@ async fn one_tenants_backlog_does_not_starve_another() {
         "the quiet tenant's event waited for {before} of the noisy tenant's 120"
     );
 }
+
+#[tokio::test]
+async fn sigterm_finishes_running_events_and_a_restart_runs_the_rest() {
+    let wasm = tokio::task::spawn_blocking(forwarder).await.unwrap();
+    let partner = ChaosPartner::start(5).await;
+    partner.state.delay_ms.store(300, Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        partner.addr,
+        "max_in_flight = 2",
+        "retries = 3",
+        &["acme"],
+    );
+    let server = Server::start(&wasm, &config);
+    let ids: Vec<String> = (0..8).map(|i| format!("term-{i}")).collect();
+    for id in &ids {
+        let resp = segment_post(&server.base, "key-acme", track(id))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            partner.state.requests.load(Ordering::Relaxed) >= 1
+        })
+        .await
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        let mut server = server;
+        server.child.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(exit.success(), "a clean exit: {exit:?}");
+    let done_before_restart = partner.accepted().len();
+    assert!(
+        done_before_restart < ids.len(),
+        "some events were still queued at shutdown"
+    );
+
+    let server = Server::start(&wasm, &config);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let accepted = partner.accepted();
+            ids.iter().all(|id| accepted.contains_key(id))
+        })
+        .await,
+        "the rest ran after the restart"
+    );
+    assert!(
+        partner.accepted().values().all(|&n| n == 1),
+        "no duplicates"
+    );
+    assert_eq!(
+        metric_sum(&server.base, "segfn_queue_redelivered").await,
+        0.0,
+        "a graceful stop leaves no lease behind"
+    );
+    drop(server);
+}
