@@ -11,7 +11,8 @@ use std::process::ExitCode;
 #[command(
     after_help = "Segment sends POST with Content-Type: application/json, \
 Authorization: Basic base64(apiKey + \":\"), and optionally X-Signature and X-Segment-Settings. \
-Answers: 200 processed, 400 rejected, 401 unknown key or bad signature, 413 too large, \
+Answers: 200 processed (or a duplicate), 202 queued (--durable), 400 rejected, \
+401 unknown key or bad signature, 413 too large, \
 415 not JSON, 429 busy (Retry-After), 500 retry, 501 unsupported event type, 503 shutting down. \
 GET /healthz, /readyz and /metrics (Prometheus) serve operators. SIGHUP reloads the function; \
 SIGTERM or SIGINT finish in-flight deliveries and exit."
