@@ -636,13 +636,6 @@ impl RedbStore {
         let dead = txn.open_table(DEAD).map_err(store_error)?;
         select_dead(&dead, filter, limit)
     }
-
-    /// Returns expired leases of this process to the queue (a worker that outlived
-    /// its lease; its report will then be refused).
-    pub async fn reap(&self) -> Result<usize, StoreError> {
-        let epoch = self.epoch;
-        self.dedupe.write(move |txn, _| recover(txn, epoch)).await
-    }
 }
 
 impl Store for RedbStore {
@@ -696,6 +689,13 @@ impl Store for RedbStore {
                 .await
         }
         .boxed()
+    }
+
+    /// Expired leases of this process (a worker that outlived its lease: its report
+    /// will be refused).
+    fn reap(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        let epoch = self.epoch;
+        self.dedupe.write(move |txn, _| recover(txn, epoch)).boxed()
     }
 
     fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>> {

@@ -79,8 +79,6 @@ pub struct AppState {
     pub limits: Limits,
     /// The store: deduplication window, durable queue, dead letters.
     pub store: Arc<dyn Store>,
-    /// The embedded store's own handle (for lease reaping).
-    pub redb: RedbStore,
     /// The durable mode's retry schedule.
     pub backoff: Backoff,
     /// Poked when work is queued or a worker finishes: the dispatcher looks again.
@@ -209,8 +207,7 @@ impl AppState {
         let state = Arc::new(AppState {
             tenants: by_key,
             limits,
-            store: Arc::new(redb.clone()),
-            redb,
+            store: Arc::new(redb),
             backoff: Backoff::new(server.retry.clone()),
             wake: tokio::sync::Notify::new(),
             metrics: Arc::new(Metrics::default()),

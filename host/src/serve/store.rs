@@ -189,6 +189,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         lease: Duration,
     ) -> BoxFuture<'_, Result<Vec<Claimed>, StoreError>>;
 
+    /// Returns expired leases to the queue; returns how many. (An engine whose claims
+    /// take expired leases directly, such as `leased_until < now()`, does nothing.)
+    fn reap(&self) -> BoxFuture<'_, Result<usize, StoreError>>;
+
     /// Gives a claimed job back unrun (no attempt counted): claimable again at once.
     fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>>;
 

@@ -43,7 +43,7 @@ pub(crate) async fn dispatch(app: Arc<AppState>, mut stop: watch::Receiver<bool>
         }
         if last_reap.elapsed() > lease {
             last_reap = Instant::now();
-            if let Err(e) = app.redb.reap().await {
+            if let Err(e) = app.store.reap().await {
                 tracing::error!(error = %e, "returning expired leases to the queue");
             }
         }
