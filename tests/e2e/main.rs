@@ -5,6 +5,7 @@
 mod adversarial;
 mod cli;
 mod dev;
+mod durable;
 mod endpoint;
 mod examples;
 mod fetch_policy;

@@ -6,6 +6,7 @@ mod demo;
 mod dev;
 mod docs;
 mod new;
+mod ops;
 mod replay;
 mod run;
 mod schema;
@@ -45,6 +46,10 @@ enum Command {
     /// Send archived events (NDJSON or JSON arrays, gzipped or not) through a function,
     /// resumably, with a summary by outcome and a file of the failures.
     Replay(replay::ReplayArgs),
+    /// The durable queue per tenant: pending, retrying, oldest, dead letters.
+    Status(ops::StatusArgs),
+    /// The durable mode's dead letters: list, show, retry, purge.
+    Dlq(ops::DlqArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -69,6 +74,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Schema(args) => with_runtime(schema::run(args)),
         Command::Docs(args) => with_runtime(docs::run(args)),
         Command::Replay(args) => with_runtime(replay::run(args)),
+        Command::Status(args) => with_runtime(ops::status(args)),
+        Command::Dlq(args) => with_runtime(ops::dlq(args)),
     };
     match result {
         Ok(code) => code,

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 #[command(
     after_help = "Segment sends POST with Content-Type: application/json, \
 Authorization: Basic base64(apiKey + \":\"), and optionally X-Signature and X-Segment-Settings. \
-Answers: 200 processed, 400 rejected, 401 unknown key or bad signature, 413 too large, \
+Answers: 200 processed (or a duplicate), 202 queued (--durable), 400 rejected, \
+401 unknown key or bad signature, 413 too large, \
 415 not JSON, 429 busy (Retry-After), 500 retry, 501 unsupported event type, 503 shutting down. \
 GET /healthz, /readyz and /metrics (Prometheus) serve operators. SIGHUP reloads the function; \
 SIGTERM or SIGINT finish in-flight deliveries and exit."
@@ -52,6 +53,10 @@ pub(crate) struct ServeArgs {
     /// Log JSON lines instead of human-readable ones.
     #[arg(long)]
     json_logs: bool,
+    /// Durable mode for every tenant: commit each delivery to the store, answer 202,
+    /// and run and retry it on this side (see [server.retry]; dead letters: `segfn dlq`).
+    #[arg(long)]
+    durable: bool,
     #[command(flatten)]
     target: TargetDirArg,
     // Last: the heading applies to every argument after it.
@@ -101,6 +106,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.tls_key = args.tls_key.clone();
     }
     config.server.json_logs |= args.json_logs;
+    config.server.durable |= args.durable;
+    if let Some(var) = config.server.admin_token_env.clone() {
+        let token = std::env::var(&var)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .with_context(|| format!("admin_token is to come from ${var}, which is not set"))?;
+        config.server.admin_token = Some(token);
+    }
     init_logging(config.server.json_logs);
 
     let tenants: Vec<ResolvedTenant> = config.resolve_tenants(|var| std::env::var(var).ok())?;

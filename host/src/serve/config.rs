@@ -58,6 +58,18 @@ pub struct ServerConfig {
     pub tenant_max_in_flight: Option<usize>,
     /// `messageId`s remembered per tenant; beyond it the oldest are forgotten early.
     pub max_dedupe_entries: u64,
+    /// Durable mode for every tenant (a tenant's own `durable` overrides): deliveries
+    /// are committed to the store, answered 202, and run and retried by workers.
+    pub durable: bool,
+    /// Durable mode: events one tenant may have pending; a delivery beyond it gets 429
+    /// (Segment retries it later), so one tenant's backlog cannot fill the disk.
+    pub max_queued: u64,
+    /// `[server.retry]`: the durable mode's retry schedule.
+    pub retry: super::retry::RetryConfig,
+    /// Bearer token for `POST /_segfn/admin` (`segfn status`, `segfn dlq`); none: no admin API.
+    pub admin_token: Option<String>,
+    /// Or: the environment variable holding it (read by `segfn serve`).
+    pub admin_token_env: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +89,11 @@ impl Default for ServerConfig {
             max_header_bytes: 64 << 10,
             tenant_max_in_flight: None,
             max_dedupe_entries: 10_000_000,
+            durable: false,
+            max_queued: 1_000_000,
+            retry: super::retry::RetryConfig::default(),
+            admin_token: None,
+            admin_token_env: None,
         }
     }
 }
@@ -165,6 +182,8 @@ pub struct TenantConfig {
     /// What `X-Signature` must cover in a batch.
     #[serde(default)]
     pub batch_signature: BatchSignature,
+    /// Durable mode for this tenant (default: the server's `durable`).
+    pub durable: Option<bool>,
 }
 
 /// What a valid `X-Signature` must cover when a batch arrives.
@@ -206,6 +225,8 @@ pub struct ResolvedTenant {
     pub overridable_settings: Option<Vec<String>>,
     /// Batch signature policy.
     pub batch_signature: BatchSignature,
+    /// Durable mode (`None`: the server's).
+    pub durable: Option<bool>,
 }
 
 /// A configuration that cannot be used; the message names the fix.
@@ -339,6 +360,7 @@ impl ServeConfig {
                 max_in_flight: t.max_in_flight,
                 overridable_settings: t.overridable_settings.clone(),
                 batch_signature: t.batch_signature,
+                durable: t.durable,
             });
         }
         Ok(out)

@@ -6,9 +6,13 @@
 //! cap on entries: past it, its oldest entries are forgotten early (its window
 //! shrinks; other tenants are unaffected). Writes go through one writer thread that
 //! commits whatever is queued in one transaction: concurrent deliveries share one
-//! fsync, and each waits for the commit that holds its messageIds.
+//! fsync, and each waits for the commit that holds its messageIds. The durable queue
+//! ([`super::queue`]) lives in the same file and writes through the same thread
+//! ([`Dedupe::write`]), so an enqueue and its messageIds commit together.
 
-use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{
+    Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction,
+};
 use sha2::Digest as _;
 use std::collections::HashSet;
 use std::path::Path;
@@ -33,10 +37,10 @@ const MAX_GROUP: usize = 1024;
 
 /// A message's key: a digest of tenant and `messageId`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MessageKey([u8; 16]);
+pub struct MessageKey(pub(crate) [u8; 16]);
 
 /// A tenant's key prefix in [`ORDER`].
-type TenantTag = [u8; 8];
+pub(crate) type TenantTag = [u8; 8];
 
 impl MessageKey {
     /// The key of `message_id` for `tenant`.
@@ -52,7 +56,7 @@ impl MessageKey {
     }
 }
 
-fn tenant_tag(tenant: &str) -> TenantTag {
+pub(crate) fn tenant_tag(tenant: &str) -> TenantTag {
     let digest = sha2::Sha256::digest(tenant.as_bytes());
     let mut tag = [0; 8];
     tag.copy_from_slice(&digest[..8]);
@@ -84,9 +88,9 @@ fn order_key(tag: &TenantTag, at: u64, key: &MessageKey) -> [u8; 32] {
 /// The store failed (disk full, corrupt file, ...).
 #[derive(Debug, thiserror::Error)]
 #[error("the deduplication store failed: {0}")]
-pub struct StoreError(String);
+pub struct StoreError(pub(crate) String);
 
-fn store_error(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn store_error(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
@@ -99,12 +103,46 @@ pub struct Marked {
     pub evicted: u64,
 }
 
-enum Write {
-    Mark {
-        tenant: String,
-        keys: Vec<MessageKey>,
-        reply: oneshot::Sender<Result<Marked, StoreError>>,
-    },
+/// One write applied inside a group's transaction. What it computes is sent back only
+/// after the commit; a failed commit fails every write of the group (storage failures
+/// concern them all; logical refusals, such as a lost lease, are values, not errors).
+trait WriteOp: Send {
+    fn apply(&mut self, txn: &WriteTransaction, ctx: &mut WriteCtx) -> Result<(), StoreError>;
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+/// What the writer thread keeps between transactions.
+pub(crate) struct WriteCtx {
+    /// Sequence numbers for stamps.
+    seq: u64,
+    /// Entries remembered per tenant.
+    max_entries: u64,
+}
+
+struct Op<T, F> {
+    f: Option<F>,
+    value: Option<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteOp for Op<T, F>
+where
+    T: Send,
+    F: FnOnce(&WriteTransaction, &mut WriteCtx) -> Result<T, StoreError> + Send,
+{
+    fn apply(&mut self, txn: &WriteTransaction, ctx: &mut WriteCtx) -> Result<(), StoreError> {
+        if let Some(f) = self.f.take() {
+            self.value = Some(f(txn, ctx)?);
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let Op { value, reply, .. } = *self;
+        let result = committed
+            .and_then(|()| value.ok_or_else(|| StoreError("a write was not applied".into())));
+        let _ = reply.send(result);
+    }
 }
 
 /// The deduplication window. Cheap to clone.
@@ -112,7 +150,7 @@ enum Write {
 pub struct Dedupe {
     db: Arc<Database>,
     window: Duration,
-    writes: mpsc::Sender<Write>,
+    writes: mpsc::Sender<Box<dyn WriteOp>>,
 }
 
 impl std::fmt::Debug for Dedupe {
@@ -123,7 +161,7 @@ impl std::fmt::Debug for Dedupe {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -145,14 +183,46 @@ impl Dedupe {
         let (writes, queue) = mpsc::channel();
         let writer = Writer {
             db: Arc::downgrade(&db),
-            seq: Default::default(),
-            max_entries: max_entries.max(1),
+            ctx: WriteCtx {
+                seq: 0,
+                max_entries: max_entries.max(1),
+            },
         };
         std::thread::Builder::new()
             .name("segfn-store".into())
             .spawn(move || writer.run(queue))
             .map_err(store_error)?;
         Ok(Dedupe { db, window, writes })
+    }
+
+    /// The database, for reads beside the writer.
+    pub(crate) fn db(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// The window.
+    pub(crate) fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Runs `f` in the writer's next transaction, shared with whatever else is queued
+    /// (one fsync for all); returns its value once committed.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction, &mut WriteCtx) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Box::new(Op {
+                f: Some(f),
+                value: None,
+                reply,
+            }))
+            .map_err(|_| StoreError("the store's writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError("the store's writer has stopped".into()))?
     }
 
     /// Which of `keys` were processed within the window (one read transaction). Run
@@ -184,17 +254,9 @@ impl Dedupe {
         if keys.is_empty() {
             return Ok(Marked::default());
         }
-        let (reply, answer) = oneshot::channel();
-        self.writes
-            .send(Write::Mark {
-                tenant: tenant.to_owned(),
-                keys,
-                reply,
-            })
-            .map_err(|_| StoreError("the store's writer has stopped".into()))?;
-        answer
+        let tenant = tenant.to_owned();
+        self.write(move |txn, ctx| mark_in(txn, ctx, &tenant, &keys))
             .await
-            .map_err(|_| StoreError("the store's writer has stopped".into()))?
     }
 
     /// Forgets entries older than the window; returns how many. Runs beside the
@@ -211,115 +273,123 @@ impl Dedupe {
 /// Holds the database weakly, so it closes as soon as the last [`Dedupe`] is dropped.
 struct Writer {
     db: std::sync::Weak<Database>,
-    /// Sequence numbers for stamps.
-    seq: std::cell::Cell<u64>,
-    max_entries: u64,
+    ctx: WriteCtx,
 }
 
 impl Writer {
-    fn run(self, queue: mpsc::Receiver<Write>) {
+    fn run(mut self, queue: mpsc::Receiver<Box<dyn WriteOp>>) {
         while let Ok(first) = queue.recv() {
-            let mut marks = Vec::new();
-            let mut next = Some(first);
-            while let Some(Write::Mark {
-                tenant,
-                keys,
-                reply,
-            }) = next
-            {
-                marks.push((tenant, keys, reply));
-                next = (marks.len() < MAX_GROUP)
-                    .then(|| queue.try_recv().ok())
-                    .flatten();
+            let mut ops = vec![first];
+            while ops.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
             }
             let Some(db) = self.db.upgrade() else { return };
-            let marked = (!marks.is_empty()).then(|| self.mark_all(&db, &marks));
+            let committed = self.apply_all(&db, &mut ops);
             // Closed before anyone hears back: whoever drops the last handle next may
             // reopen the file at once.
             drop(db);
-            match marked {
-                Some(Ok(results)) => {
-                    for ((_, _, reply), result) in marks.into_iter().zip(results) {
-                        let _ = reply.send(Ok(result));
-                    }
-                }
-                Some(Err(e)) => {
-                    for (_, _, reply) in marks {
-                        let _ = reply.send(Err(StoreError(e.0.clone())));
-                    }
-                }
-                None => {}
+            for op in ops {
+                op.finish(
+                    committed
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| StoreError(e.0.clone())),
+                );
             }
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn mark_all(
-        &self,
-        db: &Database,
-        marks: &[(
-            String,
-            Vec<MessageKey>,
-            oneshot::Sender<Result<Marked, StoreError>>,
-        )],
-    ) -> Result<Vec<Marked>, StoreError> {
+    fn apply_all(&mut self, db: &Database, ops: &mut [Box<dyn WriteOp>]) -> Result<(), StoreError> {
         let txn = db.begin_write().map_err(store_error)?;
-        let mut results = Vec::with_capacity(marks.len());
-        {
-            let mut seen = txn.open_table(SEEN).map_err(store_error)?;
-            let mut order = txn.open_table(ORDER).map_err(store_error)?;
-            let mut counts = txn.open_table(COUNTS).map_err(store_error)?;
-            let now = now_ms();
-            for (tenant, keys, _) in marks {
-                let tag = tenant_tag(tenant);
-                let mut count = counts
-                    .get(&tag[..])
-                    .map_err(store_error)?
-                    .map_or(0, |v| v.value());
-                for key in keys {
-                    let seq = self.seq.get();
-                    self.seq.set(seq.wrapping_add(1));
-                    let now = stamp(now, seq);
-                    match seen.insert(&key.0[..], now).map_err(store_error)? {
-                        Some(before) => {
-                            let before = before.value();
-                            order
-                                .remove(&order_key(&tag, before, key)[..])
-                                .map_err(store_error)?;
-                        }
-                        None => count += 1,
-                    }
-                    order
-                        .insert(&order_key(&tag, now, key)[..], ())
-                        .map_err(store_error)?;
-                }
-                let mut evicted = 0;
-                if count > self.max_entries {
-                    let excess = (count - self.max_entries) as usize;
-                    let oldest: Vec<Vec<u8>> = order
-                        .range(&tag[..]..)
-                        .map_err(store_error)?
-                        .take(excess)
-                        .map(|e| e.map(|(k, _)| k.value().to_vec()))
-                        .collect::<Result<_, _>>()
-                        .map_err(store_error)?;
-                    for k in oldest.iter().filter(|k| k.starts_with(&tag)) {
-                        order.remove(&k[..]).map_err(store_error)?;
-                        seen.remove(&k[16..]).map_err(store_error)?;
-                        evicted += 1;
-                    }
-                    count -= evicted;
-                }
-                counts.insert(&tag[..], count).map_err(store_error)?;
-                results.push(Marked {
-                    entries: count,
-                    evicted,
-                });
-            }
+        for op in ops.iter_mut() {
+            op.apply(&txn, &mut self.ctx)?;
         }
-        txn.commit().map_err(store_error)?;
-        Ok(results)
+        txn.commit().map_err(store_error)
     }
+}
+
+/// Records `keys` as processed for `tenant` within `txn`, evicting the tenant's oldest
+/// entries beyond its cap.
+pub(crate) fn mark_in(
+    txn: &WriteTransaction,
+    ctx: &mut WriteCtx,
+    tenant: &str,
+    keys: &[MessageKey],
+) -> Result<Marked, StoreError> {
+    let mut seen = txn.open_table(SEEN).map_err(store_error)?;
+    let mut order = txn.open_table(ORDER).map_err(store_error)?;
+    let mut counts = txn.open_table(COUNTS).map_err(store_error)?;
+    let now = now_ms();
+    let tag = tenant_tag(tenant);
+    let mut count = counts
+        .get(&tag[..])
+        .map_err(store_error)?
+        .map_or(0, |v| v.value());
+    for key in keys {
+        let seq = ctx.seq;
+        ctx.seq = seq.wrapping_add(1);
+        let now = stamp(now, seq);
+        match seen.insert(&key.0[..], now).map_err(store_error)? {
+            Some(before) => {
+                let before = before.value();
+                order
+                    .remove(&order_key(&tag, before, key)[..])
+                    .map_err(store_error)?;
+            }
+            None => count += 1,
+        }
+        order
+            .insert(&order_key(&tag, now, key)[..], ())
+            .map_err(store_error)?;
+    }
+    let mut evicted = 0;
+    if count > ctx.max_entries {
+        let excess = (count - ctx.max_entries) as usize;
+        let oldest: Vec<Vec<u8>> = order
+            .range(&tag[..]..)
+            .map_err(store_error)?
+            .take(excess)
+            .map(|e| e.map(|(k, _)| k.value().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(store_error)?;
+        for k in oldest.iter().filter(|k| k.starts_with(&tag)) {
+            order.remove(&k[..]).map_err(store_error)?;
+            seen.remove(&k[16..]).map_err(store_error)?;
+            evicted += 1;
+        }
+        count -= evicted;
+    }
+    counts.insert(&tag[..], count).map_err(store_error)?;
+    Ok(Marked {
+        entries: count,
+        evicted,
+    })
+}
+
+/// Which of `keys` the window holds, read inside a write transaction (so a check and
+/// the record that follows it cannot be split by another write).
+pub(crate) fn seen_in(
+    txn: &WriteTransaction,
+    window: Duration,
+    keys: &[MessageKey],
+) -> Result<HashSet<MessageKey>, StoreError> {
+    let table = txn.open_table(SEEN).map_err(store_error)?;
+    let now = now_ms();
+    let window = window.as_millis() as u64;
+    let mut seen = HashSet::new();
+    for key in keys {
+        let at = table
+            .get(&key.0[..])
+            .map_err(store_error)?
+            .map(|v| stamp_ms(v.value()));
+        if at.is_some_and(|at| now.saturating_sub(at) < window) {
+            seen.insert(*key);
+        }
+    }
+    Ok(seen)
 }
 
 /// Removes expired entries tenant by tenant, in chunks of [`PURGE_CHUNK`], each its own

@@ -1,11 +1,13 @@
 //! One accepted delivery: plan each message, claim the ones to run, skip what was
 //! already processed, run the function on the rest within Segment's 5 s, record what
-//! reached a final outcome, log one line per message, and answer.
+//! reached a final outcome, log one line per message, and answer. In durable mode:
+//! plan, commit the events to the queue (with their messageIds), and answer 202.
 
 use super::answer;
 use super::dedupe::MessageKey;
 use super::plan::{self, Message, Plan};
 use super::state::{AppState, Tenant};
+use super::store::{Enqueued, NewJob};
 use crate::input::RawMessage;
 use crate::outcome::{OutcomeKind, row};
 use crate::{Fault, InvokeOptions, Output, Redactor, Report};
@@ -38,8 +40,9 @@ pub(crate) struct Delivery {
     /// Keeps the settings' secrets out of the report.
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) started: Instant,
-    /// The tenant's and the server's invocation permits, held until done.
-    pub(crate) permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    /// The tenant's and the server's invocation permits, held until done (none in
+    /// durable mode: the workers take them).
+    pub(crate) permits: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
 }
 
 /// The messages of one delivery, marked as running until dropped.
@@ -106,6 +109,9 @@ pub(crate) async fn run(delivery: Delivery) -> Response {
         permits: _permits,
     } = delivery;
     let (messages, mut plans) = plan::first_pass(&tenant.name, messages);
+    if tenant.durable {
+        return enqueue(&app, &tenant, messages, &plans, batch, &settings, started).await;
+    }
 
     // Claim before checking the store, so a concurrent delivery of the same messageId
     // cannot slip between the check and the record.
@@ -113,7 +119,7 @@ pub(crate) async fn run(delivery: Delivery) -> Response {
     let Some(_claim) = Claim::take(&app.in_progress, keys.clone()) else {
         return answer::busy("a delivery of this messageId is in progress; retry shortly");
     };
-    match app.dedupe.seen_many(&keys) {
+    match app.store.seen(keys).await {
         Ok(seen) => plan::mark_duplicates(&messages, &mut plans, &seen),
         Err(e) => {
             tracing::error!(tenant = %tenant.name, error = %e, "deduplication store");
@@ -188,8 +194,93 @@ pub(crate) async fn run(delivery: Delivery) -> Response {
     answer::outcome(batch, &results, debug)
 }
 
+/// Durable mode: commits the messages to run to the queue, with their messageIds, in
+/// one transaction, then answers: 202 once committed (a batch: 202 with each event's
+/// fate), 200 for a duplicate, 400 for a refused message, 503 if the store failed.
+async fn enqueue(
+    app: &AppState,
+    tenant: &Tenant,
+    messages: Vec<Message>,
+    plans: &[Plan],
+    batch: bool,
+    settings: &Arc<str>,
+    started: Instant,
+) -> Response {
+    // The tenant's own settings are read when the event runs; settings merged from
+    // `X-Segment-Settings` go with the event.
+    let custom = (!Arc::ptr_eq(settings, &tenant.settings_json)).then(|| settings.to_string());
+    let mut jobs = Vec::new();
+    let mut job_of = vec![None; plans.len()];
+    for (i, (m, plan)) in messages.iter().zip(plans).enumerate() {
+        if *plan == Plan::Run {
+            job_of[i] = Some(jobs.len());
+            jobs.push(NewJob {
+                key: m.key,
+                message_id: m.id_for_log.clone(),
+                event_type: m.event_type.to_owned(),
+                event: m.json.clone(),
+                settings: custom.clone(),
+            });
+        }
+    }
+    let enqueued = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        match app.store.enqueue(&tenant.name, jobs, app.max_queued).await {
+            Ok((enqueued, _)) if enqueued.contains(&Enqueued::Full) => {
+                tracing::warn!(tenant = %tenant.name, max_queued = app.max_queued, "queue full: delivery refused");
+                return answer::busy("this tenant's queue is full (max_queued); retry later");
+            }
+            Ok((enqueued, marked)) => {
+                app.metrics.dedupe_stored(&tenant.name, marked);
+                enqueued
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant.name, error = %e, "queueing a delivery");
+                return answer::refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage is unavailable; retry later",
+                );
+            }
+        }
+    };
+    app.wake.notify_one();
+    let mut fates: Vec<answer::Fate> = Vec::with_capacity(plans.len());
+    for (i, plan) in plans.iter().enumerate() {
+        let fate = match (plan, job_of[i].and_then(|j| enqueued.get(j))) {
+            (Plan::Run, Some(Enqueued::Queued(id))) => answer::Fate::Queued(*id),
+            (Plan::Repeat(first), _) => fates[*first].clone().repeated(),
+            (Plan::Refuse(problem), _) => answer::Fate::Refused(problem.to_string()),
+            _ => answer::Fate::Duplicate,
+        };
+        fates.push(fate);
+    }
+    let duplicates = fates
+        .iter()
+        .filter(|f| matches!(f, answer::Fate::Duplicate))
+        .count();
+    app.metrics.dedupe_hits(&tenant.name, duplicates as u64);
+    let duration_ms = started.elapsed().as_millis() as u64;
+    for (m, fate) in messages.iter().zip(&fates) {
+        let outcome = fate.label();
+        if !matches!(fate, answer::Fate::Queued(_)) {
+            app.metrics.event(&tenant.name, m.event_type, outcome);
+        }
+        tracing::info!(
+            tenant = %tenant.name,
+            message_id = %m.id_for_log,
+            r#type = m.event_type,
+            outcome,
+            status = fate.status(),
+            duration_ms,
+            "event"
+        );
+    }
+    answer::queued(batch, &fates)
+}
+
 /// Invokes the function on the messages to run, within `budget`.
-async fn invoke(
+pub(crate) async fn invoke(
     app: &AppState,
     tenant: &Tenant,
     events: &[&str],
@@ -221,7 +312,7 @@ async fn invoke(
 }
 
 /// One result per message run, from the report.
-fn per_event(report: &Report, count: usize, batch: bool) -> Vec<EventResult> {
+pub(crate) fn per_event(report: &Report, count: usize, batch: bool) -> Vec<EventResult> {
     let whole = |kind, message: Option<String>| {
         vec![
             EventResult {
@@ -263,7 +354,7 @@ async fn record(app: &AppState, tenant: &Tenant, done: Vec<MessageKey>) {
         return;
     }
     for attempt in 0..2 {
-        match app.dedupe.mark(&tenant.name, done.clone()).await {
+        match app.store.mark(&tenant.name, done.clone()).await {
             Ok(marked) => {
                 app.metrics.dedupe_stored(&tenant.name, marked);
                 return;

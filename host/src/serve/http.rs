@@ -1,8 +1,10 @@
 //! The HTTP side of the endpoint: routes, and the checks a delivery passes before it
 //! runs, cheapest first and everything that needs no body before the body is read
 //! (method, key, content type and encoding, declared length, signature header,
-//! settings header, capacity); plus `/healthz`, `/readyz` and `/metrics`.
+//! settings header, capacity); plus `/healthz`, `/readyz`, `/metrics` and, with an
+//! `admin_token`, `POST /_segfn/admin` (the durable queue's figures and dead letters).
 
+use super::admin::{AdminError, AdminRequest};
 use super::answer::{busy, refusal};
 use super::auth;
 use super::body;
@@ -27,6 +29,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route(ADMIN_PATH, axum::routing::any(admin))
         .fallback(deliver)
         .with_state(state)
 }
@@ -40,6 +43,10 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    match app.store.stats().await {
+        Ok(stats) => app.metrics.queue(&stats),
+        Err(e) => tracing::error!(error = %e, "reading the queue's figures"),
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -48,6 +55,60 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+/// Largest admin request body.
+const MAX_ADMIN_BODY: usize = 64 << 10;
+
+/// Where the admin API answers. Segment may deliver to any path: while the API is
+/// off (no `admin_token`), this one is a delivery like any other.
+pub const ADMIN_PATH: &str = "/_segfn/admin";
+
+/// `POST /_segfn/admin` with `Authorization: Bearer TOKEN` and an [`AdminRequest`] as
+/// JSON: checked before the body is read.
+async fn admin(
+    State(app): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(token) = &app.admin_token else {
+        return deliver(State(app), method, headers, body).await;
+    };
+    if method != Method::POST {
+        return refusal(StatusCode::METHOD_NOT_ALLOWED, "the admin API takes POST");
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !super::admin::authorized(token, given) {
+        return refusal(
+            StatusCode::UNAUTHORIZED,
+            "the admin API needs Authorization: Bearer <admin_token>",
+        );
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_ADMIN_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => return refusal(StatusCode::PAYLOAD_TOO_LARGE, "admin request too large"),
+    };
+    let request: AdminRequest = match serde_json::from_slice(&bytes) {
+        Ok(request) => request,
+        Err(e) => return refusal(StatusCode::BAD_REQUEST, &format!("admin request: {e}")),
+    };
+    let retry = matches!(request, AdminRequest::Retry { .. });
+    match super::admin::answer(app.store.as_ref(), request).await {
+        Ok(answer) => {
+            if retry {
+                app.wake.notify_one();
+            }
+            (StatusCode::OK, axum::Json(answer)).into_response()
+        }
+        Err(e @ AdminError::NotFound(_)) => refusal(StatusCode::NOT_FOUND, &e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "admin request");
+            refusal(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+    }
 }
 
 /// A delivery refused before it ran is logged (and counted) when dropped: also when
@@ -252,11 +313,18 @@ async fn handle(
         message.stamp_received_at(now);
     }
 
-    let Ok(tenant_permit) = tenant.permits.clone().try_acquire_owned() else {
-        return busy("this tenant has too many deliveries in flight; retry shortly");
-    };
-    let Ok(permit) = app.permits.clone().try_acquire_owned() else {
-        return busy("too many deliveries in flight; retry shortly");
+    // Durable deliveries only commit to the store here; the workers take the
+    // invocation permits.
+    let permits = if tenant.durable {
+        None
+    } else {
+        let Ok(tenant_permit) = tenant.permits.clone().try_acquire_owned() else {
+            return busy("this tenant has too many deliveries in flight; retry shortly");
+        };
+        let Ok(permit) = app.permits.clone().try_acquire_owned() else {
+            return busy("too many deliveries in flight; retry shortly");
+        };
+        Some((tenant_permit, permit))
     };
     line.accepted = true;
     // The delivery runs in its own task: if Segment hangs up, the function still
@@ -269,7 +337,7 @@ async fn handle(
         settings,
         redactor,
         started: line.started,
-        permits: (tenant_permit, permit),
+        permits,
     };
     match tokio::spawn(delivery::run(work)).await {
         Ok(response) => response,

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the endpoint: deliveries and events by tenant, type and
 //! outcome, invocation latency, outbound fetches by host and status, instructions,
-//! in-flight invocations and deduplication hits.
+//! in-flight invocations and deduplication hits; in durable mode, attempts by result
+//! and the queue's figures per tenant (read from the store at each scrape).
 
 use crate::Report;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -36,6 +37,12 @@ struct TenantLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    tenant: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FetchLabels {
     tenant: String,
     host: String,
@@ -65,6 +72,20 @@ pub struct Metrics {
     host_faults: Counter,
     reloads: Family<ReloadLabels, Counter>,
     hosts: Mutex<HashSet<String>>,
+    attempts: Family<AttemptLabels, Counter>,
+    queue: QueueGauges,
+}
+
+/// The durable queue's figures per tenant, as the store holds them.
+#[derive(Debug, Default)]
+struct QueueGauges {
+    pending: Family<TenantLabels, Gauge>,
+    retrying: Family<TenantLabels, Gauge>,
+    running: Family<TenantLabels, Gauge>,
+    oldest: Family<TenantLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    dead: Family<TenantLabels, Gauge>,
+    redelivered: Family<TenantLabels, Gauge>,
+    completed: Family<TenantLabels, Gauge>,
 }
 
 /// Distinct partner hosts given their own label.
@@ -147,6 +168,48 @@ impl Default for Metrics {
         );
         registry.register("in_flight", "Invocations running now", in_flight.clone());
         registry.register("reloads", "Function reloads, by result", reloads.clone());
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "durable_attempts",
+            "Durable mode: attempts by tenant and result (success and the other final outcomes, retry_scheduled, dead_letter)",
+            attempts.clone(),
+        );
+        let queue = QueueGauges::default();
+        registry.register(
+            "queue_pending",
+            "Durable mode: events queued and not yet final, by tenant",
+            queue.pending.clone(),
+        );
+        registry.register(
+            "queue_retrying",
+            "Durable mode: pending events that failed at least once, by tenant",
+            queue.retrying.clone(),
+        );
+        registry.register(
+            "queue_running",
+            "Durable mode: events being run now (leased), by tenant",
+            queue.running.clone(),
+        );
+        registry.register(
+            "queue_oldest_pending_seconds",
+            "Durable mode: age of the oldest pending event, by tenant",
+            queue.oldest.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Durable mode: events in the dead-letter list, by tenant",
+            queue.dead.clone(),
+        );
+        registry.register(
+            "queue_completed",
+            "Durable mode: events that reached a final outcome, all time, by tenant",
+            queue.completed.clone(),
+        );
+        registry.register(
+            "queue_redelivered",
+            "Durable mode: events run again after a crash interrupted an attempt (the partner may have seen them twice), all time, by tenant",
+            queue.redelivered.clone(),
+        );
         Metrics {
             registry,
             deliveries,
@@ -164,6 +227,8 @@ impl Default for Metrics {
             host_faults,
             reloads,
             hosts: Mutex::default(),
+            attempts,
+            queue,
         }
     }
 }
@@ -279,6 +344,38 @@ impl Metrics {
     /// Counts an invocation that failed in the host.
     pub fn host_fault(&self) {
         self.host_faults.inc();
+    }
+
+    /// Counts a durable attempt by its result.
+    pub fn attempt(&self, tenant: &str, result: &str) {
+        self.attempts
+            .get_or_create(&AttemptLabels {
+                tenant: tenant.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the queue's figures from the store's.
+    pub fn queue(&self, stats: &[super::store::TenantStats]) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for s in stats {
+            let labels = TenantLabels {
+                tenant: s.tenant.clone(),
+            };
+            let q = &self.queue;
+            q.pending.get_or_create(&labels).set(gauge(s.pending));
+            q.retrying.get_or_create(&labels).set(gauge(s.retrying));
+            q.running.get_or_create(&labels).set(gauge(s.running));
+            q.dead.get_or_create(&labels).set(gauge(s.dead_letters));
+            q.completed.get_or_create(&labels).set(gauge(s.completed));
+            q.redelivered
+                .get_or_create(&labels)
+                .set(gauge(s.redelivered));
+            q.oldest
+                .get_or_create(&labels)
+                .set(s.oldest_pending_ms.unwrap_or(0) as f64 / 1000.0);
+        }
     }
 
     /// The Prometheus text exposition.

@@ -5,7 +5,11 @@
 //! checks the request (key, headers, body via [`body`], signature via [`auth`]);
 //! [`delivery`] plans each message ([`plan`]), consults the store ([`dedupe`]), invokes
 //! the function and records the outcome; [`answer`] builds what Segment gets back.
+//! In durable mode [`delivery`] commits the events to the [`store`] (on redb:
+//! [`queue`]) and answers 202; [`worker`]s run them and [`retry`] decides what is
+//! tried again, and when; [`admin`] answers operators (`segfn status`, `segfn dlq`).
 
+pub mod admin;
 mod answer;
 pub mod auth;
 mod body;
@@ -16,15 +20,21 @@ mod http;
 mod listener;
 mod metrics;
 mod plan;
+pub mod queue;
 mod reload;
+pub mod retry;
 mod state;
+pub mod store;
+mod worker;
 
 pub use config::{ConfigError, ResolvedTenant, ServeConfig};
 pub use dedupe::{Dedupe, Marked, MessageKey, StoreError};
-pub use http::router;
+pub use http::{ADMIN_PATH, router};
 pub use metrics::Metrics;
+pub use queue::RedbStore;
 pub use reload::FunctionSlot;
 pub use state::{AppState, Tenant};
+pub use store::Store;
 
 use crate::{Runtime, RuntimeOptions};
 use std::net::SocketAddr;
@@ -138,11 +148,11 @@ pub async fn serve_until(
             }
         }
     });
-    let dedupe = state.dedupe.clone();
+    let store = state.store.clone();
     let purges = tokio::spawn(async move {
         loop {
             tokio::time::sleep(PURGE_EVERY).await;
-            match dedupe.purge().await {
+            match store.purge_expired().await {
                 Ok(n) => tracing::debug!(removed = n, "purged expired messageIds"),
                 Err(e) => tracing::error!(error = %e, "purging the deduplication store"),
             }
@@ -182,6 +192,7 @@ pub async fn serve_until(
         max_header_bytes: server.max_header_bytes,
         tls: tls.clone(),
     };
+    let workers = tokio::spawn(worker::dispatch(state.clone(), stop.clone()));
     on_listening(bound, tls.is_some());
 
     // On stop: new deliveries get 503 and /readyz fails at once; connections finish
@@ -205,6 +216,7 @@ pub async fn serve_until(
     .await;
     reloads.abort();
     purges.abort();
+    let _ = workers.await;
 
     // Connections are closed, but deliveries whose callers hung up may still run in
     // their own tasks: let them finish and record their messageIds before exiting.

@@ -6,7 +6,10 @@ use super::ServeError;
 use super::config::{BatchSignature, ResolvedTenant, ServerConfig};
 use super::dedupe::{Dedupe, MessageKey};
 use super::metrics::Metrics;
+use super::queue::RedbStore;
 use super::reload::FunctionSlot;
+use super::retry::Backoff;
+use super::store::Store;
 use crate::{FetchClient, FetchPolicy, Limits, Redactor, Runtime};
 use serde_json::Value;
 use sha1::Digest as _;
@@ -42,6 +45,8 @@ pub struct Tenant {
     pub function: Arc<FunctionSlot>,
     /// Answer with the report (outcome, logs, trace) for Segment's Event Tester.
     pub debug_responses: bool,
+    /// Durable mode: deliveries are queued and answered 202, workers run them.
+    pub durable: bool,
     /// The tenant's share of invocations running at once.
     pub permits: Arc<Semaphore>,
     /// The tenant's share of bodies being read at once.
@@ -72,8 +77,12 @@ pub struct AppState {
     pub tenants: HashMap<[u8; 20], Arc<Tenant>>,
     /// Per-invocation limits.
     pub limits: Limits,
-    /// The deduplication store.
-    pub dedupe: Dedupe,
+    /// The store: deduplication window, durable queue, dead letters.
+    pub store: Arc<dyn Store>,
+    /// The durable mode's retry schedule.
+    pub backoff: Backoff,
+    /// Poked when work is queued or a worker finishes: the dispatcher looks again.
+    pub wake: tokio::sync::Notify,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Invocations allowed at once, all tenants together.
@@ -88,6 +97,10 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// Messages running now.
     pub in_progress: Mutex<HashSet<MessageKey>>,
+    /// Durable mode: events one tenant may have pending.
+    pub max_queued: u64,
+    /// Bearer token of the admin API (`None`: it is off).
+    pub admin_token: Option<String>,
 }
 
 /// The key under which a tenant is found.
@@ -176,6 +189,7 @@ impl AppState {
                         .map(|names| names.iter().cloned().collect()),
                     function,
                     debug_responses: t.debug_responses,
+                    durable: t.durable.unwrap_or(server.durable),
                     permits: Arc::new(Semaphore::new(share)),
                     body_permits: Arc::new(Semaphore::new(share.saturating_mul(2))),
                     header_settings: Mutex::default(),
@@ -188,11 +202,14 @@ impl AppState {
             Duration::from_secs(server.dedupe_window_secs),
             server.max_dedupe_entries,
         )?;
+        let redb = RedbStore::open(dedupe)?;
         let in_flight = server.max_in_flight.max(1);
         let state = Arc::new(AppState {
             tenants: by_key,
             limits,
-            dedupe,
+            store: Arc::new(redb),
+            backoff: Backoff::new(server.retry.clone()),
+            wake: tokio::sync::Notify::new(),
             metrics: Arc::new(Metrics::default()),
             permits: Arc::new(Semaphore::new(in_flight)),
             body_permits: Arc::new(Semaphore::new(in_flight.saturating_mul(4))),
@@ -200,6 +217,8 @@ impl AppState {
             max_body_bytes: server.max_body_bytes,
             body_timeout: Duration::from_millis(server.body_timeout_ms),
             in_progress: Mutex::default(),
+            max_queued: server.max_queued.max(1),
+            admin_token: server.admin_token.clone().filter(|t| !t.is_empty()),
         });
         Ok((state, slots.into_values().collect()))
     }

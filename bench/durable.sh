@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Durable mode's throughput with the embedded store: single-event deliveries per second
+# that `segfn serve --durable` commits and answers 202 (each commit fsynced, concurrent
+# ones grouped), while its workers run the forwarder on them against a local partner
+# (bench/partner.js); then how long the queue takes to drain, for the end-to-end rate.
+# Prints one JSON line.
+#
+#   bench/durable.sh SEGFN_BIN FORWARDER_WASM [SECONDS=10] [CONNECTIONS=64]
+#
+# Build first (release): cargo build --release -p segfn-host, and
+# segfn build functions/forwarder. Needs wrk and node (scripts/bench installs them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+segfn="${1:?segfn binary}"
+wasm="${2:?forwarder .wasm}"
+seconds="${3:-10}"
+connections="${4:-64}"
+
+tmp="$(mktemp -d)"
+partner_pid=""
+serve_pid=""
+cleanup() {
+  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
+  [ -n "$partner_pid" ] && kill "$partner_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# The partner: answers 200 at once.
+PORT=0 node bench/partner.js >"$tmp/partner.out" &
+partner_pid=$!
+until grep -q '^listening' "$tmp/partner.out" 2>/dev/null; do sleep 0.05; done
+partner_port="$(awk '/^listening/ {print $2}' "$tmp/partner.out")"
+
+cat >"$tmp/segfn.toml" <<EOF
+[server]
+listen = "127.0.0.1:0"
+store = "$tmp/store.redb"
+durable = true
+max_in_flight = 64
+
+[[tenant]]
+name = "bench"
+api_key = "bench-segment-key"
+allow_hosts = ["127.0.0.1:$partner_port"]
+settings = { apiKey = "bench-partner-key", endpoint = "http://127.0.0.1:$partner_port/v1" }
+EOF
+
+SEGFN_LOG=warn "$segfn" serve "$wasm" --config "$tmp/segfn.toml" >"$tmp/serve.out" 2>"$tmp/serve.err" &
+serve_pid=$!
+until grep -q 'listening on' "$tmp/serve.out" 2>/dev/null; do sleep 0.05; done
+base="$(sed -n 's/^segfn serve: listening on //p' "$tmp/serve.out")"
+
+node -e '
+  const e = JSON.parse(require("fs").readFileSync("bench/events/track.json", "utf8"));
+  e.messageId = "@@ID@@";
+  process.stdout.write(JSON.stringify(e) + "\n");
+' >"$tmp/track.json"
+auth="Basic $(printf 'bench-segment-key:' | base64)"
+
+metric() {
+  curl -s "$base/metrics" | awk -v m="$1" '$1 ~ "^"m"[{ ]" || $1 == m {s += $NF} END {print s + 0}'
+}
+
+start_ns="$(date +%s%N)"
+wrk_json="$(wrk -t2 -c"$connections" -d"${seconds}s" -s bench/post.lua "$base/" -- \
+  "durable-$$" 0 "$auth" "$tmp/track.json" | tail -n 1)"
+load_end_ns="$(date +%s%N)"
+pending_at_end="$(metric segfn_queue_pending)"
+while [ "$(metric segfn_queue_pending)" != "0" ]; do sleep 0.1; done
+drained_ns="$(date +%s%N)"
+completed="$(metric segfn_queue_completed)"
+dead="$(metric segfn_dead_letters)"
+
+node -e '
+  const w = JSON.parse(process.argv[1]);
+  const [start, loadEnd, drained] = process.argv.slice(2, 5).map(BigInt);
+  const accepted = w.requests - w.non2xx;
+  const out = {
+    connections: Number(process.argv[8]),
+    accepted_per_s: Math.round(accepted / (w.duration_us / 1e6)),
+    p50_ms: w.p50_us / 1000, p99_ms: w.p99_us / 1000,
+    non2xx: w.non2xx, errors: w.connect_errors + w.read_errors + w.write_errors + w.timeouts,
+    pending_when_load_ended: Number(process.argv[5]),
+    completed: Number(process.argv[6]), dead_letters: Number(process.argv[7]),
+    drain_s: Number(drained - loadEnd) / 1e9,
+    end_to_end_per_s: Math.round(Number(process.argv[6]) / (Number(drained - start) / 1e9)),
+  };
+  console.log(JSON.stringify(out));
+' "$wrk_json" "$start_ns" "$load_end_ns" "$drained_ns" "$pending_at_end" "$completed" "$dead" "$connections"
