@@ -1,8 +1,8 @@
 //! The host functions a guest imports (`segfn::log`, `fetch`, `fetch_all`, `now_ms`,
-//! `random_fill`, `panic`, `secret`), each reading and writing guest memory with bounds checks, each bounded in
-//! the host memory a guest can make it use, and each refused outside `segfn_handle` or
-//! from inside another host call (a re-entrant `fetch` from `segfn_alloc` would nest
-//! fibers and escape the deadline).
+//! `random_fill`, `panic`, `secret`), each reading and writing guest memory with bounds
+//! checks, each bounded in the host memory a guest can make it use, and each refused
+//! outside `segfn_handle` or from inside another host call (a re-entrant `fetch` from
+//! `segfn_alloc` would nest fibers and escape the deadline).
 
 use crate::error::GuestFault;
 use crate::fetch::{FetchFailure, FetchResponse, TraceEntry};
