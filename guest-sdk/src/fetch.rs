@@ -207,6 +207,41 @@ impl Response {
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// The usual reading of a partner's answer: a 2xx response is returned; 408, 423,
+    /// 429 and 5xx other than 501 are a `RetryError` (Segment delivers the event again);
+    /// any other status rejects the event with a `ValidationError` naming the status and
+    /// the start of the body.
+    ///
+    /// ```
+    /// use segfn_sdk::{OutcomeKind, Response};
+    ///
+    /// assert!(Response::new(201).error_for_status().is_ok());
+    /// assert_eq!(Response::new(503).error_for_status().unwrap_err().kind(), OutcomeKind::Retry);
+    /// let rejected = Response::with_json(400, &"bad email").error_for_status().unwrap_err();
+    /// assert_eq!(rejected.class(), "ValidationError");
+    /// assert!(rejected.message().contains("400"));
+    /// ```
+    pub fn error_for_status(self) -> Result<Response, crate::Error> {
+        match self.status {
+            200..=299 => Ok(self),
+            408 | 423 | 429 | 500 | 502..=599 => Err(crate::Error::RetryError(format!(
+                "partner answered {}",
+                self.status
+            ))),
+            status => {
+                let text = self.text();
+                let mut cut = text.len().min(200);
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                Err(crate::Error::ValidationError(format!(
+                    "partner rejected the event ({status}): {}",
+                    &text[..cut]
+                )))
+            }
+        }
+    }
     /// The first value of a header (case-insensitive name), as [`Request::header_value`].
     pub fn header_value(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)

@@ -6,7 +6,7 @@
 //! outcome: one that cannot be translated is rejected alone, and the partner's answer to
 //! a request applies to the events that request carried.
 
-use segfn_sdk::{Error, Event, Function, HandlerResult, OrError, Request, Response, fetch_all};
+use segfn_sdk::{Error, Event, Function, HandlerResult, OrError, Request, fetch_all};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -57,12 +57,6 @@ pub struct Record<'a> {
     insert_id: Option<&'a str>,
 }
 
-/// The body of one bulk request.
-#[derive(Serialize)]
-struct Body<'a> {
-    events: &'a [&'a Record<'a>],
-}
-
 /// The partner record for a track or identify event.
 pub fn record(event: &Event) -> Result<Record<'_>, Error> {
     let (kind, name, data, time) = match event {
@@ -80,7 +74,6 @@ pub fn record(event: &Event) -> Result<Record<'_>, Error> {
     if user_id.is_none() && anonymous_id.is_none() {
         return Err(Error::validation("userId or anonymousId is required"));
     }
-    let insert_id = event.message_id();
     Ok(Record {
         kind,
         user_id,
@@ -88,7 +81,7 @@ pub fn record(event: &Event) -> Result<Record<'_>, Error> {
         name,
         data,
         time,
-        insert_id,
+        insert_id: event.message_id(),
     })
 }
 
@@ -117,10 +110,11 @@ impl Function for Bulk {
         let url = format!("{}/batch", settings.endpoint.trim_end_matches('/'));
         let requests = valid
             .chunks(per_request)
+            // `{"events": [...]}`, written straight from the borrowed records.
             .map(|events| {
                 Request::post(&url)
                     .bearer_auth(&settings.api_key)
-                    .json(&Body { events })
+                    .json(&std::collections::BTreeMap::from([("events", events)]))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let sizes: Vec<usize> = valid.chunks(per_request).map(<[_]>::len).collect();
@@ -128,7 +122,12 @@ impl Function for Bulk {
             .into_iter()
             .zip(sizes)
             .flat_map(|(response, n)| {
-                std::iter::repeat_n(response.map_err(Error::from).and_then(check), n)
+                std::iter::repeat_n(
+                    response
+                        .map_err(Error::from)
+                        .and_then(|r| r.error_for_status().map(|_| None)),
+                    n,
+                )
             });
         let answered =
             |record: Result<Record, Error>| record.and_then(|_| outcomes.next().unwrap());
@@ -139,21 +138,6 @@ impl Function for Bulk {
 /// One event through `on_batch`.
 fn one(event: Event, settings: &Settings) -> HandlerResult {
     Bulk::on_batch(vec![event], settings)?.remove(0)
-}
-
-/// 2xx is success; 429 and 5xx are worth retrying; any other answer rejects the events.
-pub fn check(response: Response) -> HandlerResult {
-    match response.status {
-        200..=299 => Ok(None),
-        429 | 500..=599 => Err(Error::retry(format!(
-            "partner answered {}",
-            response.status
-        ))),
-        status => Err(Error::validation(format!(
-            "partner rejected the events ({status}): {}",
-            response.text()
-        ))),
-    }
 }
 
 segfn_sdk::export!(Bulk);

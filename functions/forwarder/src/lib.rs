@@ -5,8 +5,8 @@
 
 use segfn_sdk::schemars::{self, JsonSchema};
 use segfn_sdk::{
-    Error, Event, Function, HandlerResult, Identify, OrError, Request, Response, Secret, Track,
-    batch, fetch, info,
+    Error, Event, Function, HandlerResult, Identify, OrError, Request, Secret, Track, batch, fetch,
+    info,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -87,13 +87,13 @@ impl Function for Forwarder {
     type Settings = Settings;
 
     fn on_track(event: Track, settings: &Settings) -> HandlerResult {
-        check(fetch(track_request(&event, settings)?)?)?;
+        fetch(track_request(&event, settings)?)?.error_for_status()?;
         info!("forwarded {:?}", event.event().unwrap_or_default());
         Ok(None)
     }
 
     fn on_identify(event: Identify, settings: &Settings) -> HandlerResult {
-        check(fetch(identify_request(&event, settings)?)?)?;
+        fetch(identify_request(&event, settings)?)?.error_for_status()?;
         info!("updated profile with {} traits", event.traits().len());
         Ok(None)
     }
@@ -112,7 +112,7 @@ impl Function for Forwarder {
                     other.type_name().unwrap_or("a message without a type")
                 ))),
             },
-            |response| check(response).map(|_| None),
+            |response| response.error_for_status().map(|_| None),
         );
         info!("forwarded a batch of {} events", events.len());
         Ok(results)
@@ -153,21 +153,6 @@ fn partner_request<T: Serialize>(
     Request::post(url)
         .bearer_auth(settings.api_key.expose())
         .json(body)
-}
-
-/// 2xx is success; 429 and 5xx are worth retrying; any other answer rejects the event.
-pub fn check(response: Response) -> Result<Response, Error> {
-    match response.status {
-        200..=299 => Ok(response),
-        429 | 500..=599 => Err(Error::retry(format!(
-            "partner answered {}; Segment will retry",
-            response.status
-        ))),
-        status => Err(Error::validation(format!(
-            "partner rejected the event ({status}): {}",
-            response.text()
-        ))),
-    }
 }
 
 // `schema`: the module also describes its settings, for `segfn schema` and `segfn docs`.
