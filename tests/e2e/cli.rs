@@ -143,7 +143,7 @@ async fn run_human_report_shows_outcome_logs_and_trace() {
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
         " RETRY  Retry",
-        "Error message: partner answered 429; Segment will retry",
+        "Error message: partner answered 429",
         "Request trace",
         "POST    429",
         &partner.url("/v1/track"),
