@@ -1,6 +1,6 @@
 //! Operating the durable queue: the figures per tenant and the dead-letter list (list,
 //! show, retry, purge), as one set of requests answered with JSON. The running server
-//! answers them under `/admin/` when it has an `admin_token`; `segfn status` and
+//! answers them at `POST /_segfn/admin` when it has an `admin_token`; `segfn status` and
 //! `segfn dlq` send them there, or answer them from the store file when no server has
 //! it open (redb lets one process open a file at a time).
 
