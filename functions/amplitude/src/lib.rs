@@ -92,10 +92,7 @@ fn send_page(msg: &Facade, settings: &Settings) -> HandlerResult {
         || (settings.track_categorized_pages && truthy(&props["category"]))
         || (settings.track_named_pages && truthy(&props["name"]));
     if !wanted {
-        info!(
-            "{} call not sent: the page settings leave it out",
-            msg.kind()
-        );
+        info!("{} not sent: the page settings leave it out", msg.kind());
         return Ok(None);
     }
     send(settings, "/httpapi", "event", &payload)
@@ -113,23 +110,13 @@ fn send(settings: &Settings, path: &str, field: &str, payload: &Object) -> Handl
     Ok(None)
 }
 
-/// 2xx is success, unless Amplitude says `invalid api_key`; 429 and 5xx are retried;
-/// any other answer rejects the event.
+/// 2xx is success, unless Amplitude says `invalid api_key`; otherwise the usual reading
+/// ([`Response::error_for_status`]: 429 and 5xx retried, other failures rejected).
 pub fn check(response: Response) -> Result<Response, Error> {
-    match response.status {
-        200..=299 if response.text() == "invalid api_key" => {
-            Err(Error::validation("Amplitude answered: invalid api_key"))
-        }
-        200..=299 => Ok(response),
-        429 | 500..=599 => Err(Error::retry(format!(
-            "Amplitude answered {}",
-            response.status
-        ))),
-        status => Err(Error::validation(format!(
-            "Amplitude rejected the event ({status}): {}",
-            response.text()
-        ))),
+    if response.ok() && response.text() == "invalid api_key" {
+        return Err(Error::validation("Amplitude answered: invalid api_key"));
     }
+    response.error_for_status()
 }
 
 /// `mapper.track`: the common fields, revenue fields when there is revenue, the event.
