@@ -29,7 +29,9 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
 SEGFN = Path(os.environ.get("SEGFN_BIN") or TARGET / "debug" / "segfn")
 # Where guests are built: the e2e tests' directory (tests/e2e/support.rs), so the
 # forwarder's dependencies compiled there are reused.
-GUESTS = REPO / "target" / "guests"
+# Apart from target/guests, where the e2e tests build the examples themselves: this copy
+# of the forwarder has the same package name and would overwrite their module.
+GUESTS = REPO / "target" / "scratch-guests"
 # Long enough for a first build where nothing is compiled yet (the std library too).
 FIRST_BUILD_SECONDS = 900
 

@@ -73,7 +73,7 @@ impl Dev {
         let dir = tempfile::tempdir().unwrap();
         copy_forwarder(dir.path());
         let allow = partner.addr.to_string();
-        Dev::start_in(dir, ".", &["--allow-host", &allow], &guest_target_dir()).await
+        Dev::start_in(dir, ".", &["--allow-host", &allow], &scratch_target_dir()).await
     }
 
     /// Starts `segfn dev` on the crate at `crate_dir` (relative to `dir`, which the

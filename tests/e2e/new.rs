@@ -26,14 +26,14 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Cargo for a generated crate: its own builds share one target directory per test run
-/// (kept under target/, so dependencies compile once), and nothing of this test
-/// process's Cargo environment leaks in.
+/// Cargo for a generated crate: its builds share the scratch target directory (kept
+/// under target/, so dependencies compile once), and nothing of this test process's
+/// Cargo environment leaks in.
 fn cargo(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO"));
     command
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", root().join("target/new-crates"))
+        .env("CARGO_TARGET_DIR", scratch_target_dir())
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     command
@@ -85,7 +85,7 @@ async fn every_template_tests_builds_and_runs() {
         let before = partner.received().len();
         let mut run = segfn();
         run.current_dir(&dir)
-            .env("CARGO_TARGET_DIR", root().join("target/new-crates"))
+            .env("CARGO_TARGET_DIR", scratch_target_dir())
             .args([
                 "run",
                 ".",
@@ -109,7 +109,7 @@ async fn every_template_tests_builds_and_runs() {
         let mut schema = segfn();
         schema
             .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", root().join("target/new-crates"))
+            .env("CARGO_TARGET_DIR", scratch_target_dir())
             .args(["schema", "."]);
         let out = output(schema).await;
         assert!(
@@ -135,7 +135,7 @@ async fn every_template_tests_builds_and_runs() {
             moved,
             &crate_dir,
             &["--map-host", &map],
-            &root().join("target/new-crates"),
+            &scratch_target_dir(),
         )
         .await;
         dev.wait_for_build(0, "ok").await;

@@ -37,6 +37,13 @@ pub fn guest_target_dir() -> PathBuf {
     root().join("target/guests")
 }
 
+/// Where crates the tests create (copies of an example, `segfn new` output) are built:
+/// apart from [`guest_target_dir`], so that a copy named like an example never
+/// overwrites the example's module there.
+pub fn scratch_target_dir() -> PathBuf {
+    root().join("target/scratch-guests")
+}
+
 /// Builds `functions/<name>` with `segfn build` once per test process.
 pub fn example_wasm(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
