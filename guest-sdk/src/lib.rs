@@ -29,9 +29,18 @@
 //!   fields and misfit values are kept in `extra` and written back unchanged. An event
 //!   passed through comes back with the same values, numbers as written, and the same
 //!   key order ([`json`] says what keeping numbers exactly means for your own types).
+//!   Every field has an accessor (`track.properties()`, `track.user_id()`); [`spec`] has
+//!   typed views of Segment's semantic events (Ecommerce and others); [`Timestamp`]
+//!   reads Segment's timestamps.
 //! - **Outcomes** ([`OutcomeKind`]): returning `Ok` is `success`; each [`Error`] variant
-//!   maps to one outcome; a handler left out is `unsupported_event_type`; a panic is
-//!   `bad_request`.
+//!   maps to one outcome ([`OrError`] names it for an `Option` or `Result`); a handler
+//!   left out is `unsupported_event_type`; a panic is `bad_request`.
+//! - **Partners**: [`fetch`] and [`fetch_all`] send requests;
+//!   [`Response::error_for_status`] reads the usual answer; [`batch`] keeps a batch's
+//!   results in order; [`encoding`] has base64, URI and form encodings; [`facade`] is
+//!   Segment's old JavaScript message reader, for ports.
+//! - **Secrets**: a setting of type [`Secret`] is redacted by the host wherever it
+//!   would show.
 //! - **The host** runs each invocation in a fresh sandbox with a deadline and limits;
 //!   `fetch` only reaches hosts the operator allowed.
 //! - **Native tests**: the SDK compiles natively too; [`testing`] stubs `fetch` and runs
