@@ -171,8 +171,9 @@ impl Redactor {
     }
 }
 
-/// Adds `secret` and the forms it travels in (Basic auth, base64, a query string, a
-/// JSON string) to `secrets`, unless it is too short to be a credential or known.
+/// Adds `secret` and the forms it travels in (Basic auth, base64, a URL path or query
+/// in each percent-encoding the SDK and HTTP clients write, a form body, a JSON string)
+/// to `secrets`, unless it is too short to be a credential or known.
 fn add_forms(secrets: &mut Vec<String>, secret: &str) {
     if secret.len() < MIN_SECRET_LEN || secrets.iter().any(|s| s == secret) {
         return;
@@ -182,19 +183,21 @@ fn add_forms(secrets: &mut Vec<String>, secret: &str) {
     secrets.push(segfn_sdk::encoding::base64(format!("{secret}:").as_bytes()));
     secrets.push(segfn_sdk::encoding::base64(secret.as_bytes()));
     secrets.push(percent_encode(secret));
+    // The SDK's own encoders: `encodeURIComponent` keeps `!*'()`, a form writes `+` for a
+    // space and escapes `~`.
+    secrets.push(segfn_sdk::encoding::uri_component(secret));
+    secrets.push(segfn_sdk::encoding::form([("", secret)])[1..].to_owned());
     secrets.push(json[1..json.len().saturating_sub(1).max(1)].to_owned());
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, RESERVED).to_string()
 }
 
 /// Walks settings: under a secret name every string is a secret; elsewhere, keep looking.
@@ -278,6 +281,20 @@ mod tests {
         let r = Redactor::from_settings(&json!({"apiKey": "a+b/c=\"d"}), &[]).unwrap();
         assert_eq!(r.redact("?key=a%2Bb%2Fc%3D%22d"), "?key=[redacted]");
         assert_eq!(r.redact(r#"{"k":"a+b/c=\"d"}"#), r#"{"k":"[redacted]"}"#);
+    }
+
+    #[test]
+    fn the_sdks_encodings_of_a_secret_are_redacted() {
+        let secret = "ab~c d!(e)";
+        let r = Redactor::from_settings(&json!({ "token": secret }), &[]).unwrap();
+        let form = segfn_sdk::encoding::form([("token", secret)]);
+        assert_eq!(r.redact(&form), "token=[redacted]", "{form}");
+        let component = segfn_sdk::encoding::uri_component(secret);
+        assert_eq!(
+            r.redact(&format!("/u/{component}")),
+            "/u/[redacted]",
+            "{component}"
+        );
     }
 
     #[test]

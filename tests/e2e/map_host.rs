@@ -9,7 +9,7 @@ use crate::adversarial::fetching_guest;
 use crate::support::*;
 use segfn_host::{FetchClient, FetchPolicy, HostMap, InvokeOptions, Limits, Redactor, Report};
 use serde_json::{Value, json};
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::sync::Arc;
@@ -398,15 +398,7 @@ async fn serve_with_the_flag_warns_at_start_and_delivers() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("segfn serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let base = listening_url(&mut child);
     let response = segment_post(
         &base,
         "key-acme",

@@ -32,15 +32,7 @@ impl Served {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawning segfn serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("segfn serve: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let base = listening_url(&mut child);
         Served {
             child: Some(child),
             stop: None,

@@ -37,6 +37,20 @@ pub fn guest_target_dir() -> PathBuf {
     root().join("target/guests")
 }
 
+/// The URL a spawned `segfn serve` (stdout piped) announces on its first line,
+/// `segfn serve: listening on URL`.
+pub fn listening_url(child: &mut std::process::Child) -> String {
+    use std::io::BufRead as _;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout is piped"))
+        .read_line(&mut line)
+        .expect("reading segfn serve's first line");
+    line.trim()
+        .strip_prefix("segfn serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned()
+}
+
 /// Where crates the tests create (copies of an example, `segfn new` output) are built:
 /// apart from [`guest_target_dir`], so that a copy named like an example never
 /// overwrites the example's module there.
