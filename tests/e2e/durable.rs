@@ -62,7 +62,11 @@ struct ChaosPartner {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-async fn chaos_handle(State(state): State<Arc<ChaosState>>, body: Bytes) -> (StatusCode, String) {
+async fn chaos_handle(
+    State(state): State<Arc<ChaosState>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
     state.requests.fetch_add(1, Ordering::Relaxed);
     let forced = state.forced.load(Ordering::Relaxed);
     let roll = {
@@ -95,10 +99,18 @@ async fn chaos_handle(State(state): State<Arc<ChaosState>>, body: Bytes) -> (Sta
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    (
-        StatusCode::from_u16(status).unwrap(),
-        "{\"ok\":true}".to_owned(),
-    )
+    // A failure echoes the key it was sent, as some APIs do: only the redactor keeps it
+    // out of what segfn records.
+    let answer = if (200..300).contains(&status) {
+        "{\"ok\":true}".to_owned()
+    } else {
+        let key = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        json!({ "error": format!("failed for {key}") }).to_string()
+    };
+    (StatusCode::from_u16(status).unwrap(), answer)
 }
 
 impl ChaosPartner {
@@ -626,6 +638,13 @@ async fn dlq_and_status_from_the_server_and_from_the_store_file() {
         "retries = 1\nbase_ms = 20\nfactor = 2.0\ncap_ms = 50\nwindow_secs = 60",
         &["acme"],
     );
+    // Reports with bodies, so the partner's echo of the key is in them, redacted.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "name = \"acme\"\n",
+        "name = \"acme\"\ndebug_responses = true\n",
+    );
+    std::fs::write(&config, text).unwrap();
     let config_arg = config.display().to_string();
     let server = Server::start(&wasm, &config);
     let base = server.base.clone();
@@ -672,6 +691,8 @@ async fn dlq_and_status_from_the_server_and_from_the_store_file() {
         shown["report"]["requests"][0]["status"], 503,
         "the last report"
     );
+    let echoed = shown["report"]["requests"][0]["response_body"].to_string();
+    assert!(echoed.contains("failed for Bearer [redacted]"), "{shown}");
     for secret in ["sk_acme_secret", "sk_header_secret"] {
         assert!(
             !shown.to_string().contains(secret),

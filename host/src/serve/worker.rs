@@ -133,6 +133,12 @@ fn start_one(app: &Arc<AppState>, tenants: &[Arc<Tenant>], claimed: Claimed) {
     });
 }
 
+/// The redactor for settings sent with a delivery (`X-Segment-Settings` merged in).
+fn custom_redactor(settings: &str, declared: &[String]) -> Result<Redactor, String> {
+    let value = serde_json::from_str(settings).map_err(|e| e.to_string())?;
+    Redactor::from_settings(&value, declared).map_err(|e| e.to_string())
+}
+
 /// Runs one claimed event and records what became of it.
 async fn run_one(
     app: &AppState,
@@ -144,13 +150,33 @@ async fn run_one(
     let started = Instant::now();
     let (settings, redactor): (Arc<str>, Arc<Redactor>) = match &job.settings {
         None => (tenant.settings_json.clone(), tenant.redactor.clone()),
-        Some(custom) => {
-            let redactor = serde_json::from_str(custom.get())
-                .ok()
-                .and_then(|v| Redactor::from_settings(&v, &tenant.secret_settings).ok())
-                .unwrap_or_default();
-            (custom.get().into(), Arc::new(redactor))
-        }
+        Some(custom) => match custom_redactor(custom.get(), &tenant.secret_settings) {
+            Ok(redactor) => (custom.get().into(), Arc::new(redactor)),
+            Err(problem) => {
+                // Without its redactor the function's report could show the customer's
+                // secrets: the event is not run and goes to the dead letters at once.
+                let attempt = Attempt {
+                    at_ms: super::dedupe::now_ms(),
+                    outcome: crate::OutcomeKind::InvalidSettings.as_str().to_owned(),
+                    message: Some(format!("the delivery's settings cannot be used: {problem}")),
+                    partner_status: None,
+                    reason: "settings unusable; not run".to_owned(),
+                };
+                let recorded = app
+                    .store
+                    .dead_letter(lease, attempt, serde_json::Value::Null)
+                    .await;
+                if matches!(recorded, Ok(true)) {
+                    app.metrics.attempt(&tenant.name, "dead_letter");
+                }
+                tracing::warn!(
+                    tenant = %tenant.name,
+                    message_id = %job.message_id,
+                    "event not run: the settings sent with it cannot be used ({problem}); dead-lettered"
+                );
+                return;
+            }
+        },
     };
     let report = {
         let events = [job.event.get()];
@@ -213,6 +239,7 @@ async fn run_one(
             }
         }
     };
+    let counts = matches!(recorded, Ok(true));
     match recorded {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
@@ -227,9 +254,13 @@ async fn run_one(
             "recording an attempt failed; the event runs again when its lease expires"
         ),
     }
-    app.metrics.attempt(&tenant.name, outcome);
-    if outcome != "retry_scheduled" {
-        app.metrics.event(&tenant.name, &job.event_type, outcome);
+    // Only the holder of the lease counts the attempt: a lost lease means it runs again
+    // (or ran elsewhere), and that run counts.
+    if counts {
+        app.metrics.attempt(&tenant.name, outcome);
+        if outcome != "retry_scheduled" {
+            app.metrics.event(&tenant.name, &job.event_type, outcome);
+        }
     }
     tracing::info!(
         tenant = %tenant.name,
@@ -241,4 +272,22 @@ async fn run_one(
         duration_ms = started.elapsed().as_millis() as u64,
         "event"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_whose_secrets_cannot_be_bounded_give_no_redactor() {
+        let tokens: serde_json::Map<String, serde_json::Value> = (0..300)
+            .map(|i| (format!("token{i}"), format!("secret-value-{i}").into()))
+            .collect();
+        let settings = serde_json::Value::Object(tokens).to_string();
+        let problem = custom_redactor(&settings, &[]).unwrap_err();
+        assert!(problem.contains("256"), "{problem}");
+        assert!(custom_redactor("{not json", &[]).is_err());
+        let redactor = custom_redactor(r#"{"apiKey": "sk_live_12345"}"#, &[]).unwrap();
+        assert_eq!(redactor.redact("key sk_live_12345"), "key [redacted]");
+    }
 }
