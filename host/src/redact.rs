@@ -90,6 +90,16 @@ impl Redactor {
         Redactor::from_forms(secrets)
     }
 
+    /// Whether declaring `value` would change nothing: it is known already, or too short
+    /// to be redacted as a substring.
+    pub fn knows(&self, value: &str) -> bool {
+        value.len() < MIN_SECRET_LEN
+            || self
+                .secrets
+                .binary_search_by(|s| s.as_str().cmp(value))
+                .is_ok()
+    }
+
     /// This redactor and one more secret value (one the function declared).
     pub fn extended(&self, value: &str) -> Redactor {
         let mut secrets = self.secrets.clone();

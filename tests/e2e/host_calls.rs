@@ -244,14 +244,17 @@ async fn a_declared_secret_is_redacted_from_later_logs() {
     assert_eq!(r.logs[0].message, "calling with [redacted]", "{:?}", r.logs);
 }
 
-/// Each declared secret rebuilds the redactor, so their number is bounded as a settings
-/// object's secrets are: the 257th ends the invocation.
+/// Each new declared secret rebuilds the redactor, so their number is bounded as a
+/// settings object's secrets are: the 257th distinct value (four ASCII letters each)
+/// ends the invocation.
 #[tokio::test]
 async fn declaring_too_many_secrets_ends_the_invocation() {
     let guest = WatGuest {
         handle_body: "(local $i i32)
             (loop $more
-              (i32.store (i32.const 8192) (i32.add (i32.const 0x41414141) (local.get $i)))
+              (i32.store (i32.const 8192) (i32.add (i32.const 0x41414141)
+                (i32.add (i32.rem_u (local.get $i) (i32.const 26))
+                  (i32.shl (i32.div_u (local.get $i) (i32.const 26)) (i32.const 8)))))
               (call $secret (i32.const 8192) (i32.const 4))
               (local.set $i (i32.add (local.get $i) (i32.const 1)))
               (br_if $more (i32.lt_u (local.get $i) (i32.const 300))))",
