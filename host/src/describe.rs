@@ -129,7 +129,13 @@ impl LoadedFunction {
         &self,
         settings: &Value,
     ) -> Result<Vec<EventType>, DescribeError> {
-        let options = quiet_options(Limits::default()).map_err(DescribeError::Call)?;
+        let mut options = quiet_options(Limits::default()).map_err(DescribeError::Call)?;
+        // A settings error can quote a value (`invalid type: string "sk_live_…"`): the
+        // settings' secrets are redacted from what the probe reports.
+        options.redactor = Arc::new(
+            crate::Redactor::from_settings(settings, &[])
+                .map_err(|e| DescribeError::ProbeSettings(e.to_string()))?,
+        );
         let mut handled = Vec::new();
         for event_type in EVENT_TYPES {
             let event = sample_event(event_type);
