@@ -8,7 +8,8 @@
 //! user's properties through `{endpoint}/identify` (`identification=<JSON>`). Page and
 //! screen calls are sent when `trackAllPages` is on, or when `trackCategorizedPages` /
 //! `trackNamedPages` is on and the call has a category / name. Amplitude answering
-//! `invalid api_key` rejects the event; 429 and 5xx ask Segment to retry.
+//! `invalid api_key` rejects the event; 408, 423, 429 and 5xx other than 501 ask
+//! Segment to retry.
 
 pub mod locale;
 pub mod ua;
@@ -111,7 +112,8 @@ fn send(settings: &Settings, path: &str, field: &str, payload: &Object) -> Handl
 }
 
 /// 2xx is success, unless Amplitude says `invalid api_key`; otherwise the usual reading
-/// ([`Response::error_for_status`]: 429 and 5xx retried, other failures rejected).
+/// ([`Response::error_for_status`]: 408, 423, 429 and 5xx other than 501 retried, other
+/// failures rejected).
 pub fn check(response: Response) -> Result<Response, Error> {
     if response.ok() && response.text() == "invalid api_key" {
         return Err(Error::validation("Amplitude answered: invalid api_key"));

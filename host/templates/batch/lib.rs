@@ -127,19 +127,11 @@ fn bulk_request(settings: &Settings, records: &[Value]) -> Result<Request, Error
         .json(&json!({ "events": records }))
 }
 
-/// 2xx is success; 429 and 5xx are retried by Segment; any other answer rejects.
+/// The partner's answer as the event's outcome: `error_for_status` retries 408, 423,
+/// 429 and 5xx other than 501 and rejects other failures; write your own `match` on
+/// `response.status` if your partner's API means something else.
 fn check(response: Response) -> HandlerResult {
-    match response.status {
-        200..=299 => Ok(None),
-        429 | 500..=599 => Err(Error::retry(format!(
-            "partner answered {}",
-            response.status
-        ))),
-        status => Err(Error::validation(format!(
-            "partner rejected the events ({status}): {}",
-            response.text()
-        ))),
-    }
+    response.error_for_status().map(|_| None)
 }
 
 // `schema`: the module also describes its settings, for `segfn schema` and `segfn docs`.

@@ -64,8 +64,10 @@ fn user<'a>(user_id: Option<&'a str>, anonymous_id: Option<&'a str>) -> Result<&
         .or_invalid_payload("userId or anonymousId is required")
 }
 
-/// POSTs `body` to the partner's `path`; 2xx is success, 429 and 5xx are retried by
-/// Segment, any other answer rejects the event.
+/// POSTs `body` to the partner's `path`; 2xx is success, 408, 423, 429 and 5xx other
+/// than 501 are retried by Segment, any other answer rejects the event. (That is what
+/// `response.error_for_status()` does; the `match` is written out to be changed for
+/// your partner's API.)
 fn send(settings: &Settings, path: &str, body: &serde_json::Value) -> Result<Response, Error> {
     let url = format!("{}/{path}", settings.endpoint.trim_end_matches('/'));
     let request = Request::post(url)
@@ -74,7 +76,7 @@ fn send(settings: &Settings, path: &str, body: &serde_json::Value) -> Result<Res
     let response = fetch(request)?; // a timeout or network failure is a RetryError
     match response.status {
         200..=299 => Ok(response),
-        429 | 500..=599 => Err(Error::retry(format!(
+        408 | 423 | 429 | 500 | 502..=599 => Err(Error::retry(format!(
             "partner answered {}",
             response.status
         ))),
