@@ -5,7 +5,7 @@
 use super::UsageError;
 use anyhow::{Context as _, bail};
 use segfn_host::serve::admin::{self, AdminRequest};
-use segfn_host::serve::{Dedupe, RedbStore, ServeConfig};
+use segfn_host::serve::{ServeConfig, StoreLocation};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -27,9 +27,16 @@ pub(crate) struct Target {
         hide_env_values = true
     )]
     admin_token: Option<String>,
-    /// The store file, when no server has it open.
-    #[arg(long, value_name = "FILE", conflicts_with = "config")]
-    store: Option<PathBuf>,
+    /// The store: a file no server has open, or a postgres:// database (servers may
+    /// be running; better in $SEGFN_STORE than on a command line).
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        conflicts_with = "config",
+        env = "SEGFN_STORE",
+        hide_env_values = true
+    )]
+    store: Option<StoreLocation>,
     /// Or: the server's configuration file, for its store.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -150,7 +157,7 @@ async fn ask(target: &Target, request: AdminRequest) -> anyhow::Result<Value> {
         }
         return Ok(body);
     }
-    let (path, window, max_entries) = match (&target.store, &target.config) {
+    let (location, window, max_entries) = match (&target.store, &target.config) {
         (Some(store), _) => {
             let d = segfn_host::serve::config::ServerConfig::default();
             (store.clone(), d.dedupe_window_secs, d.max_dedupe_entries)
@@ -165,23 +172,28 @@ async fn ask(target: &Target, request: AdminRequest) -> anyhow::Result<Value> {
         }
         (None, None) => {
             return Err(UsageError(
-                "give --server URL (a running segfn serve) or --store FILE / --config FILE".into(),
+                "give --server URL (a running segfn serve) or --store FILE|URL / --config FILE"
+                    .into(),
             )
             .into());
         }
     };
-    if !path.exists() {
+    if let StoreLocation::File(path) = &location
+        && !path.exists()
+    {
         bail!("{}: no such store", path.display());
     }
-    let opened = Dedupe::open(&path, Duration::from_secs(window), max_entries)
-        .and_then(RedbStore::open)
-        .with_context(|| {
-            format!(
+    let opened = location
+        .open(Duration::from_secs(window), max_entries, 2)
+        .await
+        .with_context(|| match &location {
+            StoreLocation::File(path) => format!(
                 "opening {} (while segfn serve runs, it holds the file: use --server URL)",
                 path.display()
-            )
+            ),
+            StoreLocation::Postgres(_) => format!("opening {}", location.describe()),
         })?;
-    Ok(admin::answer(&opened, request).await?)
+    Ok(admin::answer(opened.as_ref(), request).await?)
 }
 
 fn seconds(secs: u64) -> String {

@@ -3,7 +3,7 @@
 use super::build::TargetDirArg;
 use super::run::{LIMIT_ARG_IDS, LimitArgs, TenantArgs, read_settings};
 use anyhow::{Context as _, bail};
-use segfn_host::serve::{ResolvedTenant, ServeConfig, ServeOptions};
+use segfn_host::serve::{ResolvedTenant, ServeConfig, ServeOptions, StoreLocation};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,9 +41,16 @@ pub(crate) struct ServeArgs {
     /// Without --config: put outcome, logs and request trace in responses.
     #[arg(long)]
     debug_responses: bool,
-    /// The embedded store for deduplication (overrides the config file).
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
+    /// The store (overrides the config file): a file for the embedded engine, or
+    /// postgres://USER:PASSWORD@HOST:PORT/DB for a database shared by several
+    /// replicas (better in $SEGFN_STORE than on a command line others can read).
+    #[arg(
+        long,
+        value_name = "FILE|URL",
+        env = "SEGFN_STORE",
+        hide_env_values = true
+    )]
+    store: Option<StoreLocation>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,

@@ -35,8 +35,15 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long a `messageId` is remembered, in seconds.
     pub dedupe_window_secs: u64,
-    /// The embedded store (deduplication); created when missing.
-    pub store: PathBuf,
+    /// The store (deduplication window, durable queue, dead letters): a file for the
+    /// embedded engine, created when missing, or `postgres://...` for a database
+    /// shared by several replicas.
+    pub store: super::store::StoreLocation,
+    /// Connections to PostgreSQL at most (a `postgres://` store only).
+    pub store_connections: usize,
+    /// Durable mode: how long past the invocation deadline a claimed event stays
+    /// leased; after a crash (or a replica's), its events wait this long to run again.
+    pub lease_margin_ms: u64,
     /// Log one JSON object per line instead of human-readable lines.
     pub json_logs: bool,
     /// PEM certificate chain for HTTPS (with `tls_key`).
@@ -79,7 +86,9 @@ impl Default for ServerConfig {
             max_in_flight: 64,
             max_body_bytes: 4 << 20,
             dedupe_window_secs: 24 * 3600,
-            store: PathBuf::from("segfn-store.redb"),
+            store: super::store::StoreLocation::File("segfn-store.redb".into()),
+            store_connections: 16,
+            lease_margin_ms: 30_000,
             json_logs: false,
             tls_cert: None,
             tls_key: None,
@@ -277,8 +286,10 @@ impl ServeConfig {
                 tenant.function = Some(base.join(f));
             }
         }
-        if config.server.store.is_relative() {
-            config.server.store = base.join(&config.server.store);
+        if let super::store::StoreLocation::File(store) = &mut config.server.store
+            && store.is_relative()
+        {
+            *store = base.join(&*store);
         }
         Ok(config)
     }

@@ -6,7 +6,7 @@
 //! [`delivery`] plans each message ([`plan`]), consults the store ([`dedupe`]), invokes
 //! the function and records the outcome; [`answer`] builds what Segment gets back.
 //! In durable mode [`delivery`] commits the events to the [`store`] (on redb:
-//! [`queue`]) and answers 202; [`worker`]s run them and [`retry`] decides what is
+//! [`queue`]; shared by replicas: [`postgres`]) and answers 202; [`worker`]s run them and [`retry`] decides what is
 //! tried again, and when; [`admin`] answers operators (`segfn status`, `segfn dlq`).
 
 pub mod admin;
@@ -20,6 +20,7 @@ mod http;
 mod listener;
 mod metrics;
 mod plan;
+mod postgres;
 pub mod queue;
 mod reload;
 pub mod retry;
@@ -31,10 +32,11 @@ pub use config::{ConfigError, ResolvedTenant, ServeConfig};
 pub use dedupe::{Dedupe, Marked, MessageKey, StoreError};
 pub use http::{ADMIN_PATH, router};
 pub use metrics::Metrics;
+pub use postgres::PgStore;
 pub use queue::RedbStore;
 pub use reload::FunctionSlot;
 pub use state::{AppState, Tenant};
-pub use store::Store;
+pub use store::{Store, StoreLocation};
 
 use crate::{Runtime, RuntimeOptions};
 use std::net::SocketAddr;

@@ -4,9 +4,8 @@
 
 use super::ServeError;
 use super::config::{BatchSignature, ResolvedTenant, ServerConfig};
-use super::dedupe::{Dedupe, MessageKey};
+use super::dedupe::MessageKey;
 use super::metrics::Metrics;
-use super::queue::RedbStore;
 use super::reload::FunctionSlot;
 use super::retry::Backoff;
 use super::store::Store;
@@ -101,6 +100,9 @@ pub struct AppState {
     pub max_queued: u64,
     /// Bearer token of the admin API (`None`: it is off).
     pub admin_token: Option<String>,
+    /// Added to the invocation deadline for a durable event's lease: recording the
+    /// outcome takes a commit, and the store may be remote.
+    pub lease_margin: Duration,
 }
 
 /// The key under which a tenant is found.
@@ -197,17 +199,19 @@ impl AppState {
             );
         }
 
-        let dedupe = Dedupe::open(
-            &server.store,
-            Duration::from_secs(server.dedupe_window_secs),
-            server.max_dedupe_entries,
-        )?;
-        let redb = RedbStore::open(dedupe)?;
+        let store = server
+            .store
+            .open(
+                Duration::from_secs(server.dedupe_window_secs),
+                server.max_dedupe_entries,
+                server.store_connections,
+            )
+            .await?;
         let in_flight = server.max_in_flight.max(1);
         let state = Arc::new(AppState {
             tenants: by_key,
             limits,
-            store: Arc::new(redb),
+            store,
             backoff: Backoff::new(server.retry.clone()),
             wake: tokio::sync::Notify::new(),
             metrics: Arc::new(Metrics::default()),
@@ -219,6 +223,7 @@ impl AppState {
             in_progress: Mutex::default(),
             max_queued: server.max_queued.max(1),
             admin_token: server.admin_token.clone().filter(|t| !t.is_empty()),
+            lease_margin: Duration::from_millis(server.lease_margin_ms),
         });
         Ok((state, slots.into_values().collect()))
     }

@@ -234,3 +234,80 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Figures per tenant that has or had queued work.
     fn stats(&self) -> BoxFuture<'_, Result<Vec<TenantStats>, StoreError>>;
 }
+
+/// Where the store is: the embedded file (the default, for one machine) or a
+/// PostgreSQL database shared by several replicas. Written as a path or a
+/// `postgres://` (or `postgresql://`) connection string.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A redb file, created when missing.
+    File(std::path::PathBuf),
+    /// A PostgreSQL connection string (it may hold a password: never printed).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Reads a path or a connection string.
+    pub fn parse(text: &str) -> StoreLocation {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            StoreLocation::Postgres(text.to_owned())
+        } else {
+            StoreLocation::File(text.into())
+        }
+    }
+
+    /// For messages: the path, or the database without credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::File(path) => path.display().to_string(),
+            StoreLocation::Postgres(url) => match url.parse() {
+                Ok(config) => format!("postgres://{}", super::postgres::describe_url(&config)),
+                Err(_) => "postgres://(an invalid connection string)".into(),
+            },
+        }
+    }
+
+    /// Opens it: the file's engine, or a pool of `pool_size` connections to the
+    /// database (creating or migrating its schema).
+    pub async fn open(
+        &self,
+        window: Duration,
+        max_entries: u64,
+        pool_size: usize,
+    ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            StoreLocation::File(path) => {
+                let path = path.clone();
+                let opened = tokio::task::spawn_blocking(move || {
+                    super::dedupe::Dedupe::open(&path, window, max_entries)
+                        .and_then(super::queue::RedbStore::open)
+                })
+                .await
+                .map_err(|e| StoreError(e.to_string()))??;
+                std::sync::Arc::new(opened)
+            }
+            StoreLocation::Postgres(url) => std::sync::Arc::new(
+                super::postgres::PgStore::connect(url, pool_size, window, max_entries).await?,
+            ),
+        })
+    }
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl std::str::FromStr for StoreLocation {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(StoreLocation::parse(s))
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreLocation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| StoreLocation::parse(&s))
+    }
+}

@@ -21,8 +21,6 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 const CLAIM_BATCH: usize = 16;
 /// The longest the dispatcher sleeps without looking (due retries, expired leases).
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// Added to the invocation deadline for a lease: recording the outcome takes a commit.
-const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// After a store failure, the dispatcher waits this long before claiming again.
 const STORE_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -34,7 +32,7 @@ pub(crate) async fn dispatch(app: Arc<AppState>, mut stop: watch::Receiver<bool>
     if tenants.is_empty() {
         return;
     }
-    let lease = app.limits.deadline + LEASE_MARGIN;
+    let lease = app.limits.deadline + app.lease_margin;
     let mut start = 0;
     let mut last_reap = Instant::now();
     loop {
