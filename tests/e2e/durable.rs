@@ -4,6 +4,7 @@
 //! is killed with `kill -9` again and again; every event answered 2xx reaches the
 //! partner, and every duplicate the partner sees is one the server counted.
 
+use crate::pg::Postgres;
 use crate::support::*;
 use axum::Router;
 use axum::body::Bytes;
@@ -246,13 +247,26 @@ fn tenant(name: &str, partner: SocketAddr) -> String {
     )
 }
 
-/// The configuration: durable, short retries for a test.
+/// The configuration: durable, short retries for a test, the store a file in `dir`.
 fn write_config(
     dir: &Path,
     partner: SocketAddr,
     server: &str,
     retry: &str,
     tenants: &[&str],
+) -> PathBuf {
+    let store = dir.join("store.redb").display().to_string();
+    write_config_at(dir, partner, server, retry, tenants, &store)
+}
+
+/// The same, with the store at `store` (a file or a postgres:// URL).
+fn write_config_at(
+    dir: &Path,
+    partner: SocketAddr,
+    server: &str,
+    retry: &str,
+    tenants: &[&str],
+    store: &str,
 ) -> PathBuf {
     let path = dir.join("segfn.toml");
     let tenants: String = tenants.iter().map(|t| tenant(t, partner)).collect();
@@ -264,8 +278,7 @@ fn write_config(
     std::fs::write(
         &path,
         format!(
-            "[server]\nstore = {:?}\ndurable = true\n{in_flight}{server}\n\n[server.retry]\n{retry}\n\n[limits]\ndeadline_ms = 3000\n\n{tenants}",
-            dir.join("store.redb").display().to_string()
+            "[server]\nstore = {store:?}\ndurable = true\n{in_flight}{server}\n\n[server.retry]\n{retry}\n\n[limits]\ndeadline_ms = 3000\n\n{tenants}"
         ),
     )
     .unwrap();
@@ -418,18 +431,19 @@ async fn final_outcomes_are_not_retried_and_exhausted_events_are_dead_lettered()
 }
 
 /// Sends `ids` (spread over `tenants`) from `workers` tasks, each until it is
-/// answered 2xx, to whichever server is up (`base`); returns the ids answered 2xx.
+/// answered 2xx, to whichever servers are up (`bases`, the i-th event to the
+/// (i mod n)-th); returns the ids answered 2xx.
 async fn stream(
     ids: Vec<String>,
     tenants: &'static [&'static str],
-    base: Arc<Mutex<String>>,
+    bases: Arc<Mutex<Vec<String>>>,
     workers: usize,
 ) -> HashSet<String> {
     let queue = Arc::new(Mutex::new(ids.into_iter().enumerate().collect::<Vec<_>>()));
     let answered = Arc::new(Mutex::new(HashSet::new()));
     let tasks: Vec<_> = (0..workers)
         .map(|_| {
-            let (queue, answered, base) = (queue.clone(), answered.clone(), base.clone());
+            let (queue, answered, bases) = (queue.clone(), answered.clone(), bases.clone());
             tokio::spawn(async move {
                 let client = client();
                 loop {
@@ -443,7 +457,10 @@ async fn stream(
                             started.elapsed() < Duration::from_secs(60),
                             "{id} never accepted"
                         );
-                        let url = format!("{}/", base.lock().unwrap());
+                        let url = {
+                            let bases = bases.lock().unwrap();
+                            format!("{}/", bases[i % bases.len()])
+                        };
                         let sent = client
                             .post(url)
                             .header("authorization", basic(&format!("key-{tenant}")))
@@ -473,6 +490,18 @@ async fn stream(
 
 #[tokio::test]
 async fn kill_9_loses_nothing_answered_2xx() {
+    crash_test(None).await;
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_answered_2xx_on_postgres() {
+    let Some(pg) = Postgres::start() else { return };
+    crash_test(Some(&pg.url)).await;
+}
+
+/// The crash test on the embedded store, or on PostgreSQL at `pg`: there a killed
+/// server's leases are not voided by its restart but expire (deadline + margin).
+async fn crash_test(pg: Option<&str>) {
     const EVENTS: usize = 300;
     const KILLS: usize = 4;
     static TENANTS: [&str; 2] = ["acme", "globex"];
@@ -489,15 +518,17 @@ async fn kill_9_loses_nothing_answered_2xx() {
     // Slow enough that a kill usually falls while attempts are in flight.
     partner.state.delay_ms.store(25, Ordering::Relaxed);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
+    let redb = dir.path().join("store.redb").display().to_string();
+    let config = write_config_at(
         dir.path(),
         partner.addr,
-        "",
+        "lease_margin_ms = 1000",
         "retries = 40\nbase_ms = 50\nfactor = 2.0\ncap_ms = 500\nwindow_secs = 600",
         &TENANTS,
+        pg.unwrap_or(&redb),
     );
     let mut server = Server::start(&wasm, &config);
-    let base = Arc::new(Mutex::new(server.base.clone()));
+    let base = Arc::new(Mutex::new(vec![server.base.clone()]));
 
     let ids: Vec<String> = (0..EVENTS).map(|i| format!("crash-{i:04}")).collect();
     let sending = tokio::spawn(stream(ids.clone(), &TENANTS, base.clone(), 6));
@@ -517,7 +548,7 @@ async fn kill_9_loses_nothing_answered_2xx() {
         // Restart at once, or after a pause: both must resume the queue.
         tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
         server = Server::start(&wasm, &config);
-        *base.lock().unwrap() = server.base.clone();
+        *base.lock().unwrap() = vec![server.base.clone()];
     }
     let answered = sending.await.unwrap();
     assert_eq!(
@@ -873,4 +904,171 @@ async fn sigterm_finishes_running_events_and_a_restart_runs_the_rest() {
         "a graceful stop leaves no lease behind"
     );
     drop(server);
+}
+
+/// Several replicas on one PostgreSQL database, as behind a load balancer: the same
+/// `messageId` delivered to two replicas at once runs once; then a replica is killed
+/// mid-stream and not restarted, and the others finish its work.
+#[tokio::test]
+async fn replicas_on_postgres_run_each_event_once_and_take_over_a_dead_ones_work() {
+    static TENANTS: [&str; 2] = ["acme", "globex"];
+    let Some(pg) = Postgres::start() else { return };
+    let wasm = tokio::task::spawn_blocking(forwarder).await.unwrap();
+    let mut partner = ChaosPartner::start(11).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_at(
+        dir.path(),
+        partner.addr,
+        "lease_margin_ms = 1000",
+        "retries = 40\nbase_ms = 50\nfactor = 2.0\ncap_ms = 500\nwindow_secs = 600",
+        &TENANTS,
+        &pg.url,
+    );
+    let replicas: Vec<Server> = (0..3).map(|_| Server::start(&wasm, &config)).collect();
+    let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
+
+    // 1. Each messageId at two replicas at the same moment: one queues it (202), the
+    //    other finds it in the shared window (200); the partner gets it once.
+    let client = client();
+    let pairs: Vec<String> = (0..60).map(|i| format!("pair-{i:03}")).collect();
+    for (i, id) in pairs.iter().enumerate() {
+        let tenant = TENANTS[i % 2];
+        let send = |base: &str| {
+            client
+                .post(format!("{base}/"))
+                .header("authorization", basic(&format!("key-{tenant}")))
+                .header("content-type", "application/json")
+                .body(track(id))
+                .send()
+        };
+        let (x, y) = tokio::join!(send(&bases[i % 3]), send(&bases[(i + 1) % 3]));
+        let mut statuses = [x.unwrap().status().as_u16(), y.unwrap().status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 202],
+            "{id}: one replica queues it, the other knows it"
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            let accepted = partner.accepted();
+            pairs.iter().all(|id| accepted.contains_key(id))
+        })
+        .await,
+        "every pair reached the partner"
+    );
+    let accepted = partner.accepted();
+    assert!(
+        pairs.iter().all(|id| accepted[id] == 1),
+        "each pair reached the partner once"
+    );
+
+    // 2. A stream over all three while the partner fails a fifth of the requests;
+    //    one replica is killed mid-stream and stays dead.
+    //    The partner answers slowly, so that each replica holds leased events (up to
+    //    its 16 in flight) when the victim dies: its leased events must be taken over.
+    partner.state.fail_percent.store(20, Ordering::Relaxed);
+    partner.state.delay_ms.store(100, Ordering::Relaxed);
+    let ids: Vec<String> = (0..300).map(|i| format!("rep-{i:04}")).collect();
+    let live = Arc::new(Mutex::new(bases.clone()));
+    let sending = tokio::spawn(stream(ids.clone(), &TENANTS, live.clone(), 6));
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            let accepted = partner.accepted();
+            ids.iter().filter(|id| accepted.contains_key(*id)).count() >= 60
+        })
+        .await,
+        "the stream is under way"
+    );
+    let mut replicas = replicas;
+    let victim = replicas.remove(2);
+    victim.kill();
+    live.lock().unwrap().retain(|b| *b != bases[2]);
+    let answered = sending.await.unwrap();
+    assert_eq!(
+        answered.len(),
+        ids.len(),
+        "every event answered 2xx at last"
+    );
+
+    // The survivors run the dead replica's queued and leased events once its leases
+    // expire (deadline 3 s + margin 1 s).
+    let reached = eventually(Duration::from_secs(60), || async {
+        let accepted = partner.accepted();
+        ids.iter().all(|id| accepted.contains_key(id))
+    })
+    .await;
+    let accepted = partner.accepted();
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !accepted.contains_key(*id))
+        .collect();
+    assert!(
+        reached,
+        "{} never reached the partner: {missing:?}",
+        missing.len()
+    );
+
+    let base = &bases[0];
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            metric_sum(base, "segfn_queue_pending").await == 0.0
+        })
+        .await,
+        "the shared queue drains"
+    );
+    assert_eq!(metric_sum(base, "segfn_dead_letters").await, 0.0);
+    let duplicates: u32 = ids.iter().map(|id| accepted[id] - 1).sum();
+    let redelivered = metric_sum(base, "segfn_queue_redelivered").await;
+    let completed = metric_sum(base, "segfn_queue_completed").await;
+    eprintln!(
+        "replicas: {} events over 3 replicas, one killed; partner: {} requests, {} failed, \
+         {duplicates} duplicates; store: {completed} completed, {redelivered} taken over",
+        pairs.len() + ids.len(),
+        partner.state.requests.load(Ordering::Relaxed),
+        partner.state.failed.load(Ordering::Relaxed),
+    );
+    assert!(
+        redelivered >= 1.0,
+        "the killed replica held leased events; the survivors took them over"
+    );
+    assert!(
+        f64::from(duplicates) <= redelivered,
+        "{duplicates} duplicates but only {redelivered} counted as taken over"
+    );
+    assert_eq!(
+        completed as usize,
+        pairs.len() + ids.len(),
+        "each event completed once in the shared store"
+    );
+    // Both survivors see the same shared figures, and so does `segfn status` reading
+    // the database directly while they run (its URL from $SEGFN_STORE).
+    assert_eq!(
+        metric_sum(&bases[1], "segfn_queue_completed").await,
+        completed
+    );
+    let url = pg.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        segfn()
+            .args(["status", "--json"])
+            .env("SEGFN_STORE", url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done: u64 = status["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(done as usize, pairs.len() + ids.len(), "{status}");
 }
