@@ -914,7 +914,7 @@ async fn replicas_on_postgres_run_each_event_once_and_take_over_a_dead_ones_work
     static TENANTS: [&str; 2] = ["acme", "globex"];
     let Some(pg) = Postgres::start() else { return };
     let wasm = tokio::task::spawn_blocking(forwarder).await.unwrap();
-    let mut partner = ChaosPartner::start(11).await;
+    let partner = ChaosPartner::start(11).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config_at(
         dir.path(),
