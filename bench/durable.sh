@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Durable mode's throughput with the embedded store: single-event deliveries per second
-# that `segfn serve --durable` commits and answers 202 (each commit fsynced, concurrent
-# ones grouped), while its workers run the forwarder on them against a local partner
-# (bench/partner.js); then how long the queue takes to drain, for the end-to-end rate.
-# Prints one JSON line.
+# Durable mode's throughput: single-event deliveries per second that `segfn serve
+# --durable` commits and answers 202 (each commit durable; on the embedded store
+# concurrent ones are grouped into one fsync), while its workers run the forwarder on
+# them against a local partner (bench/partner.js); then how long the queue takes to
+# drain, for the end-to-end rate. Prints one JSON line.
 #
-#   bench/durable.sh SEGFN_BIN FORWARDER_WASM [SECONDS=10] [CONNECTIONS=64]
+#   bench/durable.sh SEGFN_BIN FORWARDER_WASM [SECONDS=10] [CONNECTIONS=64] [STORE=redb]
+#
+# STORE=postgres starts a throwaway cluster of Debian's PostgreSQL (default settings,
+# fsync on) in the temporary directory, on 127.0.0.1, and uses it as the store.
 #
 # Build first (release): cargo build --release -p segfn-host, and
 # segfn build functions/forwarder. Needs wrk and node (scripts/bench installs them).
@@ -15,12 +18,18 @@ segfn="${1:?segfn binary}"
 wasm="${2:?forwarder .wasm}"
 seconds="${3:-10}"
 connections="${4:-64}"
+store_kind="${5:-redb}"
 
 tmp="$(mktemp -d)"
 partner_pid=""
 serve_pid=""
+pg_bin=""
+as_pg=()
 cleanup() {
   [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null || true
+  if [ -n "$pg_bin" ]; then
+    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
   [ -n "$partner_pid" ] && kill "$partner_pid" 2>/dev/null || true
   rm -rf "$tmp"
 }
@@ -32,10 +41,26 @@ partner_pid=$!
 until grep -q '^listening' "$tmp/partner.out" 2>/dev/null; do sleep 0.05; done
 partner_port="$(awk '/^listening/ {print $2}' "$tmp/partner.out")"
 
+store="$tmp/store.redb"
+if [ "$store_kind" = postgres ]; then
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  mkdir -p "$tmp/pg"
+  # initdb refuses root: the cluster belongs to the postgres user then.
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres "$tmp" "$tmp/pg"
+    as_pg=(runuser -u postgres --)
+  fi
+  "${as_pg[@]}" "$pg_bin/initdb" -D "$tmp/pg/data" -A trust -U segfn >/dev/null
+  pg_port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/log" -w \
+    -o "-p $pg_port -k $tmp/pg -c listen_addresses=127.0.0.1" start >/dev/null
+  store="postgres://segfn@127.0.0.1:$pg_port/postgres"
+fi
+
 cat >"$tmp/segfn.toml" <<EOF
 [server]
 listen = "127.0.0.1:0"
-store = "$tmp/store.redb"
+store = "$store"
 durable = true
 max_in_flight = 64
 
@@ -77,6 +102,7 @@ node -e '
   const [start, loadEnd, drained] = process.argv.slice(2, 5).map(BigInt);
   const accepted = w.requests - w.non2xx;
   const out = {
+    store: process.argv[9],
     connections: Number(process.argv[8]),
     accepted_per_s: Math.round(accepted / (w.duration_us / 1e6)),
     p50_ms: w.p50_us / 1000, p99_ms: w.p99_us / 1000,
@@ -87,4 +113,4 @@ node -e '
     end_to_end_per_s: Math.round(Number(process.argv[6]) / (Number(drained - start) / 1e9)),
   };
   console.log(JSON.stringify(out));
-' "$wrk_json" "$start_ns" "$load_end_ns" "$drained_ns" "$pending_at_end" "$completed" "$dead" "$connections"
+' "$wrk_json" "$start_ns" "$load_end_ns" "$drained_ns" "$pending_at_end" "$completed" "$dead" "$connections" "$store_kind"

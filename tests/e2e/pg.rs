@@ -16,6 +16,7 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     user: Option<String>,
+    port: u16,
     /// The connection string of its `postgres` database, user `segfn`, no password.
     pub url: String,
 }
@@ -89,6 +90,7 @@ impl Postgres {
         let mut pg = Postgres {
             bin,
             user: user.map(|(name, _, _)| name),
+            port: 0,
             url: String::new(),
             dir,
         };
@@ -125,7 +127,15 @@ impl Postgres {
             ],
         );
         pg.url = format!("postgres://segfn@127.0.0.1:{port}/postgres");
+        pg.port = port;
         Some(pg)
+    }
+
+    /// The same database through the cluster's Unix socket (the host is the socket's
+    /// directory, percent-encoded).
+    pub fn socket_url(&self) -> String {
+        let dir = self.dir.path().display().to_string().replace('/', "%2F");
+        format!("postgres://segfn@{dir}:{}/postgres", self.port)
     }
 
     /// `program` of the cluster's, to run as its user.

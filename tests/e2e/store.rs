@@ -276,8 +276,8 @@ async fn postgres_keeps_the_contract_and_migrates_once() {
     let s = stats(b.as_ref(), "acme").await;
     assert_eq!(s.completed, 1, "{s:?}");
     drop((a, b));
-    // Reopened: the schema is there; nothing is lost.
-    let c = open(&location).await;
+    // Reopened, through the Unix socket this time: the schema is there; nothing is lost.
+    let c = open(&StoreLocation::parse(&pg.socket_url())).await;
     assert_eq!(stats(c.as_ref(), "acme").await.completed, 1);
 }
 
