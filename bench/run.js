@@ -10,6 +10,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 const { spawn } = require('node:child_process');
+const execFile = require('node:util').promisify(require('node:child_process').execFile);
 const proc = require('./lib/proc.js');
 const load = require('./lib/load.js');
 const report = require('./lib/report.js');
@@ -33,8 +34,8 @@ for (const k of ['segfn', 'wasm', 'bulk', 'loadgen', 'translate']) {
 
 // Durations in seconds. The full plan fits the suite in well under 15 minutes on 2 cores.
 const PLAN = opts.quick
-  ? { warmup: 1, throughput: 3, latency: 3, batch: 3, starts: 1, translate: 1, replay: 2 }
-  : { warmup: 3, throughput: 15, latency: 20, batch: 15, starts: 5, translate: 4, replay: 10 };
+  ? { warmup: 1, throughput: 3, latency: 3, batch: 3, starts: 1, translate: 1, replay: 2, durable: 3 }
+  : { warmup: 3, throughput: 15, latency: 20, batch: 15, starts: 5, translate: 4, replay: 10, durable: 10 };
 const CONNECTIONS = [1, 16, 64, 256];
 const LATENCY_CONNECTIONS = 64;
 const BATCH_CONNECTIONS = 4;
@@ -43,6 +44,8 @@ const BULK_SIZES = [400, 1000];
 // `segfn replay --rate`: a gentle rate and one where the bucket's arithmetic and timers
 // matter (1 ms per event).
 const REPLAY_RATES = [100, 1000];
+// Durable mode: single-event deliveries at this many connections, as in DURABLE.md.
+const DURABLE_CONNECTIONS = 64;
 const IN_FLIGHT = 1000;
 const PARTNER_DELAY_MS = 3000;
 const SEGMENT_KEY = 'bench-segment-key';
@@ -301,6 +304,22 @@ async function main() {
     });
     log(`  ${r.achieved_rate.toFixed(1)} events/s achieved (${(r.ratio * 100).toFixed(1)}% of ${rate}), ${r.succeeded}/${r.events} succeeded`);
     runs.replay.push(r);
+  }
+
+  // Durable mode on each store (bench/durable.sh: its own partner, server and, for
+  // PostgreSQL, a throwaway cluster): deliveries committed per second, then the drain.
+  runs.durable = [];
+  for (const store of ['redb', 'postgres']) {
+    log(`durable mode on ${store}`);
+    const { stdout } = await execFile(
+      'bash',
+      [path.join(__dirname, 'durable.sh'), opts.segfn, path.join(tmp, 'forwarder.wasm'),
+        String(PLAN.durable), String(DURABLE_CONNECTIONS), store],
+      { cwd: root, maxBuffer: 1 << 20 },
+    );
+    const r = JSON.parse(stdout.trim().split('\n').pop());
+    log(`  ${r.accepted_per_s} accepted/s (p99 ${r.p99_ms} ms), drained at ${r.end_to_end_per_s} events/s end to end`);
+    runs.durable.push(r);
   }
 
   const slow = await startPartner(PARTNER_DELAY_MS);

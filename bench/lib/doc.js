@@ -31,6 +31,32 @@ ${rows.join('\n')}
 `;
 }
 
+// Durable mode on each store (bench/durable.sh): no baseline, a table of its own.
+function durableSection(runs) {
+  if (!runs.durable || runs.durable.length === 0) return '';
+  const n = (x) => Math.round(x).toLocaleString('en-US');
+  const rows = runs.durable.map(
+    (r) =>
+      `| ${r.store} | ${n(r.accepted_per_s)} | ${r.p50_ms.toFixed(1)} / ${r.p99_ms.toFixed(1)} ms | ${n(r.pending_when_load_ended)} | ${r.drain_s.toFixed(1)} s | ${n(r.end_to_end_per_s)} | ${r.non2xx + r.errors} |`,
+  );
+  return `
+## Durable mode
+
+\`bench/durable.sh\`: \`segfn serve --durable\` with the forwarder, one tenant,
+\`max_in_flight = 64\`, ${runs.durable[0].connections} connections sending single-event deliveries
+(each a fresh \`messageId\`) for ${runs.plan.durable} s; accepted = answered 202, i.e.
+committed to the store (redb: fsynced, concurrent commits grouped; PostgreSQL: a
+throwaway cluster of Debian's PostgreSQL on 127.0.0.1 with its default settings,
+\`fsync\` and \`synchronous_commit\` on). The workers run the events meanwhile and
+then drain the rest; end to end = events completed ÷ time from the first delivery to
+the empty queue. What bounds each: [DURABLE.md](DURABLE.md#figures).
+
+| store | accepted per s | p50 / p99 | pending when the load ended | drain | end to end (events/s) | non-2xx or errors |
+|---|---:|---:|---:|---:|---:|---:|
+${rows.join('\n')}
+`;
+}
+
 function markdown({ lines, problems, info, runs, eventBytes, wasmBytes }) {
   const p = runs.plan;
   const { rate } = runs.latency;
@@ -65,7 +91,7 @@ batch rows, below 1 in every other row. Each figure comes from a single run of i
 measure; expect some spread between runs on a 2-core virtual machine.
 
 ${table}
-${notes}${replaySection(runs)}
+${notes}${replaySection(runs)}${durableSection(runs)}
 ## What runs
 
 - **Partner API** (\`bench/partner.js\`): Node's \`node:http\` on 127.0.0.1, reads each

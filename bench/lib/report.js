@@ -157,6 +157,12 @@ function write(runs, { root, quick, eventBytes, wasmBytes }) {
     );
   }
 
+  for (const r of runs.durable || []) {
+    process.stdout.write(
+      `durable on ${r.store}: ${fmt(r.accepted_per_s)} deliveries/s committed (p99 ${r.p99_ms} ms), ${fmt(r.end_to_end_per_s)} events/s end to end\n`,
+    );
+  }
+
   const outDir = path.join(root, 'target', 'bench');
   fs.mkdirSync(outDir, { recursive: true });
   const results = {

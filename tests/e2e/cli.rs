@@ -602,6 +602,34 @@ async fn serve_refuses_limit_flags_next_to_a_config_file() {
 }
 
 #[tokio::test]
+async fn serve_refuses_an_admin_token_given_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("segfn.toml");
+    std::fs::write(
+        &config,
+        "[server]\nadmin_token = \"in-the-file\"\nadmin_token_env = \"SEGFN_TEST_TOKEN\"\n\n\
+         [[tenant]]\nname = \"a\"\napi_key = \"k\"\n",
+    )
+    .unwrap();
+    let args = ["serve", "/nonexistent.wasm", "--config"]
+        .map(String::from)
+        .into_iter()
+        .chain([config.display().to_string()])
+        .collect();
+    let out = segfn_output(args, None).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("set admin_token or admin_token_env, not both"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("in-the-file"),
+        "the token stays out: {stderr}"
+    );
+}
+
+#[tokio::test]
 async fn limit_flags_default_to_the_library_limits() {
     let d = segfn_host::Limits::default();
     for command in ["run", "serve"] {

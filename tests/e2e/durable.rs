@@ -1072,3 +1072,45 @@ async fn replicas_on_postgres_run_each_event_once_and_take_over_a_dead_ones_work
         .sum();
     assert_eq!(done as usize, pairs.len() + ids.len(), "{status}");
 }
+
+/// Synchronous mode (no queue) on PostgreSQL: replicas share the deduplication window,
+/// so Segment's retry of a delivery that reached another replica is not run again.
+#[tokio::test]
+async fn synchronous_replicas_on_postgres_share_the_window() {
+    let Some(pg) = Postgres::start() else { return };
+    let wasm = tokio::task::spawn_blocking(forwarder).await.unwrap();
+    let partner = ChaosPartner::start(5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("segfn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nstore = {:?}\n\n{}",
+            pg.url,
+            tenant("acme", partner.addr)
+        ),
+    )
+    .unwrap();
+    let (a, b) = (Server::start(&wasm, &config), Server::start(&wasm, &config));
+    let client = client();
+    let send = |base: &str| {
+        client
+            .post(format!("{base}/"))
+            .header("authorization", basic("key-acme"))
+            .header("content-type", "application/json")
+            .body(track("sync-1"))
+            .send()
+    };
+    let first = send(&a.base).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let message = |v: &Value| v["message"].as_str().unwrap_or_default().to_owned();
+    assert!(!message(&first).starts_with("duplicate"), "{first}");
+    // Segment retries at the other replica: answered as a duplicate, not run.
+    let again = send(&b.base).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert!(message(&again).starts_with("duplicate"), "{again}");
+    assert_eq!(partner.accepted().get("sync-1"), Some(&1));
+    assert_eq!(partner.state.requests.load(Ordering::Relaxed), 1);
+}

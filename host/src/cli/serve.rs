@@ -115,6 +115,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.server.json_logs |= args.json_logs;
     config.server.durable |= args.durable;
     if let Some(var) = config.server.admin_token_env.clone() {
+        if config.server.admin_token.is_some() {
+            bail!("[server]: set admin_token or admin_token_env, not both");
+        }
         let token = std::env::var(&var)
             .ok()
             .filter(|t| !t.is_empty())

@@ -207,6 +207,7 @@ impl AppState {
                 server.store_connections,
             )
             .await?;
+        tracing::info!(store = %server.store.describe(), "store ready");
         let in_flight = server.max_in_flight.max(1);
         let state = Arc::new(AppState {
             tenants: by_key,
