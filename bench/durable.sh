@@ -8,7 +8,9 @@
 #   bench/durable.sh SEGFN_BIN FORWARDER_WASM [SECONDS=10] [CONNECTIONS=64] [STORE=redb]
 #
 # STORE=postgres starts a throwaway cluster of Debian's PostgreSQL (default settings,
-# fsync on) in the temporary directory, on 127.0.0.1, and uses it as the store.
+# fsync on) in the temporary directory, on 127.0.0.1, and uses it as the store;
+# PG_OPTIONS adds server options (e.g. PG_OPTIONS="-c synchronous_commit=off", to see
+# what the commit's flush costs; not a setting for production).
 #
 # Build first (release): cargo build --release -p segfn-host, and
 # segfn build functions/forwarder. Needs wrk and node (scripts/bench installs them).
@@ -53,7 +55,7 @@ if [ "$store_kind" = postgres ]; then
   "${as_pg[@]}" "$pg_bin/initdb" -D "$tmp/pg/data" -A trust -U segfn >/dev/null
   pg_port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
   "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/pg/data" -l "$tmp/pg/log" -w \
-    -o "-p $pg_port -k $tmp/pg -c listen_addresses=127.0.0.1" start >/dev/null
+    -o "-p $pg_port -k $tmp/pg -c listen_addresses=127.0.0.1 ${PG_OPTIONS:-}" start >/dev/null
   store="postgres://segfn@127.0.0.1:$pg_port/postgres"
 fi
 
@@ -87,10 +89,31 @@ metric() {
   curl -s "$base/metrics" | awk -v m="$1" '$1 ~ "^"m"[{ ]" || $1 == m {s += $NF} END {print s + 0}'
 }
 
+# CPU time (clock ticks) of the server, and of the PostgreSQL cluster's processes
+# (the postmaster and its children), to say where the time goes.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    # Fields after the command (which may hold spaces): utime is the 14th, stime the 15th.
+    total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$total"
+}
+pg_pids() {
+  [ -n "$pg_bin" ] || return 0
+  local master
+  master="$(head -n 1 "$tmp/pg/data/postmaster.pid")"
+  echo "$master" $(pgrep -P "$master")
+}
+serve_cpu_0="$(cpu_ticks "$serve_pid")"
+pg_cpu_0="$(cpu_ticks $(pg_pids))"
 start_ns="$(date +%s%N)"
 wrk_json="$(wrk -t2 -c"$connections" -d"${seconds}s" -s bench/post.lua "$base/" -- \
   "durable-$$" 0 "$auth" "$tmp/track.json" | tail -n 1)"
 load_end_ns="$(date +%s%N)"
+serve_cpu_1="$(cpu_ticks "$serve_pid")"
+pg_cpu_1="$(cpu_ticks $(pg_pids))"
 pending_at_end="$(metric segfn_queue_pending)"
 while [ "$(metric segfn_queue_pending)" != "0" ]; do sleep 0.1; done
 drained_ns="$(date +%s%N)"
@@ -103,6 +126,9 @@ node -e '
   const accepted = w.requests - w.non2xx;
   const out = {
     store: process.argv[9],
+    // CPU per accepted delivery while the load ran (the workers ran events meanwhile).
+    serve_cpu_us_per_accepted: Math.round(Number(process.argv[10]) / accepted),
+    store_cpu_us_per_accepted: Math.round(Number(process.argv[11]) / accepted),
     connections: Number(process.argv[8]),
     accepted_per_s: Math.round(accepted / (w.duration_us / 1e6)),
     p50_ms: w.p50_us / 1000, p99_ms: w.p99_us / 1000,
@@ -113,4 +139,6 @@ node -e '
     end_to_end_per_s: Math.round(Number(process.argv[6]) / (Number(drained - start) / 1e9)),
   };
   console.log(JSON.stringify(out));
-' "$wrk_json" "$start_ns" "$load_end_ns" "$drained_ns" "$pending_at_end" "$completed" "$dead" "$connections" "$store_kind"
+' "$wrk_json" "$start_ns" "$load_end_ns" "$drained_ns" "$pending_at_end" "$completed" "$dead" "$connections" "$store_kind" \
+  "$(( (serve_cpu_1 - serve_cpu_0) * 1000000 / $(getconf CLK_TCK) ))" \
+  "$(( (pg_cpu_1 - pg_cpu_0) * 1000000 / $(getconf CLK_TCK) ))"
