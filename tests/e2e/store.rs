@@ -408,3 +408,43 @@ async fn postgres_errors_name_the_problem_without_the_password() {
     assert!(err.contains("sslmode=require"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[tokio::test]
+async fn postgres_one_bad_write_fails_alone_in_its_group() {
+    let Some(pg) = Postgres::start() else { return };
+    let store = open(&StoreLocation::parse(&pg.url)).await;
+    // PostgreSQL's text refuses a NUL character: this write's statement fails. The
+    // writes sent with it share its group transaction, which is rolled back and run
+    // again one by one: they succeed, it alone fails.
+    let mut bad = job("acme", "bad");
+    bad.event = "{\"type\":\"track\",\"x\":\"\0\"}".into();
+    let writes = (0..40).map(|i| {
+        let store = store.clone();
+        let job = if i == 20 {
+            bad.clone()
+        } else {
+            job("acme", &format!("good-{i}"))
+        };
+        async move { store.enqueue("acme", vec![job], 1000).await }
+    });
+    let results = futures_util::future::join_all(writes).await;
+    for (i, result) in results.iter().enumerate() {
+        if i == 20 {
+            let err = result.as_ref().expect_err("the NUL is refused").to_string();
+            assert!(err.contains("queueing a delivery"), "{err}");
+            assert!(err.contains("0x00"), "the database says why: {err}");
+        } else {
+            let (out, _) = result.as_ref().expect("a good write succeeds");
+            assert!(matches!(out[0], Enqueued::Queued(_)), "{i}: {out:?}");
+        }
+    }
+    assert_eq!(stats(store.as_ref(), "acme").await.pending, 39);
+    assert!(
+        store
+            .seen(vec![MessageKey::new("acme", "bad")])
+            .await
+            .unwrap()
+            .is_empty(),
+        "the failed write left nothing behind"
+    );
+}

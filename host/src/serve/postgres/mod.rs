@@ -1,8 +1,9 @@
 //! The [`Store`] on PostgreSQL: one database shared by any number of `segfn serve`
-//! replicas (`--store postgres://...`). Each operation is one statement (so one
-//! transaction and one round trip); claims take due jobs with `FOR UPDATE SKIP LOCKED`
-//! and commit a lease (`leased_until_ms`), so replicas never wait for each other, and a
-//! dead replica's work is claimed again once its leases expire.
+//! replicas (`--store postgres://...`). Each operation is one statement ([`sql`]);
+//! the writes of concurrent deliveries and workers are grouped into one transaction
+//! ([`writer`]), so they share a WAL flush. Claims take due jobs with `FOR UPDATE SKIP
+//! LOCKED` and commit a lease (`leased_until_ms`), so replicas never wait for each
+//! other, and a dead replica's work is claimed again once its leases expire.
 //!
 //! Per-tenant figures are kept in 16 counter rows per tenant (`segfn_counters`, one
 //! picked per operation, summed when read) rather than one: a single row would be
@@ -25,314 +26,11 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Counter rows per tenant (see the module's note).
-const SHARDS: u64 = 16;
-/// Rows removed per purge statement, so no purge holds locks for long.
-const PURGE_CHUNK: i64 = 5000;
+mod sql;
+mod writer;
 
-/// The schema, one migration per entry, applied in order under an advisory lock.
-/// Entries are never edited once released: a change is a new entry.
-const MIGRATIONS: &[&str] = &[
-    // 1: the deduplication window, the queue, the dead letters, the figures.
-    "CREATE TABLE segfn_dedupe (
-        key bytea PRIMARY KEY,
-        tenant text NOT NULL,
-        at_ms bigint NOT NULL
-     );
-     CREATE INDEX segfn_dedupe_by_tenant ON segfn_dedupe (tenant, at_ms);
-     CREATE INDEX segfn_dedupe_by_age ON segfn_dedupe (at_ms);
-     CREATE TABLE segfn_dedupe_counts (
-        tenant text NOT NULL,
-        shard smallint NOT NULL,
-        entries bigint NOT NULL DEFAULT 0,
-        PRIMARY KEY (tenant, shard)
-     );
-     CREATE TABLE segfn_jobs (
-        id bigserial PRIMARY KEY,
-        tenant text NOT NULL,
-        message_id text NOT NULL,
-        event_type text NOT NULL,
-        enqueued_ms bigint NOT NULL,
-        window_start_ms bigint NOT NULL,
-        attempts integer NOT NULL DEFAULT 0,
-        last text,
-        settings text,
-        event text NOT NULL,
-        due_ms bigint NOT NULL,
-        lease_epoch bigint,
-        lease_token bigint,
-        leased_until_ms bigint
-     );
-     CREATE INDEX segfn_jobs_by_due ON segfn_jobs (tenant, due_ms, id);
-     CREATE INDEX segfn_jobs_by_age ON segfn_jobs (tenant, enqueued_ms);
-     CREATE SEQUENCE segfn_lease_tokens;
-     CREATE TABLE segfn_dead (
-        id bigint PRIMARY KEY,
-        tenant text NOT NULL,
-        message_id text NOT NULL,
-        event_type text NOT NULL,
-        enqueued_ms bigint NOT NULL,
-        window_start_ms bigint NOT NULL,
-        attempts integer NOT NULL,
-        last text,
-        settings text,
-        event text NOT NULL,
-        dead_ms bigint NOT NULL,
-        report text NOT NULL
-     );
-     CREATE INDEX segfn_dead_by_tenant ON segfn_dead (tenant, id);
-     CREATE TABLE segfn_counters (
-        tenant text NOT NULL,
-        shard smallint NOT NULL,
-        pending bigint NOT NULL DEFAULT 0,
-        retrying bigint NOT NULL DEFAULT 0,
-        running bigint NOT NULL DEFAULT 0,
-        dead_letters bigint NOT NULL DEFAULT 0,
-        attempts bigint NOT NULL DEFAULT 0,
-        completed bigint NOT NULL DEFAULT 0,
-        redelivered bigint NOT NULL DEFAULT 0,
-        PRIMARY KEY (tenant, shard)
-     );",
-];
-
-/// Adds a row of deltas (tenant, shard, then the seven figures) to the counters.
-macro_rules! add_counters {
-    ($select:literal) => {
-        concat!(
-            "INSERT INTO segfn_counters (tenant, shard, pending, retrying, running, dead_letters, attempts, completed, redelivered) ",
-            $select,
-            " ON CONFLICT (tenant, shard) DO UPDATE SET
-                pending = segfn_counters.pending + excluded.pending,
-                retrying = segfn_counters.retrying + excluded.retrying,
-                running = segfn_counters.running + excluded.running,
-                dead_letters = segfn_counters.dead_letters + excluded.dead_letters,
-                attempts = segfn_counters.attempts + excluded.attempts,
-                completed = segfn_counters.completed + excluded.completed,
-                redelivered = segfn_counters.redelivered + excluded.redelivered"
-        )
-    };
-}
-
-/// Adds to a tenant's count of deduplication entries.
-macro_rules! add_dedupe_counts {
-    ($select:literal) => {
-        concat!(
-            "INSERT INTO segfn_dedupe_counts (tenant, shard, entries) ",
-            $select,
-            " ON CONFLICT (tenant, shard) DO UPDATE SET entries = segfn_dedupe_counts.entries + excluded.entries"
-        )
-    };
-}
-
-const SEEN: &str =
-    "SELECT key FROM segfn_dedupe WHERE key = ANY($1::bytea[]) AND at_ms > $2::bigint";
-
-/// $1 keys (sorted, distinct), $2 tenant, $3 now, $4 shard. Returns the tenant's
-/// entries.
-const MARK: &str = concat!(
-    "WITH k AS (
-        INSERT INTO segfn_dedupe (key, tenant, at_ms) SELECT k, $2::text, $3::bigint FROM unnest($1::bytea[]) AS k
-        ON CONFLICT (key) DO UPDATE SET at_ms = excluded.at_ms, tenant = excluded.tenant
-        RETURNING (xmax = 0) AS inserted
-     ), c AS (",
-    add_dedupe_counts!(
-        "SELECT $2::text, $4::smallint, count(*) FILTER (WHERE inserted) FROM k HAVING count(*) FILTER (WHERE inserted) > 0"
-    ),
-    ") SELECT coalesce((SELECT sum(entries) FROM segfn_dedupe_counts WHERE tenant = $2::text), 0)::bigint
-        + (SELECT count(*) FILTER (WHERE inserted) FROM k)"
-);
-
-/// $1 tenant, $2 now, $3 window start, $4 max pending, $5 shard, then one array per
-/// column: $6 keys (NULL: no messageId, or a repeat within the delivery), $7 message
-/// ids, $8 types, $9 settings, $10 events. Returns one row per job, in order: whether
-/// it was queued and its id; plus whether the tenant's cap allowed the delivery.
-///
-/// Everything is one statement: the cap check, the window check and record, the jobs
-/// and the figures commit together or not at all. A concurrent delivery of the same
-/// `messageId` waits on the key's row and then finds it taken.
-const ENQUEUE: &str = concat!(
-    "WITH cap AS (
-        SELECT coalesce(sum(pending), 0)::bigint + cardinality($10::text[]) <= $4::bigint AS ok
-        FROM segfn_counters WHERE tenant = $1::text
-     ), src AS (
-        SELECT nextval('segfn_jobs_id_seq') AS id, u.*
-        FROM unnest($6::bytea[], $7::text[], $8::text[], $9::text[], $10::text[])
-             WITH ORDINALITY AS u(key, message_id, event_type, settings, event, ord)
-     ), k AS (
-        INSERT INTO segfn_dedupe (key, tenant, at_ms)
-        SELECT key, $1::text, $2::bigint FROM src WHERE key IS NOT NULL AND (SELECT ok FROM cap) ORDER BY key
-        ON CONFLICT (key) DO UPDATE SET at_ms = excluded.at_ms, tenant = excluded.tenant
-            WHERE segfn_dedupe.at_ms <= $3::bigint
-        RETURNING key, (xmax = 0) AS inserted
-     ), fresh AS (
-        SELECT src.* FROM src
-        WHERE (SELECT ok FROM cap) AND (src.key IS NULL OR src.key IN (SELECT key FROM k))
-     ), ins AS (
-        INSERT INTO segfn_jobs (id, tenant, message_id, event_type, enqueued_ms, window_start_ms, settings, event, due_ms)
-        SELECT id, $1::text, message_id, event_type, $2::bigint, $2::bigint, settings, event, $2::bigint FROM fresh
-     ), c AS (",
-    add_counters!(
-        "SELECT $1::text, $5::smallint, count(*), 0, 0, 0, 0, 0, 0 FROM fresh HAVING count(*) > 0"
-    ),
-    "), d AS (",
-    add_dedupe_counts!(
-        "SELECT $1::text, $5::smallint, count(*) FILTER (WHERE inserted) FROM k HAVING count(*) FILTER (WHERE inserted) > 0"
-    ),
-    ") SELECT src.id, src.id IN (SELECT id FROM fresh) AS queued, (SELECT ok FROM cap) AS ok,
-        coalesce((SELECT sum(entries) FROM segfn_dedupe_counts WHERE tenant = $1::text), 0)::bigint
-            + (SELECT count(*) FILTER (WHERE inserted) FROM k) AS entries
-      FROM src ORDER BY src.ord"
-);
-
-/// $1 tenant, $2 now, $3 how many, $4 epoch, $5 lease until, $6 shard. A job whose
-/// lease expired is taken over and counted as redelivered: its holder may have called
-/// the partner before it died (or is still running past its lease; its report will be
-/// refused).
-const CLAIM: &str = concat!(
-    "WITH c AS (
-        SELECT id, lease_epoch IS NOT NULL AS stolen FROM segfn_jobs
-        WHERE tenant = $1::text AND due_ms <= $2::bigint
-            AND (lease_epoch IS NULL OR leased_until_ms <= $2::bigint)
-        ORDER BY due_ms, id LIMIT $3::bigint FOR UPDATE SKIP LOCKED
-     ), u AS (
-        UPDATE segfn_jobs j SET lease_epoch = $4, lease_token = nextval('segfn_lease_tokens'),
-            leased_until_ms = $5
-        FROM c WHERE j.id = c.id
-        RETURNING j.id, j.lease_token, j.tenant, j.message_id, j.event_type, j.enqueued_ms,
-            j.window_start_ms, j.attempts, j.last, j.settings, j.event
-     ), s AS (",
-    add_counters!(
-        "SELECT $1::text, $6::smallint, 0, 0, count(*) FILTER (WHERE NOT stolen), 0, 0, 0, count(*) FILTER (WHERE stolen)
-         FROM c HAVING count(*) > 0"
-    ),
-    ") SELECT * FROM u"
-);
-
-/// The lease check of every report: $1 id, $2 epoch, $3 token.
-macro_rules! held {
-    () => {
-        "id = $1 AND lease_epoch = $2 AND lease_token = $3"
-    };
-}
-
-/// $4 now, $5 shard.
-const RELEASE: &str = concat!(
-    "WITH u AS (UPDATE segfn_jobs SET due_ms = $4, lease_epoch = NULL, lease_token = NULL,
-        leased_until_ms = NULL WHERE ",
-    held!(),
-    " RETURNING tenant) ",
-    add_counters!("SELECT tenant, $5::smallint, 0, 0, -1, 0, 0, 0, 0 FROM u")
-);
-
-/// $4 shard.
-const COMPLETE: &str = concat!(
-    "WITH d AS (DELETE FROM segfn_jobs WHERE ",
-    held!(),
-    " RETURNING tenant, attempts) ",
-    add_counters!(
-        "SELECT tenant, $4::smallint, -1, CASE WHEN attempts > 0 THEN -1 ELSE 0 END, -1, 0, 1, 1, 0 FROM d"
-    )
-);
-
-/// $4 due, $5 the attempt (JSON), $6 shard.
-const RESCHEDULE: &str = concat!(
-    "WITH u AS (UPDATE segfn_jobs SET due_ms = $4, attempts = attempts + 1, last = $5,
-        lease_epoch = NULL, lease_token = NULL, leased_until_ms = NULL WHERE ",
-    held!(),
-    " RETURNING tenant, attempts) ",
-    add_counters!(
-        "SELECT tenant, $6::smallint, 0, CASE WHEN attempts = 1 THEN 1 ELSE 0 END, -1, 0, 1, 0, 0 FROM u"
-    )
-);
-
-/// $4 the attempt (JSON), $5 now, $6 the report (JSON), $7 shard.
-const DEAD_LETTER: &str = concat!(
-    "WITH d AS (DELETE FROM segfn_jobs WHERE ",
-    held!(),
-    " RETURNING *), x AS (
-        INSERT INTO segfn_dead (id, tenant, message_id, event_type, enqueued_ms, window_start_ms,
-            attempts, last, settings, event, dead_ms, report)
-        SELECT id, tenant, message_id, event_type, enqueued_ms, window_start_ms, attempts + 1,
-            $4::text, settings, event, $5::bigint, $6::text FROM d
-     ) ",
-    add_counters!(
-        "SELECT tenant, $7::smallint, -1, CASE WHEN attempts > 0 THEN -1 ELSE 0 END, -1, 1, 1, 0, 0 FROM d"
-    )
-);
-
-/// Due jobs not leased: the soonest per tenant (each from its index), then the least.
-const NEXT_DUE: &str = "SELECT min(n.due_ms) FROM (SELECT DISTINCT tenant FROM segfn_counters) t
-    CROSS JOIN LATERAL (SELECT due_ms FROM segfn_jobs j WHERE j.tenant = t.tenant
-        AND j.lease_epoch IS NULL ORDER BY due_ms LIMIT 1) n";
-
-/// The dead-letter filter: $1 tenant or NULL, $2 id or NULL.
-macro_rules! dead_filter {
-    () => {
-        "($1::text IS NULL OR tenant = $1) AND ($2::bigint IS NULL OR id = $2)"
-    };
-}
-
-const DEAD_LETTERS: &str = concat!(
-    "SELECT id, tenant, message_id, event_type, enqueued_ms, window_start_ms, attempts, last,
-        settings, event, dead_ms, report FROM segfn_dead WHERE ",
-    dead_filter!(),
-    " ORDER BY id LIMIT $3"
-);
-
-/// $3 now, $4 shard. The jobs keep their ids.
-const RETRY_DEAD: &str = concat!(
-    "WITH d AS (DELETE FROM segfn_dead WHERE ",
-    dead_filter!(),
-    " RETURNING *), j AS (
-        INSERT INTO segfn_jobs (id, tenant, message_id, event_type, enqueued_ms, window_start_ms,
-            attempts, last, settings, event, due_ms)
-        SELECT id, tenant, message_id, event_type, enqueued_ms, $3::bigint, 0, last, settings,
-            event, $3::bigint FROM d
-     ), c AS (",
-    add_counters!(
-        "SELECT tenant, $4::smallint, count(*), 0, 0, -count(*), 0, 0, 0 FROM d GROUP BY tenant"
-    ),
-    ") SELECT count(*) FROM d"
-);
-
-/// $3 shard.
-const PURGE_DEAD: &str = concat!(
-    "WITH d AS (DELETE FROM segfn_dead WHERE ",
-    dead_filter!(),
-    " RETURNING tenant), c AS (",
-    add_counters!(
-        "SELECT tenant, $3::smallint, 0, 0, 0, -count(*), 0, 0, 0 FROM d GROUP BY tenant"
-    ),
-    ") SELECT count(*) FROM d"
-);
-
-const STATS: &str =
-    "SELECT c.tenant, sum(pending)::bigint, sum(retrying)::bigint, sum(running)::bigint,
-        sum(dead_letters)::bigint, sum(attempts)::bigint, sum(completed)::bigint,
-        sum(redelivered)::bigint,
-        (SELECT min(enqueued_ms) FROM segfn_jobs j WHERE j.tenant = c.tenant)
-    FROM segfn_counters c GROUP BY c.tenant ORDER BY c.tenant";
-
-/// $1 cutoff, $2 shard, $3 chunk: one chunk of expired entries.
-const PURGE_EXPIRED: &str = concat!(
-    "WITH d AS (DELETE FROM segfn_dedupe WHERE key IN (
-        SELECT key FROM segfn_dedupe WHERE at_ms <= $1::bigint LIMIT $3::bigint) RETURNING tenant), c AS (",
-    add_dedupe_counts!("SELECT tenant, $2::smallint, -count(*) FROM d GROUP BY tenant"),
-    ") SELECT count(*) FROM d"
-);
-
-/// Tenants over the cap: $1 the cap.
-const OVER_CAP: &str = "SELECT tenant, sum(entries)::bigint - $1::bigint FROM segfn_dedupe_counts
-    GROUP BY tenant HAVING sum(entries) > $1::bigint";
-
-/// $1 tenant, $2 how many (at most a chunk), $3 shard: the tenant's oldest entries.
-const EVICT: &str = concat!(
-    "WITH d AS (DELETE FROM segfn_dedupe WHERE key IN (
-        SELECT key FROM segfn_dedupe WHERE tenant = $1::text ORDER BY at_ms LIMIT $2::bigint)
-        RETURNING tenant), c AS (",
-    add_dedupe_counts!("SELECT tenant, $3::smallint, -count(*) FROM d GROUP BY tenant"),
-    ") SELECT count(*) FROM d"
-);
+use sql::*;
+use writer::Param;
 
 /// The shared store. Cheap to clone.
 #[derive(Clone)]
@@ -346,6 +44,8 @@ pub struct PgStore {
     shard: std::sync::Arc<AtomicU64>,
     /// Where it connects, without credentials: for messages.
     target: String,
+    /// The group writers' queue.
+    writes: tokio::sync::mpsc::UnboundedSender<writer::Write>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -357,10 +57,16 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// A database error, with where it happened; never the connection string (it may
-/// hold a password) nor parameters.
-fn db_error(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError(format!("PostgreSQL, {what}: {e}"))
+/// A database error, with where it happened and its causes (tokio-postgres says only
+/// "db error" at the top); never the connection string (it may hold a password).
+fn db_error(what: &str, e: impl std::error::Error) -> StoreError {
+    let mut text = format!("PostgreSQL, {what}: {e}");
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    StoreError(text)
 }
 
 /// `host:port/dbname` of a connection string, without user or password.
@@ -463,7 +169,9 @@ impl PgStore {
             .map_err(|e| db_error(&target, e))?;
         let mut epoch = [0u8; 8];
         getrandom::fill(&mut epoch).map_err(|e| StoreError(e.to_string()))?;
+        let writes = writer::start(pool.clone(), target.clone());
         let store = PgStore {
+            writes,
             pool,
             epoch: i64::from_le_bytes(epoch) & i64::MAX,
             window,
@@ -537,6 +245,29 @@ impl PgStore {
         txn.commit().await.map_err(|e| db_error("migrating", e))
     }
 
+    /// Runs one write statement in the writers' next group transaction; returns its
+    /// rows once committed. `shard_param` is the index of the counter shard parameter.
+    async fn write(
+        &self,
+        what: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+        shard_param: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError("the PostgreSQL writers have stopped".into());
+        self.writes
+            .send(writer::Write {
+                what,
+                sql,
+                params,
+                shard_param,
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// Runs one statement and returns its rows.
     async fn query(
         &self,
@@ -555,24 +286,6 @@ impl PgStore {
             .map_err(|e| db_error(what, e))
     }
 
-    /// Runs one statement; returns the rows it changed.
-    async fn execute(
-        &self,
-        what: &str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| db_error(what, e))?;
-        client
-            .execute(&statement, params)
-            .await
-            .map_err(|e| db_error(what, e))
-    }
-
     fn window_start(&self, now: u64) -> i64 {
         i64_of(now.saturating_sub(self.window.as_millis() as u64))
     }
@@ -585,46 +298,40 @@ impl PgStore {
     ) -> Result<(Vec<Enqueued>, Marked), StoreError> {
         // A messageId twice in one delivery: the first is queued, the others are
         // repeats, not sent to the database at all.
+        let total = jobs.len();
         let mut firsts = HashSet::new();
         let repeats: Vec<bool> = jobs
             .iter()
             .map(|j| j.key.is_some_and(|k| !firsts.insert(k)))
             .collect();
-        let sent: Vec<&NewJob> = jobs
-            .iter()
-            .zip(&repeats)
-            .filter(|(_, repeat)| !**repeat)
-            .map(|(j, _)| j)
-            .collect();
-        let keys: Vec<Option<&[u8]>> = sent
-            .iter()
-            .map(|j| j.key.as_ref().map(|k| &k.0[..]))
-            .collect();
-        let ids: Vec<&str> = sent.iter().map(|j| j.message_id.as_str()).collect();
-        let types: Vec<&str> = sent.iter().map(|j| j.event_type.as_str()).collect();
-        let settings: Vec<Option<&str>> = sent.iter().map(|j| j.settings.as_deref()).collect();
-        let events: Vec<&str> = sent.iter().map(|j| j.event.as_str()).collect();
+        let sent = jobs.into_iter().zip(&repeats).filter(|(_, r)| !**r);
+        let (mut keys, mut ids, mut types, mut settings, mut events) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (job, _) in sent {
+            keys.push(job.key.map(|k| k.0.to_vec()));
+            ids.push(job.message_id);
+            types.push(job.event_type);
+            settings.push(job.settings);
+            events.push(job.event);
+        }
         let now = now_ms();
+        let params: Vec<Param> = vec![
+            Box::new(tenant.to_owned()),
+            Box::new(i64_of(now)),
+            Box::new(self.window_start(now)),
+            Box::new(i64_of(max_pending)),
+            Box::new(0i16),
+            Box::new(keys),
+            Box::new(ids),
+            Box::new(types),
+            Box::new(settings),
+            Box::new(events),
+        ];
         let rows = self
-            .query(
-                "queueing a delivery",
-                ENQUEUE,
-                &[
-                    &tenant,
-                    &i64_of(now),
-                    &self.window_start(now),
-                    &i64_of(max_pending),
-                    &self.shard(),
-                    &keys,
-                    &ids,
-                    &types,
-                    &settings,
-                    &events,
-                ],
-            )
+            .write("queueing a delivery", ENQUEUE, params, 4)
             .await?;
         if rows.first().is_some_and(|r| !r.get::<_, bool>("ok")) {
-            return Ok((vec![Enqueued::Full; jobs.len()], Marked::default()));
+            return Ok((vec![Enqueued::Full; total], Marked::default()));
         }
         let entries = rows.first().map_or(0, |r| u64_of(r.get("entries")));
         let mut rows = rows.iter();
@@ -683,18 +390,23 @@ impl PgStore {
         Ok(out)
     }
 
-    /// A report under `lease`: `sql` with the lease first, then `rest`.
+    /// A report under `lease`: `sql` with the lease first, then `rest`, the last of
+    /// which is the counter shard; whether the lease still held.
     async fn report(
         &self,
-        what: &str,
-        sql: &str,
+        what: &'static str,
+        sql: &'static str,
         lease: Lease,
-        rest: &[&(dyn ToSql + Sync)],
+        rest: Vec<Param>,
     ) -> Result<bool, StoreError> {
-        let (id, epoch, token) = (i64_of(lease.id), i64_of(lease.epoch), i64_of(lease.token));
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&id, &epoch, &token];
-        params.extend_from_slice(rest);
-        Ok(self.execute(what, sql, &params).await? > 0)
+        let mut params: Vec<Param> = vec![
+            Box::new(i64_of(lease.id)),
+            Box::new(i64_of(lease.epoch)),
+            Box::new(i64_of(lease.token)),
+        ];
+        params.extend(rest);
+        let shard = params.len() - 1;
+        Ok(!self.write(what, sql, params, shard).await?.is_empty())
     }
 
     async fn purge_now(&self) -> Result<usize, StoreError> {
@@ -788,18 +500,17 @@ impl Store for PgStore {
             if keys.is_empty() {
                 return Ok(Marked::default());
             }
-            // Sorted: concurrent marks lock their keys in one order, so never deadlock.
-            let mut bytes: Vec<&[u8]> = keys.iter().map(|k| &k.0[..]).collect();
+            // Sorted: concurrent marks lock their keys in one order.
+            let mut bytes: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
             bytes.sort_unstable();
             bytes.dedup();
-            let now = now_ms();
-            let rows = self
-                .query(
-                    "recording messageIds",
-                    MARK,
-                    &[&bytes, &tenant, &i64_of(now), &self.shard()],
-                )
-                .await?;
+            let params: Vec<Param> = vec![
+                Box::new(bytes),
+                Box::new(tenant),
+                Box::new(i64_of(now_ms())),
+                Box::new(0i16),
+            ];
+            let rows = self.write("recording messageIds", MARK, params, 3).await?;
             Ok(Marked {
                 entries: rows.first().map_or(0, |r| u64_of(r.get(0))),
                 evicted: 0,
@@ -837,8 +548,8 @@ impl Store for PgStore {
 
     fn release(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>> {
         async move {
-            let (now, shard) = (i64_of(now_ms()), self.shard());
-            self.report("giving back an event", RELEASE, lease, &[&now, &shard])
+            let rest: Vec<Param> = vec![Box::new(i64_of(now_ms())), Box::new(0i16)];
+            self.report("giving back an event", RELEASE, lease, rest)
                 .await
         }
         .boxed()
@@ -846,9 +557,13 @@ impl Store for PgStore {
 
     fn complete(&self, lease: Lease) -> BoxFuture<'_, Result<bool, StoreError>> {
         async move {
-            let shard = self.shard();
-            self.report("recording an outcome", COMPLETE, lease, &[&shard])
-                .await
+            self.report(
+                "recording an outcome",
+                COMPLETE,
+                lease,
+                vec![Box::new(0i16)],
+            )
+            .await
         }
         .boxed()
     }
@@ -860,14 +575,13 @@ impl Store for PgStore {
         attempt: Attempt,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         async move {
-            let (due, attempt, shard) = (i64_of(due_ms), json_text(&attempt)?, self.shard());
-            self.report(
-                "scheduling a retry",
-                RESCHEDULE,
-                lease,
-                &[&due, &attempt, &shard],
-            )
-            .await
+            let rest: Vec<Param> = vec![
+                Box::new(i64_of(due_ms)),
+                Box::new(json_text(&attempt)?),
+                Box::new(0i16),
+            ];
+            self.report("scheduling a retry", RESCHEDULE, lease, rest)
+                .await
         }
         .boxed()
     }
@@ -879,16 +593,14 @@ impl Store for PgStore {
         report: Value,
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         async move {
-            let attempt = json_text(&attempt)?;
-            let report = json_text(&report)?;
-            let (now, shard) = (i64_of(now_ms()), self.shard());
-            self.report(
-                "dead-lettering an event",
-                DEAD_LETTER,
-                lease,
-                &[&attempt, &now, &report, &shard],
-            )
-            .await
+            let rest: Vec<Param> = vec![
+                Box::new(json_text(&attempt)?),
+                Box::new(i64_of(now_ms())),
+                Box::new(json_text(&report)?),
+                Box::new(0i16),
+            ];
+            self.report("dead-lettering an event", DEAD_LETTER, lease, rest)
+                .await
         }
         .boxed()
     }
