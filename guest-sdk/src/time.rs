@@ -269,8 +269,9 @@ fn parse_iso(text: &str) -> Option<Timestamp> {
     }
     let month = Month::try_from(month.unwrap_or(1) as u8).ok()?;
     let date = Date::from_calendar_date(year as i32, month, day.unwrap_or(1) as u8).ok()?;
-    // JavaScript's Date.UTC lets 24:00 roll over to the next day; so does this.
-    let (date, hour) = if hour == 24 && minute == 0 && second == 0 {
+    // JavaScript lets exactly 24:00 (24:00:00.000) roll over to the next day; so does
+    // this. Any later moment of hour 24 is invalid there and here.
+    let (date, hour) = if hour == 24 && minute == 0 && second == 0 && nanos == 0 {
         (date.next_day()?, 0)
     } else {
         (date, hour)
@@ -313,6 +314,8 @@ mod tests {
         assert_eq!(iso("2014-03-11 09:46:09"), "2014-03-11T09:46:09.000Z");
         assert_eq!(iso("1388534400000"), "2014-01-01T00:00:00.000Z");
         assert_eq!(iso("1388534400"), "2014-01-01T00:00:00.000Z");
+        // Exactly 24:00 is the next day's start, as in JavaScript.
+        assert_eq!(iso("2014-01-01T24:00:00.000Z"), "2014-01-02T00:00:00.000Z");
     }
 
     #[test]
@@ -325,6 +328,8 @@ mod tests {
             "2014-02-30",
             "2014-01-01T",
             "2014-01-01x",
+            "2014-01-01T24:00:00.500Z",
+            "2014-01-01T24:00:01Z",
         ] {
             assert_eq!(iso(text), "none", "{text:?}");
         }

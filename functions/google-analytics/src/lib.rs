@@ -763,7 +763,22 @@ fn quantity(product: &Value) -> Value {
 fn js_to_number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        Value::String(s) => {
+            let s = s.trim();
+            match s {
+                "Infinity" | "+Infinity" => Some(f64::INFINITY),
+                "-Infinity" => Some(f64::NEG_INFINITY),
+                // Rust also reads "inf", "NaN", "infinity": JavaScript's Number() does
+                // not (NaN, which the mapping treats as absent).
+                _ if s
+                    .bytes()
+                    .any(|b| b.is_ascii_alphabetic() && !matches!(b, b'e' | b'E')) =>
+                {
+                    None
+                }
+                _ => s.parse().ok(),
+            }
+        }
         _ => None,
     }
 }
@@ -852,6 +867,18 @@ mod tests {
 
     fn settings() -> Value {
         json!({"serversideTrackingId": "UA-1", "enhancedEcommerce": true})
+    }
+
+    #[test]
+    fn numbers_in_text_read_as_javascripts_number_reads_them() {
+        let n = |v: Value| js_to_number(&v);
+        assert_eq!(n(json!(" 12.5 ")), Some(12.5));
+        assert_eq!(n(json!("1e3")), Some(1000.0));
+        assert_eq!(n(json!("-Infinity")), Some(f64::NEG_INFINITY));
+        assert_eq!(n(json!(7)), Some(7.0));
+        for text in ["inf", "NaN", "infinity", "12px", "abc"] {
+            assert_eq!(n(json!(text)), None, "{text}");
+        }
     }
 
     #[test]

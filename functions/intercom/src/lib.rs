@@ -14,8 +14,8 @@
 
 use segfn_sdk::facade::{Facade, js_number, lookup, remove, truthy};
 use segfn_sdk::{
-    Error, Function, Group, HandlerResult, Identify, Object, Request, Response, Timestamp, Track,
-    fetch,
+    Error, Function, Group, HandlerResult, Identify, Object, Request, Response, Secret, Timestamp,
+    Track, fetch,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,9 +28,9 @@ pub struct Settings {
     /// The Intercom app id (with `apiKey`, for Basic auth).
     #[serde(default)]
     pub app_id: String,
-    /// The Intercom API key.
+    /// The Intercom API key (declared to the host as a secret when read).
     #[serde(default)]
-    pub api_key: String,
+    pub api_key: Secret<String>,
     /// `{"access-token": "..."}` from Intercom's OAuth; preferred when set.
     #[serde(default)]
     pub oauth: HashMap<String, String>,
@@ -105,7 +105,7 @@ impl Function for Intercom {
 /// The integration's checks: credentials, and a user (`userId` or an email).
 fn ensure(msg: Facade, settings: &Settings) -> Result<Facade, Error> {
     if access_token(settings).is_none()
-        && (settings.api_key.is_empty() || settings.app_id.is_empty())
+        && (settings.api_key.expose().is_empty() || settings.app_id.is_empty())
     {
         return Err(Error::validation(
             ".apiKey and .appId is required if .oauth['access-token'] is absent",
@@ -137,7 +137,7 @@ pub fn request(settings: &Settings, path: &str, body: &Value) -> Result<Request,
         .json(body)?;
     Ok(match access_token(settings) {
         Some(token) => request.bearer_auth(token),
-        None => request.basic_auth(&settings.app_id, &settings.api_key),
+        None => request.basic_auth(&settings.app_id, settings.api_key.expose()),
     })
 }
 
