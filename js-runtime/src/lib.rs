@@ -21,6 +21,9 @@ const LODASH: &str = include_str!("../js/lodash.min.js");
 /// JavaScript error the handler may catch rather than a trap.
 const MAX_STACK: usize = 768 << 10;
 
+/// How much an invocation may allocate before QuickJS's cycle collector first runs.
+const GC_HEADROOM: usize = 32 << 20;
+
 /// The interpreter and the context the script was evaluated in; set by [`init`].
 struct Engine {
     runtime: Runtime,
@@ -47,6 +50,13 @@ pub fn init(file_name: &str, source: &str) -> Result<(), String> {
         eval(&ctx, "segfn:bind.js", BIND)?;
         Ok(())
     })?;
+    // Garbage from evaluating the globals goes before the snapshot, and no collection
+    // runs in an invocation unless it allocates [`GC_HEADROOM`] more: a collection
+    // walks every object of the heap (lodash's included), touching most of the
+    // snapshot's pages, and an instance lives for one event anyway.
+    runtime.run_gc();
+    let used = usize::try_from(runtime.memory_usage().malloc_size).unwrap_or(0);
+    runtime.set_gc_threshold(used.saturating_add(GC_HEADROOM));
     ENGINE.with(|e| *e.borrow_mut() = Some(Engine { runtime, context }));
     Ok(())
 }
