@@ -136,12 +136,11 @@ fn digest(ctx: Ctx<'_>, algorithm: String, data: String) -> Result<String> {
 
 /// `hmac(algorithm, key, data)`.
 fn hmac(ctx: Ctx<'_>, algorithm: String, key: String, data: String) -> Result<String> {
-    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
-        // HMAC takes keys of any length.
-        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+        // HMAC takes keys of any length: this never fails.
+        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).ok()?;
         mac.update(data);
-        mac.finalize().into_bytes().to_vec()
+        Some(mac.finalize().into_bytes().to_vec())
     }
     let (key, data) = (from_binary(&key), from_binary(&data));
     let out = match algorithm.to_ascii_lowercase().as_str() {
@@ -153,7 +152,8 @@ fn hmac(ctx: Ctx<'_>, algorithm: String, key: String, data: String) -> Result<St
         "sha512" => run::<Hmac<sha2::Sha512>>(&key, &data),
         other => return Err(unsupported(&ctx, other)),
     };
-    Ok(to_binary(&out))
+    out.map(|bytes| to_binary(&bytes))
+        .ok_or_else(|| Exception::throw_message(&ctx, "Invalid key for HMAC"))
 }
 
 fn unsupported(ctx: &Ctx<'_>, algorithm: &str) -> rquickjs::Error {
@@ -217,9 +217,12 @@ fn url_json(url: &url::Url) -> String {
     } else {
         format!("{hostname}:{port}")
     };
-    let opt = |s: Option<&str>| match s {
-        Some(s) if !s.is_empty() => s.to_owned(),
-        _ => String::new(),
+    // WHATWG's `search` and `hash` are empty for an empty query or fragment.
+    let part = |prefix: char, value: Option<&str>| {
+        value
+            .filter(|v| !v.is_empty())
+            .map(|v| format!("{prefix}{v}"))
+            .unwrap_or_default()
     };
     serde_json::json!({
         "href": url.as_str(),
@@ -231,8 +234,8 @@ fn url_json(url: &url::Url) -> String {
         "hostname": hostname,
         "port": port,
         "pathname": url.path(),
-        "search": opt(url.query()).chars().next().map(|_| format!("?{}", url.query().unwrap_or_default())).unwrap_or_default(),
-        "hash": opt(url.fragment()).chars().next().map(|_| format!("#{}", url.fragment().unwrap_or_default())).unwrap_or_default(),
+        "search": part('?', url.query()),
+        "hash": part('#', url.fragment()),
     })
     .to_string()
 }
