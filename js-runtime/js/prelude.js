@@ -315,8 +315,10 @@
     return id;
   }
   function clearTimer(id) { timers = timers.filter((t) => t.id !== (id && id.id !== undefined ? id.id : id)); }
+  // Once the handler has settled, the invocation is over: timers still pending (an
+  // interval, a debounce) are dropped, as they are when Segment's invocation returns.
   global.__segfn_fire_timer = function () {
-    if (timers.length === 0) return false;
+    if (timers.length === 0 || result !== undefined) return false;
     let next = 0;
     for (let i = 1; i < timers.length; i++) {
       if (timers[i].due < timers[next].due || (timers[i].due === timers[next].due && timers[i].id < timers[next].id)) next = i;

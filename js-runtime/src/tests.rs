@@ -301,3 +301,14 @@ fn batches_use_on_batch_or_each_handler() {
         json!([{"kind": "success"}, {"kind": "retry", "message": "later"}])
     );
 }
+
+#[test]
+fn timers_still_pending_end_with_the_handler() {
+    // An interval nobody clears would otherwise keep the invocation running.
+    assert_eq!(
+        eval(
+            "new Promise((resolve) => { let n = 0; setInterval(() => { n += 1; if (n === 3) resolve(n); }, 5); })"
+        ),
+        3
+    );
+}
