@@ -2,7 +2,7 @@
 // with the forwarder and the Node baseline side by side, each measure taken on both in
 // turn, then the figures handed to report.js.
 //
-//   node bench/run.js --segfn BIN --wasm FORWARDER.wasm --bulk BULK.wasm --loadgen BIN --translate BIN [--quick]
+//   node bench/run.js --segfn BIN --wasm FORWARDER.wasm --bulk BULK.wasm --js-wasm FORWARDER_JS.wasm --loadgen BIN --translate BIN [--quick]
 'use strict';
 
 const fs = require('node:fs');
@@ -24,11 +24,12 @@ const { values: opts } = parseArgs({
     segfn: { type: 'string' },
     wasm: { type: 'string' },
     bulk: { type: 'string' },
+    'js-wasm': { type: 'string' },
     loadgen: { type: 'string' },
     translate: { type: 'string' },
   },
 });
-for (const k of ['segfn', 'wasm', 'bulk', 'loadgen', 'translate']) {
+for (const k of ['segfn', 'wasm', 'bulk', 'js-wasm', 'loadgen', 'translate']) {
   if (!opts[k]) throw new Error(`--${k} is required (scripts/bench passes it)`);
 }
 
@@ -334,7 +335,7 @@ async function main() {
   log('translation alone');
   const event = path.join(__dirname, 'events/track.json');
   runs.translate = [
-    ...(await translationLines(opts.translate, [event, path.join(tmp, 'forwarder.wasm'), String(PLAN.translate)])),
+    ...(await translationLines(opts.translate, [event, path.join(tmp, 'forwarder.wasm'), String(PLAN.translate), opts['js-wasm']])),
     ...(await translationLines('node', [path.join(__dirname, 'translate.js'), event, String(PLAN.translate)])),
   ];
   runs.seconds = (Date.now() - began) / 1000;
@@ -344,6 +345,7 @@ async function main() {
     quick: opts.quick,
     eventBytes: JSON.stringify(JSON.parse(fs.readFileSync(event, 'utf8'))).length,
     wasmBytes: fs.statSync(opts.wasm).size,
+    jsWasmBytes: fs.statSync(opts['js-wasm']).size,
   });
   if (!opts.keep) fs.rmSync(tmp, { recursive: true, force: true });
   else log(`logs and stores kept in ${tmp}`);

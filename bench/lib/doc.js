@@ -57,7 +57,7 @@ ${rows.join('\n')}
 `;
 }
 
-function markdown({ lines, problems, info, runs, eventBytes, wasmBytes }) {
+function markdown({ lines, problems, info, runs, eventBytes, wasmBytes, jsWasmBytes }) {
   const p = runs.plan;
   const { rate } = runs.latency;
   const kib = (b) => `${(b / 1024).toFixed(0)} KiB`;
@@ -174,6 +174,10 @@ two servers under the same handicap rather than predict a deployment.
     it, the settings' secrets redacted from the report. The partner is stubbed by an empty
     allow-list: the host refuses the request before any I/O, so the host call is made but
     no HTTP round trip.
+  - JavaScript: \`functions/forwarder-js\` (the forwarder as a Segment JavaScript
+    function) pre-initialised by \`segfn build handler.js\` into a ${kib(jsWasmBytes)}
+    snapshot module (QuickJS, docs/JAVASCRIPT.md), invoked like the Wasm variant, fetch
+    refused the same way.
   - Node: \`JSON.parse\`, the mapping and \`JSON.stringify\` in a loop
     (\`bench/translate.js\`); in a fresh \`vm\` context per event, the script compiled
     once, as segfn compiles a module once and instantiates it per event.

@@ -119,6 +119,22 @@ function rows(runs) {
     t.wasm.p50_us,
     t.node_vm.p50_us,
   );
+  // The same handler in JavaScript: functions/forwarder-js from its snapshot, against
+  // Node's fresh vm context (docs/JAVASCRIPT.md).
+  add(
+    'translation per event p50, fresh sandbox, JavaScript (forwarder-js snapshot / vm context)',
+    'µs',
+    'lower',
+    t.wasm_js.p50_us,
+    t.node_vm.p50_us,
+  );
+  add(
+    'translation per event p99, fresh sandbox, JavaScript (forwarder-js snapshot / vm context)',
+    'µs',
+    'lower',
+    t.wasm_js.p99_us,
+    t.node_vm.p99_us,
+  );
   return { rows: out, problems };
 }
 
@@ -144,7 +160,7 @@ function printTable(lines) {
   for (const l of lines.slice(1)) process.stdout.write(`${row(l)}\n`);
 }
 
-function write(runs, { root, quick, eventBytes, wasmBytes }) {
+function write(runs, { root, quick, eventBytes, wasmBytes, jsWasmBytes }) {
   const info = machine(root);
   const { rows: list, problems } = rows(runs);
   const lines = table(list);
@@ -177,7 +193,7 @@ function write(runs, { root, quick, eventBytes, wasmBytes }) {
   fs.writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   // Quick figures are too noisy to publish: their page goes next to results.json only.
   const mdPath = quick ? path.join(outDir, 'BENCHMARKS.quick.md') : path.join(root, 'docs', 'BENCHMARKS.md');
-  fs.writeFileSync(mdPath, doc.markdown({ lines, problems, info, runs, eventBytes, wasmBytes }));
+  fs.writeFileSync(mdPath, doc.markdown({ lines, problems, info, runs, eventBytes, wasmBytes, jsWasmBytes }));
   process.stdout.write(`wrote ${path.relative(root, path.join(outDir, 'results.json'))} and ${path.relative(root, mdPath)}\n`);
 }
 

@@ -7,7 +7,10 @@
 //! Everything up to the request (envelope, parsing, mapping, serialising the body, the
 //! host call and the report) is done as in a delivery; the HTTP round trip is not.
 //!
-//! Run: `cargo run --release -p segfn-host --example translate -- EVENT.json FORWARDER.wasm [SECONDS]`
+//! With a fourth argument, the JavaScript port (`functions/forwarder-js`, built by
+//! `segfn build handler.js`) runs the same way, from its snapshot.
+//!
+//! Run: `cargo run --release -p segfn-host --example translate -- EVENT.json FORWARDER.wasm [SECONDS [FORWARDER_JS.wasm]]`
 
 use forwarder::Forwarder;
 use segfn_host::{
@@ -56,12 +59,13 @@ fn sample<I>(
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: translate EVENT.json FORWARDER.wasm [SECONDS]";
+    let usage = "usage: translate EVENT.json FORWARDER.wasm [SECONDS [FORWARDER_JS.wasm]]";
     let event: Value = serde_json::from_str(&std::fs::read_to_string(
         args.next().ok_or_else(|| anyhow::anyhow!(usage))?,
     )?)?;
     let wasm = std::path::PathBuf::from(args.next().ok_or_else(|| anyhow::anyhow!(usage))?);
     let budget = Duration::from_secs_f64(args.next().map_or(Ok(3.0), |s| s.parse())?);
+    let js_wasm = args.next().map(std::path::PathBuf::from);
     let settings = json!({"apiKey": "bench-partner-key", "endpoint": "http://127.0.0.1:9/v1"});
 
     // Native. The stub answers 200; it records every request, so it is reset now and
@@ -134,25 +138,36 @@ fn main() -> anyhow::Result<()> {
         ),
         capture_bodies: false,
     };
-    let wasm_samples = sample(
-        budget,
-        || (event.clone(), settings.clone()),
-        |(e, s)| {
-            let report = rt.block_on(function.invoke(&options, Call::Event { event: e }, s));
-            // The stub: the request was built, then refused by the allow-list (the
-            // forwarder's `?` makes that its outcome).
-            let refused = report.requests.len() == 1
-                && report.requests[0]
-                    .error
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("denied"));
-            assert!(refused, "{report:?}");
-        },
-    );
+    let fresh_instances = |function: &segfn_host::LoadedFunction| {
+        sample(
+            budget,
+            || (event.clone(), settings.clone()),
+            |(e, s)| {
+                let report = rt.block_on(function.invoke(&options, Call::Event { event: e }, s));
+                // The stub: the request was built, then refused by the allow-list (the
+                // forwarder's `?`, and the JavaScript port's unhandled rejection, make
+                // that its outcome).
+                let refused = report.requests.len() == 1
+                    && report.requests[0]
+                        .error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("denied"));
+                assert!(refused, "{report:?}");
+            },
+        )
+    };
     report(
         "wasm",
         "LoadedFunction::invoke, fresh instance, fetch refused by an empty allow-list",
-        wasm_samples,
+        fresh_instances(&function),
     );
+    if let Some(js_wasm) = js_wasm {
+        let js = rt.block_on(runtime.load_file(&js_wasm))?;
+        report(
+            "wasm_js",
+            "functions/forwarder-js from its snapshot, fresh instance, fetch refused",
+            fresh_instances(&js),
+        );
+    }
     Ok(())
 }

@@ -45,6 +45,7 @@ pub mod fetch;
 mod imports;
 pub mod input;
 mod invoke;
+pub mod javascript;
 pub mod limits;
 pub mod outcome;
 pub mod policy;

@@ -10,6 +10,7 @@ mod endpoint;
 mod examples;
 mod fetch_policy;
 mod host_calls;
+mod javascript;
 mod map_host;
 mod new;
 mod pg;

@@ -1,15 +1,22 @@
-//! `segfn build [DIR]`.
+//! `segfn build [DIR | SCRIPT.js]`: a function crate compiled to wasm, or a JavaScript
+//! function pre-initialised into a module (`segfn_host::javascript`).
 
 use anyhow::Context as _;
+use segfn_host::javascript;
 use segfn_host::toolchain::{self, BuildOptions};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BuildArgs {
-    /// The function crate's directory.
+    /// The function crate's directory, or a JavaScript function's script (`handler.js`,
+    /// or a directory holding one and no Cargo.toml).
     #[arg(default_value = ".")]
     dir: PathBuf,
+    /// Where a JavaScript function's module goes (default: the script's name with
+    /// `.wasm`, beside it).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
     #[command(flatten)]
     target: TargetDirArg,
 }
@@ -23,6 +30,23 @@ pub(crate) struct TargetDirArg {
 }
 
 pub(crate) fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    if let Some(script) = script_of(&args.dir) {
+        let output = args
+            .output
+            .clone()
+            .unwrap_or_else(|| script.with_extension("wasm"));
+        let target = args.target.clone();
+        return super::with_runtime(async move {
+            build_script(&script, &target, &output).await?;
+            super::write_stdout(&format!("{}\n", output.display()))?;
+            Ok(ExitCode::SUCCESS)
+        });
+    }
+    if args.output.is_some() {
+        anyhow::bail!(
+            "--output is for JavaScript functions; a crate's module is where cargo puts it"
+        );
+    }
     let wasm = build_function(&args.dir, &args.target)?;
     super::write_stdout(&format!("{}\n", wasm.display()))?;
     Ok(ExitCode::SUCCESS)
@@ -36,4 +60,89 @@ pub(crate) fn build_function(dir: &Path, target: &TargetDirArg) -> anyhow::Resul
         target_dir: target.target_dir.clone(),
     };
     toolchain::build(dir, &method, &options).with_context(|| format!("building {}", dir.display()))
+}
+
+/// The script when `path` names a JavaScript function: a `.js` file, or a directory
+/// with a `handler.js` and no `Cargo.toml`.
+pub(crate) fn script_of(path: &Path) -> Option<PathBuf> {
+    if path.is_file() && path.extension().is_some_and(|e| e == "js") {
+        return Some(path.to_owned());
+    }
+    let handler = path.join("handler.js");
+    (path.is_dir() && !path.join("Cargo.toml").exists() && handler.is_file()).then_some(handler)
+}
+
+/// Pre-initialises `script` into `output`, saying on stderr what it took.
+pub(crate) async fn build_script(
+    script: &Path,
+    target: &TargetDirArg,
+    output: &Path,
+) -> anyhow::Result<()> {
+    let runtime = runtime_bytes(target).await?;
+    let built = javascript::build_file(&runtime, script).await?;
+    std::fs::write(output, &built.wasm).with_context(|| format!("writing {}", output.display()))?;
+    eprintln!(
+        "segfn: {} pre-initialised into {} ({}; runtime {}) in {:.2} s",
+        script.display(),
+        output.display(),
+        size(built.wasm.len()),
+        size(built.runtime_bytes),
+        built.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The runtime guest's bytes, built first when needed.
+async fn runtime_bytes(target: &TargetDirArg) -> anyhow::Result<Vec<u8>> {
+    let dir = target.target_dir.clone();
+    let wasm =
+        tokio::task::spawn_blocking(move || javascript::runtime_wasm(dir.as_deref())).await??;
+    std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))
+}
+
+/// The module for `script` in segfn's cache (the system's temporary directory), built
+/// when the script or the runtime changed since: `segfn run`, `serve` and `demo` take
+/// scripts through it.
+pub(crate) async fn cached_script_module(
+    script: &Path,
+    target: &TargetDirArg,
+) -> anyhow::Result<PathBuf> {
+    use sha2::Digest as _;
+    let runtime = runtime_bytes(target).await?;
+    let source = std::fs::read(script).with_context(|| format!("reading {}", script.display()))?;
+    let mut hash = sha2::Sha256::new();
+    hash.update(&runtime);
+    hash.update(script.file_name().unwrap_or_default().as_encoded_bytes());
+    hash.update([0]);
+    hash.update(&source);
+    let key = hex::encode(&hash.finalize()[..12]);
+    let dir = std::env::temp_dir().join("segfn-js");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stem = script.file_stem().unwrap_or_default().to_string_lossy();
+    let output = dir.join(format!("{stem}-{key}.wasm"));
+    if output.is_file() {
+        return Ok(output);
+    }
+    let built = javascript::build(
+        &runtime,
+        &script.file_name().unwrap_or_default().to_string_lossy(),
+        &String::from_utf8_lossy(&source),
+    )
+    .await?;
+    // Written aside and renamed, so that a concurrent run never reads half a module.
+    let partial = dir.join(format!("{stem}-{key}.{}.partial", std::process::id()));
+    std::fs::write(&partial, &built.wasm)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &output).with_context(|| format!("writing {}", output.display()))?;
+    eprintln!(
+        "segfn: {} pre-initialised ({}) in {:.2} s",
+        script.display(),
+        size(built.wasm.len()),
+        built.elapsed.as_secs_f64()
+    );
+    Ok(output)
+}
+
+fn size(bytes: usize) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }

@@ -28,7 +28,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, clap::Args)]
 #[command(after_help = after_help())]
 pub(crate) struct ReplayArgs {
-    /// A .wasm file, or a function crate directory (built first).
+    /// A .wasm file, a function crate directory (built first), or a JavaScript function
+    /// (`handler.js`, pre-initialised first).
     function: PathBuf,
     /// Events to replay: NDJSON (one message or {"batch": [...]} per line) or a JSON
     /// array, gzipped or not (told by content, not by name); `-` reads stdin. Several

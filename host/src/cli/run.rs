@@ -18,7 +18,8 @@ use std::sync::Arc;
 #[derive(Debug, clap::Args)]
 #[command(after_help = exit_help())]
 pub(crate) struct RunArgs {
-    /// A .wasm file, or a function crate directory (built first).
+    /// A .wasm file, a function crate directory (built first), or a JavaScript function
+    /// (`handler.js`, pre-initialised first).
     function: PathBuf,
     /// The event: one Segment message, an array of them, or {"batch": [...]}; `-` reads stdin.
     #[arg(long, short, value_name = "FILE")]
@@ -174,16 +175,19 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(row(report.outcome.kind).exit_code))
 }
 
-/// The `.wasm` to run: the file itself, or a crate directory built first.
+/// The `.wasm` to run: the file itself, a crate directory built first, or a JavaScript
+/// function pre-initialised first.
 pub(crate) async fn wasm_path(path: &Path, target: &TargetDirArg) -> anyhow::Result<PathBuf> {
-    if path.is_dir() {
+    if let Some(script) = super::build::script_of(path) {
+        super::build::cached_script_module(&script, target).await
+    } else if path.is_dir() {
         let (path, target) = (path.to_owned(), target.clone());
         tokio::task::spawn_blocking(move || build_function(&path, &target)).await?
     } else if path.is_file() {
         Ok(path.to_owned())
     } else {
         bail!(
-            "{} does not exist: pass a .wasm file or a function crate directory",
+            "{} does not exist: pass a .wasm file, a function crate directory or a .js script",
             path.display()
         );
     }

@@ -18,7 +18,8 @@ GET /healthz, /readyz and /metrics (Prometheus) serve operators. SIGHUP reloads 
 SIGTERM or SIGINT finish in-flight deliveries and exit."
 )]
 pub(crate) struct ServeArgs {
-    /// A .wasm file, or a function crate directory (built first).
+    /// A .wasm file, a function crate directory (built first), or a JavaScript function
+    /// (`handler.js`, pre-initialised first).
     function: PathBuf,
     /// The configuration file (TOML): [server], [limits] and [[tenant]] tables. Its
     /// limits replace the limit flags, which are refused alongside it.

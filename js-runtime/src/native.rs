@@ -1,0 +1,305 @@
+//! The Rust half of the globals: the host's imports (log, fetch, clock, randomness) and
+//! the byte work that crates do exactly (digests, HMAC, base64, UTF-8, WHATWG URLs, form
+//! encoding), as functions on the hidden `__segfn_native` object that `js/prelude.js`
+//! wraps. Bytes cross as "binary strings" (one char per byte, 0-255): QuickJS strings
+//! of that kind are Latin-1 inside, and this keeps the interface to plain strings.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
+use rquickjs::{Ctx, Exception, Function, Object, Result};
+use segfn_sdk::abi::LogLevel;
+use sha2::Digest;
+
+/// Defines `__segfn_native` on the global object.
+pub(crate) fn install(ctx: &Ctx<'_>) -> Result<()> {
+    let native = Object::new(ctx.clone())?;
+    native.set(
+        "log",
+        Function::new(ctx.clone(), |level: i32, message: String| {
+            segfn_sdk::log::write(LogLevel::from_i32(level), &message)
+        })?,
+    )?;
+    native.set(
+        "now",
+        Function::new(ctx.clone(), || segfn_sdk::now_millis() as f64)?,
+    )?;
+    native.set(
+        "random",
+        Function::new(ctx.clone(), |len: usize| {
+            let mut bytes = vec![0; len.min(1 << 20)];
+            segfn_sdk::random_bytes(&mut bytes);
+            to_binary(&bytes)
+        })?,
+    )?;
+    native.set("fetch", Function::new(ctx.clone(), fetch)?)?;
+    native.set("digest", Function::new(ctx.clone(), digest)?)?;
+    native.set("hmac", Function::new(ctx.clone(), hmac)?)?;
+    native.set(
+        "base64Encode",
+        Function::new(ctx.clone(), |bytes: String, url: bool| {
+            let bytes = from_binary(&bytes);
+            if url {
+                URL_SAFE_NO_PAD.encode(bytes)
+            } else {
+                STANDARD.encode(bytes)
+            }
+        })?,
+    )?;
+    native.set("base64Decode", Function::new(ctx.clone(), base64_decode)?)?;
+    native.set(
+        "utf8Encode",
+        Function::new(ctx.clone(), |text: String| to_binary(text.as_bytes()))?,
+    )?;
+    native.set(
+        "utf8Decode",
+        Function::new(ctx.clone(), |bytes: String| {
+            String::from_utf8_lossy(&from_binary(&bytes)).into_owned()
+        })?,
+    )?;
+    native.set("urlParse", Function::new(ctx.clone(), url_parse)?)?;
+    native.set("urlSet", Function::new(ctx.clone(), url_set)?)?;
+    native.set(
+        "formParse",
+        Function::new(ctx.clone(), |query: String| {
+            let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
+        })?,
+    )?;
+    native.set(
+        "formSerialize",
+        Function::new(ctx.clone(), |pairs: String| {
+            let pairs: Vec<(String, String)> = serde_json::from_str(&pairs).unwrap_or_default();
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish()
+        })?,
+    )?;
+    ctx.globals().set("__segfn_native", native)?;
+    Ok(())
+}
+
+/// Bytes as a binary string.
+fn to_binary(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
+}
+
+/// A binary string as bytes; characters above 255 keep their low byte, as Node's
+/// `latin1` encoding does.
+fn from_binary(text: &str) -> Vec<u8> {
+    text.chars().map(|c| c as u32 as u8).collect()
+}
+
+/// `fetch(headJson, body)`: performs one request through the host and answers
+/// `[responseHeadJson, body]`, the head as the ABI frames it (`{"ok": ...}` or
+/// `{"err": ...}`).
+fn fetch(ctx: Ctx<'_>, head: String, body: String) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+    }
+    let head: Head = serde_json::from_str(&head)
+        .map_err(|e| Exception::throw_type(&ctx, &format!("fetch: {e}")))?;
+    let mut request = segfn_sdk::Request::new(head.method, head.url).body(from_binary(&body));
+    request.headers = head.headers;
+    let answer = match segfn_sdk::fetch(request) {
+        Ok(response) => (
+            serde_json::json!({"ok": {"status": response.status, "headers": response.headers}}),
+            to_binary(&response.body),
+        ),
+        Err(error) => (
+            serde_json::json!({"err": {"kind": error.kind, "message": error.message}}),
+            String::new(),
+        ),
+    };
+    Ok(vec![answer.0.to_string(), answer.1])
+}
+
+/// `digest(algorithm, data)`: md5, sha1, sha256, sha512 (also sha224, sha384).
+fn digest(ctx: Ctx<'_>, algorithm: String, data: String) -> Result<String> {
+    let data = from_binary(&data);
+    let out = match algorithm.to_ascii_lowercase().as_str() {
+        "md5" => md5::Md5::digest(&data).to_vec(),
+        "sha1" => sha1::Sha1::digest(&data).to_vec(),
+        "sha224" => sha2::Sha224::digest(&data).to_vec(),
+        "sha256" => sha2::Sha256::digest(&data).to_vec(),
+        "sha384" => sha2::Sha384::digest(&data).to_vec(),
+        "sha512" => sha2::Sha512::digest(&data).to_vec(),
+        other => return Err(unsupported(&ctx, other)),
+    };
+    Ok(to_binary(&out))
+}
+
+/// `hmac(algorithm, key, data)`.
+fn hmac(ctx: Ctx<'_>, algorithm: String, key: String, data: String) -> Result<String> {
+    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+        // HMAC takes keys of any length: this never fails.
+        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).ok()?;
+        mac.update(data);
+        Some(mac.finalize().into_bytes().to_vec())
+    }
+    let (key, data) = (from_binary(&key), from_binary(&data));
+    let out = match algorithm.to_ascii_lowercase().as_str() {
+        "md5" => run::<Hmac<md5::Md5>>(&key, &data),
+        "sha1" => run::<Hmac<sha1::Sha1>>(&key, &data),
+        "sha224" => run::<Hmac<sha2::Sha224>>(&key, &data),
+        "sha256" => run::<Hmac<sha2::Sha256>>(&key, &data),
+        "sha384" => run::<Hmac<sha2::Sha384>>(&key, &data),
+        "sha512" => run::<Hmac<sha2::Sha512>>(&key, &data),
+        other => return Err(unsupported(&ctx, other)),
+    };
+    out.map(|bytes| to_binary(&bytes))
+        .ok_or_else(|| Exception::throw_message(&ctx, "Invalid key for HMAC"))
+}
+
+fn unsupported(ctx: &Ctx<'_>, algorithm: &str) -> rquickjs::Error {
+    Exception::throw_message(
+        ctx,
+        &format!(
+            "Digest method not supported: {algorithm} (md5, sha1, sha224, sha256, sha384, sha512 are)"
+        ),
+    )
+}
+
+/// `base64Decode(text, strict)`: standard or URL-safe alphabet, padding optional.
+/// Lenient (Node's `Buffer.from(s, "base64")`) skips characters outside the alphabet;
+/// strict (`atob`) throws on them.
+fn base64_decode(ctx: Ctx<'_>, text: String, strict: bool) -> Result<String> {
+    let mut clean: String = text
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .map(|c| match c {
+            '-' if !strict => '+',
+            '_' if !strict => '/',
+            c => c,
+        })
+        .collect();
+    if strict
+        && clean
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
+    {
+        return Err(Exception::throw_message(
+            &ctx,
+            "The string to be decoded is not correctly encoded.",
+        ));
+    }
+    clean.retain(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/');
+    // Leftover bits of a truncated last group are dropped, as Node does.
+    if clean.len() % 4 == 1 {
+        clean.pop();
+    }
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    match engine.decode(clean.as_bytes()) {
+        Ok(bytes) => Ok(to_binary(&bytes)),
+        Err(e) => Err(Exception::throw_message(
+            &ctx,
+            &format!("The string to be decoded is not correctly encoded: {e}"),
+        )),
+    }
+}
+
+/// The parts of a URL as WHATWG's `URL` exposes them, as JSON.
+fn url_json(url: &url::Url) -> String {
+    let port = url.port().map(|p| p.to_string()).unwrap_or_default();
+    let hostname = url.host_str().unwrap_or_default();
+    let host = if port.is_empty() {
+        hostname.to_owned()
+    } else {
+        format!("{hostname}:{port}")
+    };
+    // WHATWG's `search` and `hash` are empty for an empty query or fragment.
+    let part = |prefix: char, value: Option<&str>| {
+        value
+            .filter(|v| !v.is_empty())
+            .map(|v| format!("{prefix}{v}"))
+            .unwrap_or_default()
+    };
+    serde_json::json!({
+        "href": url.as_str(),
+        "origin": url.origin().ascii_serialization(),
+        "protocol": format!("{}:", url.scheme()),
+        "username": url.username(),
+        "password": url.password().unwrap_or_default(),
+        "host": host,
+        "hostname": hostname,
+        "port": port,
+        "pathname": url.path(),
+        "search": part('?', url.query()),
+        "hash": part('#', url.fragment()),
+    })
+    .to_string()
+}
+
+/// `urlParse(input, base)`: the parts, or a `TypeError` as `new URL` throws.
+fn url_parse(ctx: Ctx<'_>, input: String, base: Option<String>) -> Result<String> {
+    let parsed = match base {
+        Some(base) => url::Url::parse(&base).and_then(|b| b.join(&input)),
+        None => url::Url::parse(&input),
+    };
+    parsed
+        .map(|u| url_json(&u))
+        .map_err(|e| Exception::throw_type(&ctx, &format!("Invalid URL: {input} ({e})")))
+}
+
+/// `urlSet(href, part, value)`: the parts after a setter; invalid values are ignored, as
+/// WHATWG's setters do.
+fn url_set(ctx: Ctx<'_>, href: String, part: String, value: String) -> Result<String> {
+    let mut url =
+        url::Url::parse(&href).map_err(|e| Exception::throw_type(&ctx, &e.to_string()))?;
+    let strip = |v: &str, p: char| v.strip_prefix(p).unwrap_or(v).to_owned();
+    match part.as_str() {
+        "href" => {
+            url = url::Url::parse(&value)
+                .map_err(|e| Exception::throw_type(&ctx, &format!("Invalid URL: {value} ({e})")))?
+        }
+        "protocol" => {
+            let _ = url.set_scheme(value.trim_end_matches(':'));
+        }
+        "username" => {
+            let _ = url.set_username(&value);
+        }
+        "password" => {
+            let _ = url.set_password(Some(&value).filter(|v| !v.is_empty()).map(|v| v.as_str()));
+        }
+        "host" => {
+            let (host, port) = match value.rsplit_once(':') {
+                Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => (h, p.parse().ok()),
+                _ => (value.as_str(), None),
+            };
+            if url.set_host(Some(host)).is_ok() {
+                let _ = url.set_port(port);
+            }
+        }
+        "hostname" => {
+            let _ = url.set_host(Some(&value));
+        }
+        "port" => {
+            let _ = url.set_port(if value.is_empty() {
+                None
+            } else {
+                value.parse().ok()
+            });
+        }
+        "pathname" => url.set_path(&value),
+        "search" => {
+            let v = strip(&value, '?');
+            url.set_query(if v.is_empty() { None } else { Some(&v) });
+        }
+        "hash" => {
+            let v = strip(&value, '#');
+            url.set_fragment(if v.is_empty() { None } else { Some(&v) });
+        }
+        _ => {}
+    }
+    Ok(url_json(&url))
+}

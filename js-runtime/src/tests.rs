@@ -1,0 +1,314 @@
+//! Native tests of the runtime: the same prelude, dispatcher and native half as on wasm,
+//! with the SDK's testing stubs standing in for the host's fetch and log.
+
+use super::{handle, init};
+use segfn_sdk::testing;
+use segfn_sdk::{FetchError, Response};
+use serde_json::{Value, json};
+
+/// Evaluates `script` and runs one event through it; the result JSON.
+fn run(script: &str, event: Value, settings: Value) -> Value {
+    init("handler.js", script).unwrap_or_else(|e| panic!("init failed: {e}"));
+    let envelope = json!({"abi": 1, "call": "event", "event": event, "settings": settings});
+    serde_json::from_slice(&handle(envelope.to_string().as_bytes())).unwrap()
+}
+
+/// Runs a script whose `onTrack` returns a value, and gives that value back (the
+/// handler's return value is the result's `output`).
+fn eval(expression: &str) -> Value {
+    testing::mock_fetch(|_| Ok(Response::new(200)));
+    let script = format!(
+        "async function onTrack(event, settings) {{ return {{v: await ({expression})}}; }}"
+    );
+    let result = run(&script, json!({"type": "track"}), json!({}));
+    assert_eq!(result["kind"], "success", "{result}");
+    result["output"]["v"].clone()
+}
+
+#[test]
+fn handler_outcomes_follow_the_error_classes() {
+    testing::mock_fetch(|_| Ok(Response::new(200)));
+    let script = r#"
+        async function onTrack(event) {
+          switch (event.event) {
+            case 'a': throw new EventNotSupported('a not here');
+            case 'b': throw new InvalidEventPayload('b bad');
+            case 'c': throw new ValidationError('c invalid');
+            case 'd': throw new RetryError('d later');
+            case 'e': throw new DropEvent('e dropped');
+            case 'f': null.x;
+            default: return undefined;
+          }
+        }"#;
+    let cases = [
+        ("a", "unsupported_event_type", "a not here"),
+        ("b", "message_rejected", "b bad"),
+        ("c", "message_rejected", "c invalid"),
+        ("d", "retry", "d later"),
+        ("e", "dropped", "e dropped"),
+    ];
+    for (name, kind, message) in cases {
+        let r = run(script, json!({"type": "track", "event": name}), json!({}));
+        assert_eq!(
+            (r["kind"].as_str(), r["message"].as_str()),
+            (Some(kind), Some(message))
+        );
+    }
+    let r = run(script, json!({"type": "track", "event": "f"}), json!({}));
+    assert_eq!(r["kind"], "bad_request");
+    let message = r["message"].as_str().unwrap();
+    assert!(message.starts_with("TypeError: "), "{message}");
+    assert!(
+        message.contains("handler.js:9"),
+        "the user's line: {message}"
+    );
+    let r = run(script, json!({"type": "track", "event": "g"}), json!({}));
+    assert_eq!(r, json!({"abi": 1, "kind": "success"}));
+}
+
+#[test]
+fn a_missing_handler_is_not_supported_as_in_the_rust_sdk() {
+    let r = run(
+        "async function onTrack() {}",
+        json!({"type": "page"}),
+        json!({}),
+    );
+    assert_eq!(r["kind"], "unsupported_event_type");
+    assert_eq!(r["message"], segfn_sdk::abi::no_handler_message("page"));
+    let r = run(
+        "const onPage = async () => {};",
+        json!({"type": "page"}),
+        json!({}),
+    );
+    assert_eq!(
+        r["kind"], "success",
+        "a handler declared with const is found"
+    );
+}
+
+#[test]
+fn fetch_has_node_fetch_semantics() {
+    testing::mock_fetch(|req| {
+        Ok(Response::with_json(201, &json!({"got": req.method})).header("x-id", "7"))
+    });
+    let script = r#"
+        async function onTrack(event, settings) {
+          const res = await fetch('https://api.example.com/v1/x?a=1', {
+            method: 'post',
+            headers: new Headers({'Content-Type': 'application/json', Authorization: 'Bearer ' + settings.apiKey}),
+            body: JSON.stringify({e: event.event}),
+          });
+          const body = await res.json();
+          return {ok: res.ok, status: res.status, id: res.headers.get('X-Id'), body};
+        }"#;
+    let r = run(
+        script,
+        json!({"type": "track", "event": "Bought"}),
+        json!({"apiKey": "k1"}),
+    );
+    assert_eq!(
+        r["output"],
+        json!({"ok": true, "status": 201, "id": "7", "body": {"got": "POST"}})
+    );
+    let sent = &testing::requests()[0];
+    assert_eq!(sent.method, "POST");
+    assert_eq!(sent.url, "https://api.example.com/v1/x?a=1");
+    assert_eq!(
+        sent.headers,
+        vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("authorization".to_owned(), "Bearer k1".to_owned())
+        ]
+    );
+    assert_eq!(sent.body, br#"{"e":"Bought"}"#);
+}
+
+#[test]
+fn fetch_errors_reject_and_timeouts_retry() {
+    testing::mock_fetch(|_| Err(FetchError::timeout("too slow")));
+    let r = run(
+        "async function onTrack() { await fetch('https://api.example.com/'); }",
+        json!({"type": "track"}),
+        json!({}),
+    );
+    assert_eq!(r["kind"], "retry");
+    assert!(r["message"].as_str().unwrap().contains("too slow"));
+}
+
+#[test]
+fn text_after_json_is_refused_as_node_fetch_does() {
+    testing::mock_fetch(|_| Ok(Response::new(200)));
+    let r = run(
+        "async function onTrack() { const r = await fetch('https://a.example/'); await r.text(); await r.text(); }",
+        json!({"type": "track"}),
+        json!({}),
+    );
+    assert_eq!(r["kind"], "bad_request");
+    assert!(
+        r["message"].as_str().unwrap().contains("body used already"),
+        "{r}"
+    );
+}
+
+#[test]
+fn encodings_match_node() {
+    assert_eq!(eval("btoa('hello:world')"), "aGVsbG86d29ybGQ=");
+    assert_eq!(eval("atob('aGVsbG86d29ybGQ=')"), "hello:world");
+    assert_eq!(eval("Buffer.from('héllo').toString('base64')"), "aMOpbGxv");
+    assert_eq!(
+        eval("Buffer.from('aMOpbGxv', 'base64').toString()"),
+        "héllo"
+    );
+    assert_eq!(eval("Buffer.from('hi').toString('hex')"), "6869");
+    assert_eq!(eval("Buffer.from('6869', 'hex').toString('utf8')"), "hi");
+    assert_eq!(eval("Buffer.byteLength('é')"), 2);
+    assert_eq!(
+        eval("Buffer.concat([Buffer.from('a'), Buffer.from('b')]).toString()"),
+        "ab"
+    );
+}
+
+#[test]
+fn crypto_digests_match_node() {
+    // Values from Node 20's crypto module.
+    assert_eq!(
+        eval("crypto.createHash('md5').update('abc').digest('hex')"),
+        "900150983cd24fb0d6963f7d28e17f72"
+    );
+    assert_eq!(
+        eval("crypto.createHash('sha1').update('abc').digest('hex')"),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
+    assert_eq!(
+        eval("crypto.createHash('sha256').update('a').update('bc').digest('hex')"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(
+        eval("crypto.createHash('sha512').update('abc').digest('base64').slice(0, 12)"),
+        "3a81oZNherrM"
+    );
+    assert_eq!(
+        eval(
+            "crypto.createHmac('sha256', 'key').update('The quick brown fox jumps over the lazy dog').digest('hex')"
+        ),
+        "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+    );
+    let uuid = eval("crypto.randomUUID()");
+    let uuid = uuid.as_str().unwrap();
+    assert_eq!((uuid.len(), &uuid[14..15]), (36, "4"));
+    assert_eq!(eval("crypto.randomBytes(8).length"), 8);
+}
+
+#[test]
+fn urls_are_whatwg() {
+    assert_eq!(
+        eval(
+            "(() => { const u = new URL('https://api.example.com/v1/x?a=1#f'); u.searchParams.set('b', 'x y'); return u.toString(); })()"
+        ),
+        "https://api.example.com/v1/x?a=1&b=x+y#f"
+    );
+    assert_eq!(
+        eval("new URL('/p?q', 'https://h.example:8443/a/b').href"),
+        "https://h.example:8443/p?q"
+    );
+    assert_eq!(
+        eval("new URL('https://h.example:8443/').host"),
+        "h.example:8443"
+    );
+    assert_eq!(
+        eval("new URLSearchParams({a: '1', b: 'é&'}).toString()"),
+        "a=1&b=%C3%A9%26"
+    );
+    assert_eq!(
+        eval("new URLSearchParams('?a=1&a=2').getAll('a').join()"),
+        "1,2"
+    );
+    assert_eq!(
+        eval("(() => { try { new URL('nope'); } catch (e) { return e.name; } })()"),
+        "TypeError"
+    );
+}
+
+#[test]
+fn lodash_timers_and_console() {
+    assert_eq!(eval("_.get({a: {b: [1, 2]}}, 'a.b[1]')"), 2);
+    assert_eq!(eval("_.VERSION"), "4.17.21");
+    assert_eq!(
+        eval(
+            "new Promise((resolve) => { const out = []; setTimeout(() => out.push(2), 20); setTimeout(() => { out.push(3); resolve(out); }, 30); setTimeout(() => out.push(1), 10); })"
+        ),
+        json!([1, 2, 3])
+    );
+    testing::mock_fetch(|_| Ok(Response::new(200)));
+    run(
+        "async function onTrack(e) { console.log('sent', {id: e.event}); console.error('bad'); }",
+        json!({"type": "track", "event": "x"}),
+        json!({}),
+    );
+    let logs: Vec<(String, String)> = testing::logs()
+        .into_iter()
+        .map(|(l, m)| (l.as_str().to_owned(), m))
+        .collect();
+    assert_eq!(
+        logs,
+        vec![
+            ("info".to_owned(), r#"sent {"id":"x"}"#.to_owned()),
+            ("error".to_owned(), "bad".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn build_errors_name_the_file_line_and_column() {
+    let error = init("my-fn.js", "const a = 1;\nconst b = ;\n").unwrap_err();
+    let error: Value = serde_json::from_str(&error).unwrap();
+    assert_eq!(error["file"], "my-fn.js", "{error}");
+    assert_eq!(error["line"], 2, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().starts_with("SyntaxError"),
+        "{error}"
+    );
+    let error = init("top.js", "\n\nthrow new Error('boom');").unwrap_err();
+    let error: Value = serde_json::from_str(&error).unwrap();
+    assert_eq!(
+        (error["line"].as_i64(), error["error"].as_str()),
+        (Some(3), Some("Error: boom"))
+    );
+}
+
+#[test]
+fn batches_use_on_batch_or_each_handler() {
+    testing::mock_fetch(|_| Ok(Response::new(200)));
+    init(
+        "b.js",
+        "async function onTrack(e) { if (e.event === 'bad') throw new ValidationError('no'); }",
+    )
+    .unwrap();
+    let envelope = json!({"abi": 1, "call": "batch", "events": [{"type": "track", "event": "ok"}, {"type": "track", "event": "bad"}], "settings": {}});
+    let r: Value = serde_json::from_slice(&handle(envelope.to_string().as_bytes())).unwrap();
+    assert_eq!(
+        r["results"],
+        json!([{"kind": "success"}, {"kind": "message_rejected", "message": "no"}])
+    );
+    init(
+        "b.js",
+        "async function onBatch(events) { return events.map((e, i) => i ? {status: 500, errormessage: 'later'} : {status: 200}); }",
+    )
+    .unwrap();
+    let r: Value = serde_json::from_slice(&handle(envelope.to_string().as_bytes())).unwrap();
+    assert_eq!(
+        r["results"],
+        json!([{"kind": "success"}, {"kind": "retry", "message": "later"}])
+    );
+}
+
+#[test]
+fn timers_still_pending_end_with_the_handler() {
+    // An interval nobody clears would otherwise keep the invocation running.
+    assert_eq!(
+        eval(
+            "new Promise((resolve) => { let n = 0; setInterval(() => { n += 1; if (n === 3) resolve(n); }, 5); })"
+        ),
+        3
+    );
+}

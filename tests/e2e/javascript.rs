@@ -1,0 +1,522 @@
+//! JavaScript functions: scripts pre-initialised by `segfn build handler.js` into
+//! modules for the same ABI. The JavaScript ports of the examples against the Rust
+//! crates, request for request; Segment's own example functions under their harness's
+//! rules; build-time errors with the script's location; limits.
+
+use crate::support::*;
+use segfn_host::{Limits, OutcomeKind, Report};
+use segfn_sdk::abi::Call;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Where the tests' JavaScript modules go.
+fn js_out_dir() -> PathBuf {
+    let dir = scratch_target_dir().join("js");
+    std::fs::create_dir_all(&dir).expect("creating the JavaScript output directory");
+    dir
+}
+
+/// Runs `segfn build SCRIPT -o OUT` (the runtime guest built in the guests' target
+/// directory); the output of the command.
+fn build_script(script: &Path, out: &Path) -> std::process::Output {
+    segfn()
+        .arg("build")
+        .arg(script)
+        .arg("-o")
+        .arg(out)
+        .arg("--target-dir")
+        .arg(guest_target_dir())
+        .output()
+        .expect("running segfn build")
+}
+
+/// Builds a script once per test process; `key` names its module.
+fn js_wasm(key: &str, script: &Path) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    // Serialised: the first build also builds the runtime guest.
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(key) {
+        return path.clone();
+    }
+    let out = js_out_dir().join(format!("{key}.wasm"));
+    let result = build_script(script, &out);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        result.status.success(),
+        "segfn build {key} failed:\n{stderr}"
+    );
+    assert!(stderr.contains("pre-initialised into"), "{stderr}");
+    built.insert(key.to_owned(), out.clone());
+    out
+}
+
+async fn load_js(key: &str, script: PathBuf) -> segfn_host::LoadedFunction {
+    let key = key.to_owned();
+    let wasm = tokio::task::spawn_blocking(move || js_wasm(&key, &script))
+        .await
+        .expect("build task");
+    runtime()
+        .load_file(&wasm)
+        .await
+        .expect("the snapshot loads")
+}
+
+/// What a partner saw of one request: method, path, headers in order, body.
+type Seen = (String, String, Vec<(String, String)>, Vec<u8>);
+
+fn seen(partner: &Partner) -> Vec<Seen> {
+    partner
+        .received()
+        .into_iter()
+        .map(|r| {
+            let headers = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                .collect();
+            (r.method, r.path, headers, r.body)
+        })
+        .collect()
+}
+
+/// Outcomes of a report: the call's, and each event's for a batch.
+fn outcomes(report: &Report) -> Value {
+    json!({"outcome": report.outcome, "output": report.output})
+}
+
+#[tokio::test]
+async fn js_examples_send_what_the_rust_examples_send() {
+    for (rust, js, path) in [
+        ("forwarder", "forwarder-js", "/v1"),
+        ("ecommerce", "ecommerce-js", "/v2"),
+    ] {
+        let dir = root().join("functions").join(js);
+        let rust_fn = load_example(rust).await;
+        let js_fn = load_js(js, dir.join("handler.js")).await;
+        let mut samples: Vec<PathBuf> = std::fs::read_dir(dir.join("events"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        samples.sort();
+        // The JavaScript port has the Rust crate's sample events, every one of them.
+        let rust_samples = std::fs::read_dir(root().join("functions").join(rust).join("events"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count();
+        assert_eq!(samples.len(), rust_samples, "{js} has {rust}'s samples");
+        for (answer, status) in [("success", 200), ("retry", 503), ("rejected", 422)] {
+            for sample in &samples {
+                let call = segfn_host::input::parse_delivery(&std::fs::read(sample).unwrap())
+                    .expect("a sample delivery");
+                // One partner for both, so that even the Host header is comparable.
+                let partner = Partner::start().await;
+                partner.answer(Answer::status(status));
+                let mut settings: Value =
+                    serde_json::from_slice(&std::fs::read(dir.join("settings.json")).unwrap())
+                        .unwrap();
+                settings["endpoint"] = json!(partner.url(path));
+                let opts = options(&partner.allow(), &settings, Limits::default());
+                let mut runs = Vec::new();
+                for f in [&rust_fn, &js_fn] {
+                    let before = partner.received().len();
+                    let report = f.invoke(&opts, call.clone(), settings.clone()).await;
+                    let mut requests = seen(&partner).split_off(before);
+                    // A batch's requests go out concurrently: their order is not the function's.
+                    requests.sort();
+                    runs.push((outcomes(&report), requests));
+                }
+                let what = format!("{js} on {} (partner {answer})", sample.display());
+                assert_eq!(runs[0].0, runs[1].0, "outcomes differ: {what}");
+                assert_eq!(runs[0].1, runs[1].1, "requests differ: {what}");
+                if answer == "success" && !matches!(call, Call::Batch { .. }) {
+                    // Not vacuous: the successful samples did send something.
+                    let kind = runs[0].0["outcome"]["kind"].as_str().unwrap().to_owned();
+                    assert_eq!(kind == "success", !runs[0].1.is_empty(), "{what}");
+                }
+            }
+        }
+    }
+}
+
+/// One corpus run as Segment's harness checks it: what the run must come to, and the
+/// requests (method, URL as the trace shows it) the function must have made.
+struct CorpusCase {
+    function: &'static str,
+    event: &'static str,
+    kind: &'static str,
+    requests: &'static [(&'static str, &'static str)],
+}
+
+/// Every corpus function on both harness events. The outcomes and requests are those of
+/// the same handlers under Node 20 with Segment's harness rules (checked by hand with a
+/// `vm` context and a fetch answering 200 `{}`): qualtrics' identify handler reads
+/// `user.traits` of the `{}` answer and throws a TypeError there too, which the
+/// harness counts as a failure; every other run passes.
+const CORPUS: &[CorpusCase] = &[
+    CorpusCase {
+        function: "adobe-target",
+        event: "track",
+        kind: "unsupported_event_type",
+        requests: &[],
+    },
+    CorpusCase {
+        function: "adobe-target",
+        event: "identify",
+        kind: "message_rejected",
+        requests: &[],
+    },
+    CorpusCase {
+        function: "airtable",
+        event: "track",
+        kind: "success",
+        requests: &[(
+            "POST",
+            "https://api.airtable.com/v0/undefined/General%20User%20Survey",
+        )],
+    },
+    CorpusCase {
+        function: "airtable",
+        event: "identify",
+        kind: "unsupported_event_type",
+        requests: &[],
+    },
+    CorpusCase {
+        function: "datadog",
+        event: "track",
+        kind: "success",
+        requests: &[(
+            "POST",
+            "https://api.datadoghq.com/api/v1/series?api_key=[redacted]",
+        )],
+    },
+    CorpusCase {
+        function: "datadog",
+        event: "identify",
+        kind: "success",
+        requests: &[(
+            "POST",
+            "https://api.datadoghq.com/api/v1/series?api_key=[redacted]",
+        )],
+    },
+    CorpusCase {
+        function: "follow-along",
+        event: "track",
+        kind: "success",
+        requests: &[],
+    },
+    CorpusCase {
+        function: "follow-along",
+        event: "identify",
+        kind: "unsupported_event_type",
+        requests: &[],
+    },
+    CorpusCase {
+        function: "ipstack",
+        event: "track",
+        kind: "unsupported_event_type",
+        requests: &[],
+    },
+    CorpusCase {
+        function: "ipstack",
+        event: "identify",
+        kind: "message_rejected",
+        requests: &[],
+    },
+    CorpusCase {
+        function: "qualtrics",
+        event: "track",
+        kind: "unsupported_event_type",
+        requests: &[],
+    },
+    CorpusCase {
+        function: "qualtrics",
+        event: "identify",
+        kind: "bad_request",
+        requests: &[(
+            "GET",
+            "https://profiles.segment.com/v1/spaces/undefined/collections/users/profiles/user_id:undefined/traits?limit=200",
+        )],
+    },
+    CorpusCase {
+        function: "requestbin",
+        event: "track",
+        kind: "success",
+        requests: &[(
+            "POST",
+            "https://redacted.x.pipedream.net/?ts=2019-04-08T01%3A19%3A38.931Z",
+        )],
+    },
+    CorpusCase {
+        function: "requestbin",
+        event: "identify",
+        kind: "success",
+        requests: &[
+            ("GET", "https://reqres.in/api/users/2"),
+            ("POST", "https://redacted.x.pipedream.net/"),
+        ],
+    },
+    CorpusCase {
+        function: "salesloft",
+        event: "track",
+        kind: "unsupported_event_type",
+        requests: &[],
+    },
+    CorpusCase {
+        function: "salesloft",
+        event: "identify",
+        kind: "success",
+        requests: &[("POST", "https://api.salesloft.com/v2/people.json")],
+    },
+    CorpusCase {
+        function: "slack",
+        event: "track",
+        kind: "success",
+        requests: &[("POST", "https://hooks.slack.com/services/REDACTED")],
+    },
+    CorpusCase {
+        function: "slack",
+        event: "identify",
+        kind: "unsupported_event_type",
+        requests: &[],
+    },
+];
+
+#[tokio::test]
+async fn segments_example_functions_pass_their_harness() {
+    let corpus = root().join("tests/fixtures/js-functions");
+    let mut functions: Vec<String> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    functions.sort();
+    let mut listed: Vec<&str> = CORPUS.iter().map(|c| c.function).collect();
+    listed.dedup();
+    assert_eq!(functions, listed, "every corpus function has its cases");
+
+    // Segment's harness: two events, settings {"apiKey": "abcd1234"}, every request of
+    // any host answered 200 `{}`.
+    let partner = Partner::start().await;
+    partner.answer(Answer::status(200));
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, value: Value| {
+        let path = files.path().join(name);
+        std::fs::write(&path, value.to_string()).unwrap();
+        path
+    };
+    let track = write(
+        "track.json",
+        json!({"type": "track", "event": "Registered", "userId": "test-user-23js8",
+               "timestamp": "2019-04-08T01:19:38.931Z", "email": "test@example.com",
+               "properties": {"plan": "Pro Annual", "accountType": "Facebook"}}),
+    );
+    let identify = write(
+        "identify.json",
+        json!({"type": "identify", "traits": {"name": "Peter Gibbons", "email": "peter@initech.com",
+               "plan": "premium", "logins": 5}}),
+    );
+    let settings = write("settings.json", json!({"apiKey": "abcd1234"}));
+    let map = format!("*=http://{}", partner.addr);
+
+    for case in CORPUS {
+        let script = corpus.join(case.function).join("handler.js");
+        let wasm = tokio::task::spawn_blocking({
+            let key = format!("corpus-{}", case.function);
+            move || js_wasm(&key, &script)
+        })
+        .await
+        .unwrap();
+        let event = if case.event == "track" {
+            &track
+        } else {
+            &identify
+        };
+        let before = partner.received().len();
+        // Off the runtime's thread: the partner answers on it.
+        let mut command = segfn();
+        command
+            .arg("run")
+            .arg(&wasm)
+            .arg("--event")
+            .arg(event)
+            .arg("--settings")
+            .arg(&settings)
+            .args(["--map-host", &map, "--json"]);
+        let out = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .expect("running segfn run");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{} {}: {e}: {}",
+                case.function,
+                case.event,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let what = format!("{} on {}: {report}", case.function, case.event);
+        assert_eq!(report["outcome"]["kind"], case.kind, "{what}");
+        let trace: Vec<(String, String)> = report["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                assert_eq!(r["status"], 200, "{what}");
+                (
+                    r["method"].as_str().unwrap().to_owned(),
+                    r["url"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String)> = case
+            .requests
+            .iter()
+            .map(|(m, u)| (m.to_string(), u.to_string()))
+            .collect();
+        assert_eq!(trace, expected, "{what}");
+        assert_eq!(partner.received().len() - before, expected.len(), "{what}");
+    }
+    // The mapped requests kept their hosts: the partner saw them in the Host header.
+    let hosts: Vec<String> = partner
+        .received()
+        .iter()
+        .map(|r| r.headers["host"].to_str().unwrap().to_owned())
+        .collect();
+    assert!(hosts.contains(&"api.salesloft.com".to_owned()), "{hosts:?}");
+}
+
+#[test]
+fn build_errors_name_the_scripts_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source, location, message) in [
+        (
+            "syntax.js",
+            "async function onTrack(event) {\n  const x = ;\n}\n",
+            "syntax.js:2:",
+            "SyntaxError",
+        ),
+        (
+            "throws.js",
+            "const a = 1;\n\nnull.boom;\n",
+            "throws.js:3:",
+            "TypeError",
+        ),
+    ] {
+        let script = dir.path().join(name);
+        std::fs::write(&script, source).unwrap();
+        let out = build_script(&script, &dir.path().join("out.wasm"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.contains(location),
+            "{name}: expected {location} in {stderr}"
+        );
+        assert!(stderr.contains(message), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn runtime_errors_show_the_users_lines_and_limits_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("limits.js");
+    std::fs::write(
+        &script,
+        "async function onTrack(event) {\n\
+           if (event.event === 'loop') { while (true) {} }\n\
+           if (event.event === 'huge') { const a = []; for (;;) a.push(new Uint8Array(16 << 20)); }\n\
+           if (event.event === 'deep') { const f = (n) => f(n + 1) + 1; f(0); }\n\
+           return event.nope.deeper;\n\
+         }\n",
+    )
+    .unwrap();
+    let f = load_js("limits", script).await;
+    let settings = json!({});
+    let short = Limits {
+        deadline: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let (opts, opts_short) = (
+        options(&[], &settings, Limits::default()),
+        options(&[], &settings, short),
+    );
+    let run = |name: &'static str| {
+        let event = json!({"type": "track", "event": name});
+        let opts = if name == "loop" { &opts_short } else { &opts };
+        invoke_event(&f, opts, event, settings.clone())
+    };
+
+    let report = run("other").await;
+    assert_eq!(report.outcome.kind, OutcomeKind::BadRequest, "{report:#?}");
+    let message = report.outcome.message.clone().unwrap_or_default();
+    assert!(message.starts_with("TypeError:"), "{message}");
+    assert!(
+        message.contains("limits.js:5:"),
+        "the user's line: {message}"
+    );
+
+    let report = run("loop").await;
+    assert_eq!(report.outcome.kind, OutcomeKind::Retry, "{report:#?}");
+    assert!(
+        report
+            .outcome
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("deadline"),
+        "{report:#?}"
+    );
+
+    let report = run("huge").await;
+    assert_eq!(report.outcome.kind, OutcomeKind::BadRequest, "{report:#?}");
+    assert!(
+        report
+            .outcome
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("memory"),
+        "{report:#?}"
+    );
+
+    // Runaway recursion is a RangeError the handler could catch, not a trap.
+    let report = run("deep").await;
+    assert_eq!(report.outcome.kind, OutcomeKind::BadRequest, "{report:#?}");
+    assert!(
+        report
+            .outcome
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("RangeError"),
+        "{report:#?}"
+    );
+}
+
+#[test]
+fn demo_runs_a_javascript_example() {
+    let out = segfn()
+        .arg("demo")
+        .arg(root().join("functions/forwarder-js"))
+        .arg("--target-dir")
+        .arg(guest_target_dir())
+        .output()
+        .expect("running segfn demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("/v1/track"), "{stdout}");
+    assert!(stdout.contains("page is not supported"), "{stdout}");
+}
