@@ -520,3 +520,52 @@ fn demo_runs_a_javascript_example() {
     assert!(stdout.contains("/v1/track"), "{stdout}");
     assert!(stdout.contains("page is not supported"), "{stdout}");
 }
+
+#[tokio::test]
+async fn serve_takes_a_script() {
+    use std::io::Read as _;
+    let partner = Partner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.json");
+    std::fs::write(
+        &settings,
+        json!({"apiKey": "sk_js_serve", "endpoint": partner.url("/v1")}).to_string(),
+    )
+    .unwrap();
+    let mut child = segfn()
+        .arg("serve")
+        .arg(root().join("functions/forwarder-js/handler.js"))
+        .arg("--target-dir")
+        .arg(guest_target_dir())
+        .args(["--api-key", "key-js"])
+        .arg("--settings")
+        .arg(&settings)
+        .args(["--allow-host", &partner.addr.to_string()])
+        .args(["--listen", "127.0.0.1:0", "--store"])
+        .arg(dir.path().join("store.redb"))
+        .env("SEGFN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = listening_url(&mut child);
+    let response = segment_post(
+        &base,
+        "key-js",
+        serde_json::to_vec(&track("Signed Up", "u-js")).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    let status = response.status().as_u16();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert_eq!(status, 200, "{stderr}");
+    let received = partner.received();
+    assert_eq!(received.len(), 1, "{stderr}");
+    assert_eq!(received[0].path, "/v1/track");
+    assert_eq!(received[0].json()["user"]["id"], "u-js");
+    assert_eq!(received[0].headers["authorization"], "Bearer sk_js_serve");
+}

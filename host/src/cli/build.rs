@@ -100,7 +100,7 @@ async fn runtime_bytes(target: &TargetDirArg) -> anyhow::Result<Vec<u8>> {
     std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))
 }
 
-/// The module for `script` in segfn's cache (the system's temporary directory), built
+/// The module for `script` in segfn's cache ([`cache_dir`]), built
 /// when the script or the runtime changed since: `segfn run`, `serve` and `demo` take
 /// scripts through it.
 pub(crate) async fn cached_script_module(
@@ -116,7 +116,7 @@ pub(crate) async fn cached_script_module(
     hash.update([0]);
     hash.update(&source);
     let key = hex::encode(&hash.finalize()[..12]);
-    let dir = std::env::temp_dir().join("segfn-js");
+    let dir = cache_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let stem = script.file_stem().unwrap_or_default().to_string_lossy();
     let output = dir.join(format!("{stem}-{key}.wasm"));
@@ -145,4 +145,15 @@ pub(crate) async fn cached_script_module(
 
 fn size(bytes: usize) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// Where snapshots of scripts are kept: the user's cache directory (`$XDG_CACHE_HOME`,
+/// else `~/.cache`), not a shared temporary directory another user could write to.
+fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("segfn").join("js")
 }
