@@ -219,6 +219,31 @@ async fn metric_sum(base: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// Waits (up to `within`) until every one of `ids` reached the partner; fails naming
+/// those that did not. Returns what the partner accepted.
+async fn all_reach_the_partner(
+    partner: &ChaosPartner,
+    ids: &[String],
+    within: Duration,
+) -> HashMap<String, u32> {
+    let reached = eventually(within, || async {
+        let accepted = partner.accepted();
+        ids.iter().all(|id| accepted.contains_key(id))
+    })
+    .await;
+    let accepted = partner.accepted();
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !accepted.contains_key(*id))
+        .collect();
+    assert!(
+        reached,
+        "{} answered 2xx never reached the partner: {missing:?}",
+        missing.len()
+    );
+    accepted
+}
+
 /// Polls `f` until it holds or `within` passes.
 async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
 where
@@ -558,21 +583,8 @@ async fn crash_test(pg: Option<&str>) {
     );
 
     // Everything answered 2xx reaches the partner.
-    let reached = eventually(Duration::from_secs(90), || async {
-        let accepted = partner.accepted();
-        answered.iter().all(|id| accepted.contains_key(id))
-    })
-    .await;
-    let accepted = partner.accepted();
-    let missing: Vec<&String> = answered
-        .iter()
-        .filter(|id| !accepted.contains_key(*id))
-        .collect();
-    assert!(
-        reached,
-        "{} answered 2xx never reached the partner: {missing:?}",
-        missing.len()
-    );
+    let answered: Vec<String> = answered.into_iter().collect();
+    let accepted = all_reach_the_partner(&partner, &answered, Duration::from_secs(90)).await;
     let sent: HashSet<&String> = ids.iter().collect();
     assert!(accepted.keys().all(|id| sent.contains(id)));
 
@@ -994,21 +1006,7 @@ async fn replicas_on_postgres_run_each_event_once_and_take_over_a_dead_ones_work
 
     // The survivors run the dead replica's queued and leased events once its leases
     // expire (deadline 3 s + margin 1 s).
-    let reached = eventually(Duration::from_secs(60), || async {
-        let accepted = partner.accepted();
-        ids.iter().all(|id| accepted.contains_key(id))
-    })
-    .await;
-    let accepted = partner.accepted();
-    let missing: Vec<&String> = ids
-        .iter()
-        .filter(|id| !accepted.contains_key(*id))
-        .collect();
-    assert!(
-        reached,
-        "{} never reached the partner: {missing:?}",
-        missing.len()
-    );
+    let accepted = all_reach_the_partner(&partner, &ids, Duration::from_secs(60)).await;
 
     let base = &bases[0];
     assert!(
