@@ -10,7 +10,7 @@ use crate::toolchain::{self, BuildError, BuildOptions, Method};
 use segfn_sdk::abi;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use wasmtime::{Caller, Config, Engine, Linker, Module, Store};
+use wasmtime::{Caller, Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
 
 /// The runtime guest's own export that evaluates the globals and the script.
 const INIT_EXPORT: &str = "segfn_js_init";
@@ -138,9 +138,19 @@ pub async fn build(runtime: &[u8], file: &str, source: &str) -> Result<JsModule,
     config.epoch_interruption(true);
     let engine = Engine::new(&config).map_err(snap)?;
     let module = Module::new(&engine, &instrumented).map_err(snap)?;
-    let mut linker: Linker<()> = Linker::new(&engine);
+    let mut linker: Linker<StoreLimits> = Linker::new(&engine);
     stand_in_imports(&mut linker).map_err(snap)?;
-    let mut store = Store::new(&engine, ());
+    // A top level that allocates without end stops at the memory an invocation may
+    // have by default (a larger snapshot could not run an event anyway), rather than
+    // at 4 GiB of this process's memory.
+    let mut store = Store::new(
+        &engine,
+        StoreLimitsBuilder::new()
+            .memory_size(crate::Limits::default().memory_bytes)
+            .trap_on_grow_failure(true)
+            .build(),
+    );
+    store.limiter(|limits| limits);
     store.set_epoch_deadline(1);
     store.epoch_deadline_trap();
     // A script whose top level never ends is stopped, as an invocation would be.
@@ -173,8 +183,8 @@ pub async fn build(runtime: &[u8], file: &str, source: &str) -> Result<JsModule,
 
 /// Instantiates the runtime and calls its init export with the script.
 async fn init(
-    store: &mut Store<()>,
-    linker: &Linker<()>,
+    store: &mut Store<StoreLimits>,
+    linker: &Linker<StoreLimits>,
     module: &Module,
     file: &str,
     source: &str,
@@ -204,9 +214,26 @@ async fn init(
     let packed = init
         .call_async(&mut *store, (ptr, input.len() as u32))
         .await
-        .map_err(|e| JsBuildError::ScriptNoLocation {
-            file: file.to_owned(),
-            message: format!("evaluating the script's top level failed: {e:#}"),
+        .map_err(|e| {
+            let text = format!("{e:#}");
+            // The two limits of the build, said plainly (without the Wasm backtrace).
+            let message = if text.contains("forcing trap when growing memory") {
+                format!(
+                    "its top level needs more than the {} MiB of memory an invocation may have",
+                    crate::Limits::default().memory_bytes >> 20
+                )
+            } else if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+                format!(
+                    "its top level ran for more than {} s",
+                    INIT_DEADLINE.as_secs()
+                )
+            } else {
+                format!("evaluating the script's top level failed: {text}")
+            };
+            JsBuildError::ScriptNoLocation {
+                file: file.to_owned(),
+                message,
+            }
         })?;
     let (ptr, len) = abi::unpack(packed);
     let mut answer = vec![0; len as usize];
@@ -256,7 +283,7 @@ fn script_answer(file: &str, answer: &[u8]) -> Result<(), JsBuildError> {
 /// The imports at build time: a clock and randomness for the runtime's set-up; logging
 /// is dropped (no invocation is running) and the rest traps, as the script's top level
 /// may not call out (the prelude refuses `fetch` there before it gets this far).
-fn stand_in_imports(linker: &mut Linker<()>) -> wasmtime::Result<()> {
+fn stand_in_imports(linker: &mut Linker<StoreLimits>) -> wasmtime::Result<()> {
     let m = abi::IMPORT_MODULE;
     linker.func_wrap(m, abi::IMPORT_LOG, |_: i32, _: u32, _: u32| {})?;
     linker.func_wrap(m, abi::IMPORT_NOW_MS, || {
@@ -267,7 +294,7 @@ fn stand_in_imports(linker: &mut Linker<()>) -> wasmtime::Result<()> {
     linker.func_wrap(
         m,
         abi::IMPORT_RANDOM_FILL,
-        |mut caller: Caller<'_, ()>, ptr: u32, len: u32| -> wasmtime::Result<()> {
+        |mut caller: Caller<'_, StoreLimits>, ptr: u32, len: u32| -> wasmtime::Result<()> {
             let memory = caller
                 .get_export(abi::EXPORT_MEMORY)
                 .and_then(|e| e.into_memory())
@@ -308,7 +335,7 @@ fn stand_in_imports(linker: &mut Linker<()>) -> wasmtime::Result<()> {
 
 /// The instance after init, as wizer reads it.
 struct Snapshotted<'a> {
-    store: &'a mut Store<()>,
+    store: &'a mut Store<StoreLimits>,
     instance: wasmtime::Instance,
 }
 

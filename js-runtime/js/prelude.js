@@ -237,7 +237,13 @@
     update(data, encoding) { this._data += toBinary(data, encoding); return this; }
     digest(encoding) { return digestOutput(native.hmac(this._algorithm, this._key, this._data), encoding); }
   }
+  // At most 1 MiB at once, as the host's randomness is handed over: more is an error,
+  // never a short or zero-filled buffer.
+  const MAX_RANDOM = 1 << 20;
   function randomBytes(size, callback) {
+    if (!(size >= 0 && size <= MAX_RANDOM) || size !== Math.floor(size)) {
+      throw new RangeError(`randomBytes: size must be an integer from 0 to ${MAX_RANDOM}, got ${size}`);
+    }
     const bytes = binaryToBytes(native.random(size));
     if (typeof callback === 'function') { callback(null, bytes); return undefined; }
     return bytes;
@@ -255,6 +261,10 @@
     randomBytes,
     randomUUID,
     getRandomValues(array) {
+      // Web Crypto's limit.
+      if (array.byteLength > 65536) {
+        throw new RangeError(`getRandomValues: ${array.byteLength} bytes asked for, at most 65536`);
+      }
       const bytes = binaryToBytes(native.random(array.byteLength));
       new Uint8Array(array.buffer, array.byteOffset, array.byteLength).set(bytes);
       return array;
@@ -650,7 +660,16 @@
     result = undefined;
     reseed();
     run(input).then(
-      (r) => { r.abi = 1; result = JSON.stringify(r); },
+      (r) => {
+        r.abi = 1;
+        // An output that JSON cannot hold (a BigInt, a cycle, a throwing toJSON) is the
+        // function's error, said as such, not a promise that never settled.
+        try {
+          result = JSON.stringify(r);
+        } catch (e) {
+          result = JSON.stringify({ abi: 1, kind: 'bad_request', message: `the function's result is not JSON: ${describe(e)}` });
+        }
+      },
       (e) => { result = JSON.stringify({ abi: 1, kind: 'bad_request', message: describe(e) }); },
     );
   };

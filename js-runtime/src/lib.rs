@@ -46,6 +46,14 @@ pub fn init(file_name: &str, source: &str) -> Result<(), String> {
         native::install(&ctx).map_err(|e| error_json(&format!("QuickJS: {e}")))?;
         eval(&ctx, "segfn:lodash.js", LODASH)?;
         eval(&ctx, "segfn:prelude.js", PRELUDE)?;
+        // lodash took the engine's own Math.random when it was evaluated, whose state
+        // the snapshot would freeze (the same `_.random`, `_.shuffle` in every event):
+        // a fresh lodash now takes the prelude's, reseeded in every invocation.
+        eval(
+            &ctx,
+            "segfn:lodash-rebind.js",
+            "globalThis._ = _.runInContext();",
+        )?;
         eval(&ctx, file_name, source)?;
         // Handlers declared with `const`/`let` are global bindings but not properties of
         // the global object: a second script in the same context sees them.

@@ -312,3 +312,19 @@ fn timers_still_pending_end_with_the_handler() {
         3
     );
 }
+
+#[test]
+fn random_sizes_beyond_the_limits_are_errors_not_short_buffers() {
+    let name = |expression: &str| {
+        eval(&format!(
+            "(() => {{ try {{ {expression}; return 'no error'; }} catch (e) {{ return e.name; }} }})()"
+        ))
+    };
+    assert_eq!(name("crypto.randomBytes(2 << 20)"), "RangeError");
+    assert_eq!(name("crypto.randomBytes(-1)"), "RangeError");
+    assert_eq!(
+        name("crypto.getRandomValues(new Uint8Array(65537))"),
+        "RangeError"
+    );
+    assert_eq!(eval("crypto.randomBytes(32).length"), 32);
+}

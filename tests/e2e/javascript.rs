@@ -426,6 +426,23 @@ fn build_errors_name_the_scripts_file_line_and_column() {
         assert!(stderr.contains(message), "{name}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+
+    // A top level that allocates without end is stopped at the invocation's default
+    // memory limit, not at the building process's memory.
+    let script = dir.path().join("hog.js");
+    std::fs::write(
+        &script,
+        "const a = [];\nfor (;;) a.push(new Uint8Array(16 << 20));\n",
+    )
+    .unwrap();
+    let out = build_script(&script, &dir.path().join("hog.wasm"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("hog.js: its top level needs more than the 128 MiB of memory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[tokio::test]
@@ -544,4 +561,52 @@ async fn serve_takes_a_script() {
     assert_eq!(received[0].path, "/v1/track");
     assert_eq!(received[0].json()["user"]["id"], "u-js");
     assert_eq!(received[0].headers["authorization"], "Bearer sk_js_serve");
+}
+
+/// Every invocation starts from the same snapshot; what must differ between events
+/// still does: Math.random, lodash's randomness (which took its own reference to the
+/// engine's generator), crypto's, and the clock. A result JSON cannot hold is the
+/// function's error, said as such.
+#[tokio::test]
+async fn randomness_and_time_are_not_frozen_in_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("random.js");
+    std::fs::write(
+        &script,
+        "async function onTrack(event) {\n\
+           if (event.event === 'bigint') return { n: 10n };\n\
+           return { lodash: _.random(0, 1e15), shuffled: _.shuffle(_.range(20)).join(), \
+                    math: Math.random(), uuid: crypto.randomUUID(), now: Date.now() };\n\
+         }\n",
+    )
+    .unwrap();
+    let f = load_js("random", script).await;
+    let settings = json!({});
+    let opts = options(&[], &settings, Limits::default());
+    let run = |name: &str| {
+        invoke_event(
+            &f,
+            &opts,
+            json!({"type": "track", "event": name}),
+            settings.clone(),
+        )
+    };
+    let a = run("a").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let b = run("b").await;
+    assert_eq!(a.outcome.kind, OutcomeKind::Success, "{a:#?}");
+    let value = |output: segfn_host::Output| match output {
+        segfn_host::Output::Event(v) => v,
+        other => panic!("not one event's output: {other:?}"),
+    };
+    let (a, b) = (value(a.output), value(b.output));
+    for key in ["lodash", "shuffled", "math", "uuid"] {
+        assert_ne!(a[key], b[key], "{key} is the same in two events: {a} {b}");
+    }
+    assert!(b["now"].as_f64() > a["now"].as_f64(), "{a} {b}");
+
+    let big = run("bigint").await;
+    assert_eq!(big.outcome.kind, OutcomeKind::BadRequest, "{big:#?}");
+    let message = big.outcome.message.unwrap_or_default();
+    assert!(message.contains("not JSON"), "{message}");
 }

@@ -7,7 +7,7 @@ use crate::pg::Postgres;
 use segfn_host::serve::store::{
     Attempt, DeadFilter, Enqueued, Lease, NewJob, StoreLocation, TenantStats,
 };
-use segfn_host::serve::{MessageKey, Store};
+use segfn_host::serve::{MessageKey, PgStore, Store};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -268,7 +268,7 @@ async fn the_embedded_store_keeps_the_contract() {
 #[tokio::test]
 async fn postgres_keeps_the_contract_and_migrates_once() {
     let Some(pg) = Postgres::start() else { return };
-    let location = StoreLocation::parse(&pg.url);
+    let location = StoreLocation::parse(&pg.url).unwrap();
     // Two replicas starting together: one creates the schema, the other finds it.
     let (a, b) = tokio::join!(open(&location), open(&location));
     contract(a.as_ref()).await;
@@ -277,14 +277,14 @@ async fn postgres_keeps_the_contract_and_migrates_once() {
     assert_eq!(s.completed, 1, "{s:?}");
     drop((a, b));
     // Reopened, through the Unix socket this time: the schema is there; nothing is lost.
-    let c = open(&StoreLocation::parse(&pg.socket_url())).await;
+    let c = open(&StoreLocation::parse(&pg.socket_url()).unwrap()).await;
     assert_eq!(stats(c.as_ref(), "acme").await.completed, 1);
 }
 
 #[tokio::test]
 async fn postgres_replicas_share_one_window_and_one_queue() {
     let Some(pg) = Postgres::start() else { return };
-    let location = StoreLocation::parse(&pg.url);
+    let location = StoreLocation::parse(&pg.url).unwrap();
     let (a, b) = tokio::join!(open(&location), open(&location));
 
     // The same messageIds delivered to both replicas at once: each queued once.
@@ -343,7 +343,7 @@ async fn postgres_replicas_share_one_window_and_one_queue() {
 #[tokio::test]
 async fn postgres_an_expired_lease_is_taken_over_and_counted() {
     let Some(pg) = Postgres::start() else { return };
-    let location = StoreLocation::parse(&pg.url);
+    let location = StoreLocation::parse(&pg.url).unwrap();
     let (a, b) = tokio::join!(open(&location), open(&location));
     store_one(a.as_ref(), "lease-1").await;
     let held = a
@@ -390,7 +390,26 @@ async fn store_one(store: &dyn Store, id: &str) {
 #[tokio::test]
 async fn postgres_errors_name_the_problem_without_the_password() {
     // Nothing listens on port 1 of 127.0.0.1: the connection is refused at once.
-    let location = StoreLocation::parse("postgres://segfn:hunter2-secret@127.0.0.1:1/db");
+    // Any case of the scheme, and the key=value form, are connection strings; an
+    // unknown scheme is refused without being repeated (it may hold a password).
+    assert!(matches!(
+        StoreLocation::parse("POSTGRES://u:hunter2@h/db"),
+        Ok(StoreLocation::Postgres(_))
+    ));
+    assert!(matches!(
+        StoreLocation::parse("host=127.0.0.1 password=hunter2 dbname=db"),
+        Ok(StoreLocation::Postgres(_))
+    ));
+    let typo = StoreLocation::parse("postgress://u:hunter2@h/db").unwrap_err();
+    assert!(
+        typo.contains("postgress://") && !typo.contains("hunter2"),
+        "{typo}"
+    );
+    assert!(matches!(
+        StoreLocation::parse("data/segfn-store.redb"),
+        Ok(StoreLocation::File(_))
+    ));
+    let location = StoreLocation::parse("postgres://segfn:hunter2-secret@127.0.0.1:1/db").unwrap();
     assert_eq!(format!("{location:?}"), "postgres://127.0.0.1:1/db");
     let err = location
         .open(WINDOW, 1000, 1)
@@ -399,7 +418,7 @@ async fn postgres_errors_name_the_problem_without_the_password() {
         .to_string();
     assert!(err.contains("127.0.0.1:1/db"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
-    let bad = StoreLocation::parse("postgres://a:hunter2@127.0.0.1:1/db?sslmode=require");
+    let bad = StoreLocation::parse("postgres://a:hunter2@127.0.0.1:1/db?sslmode=require").unwrap();
     let err = bad
         .open(WINDOW, 1000, 1)
         .await
@@ -412,7 +431,8 @@ async fn postgres_errors_name_the_problem_without_the_password() {
 #[tokio::test]
 async fn postgres_one_bad_write_fails_alone_in_its_group() {
     let Some(pg) = Postgres::start() else { return };
-    let store = open(&StoreLocation::parse(&pg.url)).await;
+    let pg_store = Arc::new(PgStore::connect(&pg.url, 4, WINDOW, 1000).await.unwrap());
+    let store: Arc<dyn Store> = pg_store.clone();
     // PostgreSQL's text refuses a NUL character: this write's statement fails. The
     // writes sent with it share its group transaction, which is rolled back and run
     // again one by one: they succeed, it alone fails.
@@ -439,6 +459,10 @@ async fn postgres_one_bad_write_fails_alone_in_its_group() {
         }
     }
     assert_eq!(stats(store.as_ref(), "acme").await.pending, 39);
+    assert!(
+        pg_store.regrouped() >= 1,
+        "the writes were grouped, and the group was run again write by write"
+    );
     assert!(
         store
             .seen(vec![MessageKey::new("acme", "bad")])

@@ -77,7 +77,8 @@ pub struct Job {
 }
 
 /// Who holds a claimed job: a worker's proof when it reports back. A lease expires
-/// (`until`), and a restart voids all leases of the process before it.
+/// (`until`); on the embedded engine a restart also voids all leases of the process
+/// before it at once, on PostgreSQL a dead process's leases wait for their expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lease {
     /// The job's id.
@@ -146,7 +147,9 @@ pub struct TenantStats {
     /// Events that reached a final outcome, all time.
     pub completed: u64,
     /// Events run again because a crash fell between an attempt's start and its
-    /// record: the partner may have received them twice.
+    /// record: the partner may have received them twice. (PostgreSQL counts every
+    /// expired lease taken over, also one whose holder was alive but too slow; the
+    /// embedded engine counts leases of an earlier process.)
     pub redelivered: u64,
 }
 
@@ -247,13 +250,40 @@ pub enum StoreLocation {
 }
 
 impl StoreLocation {
-    /// Reads a path or a connection string.
-    pub fn parse(text: &str) -> StoreLocation {
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+    /// Reads a path or a connection string: a `postgres://` or `postgresql://` URL
+    /// (any case), or PostgreSQL's `key=value` form (`host=... dbname=...`). Any other
+    /// `scheme://` is refused without repeating the text (it may hold a password).
+    pub fn parse(text: &str) -> Result<StoreLocation, String> {
+        let trimmed = text.trim_start();
+        if let Some((scheme, _)) = trimmed.split_once("://") {
+            let scheme = scheme.to_ascii_lowercase();
+            return match scheme.as_str() {
+                "postgres" | "postgresql" => Ok(StoreLocation::Postgres(text.to_owned())),
+                _ if scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+                {
+                    Err(format!(
+                        "the store's {scheme}:// is not a store segfn knows: give a file path \
+                         or a postgres:// connection string"
+                    ))
+                }
+                _ => Ok(StoreLocation::File(text.into())),
+            };
+        }
+        let conninfo = trimmed.split_whitespace().next().is_some_and(|word| {
+            word.split_once('=').is_some_and(|(key, _)| {
+                [
+                    "host", "hostaddr", "port", "dbname", "user", "password", "sslmode",
+                ]
+                .contains(&key)
+            })
+        });
+        Ok(if conninfo {
             StoreLocation::Postgres(text.to_owned())
         } else {
             StoreLocation::File(text.into())
-        }
+        })
     }
 
     /// For messages: the path, or the database without credentials.
@@ -300,14 +330,14 @@ impl std::fmt::Debug for StoreLocation {
 }
 
 impl std::str::FromStr for StoreLocation {
-    type Err = std::convert::Infallible;
+    type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(StoreLocation::parse(s))
+        StoreLocation::parse(s)
     }
 }
 
 impl<'de> Deserialize<'de> for StoreLocation {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|s| StoreLocation::parse(&s))
+        StoreLocation::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }

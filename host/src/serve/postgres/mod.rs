@@ -23,6 +23,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ pub struct PgStore {
     target: String,
     /// The group writers' queue.
     writes: tokio::sync::mpsc::UnboundedSender<writer::Write>,
+    /// Groups whose writes were run again one by one (a statement was refused).
+    regrouped: std::sync::Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -169,11 +172,19 @@ impl PgStore {
             .map_err(|e| db_error(&target, e))?;
         let mut epoch = [0u8; 8];
         getrandom::fill(&mut epoch).map_err(|e| StoreError(e.to_string()))?;
-        let writes = writer::start(pool.clone(), target.clone());
+        let epoch = i64::from_le_bytes(epoch) & i64::MAX;
+        let regrouped = std::sync::Arc::default();
+        let writes = writer::start(
+            pool.clone(),
+            target.clone(),
+            epoch as u64,
+            Arc::clone(&regrouped),
+        );
         let store = PgStore {
             writes,
+            regrouped,
             pool,
-            epoch: i64::from_le_bytes(epoch) & i64::MAX,
+            epoch,
             window,
             max_entries: max_entries.max(1),
             shard: std::sync::Arc::default(),
@@ -186,6 +197,12 @@ impl PgStore {
     /// Where it connects (no credentials).
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// Groups of writes run again one by one because the database refused one of
+    /// their statements (a bad write, or a deadlock with another replica's group).
+    pub fn regrouped(&self) -> u64 {
+        self.regrouped.load(Ordering::Relaxed)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -409,7 +426,31 @@ impl PgStore {
         Ok(!self.write(what, sql, params, shard).await?.is_empty())
     }
 
+    /// Purges, unless another replica is purging (one advisory lock for all): the
+    /// over-cap trimming must not run once per replica.
     async fn purge_now(&self) -> Result<usize, StoreError> {
+        const PURGE_LOCK: i64 = 7_418_251_904;
+        let holder = self.client().await?;
+        let locked: bool = holder
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&PURGE_LOCK])
+            .await
+            .map_err(|e| db_error("purging", e))?
+            .get(0);
+        if !locked {
+            return Ok(0);
+        }
+        let purged = self.purge_locked().await;
+        let unlocked = holder
+            .execute("SELECT pg_advisory_unlock($1)", &[&PURGE_LOCK])
+            .await;
+        if unlocked.is_err() {
+            // The session keeps the lock: leave it out of the pool, which closes it.
+            let _ = deadpool_postgres::Object::take(holder);
+        }
+        purged
+    }
+
+    async fn purge_locked(&self) -> Result<usize, StoreError> {
         let cutoff = self.window_start(now_ms());
         let mut removed = 0;
         loop {

@@ -295,10 +295,13 @@ pub(super) const STATS: &str =
         (SELECT min(enqueued_ms) FROM segfn_jobs j WHERE j.tenant = c.tenant)
     FROM segfn_counters c GROUP BY c.tenant ORDER BY c.tenant";
 
-/// $1 cutoff, $2 shard, $3 chunk: one chunk of expired entries.
+/// $1 cutoff, $2 shard, $3 chunk: one chunk of expired entries. The cutoff is checked
+/// again on the row deleted (and rows being written are skipped): an entry that an
+/// enqueue refreshed meanwhile stays.
 pub(super) const PURGE_EXPIRED: &str = concat!(
     "WITH d AS (DELETE FROM segfn_dedupe WHERE key IN (
-        SELECT key FROM segfn_dedupe WHERE at_ms <= $1::bigint LIMIT $3::bigint) RETURNING tenant), c AS (",
+        SELECT key FROM segfn_dedupe WHERE at_ms <= $1::bigint LIMIT $3::bigint FOR UPDATE SKIP LOCKED)
+        AND at_ms <= $1::bigint RETURNING tenant), c AS (",
     add_dedupe_counts!("SELECT tenant, $2::smallint, -count(*) FROM d GROUP BY tenant"),
     ") SELECT count(*) FROM d"
 );
@@ -311,7 +314,8 @@ pub(super) const OVER_CAP: &str =
 /// $1 tenant, $2 how many (at most a chunk), $3 shard: the tenant's oldest entries.
 pub(super) const EVICT: &str = concat!(
     "WITH d AS (DELETE FROM segfn_dedupe WHERE key IN (
-        SELECT key FROM segfn_dedupe WHERE tenant = $1::text ORDER BY at_ms LIMIT $2::bigint)
+        SELECT key FROM segfn_dedupe WHERE tenant = $1::text ORDER BY at_ms LIMIT $2::bigint
+        FOR UPDATE SKIP LOCKED)
         RETURNING tenant), c AS (",
     add_dedupe_counts!("SELECT tenant, $3::smallint, -count(*) FROM d GROUP BY tenant"),
     ") SELECT count(*) FROM d"
