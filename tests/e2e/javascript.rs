@@ -516,7 +516,6 @@ fn demo_runs_a_javascript_example() {
 
 #[tokio::test]
 async fn serve_takes_a_script() {
-    use std::io::Read as _;
     let partner = Partner::start().await;
     let dir = tempfile::tempdir().unwrap();
     let settings = dir.path().join("settings.json");
@@ -525,7 +524,8 @@ async fn serve_takes_a_script() {
         json!({"apiKey": "sk_js_serve", "endpoint": partner.url("/v1")}).to_string(),
     )
     .unwrap();
-    let mut child = segfn()
+    let mut serve = segfn();
+    serve
         .arg("serve")
         .arg(root().join("functions/forwarder-js/handler.js"))
         .arg("--target-dir")
@@ -534,27 +534,9 @@ async fn serve_takes_a_script() {
         .arg("--settings")
         .arg(&settings)
         .args(["--allow-host", &partner.addr.to_string()])
-        .args(["--listen", "127.0.0.1:0", "--store"])
-        .arg(dir.path().join("store.redb"))
-        .env("SEGFN_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = listening_url(&mut child);
-    let response = segment_post(
-        &base,
-        "key-js",
-        serde_json::to_vec(&track("Signed Up", "u-js")).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
-    let status = response.status().as_u16();
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut stderr = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+        .arg("--store")
+        .arg(dir.path().join("store.redb"));
+    let (status, stderr) = serve_one_track(serve, "key-js", "u-js").await;
     assert_eq!(status, 200, "{stderr}");
     let received = partner.received();
     assert_eq!(received.len(), 1, "{stderr}");

@@ -9,7 +9,6 @@ use crate::adversarial::fetching_guest;
 use crate::support::*;
 use segfn_host::{FetchClient, FetchPolicy, HostMap, InvokeOptions, Limits, Redactor, Report};
 use serde_json::{Value, json};
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::sync::Arc;
@@ -385,38 +384,16 @@ async fn serve_with_the_flag_warns_at_start_and_delivers() {
         "settings.json",
         &json!({"apiKey": SECRET, "endpoint": ENDPOINT}),
     );
-    let mut child = segfn()
+    let mut serve = segfn();
+    serve
         .arg("serve")
         .arg(forwarder().await)
         .args(["--api-key", "key-acme", "--settings", &settings])
         .arg("--map-host")
         .arg(format!("api.partner.example=http://{}", partner.addr))
-        .args(["--listen", "127.0.0.1:0", "--store"])
-        .arg(files.0.path().join("store.redb"))
-        .env("SEGFN_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = listening_url(&mut child);
-    let response = segment_post(
-        &base,
-        "key-acme",
-        serde_json::to_vec(&track("Signed Up", "u8")).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap();
-    let status = response.status().as_u16();
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+        .arg("--store")
+        .arg(files.0.path().join("store.redb"));
+    let (status, stderr) = serve_one_track(serve, "key-acme", "u8").await;
     assert_eq!(status, 200, "{stderr}");
     let received = partner.received();
     assert_eq!(received.len(), 1);

@@ -37,6 +37,36 @@ pub fn guest_target_dir() -> PathBuf {
     root().join("target/guests")
 }
 
+/// Runs `serve` (a `segfn serve ...` command) on a free port of 127.0.0.1 until it has
+/// answered one delivery of a "Signed Up" track for `user`, sent with `key`; returns
+/// the answer's status and what the server wrote to stderr.
+pub async fn serve_one_track(mut serve: Command, key: &str, user: &str) -> (u16, String) {
+    use std::io::Read as _;
+    let mut child = serve
+        .args(["--listen", "127.0.0.1:0"])
+        .env("SEGFN_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawning segfn serve");
+    let base = listening_url(&mut child);
+    let body = serde_json::to_vec(&track("Signed Up", user)).unwrap();
+    let status = segment_post(&base, key, body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    (
+        status.unwrap_or_else(|e| panic!("delivering: {e}\n{stderr}")),
+        stderr,
+    )
+}
+
 /// The URL a spawned `segfn serve` (stdout piped) announces on its first line,
 /// `segfn serve: listening on URL`.
 pub fn listening_url(child: &mut std::process::Child) -> String {

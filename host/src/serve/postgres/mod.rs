@@ -194,11 +194,6 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Where it connects (no credentials).
-    pub fn target(&self) -> &str {
-        &self.target
-    }
-
     /// Groups of writes run again one by one because the database refused one of
     /// their statements (a bad write, or a deadlock with another replica's group).
     pub fn regrouped(&self) -> u64 {
