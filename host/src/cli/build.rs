@@ -109,26 +109,52 @@ pub(crate) async fn cached_script_module(
 ) -> anyhow::Result<PathBuf> {
     use sha2::Digest as _;
     let runtime = runtime_bytes(target).await?;
-    let source = std::fs::read(script).with_context(|| format!("reading {}", script.display()))?;
+    let source = std::fs::read_to_string(script)
+        .with_context(|| format!("reading {} (a script is UTF-8 text)", script.display()))?;
     let mut hash = sha2::Sha256::new();
+    // The snapshot is made by this segfn from this runtime: either changing rebuilds it.
+    hash.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hash.update([0]);
     hash.update(&runtime);
     hash.update(script.file_name().unwrap_or_default().as_encoded_bytes());
     hash.update([0]);
     hash.update(&source);
     let key = hex::encode(&hash.finalize()[..12]);
-    let dir = cache_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let stem = script.file_stem().unwrap_or_default().to_string_lossy();
-    let output = dir.join(format!("{stem}-{key}.wasm"));
-    if output.is_file() {
-        return Ok(output);
+    let dir = cache_dir();
+    let output = dir
+        .as_ref()
+        .map(|dir| dir.join(format!("{stem}-{key}.wasm")));
+    if let Some(output) = &output
+        && output.is_file()
+    {
+        return Ok(output.clone());
     }
     let built = javascript::build(
         &runtime,
         &script.file_name().unwrap_or_default().to_string_lossy(),
-        &String::from_utf8_lossy(&source),
+        &source,
     )
     .await?;
+    let (Some(dir), Some(output)) = (dir, output) else {
+        // No home to cache in: a file of this process's own, created new so that no
+        // other user of the temporary directory can have planted it.
+        static BUILT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nth = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "segfn-{stem}-{key}-{}-{nth}.wasm",
+            std::process::id()
+        ));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        std::io::Write::write_all(&mut file, &built.wasm)
+            .with_context(|| format!("writing {}", path.display()))?;
+        return Ok(path);
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Written aside and renamed, so that a concurrent run never reads half a module.
     let partial = dir.join(format!("{stem}-{key}.{}.partial", std::process::id()));
     std::fs::write(&partial, &built.wasm)
@@ -148,12 +174,16 @@ fn size(bytes: usize) -> String {
 }
 
 /// Where snapshots of scripts are kept: the user's cache directory (`$XDG_CACHE_HOME`,
-/// else `~/.cache`), not a shared temporary directory another user could write to.
-fn cache_dir() -> PathBuf {
+/// else `~/.cache`), not a shared temporary directory another user could write to; none
+/// without either.
+fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("segfn").join("js")
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("segfn").join("js"))
 }
