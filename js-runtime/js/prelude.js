@@ -276,10 +276,8 @@
   // would otherwise give every instance the same sequence): xorshift128+.
   let s0 = 1, s1 = 2;
   function reseed() {
-    const b = native.random(16);
-    s0 = 0; s1 = 0;
-    for (let i = 0; i < 8; i++) { s0 = (s0 * 256 + b.charCodeAt(i)) >>> 0; s1 = (s1 * 256 + b.charCodeAt(i + 8)) >>> 0; }
-    if (s0 === 0 && s1 === 0) s1 = 1;
+    const seed = native.seed();
+    s0 = seed[0]; s1 = seed[1];
   }
   Math.random = function random() {
     // 32-bit xorshift pair, combined into 53 bits.
@@ -341,15 +339,11 @@
   };
 
   // ---- Headers, Request, Response, fetch (node-fetch 2) --------------------------------
-  const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-  function headerName(name) {
-    name = String(name);
-    if (!HEADER_NAME.test(name)) throw new TypeError(`${name} is not a legal HTTP header name`);
-    return name.toLowerCase();
-  }
+  function headerName(name) { return native.headerName(String(name)); }
   class Headers {
     constructor(init) {
-      this._map = new Map(); // lower-case name -> [values]
+      this._m = new Map(); // lower-case name -> [values]
+      this._wire = null; // a response's pairs not in the map yet (wireHeaders)
       if (init instanceof Headers) {
         for (const [k, vs] of init._map) this._map.set(k, vs.slice());
       } else if (init != null && typeof init === 'object') {
@@ -362,6 +356,17 @@
           for (const k of Object.keys(init)) this.append(k, init[k]);
         }
       }
+    }
+    get _map() {
+      const pairs = this._wire;
+      if (pairs !== null) {
+        this._wire = null;
+        for (let i = 0; i < pairs.length; i++) {
+          const vs = this._m.get(pairs[i][0]);
+          if (vs) vs.push(pairs[i][1]); else this._m.set(pairs[i][0], [pairs[i][1]]);
+        }
+      }
+      return this._m;
     }
     get(name) { const v = this._map.get(headerName(name)); return v === undefined ? null : v.join(', '); }
     has(name) { return this._map.has(headerName(name)); }
@@ -378,10 +383,16 @@
     *values() { for (const [, v] of this.entries()) yield v; }
     [Symbol.iterator]() { return this.entries(); }
     raw() { const o = {}; for (const [k, vs] of this._map) o[k] = vs.slice(); return o; }
-    // The pairs in insertion order, for the wire.
-    _pairs() { const out = []; for (const [k, vs] of this._map) for (const v of vs) out.push([k, v]); return out; }
   }
   Object.defineProperty(Headers.prototype, Symbol.toStringTag, { value: 'Headers' });
+  // A response's headers as the host gave them (lower-case names, checked by the host),
+  // put in the map when first read: most handlers never read them, and each costs
+  // thousands of interpreted instructions.
+  function wireHeaders(pairs) {
+    const headers = new Headers();
+    headers._wire = pairs;
+    return headers;
+  }
 
   // A body as bytes (binary string) and the content type node-fetch 2 gives it.
   function bodyBinary(body) {
@@ -421,7 +432,7 @@
       super();
       init = init || {};
       const from = input instanceof Request ? input : null;
-      this.url = from ? from.url : new URL(String(input)).href;
+      this.url = from ? from.url : native.urlHref(String(input));
       this.method = String(init.method || (from && from.method) || 'GET').toUpperCase();
       this.headers = new Headers(init.headers || (from && from.headers) || {});
       let data = from ? from._data : null;
@@ -471,18 +482,23 @@
         throw new Error('fetch is not available at the top level of a script: call it from a handler');
       }
       const request = new Request(input, init);
-      const head = JSON.stringify({ method: request.method, url: request.url, headers: request.headers._pairs() });
-      const [answerJson, body] = native.fetch(head, request._data === null ? '' : request._data);
-      const answer = JSON.parse(answerJson);
-      if (answer.err) {
-        const kind = answer.err.kind;
-        const error = new FetchError(`request to ${request.url} failed, reason: ${answer.err.message}`, 'system', { code: kind });
+      const names = [];
+      const values = [];
+      request.headers._map.forEach((vs, name) => {
+        for (let i = 0; i < vs.length; i++) { names.push(name); values.push(vs[i]); }
+      });
+      const answer = native.fetch(request.method, request.url, names, values, request._data === null ? '' : request._data);
+      const status = answer[0];
+      if (status === 0) {
+        const kind = answer[1];
+        const error = new FetchError(`request to ${request.url} failed, reason: ${answer[2]}`, 'system', { code: kind });
         error.kind = kind;
         reject(error);
         return;
       }
-      const ok = answer.ok;
-      resolve(new Response(null, { status: ok.status, headers: ok.headers, url: request.url, _binary: body }));
+      const response = new Response(null, { status, url: request.url, _binary: answer[2] });
+      response.headers = wireHeaders(answer[1]);
+      resolve(response);
     });
   }
 

@@ -7,7 +7,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
-use rquickjs::{Ctx, Exception, Function, Object, Result};
+use rquickjs::convert::List;
+use rquickjs::{Array, Ctx, Exception, Function, Object, Result};
 use segfn_sdk::abi::LogLevel;
 use sha2::Digest;
 
@@ -30,6 +31,17 @@ pub(crate) fn install(ctx: &Ctx<'_>) -> Result<()> {
             let mut bytes = vec![0; len.min(1 << 20)];
             segfn_sdk::random_bytes(&mut bytes);
             to_binary(&bytes)
+        })?,
+    )?;
+    native.set(
+        "seed",
+        // Math.random's state for one invocation: two 32-bit words, not both zero.
+        Function::new(ctx.clone(), || {
+            let mut bytes = [0; 8];
+            segfn_sdk::random_bytes(&mut bytes);
+            let word = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            let (s0, s1) = (word(&bytes[..4]), word(&bytes[4..]));
+            List((s0, if s0 == 0 && s1 == 0 { 1 } else { s1 }))
         })?,
     )?;
     native.set("fetch", Function::new(ctx.clone(), fetch)?)?;
@@ -57,7 +69,9 @@ pub(crate) fn install(ctx: &Ctx<'_>) -> Result<()> {
             String::from_utf8_lossy(&from_binary(&bytes)).into_owned()
         })?,
     )?;
+    native.set("headerName", Function::new(ctx.clone(), header_name)?)?;
     native.set("urlParse", Function::new(ctx.clone(), url_parse)?)?;
+    native.set("urlHref", Function::new(ctx.clone(), url_href)?)?;
     native.set("urlSet", Function::new(ctx.clone(), url_set)?)?;
     native.set(
         "formParse",
@@ -92,31 +106,38 @@ fn from_binary(text: &str) -> Vec<u8> {
     text.chars().map(|c| c as u32 as u8).collect()
 }
 
-/// `fetch(headJson, body)`: performs one request through the host and answers
-/// `[responseHeadJson, body]`, the head as the ABI frames it (`{"ok": ...}` or
-/// `{"err": ...}`).
-fn fetch(ctx: Ctx<'_>, head: String, body: String) -> Result<Vec<String>> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        method: String,
-        url: String,
-        headers: Vec<(String, String)>,
+/// `fetch(method, url, names, values, body)`: performs one request through the host.
+/// Answers `[status, [[name, value], ...], body]`, or `[0, kind, message]` when it
+/// failed (`FetchError`'s kind). Plain arguments and an array answer, not JSON: every
+/// `JSON.stringify`/`JSON.parse` costs thousands of interpreted instructions.
+fn fetch<'js>(
+    ctx: Ctx<'js>,
+    method: String,
+    url: String,
+    names: Vec<String>,
+    values: Vec<String>,
+    body: String,
+) -> Result<Array<'js>> {
+    let mut request = segfn_sdk::Request::new(method, url).body(from_binary(&body));
+    request.headers = names.into_iter().zip(values).collect();
+    let answer = Array::new(ctx.clone())?;
+    match segfn_sdk::fetch(request) {
+        Ok(response) => {
+            answer.set(0, response.status)?;
+            let headers = Array::new(ctx.clone())?;
+            for (i, pair) in response.headers.into_iter().enumerate() {
+                headers.set(i, List(pair))?;
+            }
+            answer.set(1, headers)?;
+            answer.set(2, to_binary(&response.body))?;
+        }
+        Err(error) => {
+            answer.set(0, 0)?;
+            answer.set(1, error.kind.as_str())?;
+            answer.set(2, error.message)?;
+        }
     }
-    let head: Head = serde_json::from_str(&head)
-        .map_err(|e| Exception::throw_type(&ctx, &format!("fetch: {e}")))?;
-    let mut request = segfn_sdk::Request::new(head.method, head.url).body(from_binary(&body));
-    request.headers = head.headers;
-    let answer = match segfn_sdk::fetch(request) {
-        Ok(response) => (
-            serde_json::json!({"ok": {"status": response.status, "headers": response.headers}}),
-            to_binary(&response.body),
-        ),
-        Err(error) => (
-            serde_json::json!({"err": {"kind": error.kind, "message": error.message}}),
-            String::new(),
-        ),
-    };
-    Ok(vec![answer.0.to_string(), answer.1])
+    Ok(answer)
 }
 
 /// `digest(algorithm, data)`: md5, sha1, sha256, sha512 (also sha224, sha384).
@@ -248,6 +269,26 @@ fn url_parse(ctx: Ctx<'_>, input: String, base: Option<String>) -> Result<String
     };
     parsed
         .map(|u| url_json(&u))
+        .map_err(|e| Exception::throw_type(&ctx, &format!("Invalid URL: {input} ({e})")))
+}
+
+/// `headerName(name)`: the name lower-cased, or node-fetch's `TypeError` when it is not
+/// an HTTP token (RFC 9110's `tchar`s).
+fn header_name(ctx: Ctx<'_>, name: String) -> Result<String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(Exception::throw_type(
+            &ctx,
+            &format!("{name} is not a legal HTTP header name"),
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// `urlHref(input)`: `new URL(input).href` without the other parts (a request's URL).
+fn url_href(ctx: Ctx<'_>, input: String) -> Result<String> {
+    url::Url::parse(&input)
+        .map(String::from)
         .map_err(|e| Exception::throw_type(&ctx, &format!("Invalid URL: {input} ({e})")))
 }
 

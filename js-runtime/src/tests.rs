@@ -124,6 +124,32 @@ fn fetch_has_node_fetch_semantics() {
 }
 
 #[test]
+fn header_names_are_tokens_and_case_insensitive() {
+    assert_eq!(
+        eval("new Headers({'X-Api-Key': 'k', \"a!#$%&'*+-.^_`|~9\": 'v'}).get('x-API-key')"),
+        json!("k")
+    );
+    // (the name as a JavaScript literal, the name itself)
+    let bad = [
+        ("'bad name'", "bad name"),
+        ("''", ""),
+        ("'caf\\u00e9'", "caf\u{e9}"),
+        ("'a:b'", "a:b"),
+        ("'a\\nb'", "a\nb"),
+    ];
+    for (literal, name) in bad {
+        let thrown = eval(&format!(
+            "(() => {{ try {{ new Headers([[{literal}, 'v']]); return 'accepted'; }} catch (e) {{ return e.name + ': ' + e.message; }} }})()"
+        ));
+        assert_eq!(
+            thrown,
+            json!(format!("TypeError: {name} is not a legal HTTP header name")),
+            "{literal}"
+        );
+    }
+}
+
+#[test]
 fn fetch_errors_reject_and_timeouts_retry() {
     testing::mock_fetch(|_| Err(FetchError::timeout("too slow")));
     let r = run(
