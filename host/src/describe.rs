@@ -74,7 +74,7 @@ impl LoadedFunction {
         })
         .map_err(DescribeError::Call)?;
         let cap = options.limits.output_bytes;
-        let mut store = new_store(self.runtime.engine(), options, Instant::now() + deadline, 0);
+        let mut store = new_store(self.engine(), options, Instant::now() + deadline, 0);
         let call = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let describe = instance.get_typed_func::<(), u64>(&mut store, abi::EXPORT_DESCRIBE)?;

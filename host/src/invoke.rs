@@ -55,12 +55,7 @@ impl LoadedFunction {
             .limits
             .fetches
             .saturating_mul(u32::try_from(batch_len.unwrap_or(1).max(1)).unwrap_or(u32::MAX));
-        let mut store = new_store(
-            self.runtime.engine(),
-            options.clone(),
-            deadline,
-            max_fetches,
-        );
+        let mut store = new_store(self.engine(), options.clone(), deadline, max_fetches);
         let input = abi::envelope_json(call, settings);
 
         // The timeout covers what epochs cannot interrupt: time inside `fetch`.

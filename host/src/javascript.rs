@@ -175,9 +175,34 @@ pub async fn build(runtime: &[u8], file: &str, source: &str) -> Result<JsModule,
         .await
         .map_err(snap)?;
     Ok(JsModule {
-        wasm,
+        wasm: mark_snapshot(wasm),
         runtime_bytes: runtime.len(),
         elapsed: started.elapsed(),
+    })
+}
+
+/// The custom section that marks a module as an interpreter's snapshot: its memory is
+/// a large image written a little everywhere by each event, which the host resets
+/// differently (`runtime::MemoryReset`).
+pub const SNAPSHOT_SECTION: &str = "segfn:interpreter-snapshot";
+
+/// `wasm` with the [`SNAPSHOT_SECTION`] appended (an empty custom section).
+fn mark_snapshot(mut wasm: Vec<u8>) -> Vec<u8> {
+    // A custom section: id 0, its size, then the name (length-prefixed) and no payload.
+    // Both lengths are below 128, so each is one LEB128 byte.
+    let name = SNAPSHOT_SECTION.as_bytes();
+    wasm.push(0);
+    wasm.push(u8::try_from(name.len() + 1).expect("a short name"));
+    wasm.push(u8::try_from(name.len()).expect("a short name"));
+    wasm.extend_from_slice(name);
+    wasm
+}
+
+/// Whether `wasm` carries the [`SNAPSHOT_SECTION`] (a module that does not parse has
+/// not, and fails to compile later with the parser's reason).
+pub fn is_snapshot(wasm: &[u8]) -> bool {
+    wasmparser::Parser::new(0).parse_all(wasm).any(|payload| {
+        matches!(payload, Ok(wasmparser::Payload::CustomSection(section)) if section.name() == SNAPSHOT_SECTION)
     })
 }
 

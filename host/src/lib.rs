@@ -68,5 +68,5 @@ pub use outcome::{Outcome, OutcomeKind};
 pub use policy::{FetchPolicy, HostMap};
 pub use redact::Redactor;
 pub use report::{Fault, Output, Report};
-pub use runtime::{Allocation, LoadedFunction, Runtime, RuntimeOptions};
+pub use runtime::{Allocation, LoadedFunction, MemoryReset, Runtime, RuntimeOptions};
 pub use state::{InvocationState, InvokeOptions};

@@ -6,8 +6,8 @@ use crate::state::{InvocationState, new_store};
 use crate::{FetchClient, InvokeOptions, Limits};
 use segfn_sdk::abi;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::{Config, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 
@@ -15,14 +15,28 @@ use wasmtime::{Config, ExternType, FuncType, InstancePre, Linker, Module, ValTyp
 /// to other tasks, at this granularity.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// How much of each pooled memory slot stays resident between instances, reset by
-/// copying the module's memory image back instead of unmapping it. A fresh instance
-/// then starts without page faults: measured on a 2-core VM, a JavaScript snapshot
-/// (2.8 MiB of memory, of which QuickJS writes ~100 scattered pages per event) went
-/// from 812 µs to 340 µs per event, the Rust forwarder (1.1 MiB) from 110 to 88 µs;
-/// wasmtime's alternative, resetting only the pages written (`pagemap_scan`), resets
-/// at most 32 runs of them and unmaps the rest, which QuickJS's writes exceed (530 µs).
-/// The price is resident memory: up to this much per slot that has run a function.
+/// How a pooled memory slot is made fresh for the next instance of a module.
+///
+/// Measured on a 2-core VM (host/examples/translate.rs, which counts page faults):
+/// unmapping the memory (wasmtime's default) makes every page an event touches fault in
+/// again: 157 faults and 812 µs per event for a JavaScript snapshot, 12 faults and
+/// 110 µs for the Rust forwarder. The two kinds of module want different cures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryReset {
+    /// Compiled functions: the pages the event wrote are found with Linux's
+    /// `PAGEMAP_SCAN` and copied back from the module's image; they stay resident and
+    /// the rest is unmapped. The Rust forwarder: 0 faults, 70-72 µs; resident memory
+    /// stays what events write. (Where the kernel lacks the call, wasmtime unmaps.)
+    DirtyPages,
+    /// Interpreter snapshots (`segfn build handler.js`): QuickJS writes ~100 pages
+    /// scattered over its 2 MiB image in each event, more runs than the scan resets
+    /// (wasmtime copies back at most 32, then unmaps the rest: 62 faults, 530 µs), so
+    /// the whole image is copied back instead: 0 faults, 340 µs. Each slot that ran a
+    /// snapshot keeps its memory resident (up to [`KEEP_RESIDENT`]).
+    CopyImage,
+}
+
+/// The most of each pooled memory slot kept resident between instances.
 pub(crate) const KEEP_RESIDENT: usize = 4 << 20;
 
 /// Tables are small; resetting them with a `memset` spares an `madvise` per instance.
@@ -68,14 +82,24 @@ pub enum Allocation {
     OnDemand,
 }
 
-/// The engine that compiles and runs functions. Cheap to clone; one per process.
+/// The engines that compile and run functions. Cheap to clone; one per process.
 #[derive(Clone)]
 pub struct Runtime {
+    /// For compiled functions ([`MemoryReset::DirtyPages`]).
+    compiled: Arc<Engine>,
+    /// For interpreter snapshots ([`MemoryReset::CopyImage`]), made when the first is
+    /// loaded: a process that runs none reserves no second pool.
+    snapshots: Arc<Mutex<Option<Arc<Engine>>>>,
+    options: RuntimeOptions,
+}
+
+/// One wasmtime engine with the host's functions linked, and its own epoch ticker.
+struct Engine {
     engine: wasmtime::Engine,
-    linker: Arc<Linker<InvocationState>>,
+    linker: Linker<InvocationState>,
     allocation: Allocation,
-    load_deadline: Duration,
-    _ticker: Arc<EpochTicker>,
+    reset: MemoryReset,
+    _ticker: EpochTicker,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -117,6 +141,7 @@ impl Drop for EpochTicker {
 pub struct LoadedFunction {
     pub(crate) pre: InstancePre<InvocationState>,
     pub(crate) runtime: Runtime,
+    reset: MemoryReset,
 }
 
 impl std::fmt::Debug for LoadedFunction {
@@ -140,7 +165,7 @@ fn base_config(options: &RuntimeOptions) -> Config {
 
 /// The instance pool's layout: how many slots, and how much address space each
 /// memory slot takes.
-fn pool_config(options: &RuntimeOptions, memory_slot: Option<u64>) -> Config {
+fn pool_config(options: &RuntimeOptions, reset: MemoryReset, memory_slot: Option<u64>) -> Config {
     let mut config = base_config(options);
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_core_instances(options.max_instances)
@@ -154,7 +179,11 @@ fn pool_config(options: &RuntimeOptions, memory_slot: Option<u64>) -> Config {
         // No memory grows past the memory limit, so no slot needs to hold more.
         .max_memory_size(options.max_memory_bytes)
         .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(TABLE_KEEP_RESIDENT);
+        .table_keep_resident(TABLE_KEEP_RESIDENT)
+        .pagemap_scan(match reset {
+            MemoryReset::DirtyPages => wasmtime::Enabled::Auto,
+            MemoryReset::CopyImage => wasmtime::Enabled::No,
+        });
     if let Some(slot) = memory_slot {
         // A reservation no larger than the limit: compiled code checks bounds
         // explicitly instead of relying on a 4 GiB guard region.
@@ -166,39 +195,41 @@ fn pool_config(options: &RuntimeOptions, memory_slot: Option<u64>) -> Config {
     config
 }
 
-impl Runtime {
-    /// A runtime with the given options. With pooling, the pool is first laid out for
-    /// the fastest code (each memory slot reserves 4 GiB of address space, so bounds
-    /// are checked by the hardware); where that much address space cannot be reserved
-    /// (`ulimit -v`, strict overcommit) the slots shrink to the memory limit (bounds
-    /// checked in code); failing that, instances are allocated on demand. Each step
-    /// down is logged as a warning with its cause.
-    pub fn new(options: &RuntimeOptions) -> Result<Runtime, wasmtime::Error> {
+impl Engine {
+    /// An engine whose pooled slots are reset as `reset` says. With pooling, the pool
+    /// is first laid out for the fastest code (each memory slot reserves 4 GiB of
+    /// address space, so bounds are checked by the hardware); where that much address
+    /// space cannot be reserved (`ulimit -v`, strict overcommit) the slots shrink to the
+    /// memory limit (bounds checked in code); failing that, instances are allocated on
+    /// demand. Each step down is logged as a warning with its cause.
+    fn new(options: &RuntimeOptions, reset: MemoryReset) -> Result<Engine, wasmtime::Error> {
         let (engine, allocation) = if options.pooling {
             let slot = (options.max_memory_bytes as u64).next_multiple_of(64 << 10);
-            match wasmtime::Engine::new(&pool_config(options, None)) {
+            match wasmtime::Engine::new(&pool_config(options, reset, None)) {
                 Ok(engine) => (engine, Allocation::Pooled),
-                Err(wide) => match wasmtime::Engine::new(&pool_config(options, Some(slot))) {
-                    Ok(engine) => {
-                        tracing::warn!(
-                            error = %format!("{wide:#}"),
-                            slots = options.max_instances,
-                            "the instance pool could not reserve 4 GiB per memory; using slots of {} with bounds checks in code (a little slower)",
-                            crate::limits::bytes(options.max_memory_bytes)
-                        );
-                        (engine, Allocation::PooledBoundsChecked)
+                Err(wide) => {
+                    match wasmtime::Engine::new(&pool_config(options, reset, Some(slot))) {
+                        Ok(engine) => {
+                            tracing::warn!(
+                                error = %format!("{wide:#}"),
+                                slots = options.max_instances,
+                                "the instance pool could not reserve 4 GiB per memory; using slots of {} with bounds checks in code (a little slower)",
+                                crate::limits::bytes(options.max_memory_bytes)
+                            );
+                            (engine, Allocation::PooledBoundsChecked)
+                        }
+                        Err(narrow) => {
+                            tracing::warn!(
+                                error = %format!("{narrow:#}"),
+                                "the instance pool could not reserve its address space even with small slots; instantiating on demand (slower)"
+                            );
+                            (
+                                wasmtime::Engine::new(&base_config(options))?,
+                                Allocation::OnDemand,
+                            )
+                        }
                     }
-                    Err(narrow) => {
-                        tracing::warn!(
-                            error = %format!("{narrow:#}"),
-                            "the instance pool could not reserve its address space even with small slots; instantiating on demand (slower)"
-                        );
-                        (
-                            wasmtime::Engine::new(&base_config(options))?,
-                            Allocation::OnDemand,
-                        )
-                    }
-                },
+                }
             }
         } else {
             (
@@ -208,23 +239,46 @@ impl Runtime {
         };
         let mut linker = Linker::new(&engine);
         crate::imports::add_to_linker(&mut linker)?;
-        Ok(Runtime {
-            _ticker: Arc::new(EpochTicker::start(engine.clone())),
+        Ok(Engine {
+            _ticker: EpochTicker::start(engine.clone()),
             engine,
-            linker: Arc::new(linker),
+            linker,
             allocation,
-            load_deadline: options.load_deadline,
+            reset,
         })
+    }
+}
+
+impl Runtime {
+    /// A runtime with the given options: the engine for compiled functions now, the one
+    /// for interpreter snapshots when the first is loaded (see [`MemoryReset`]).
+    pub fn new(options: &RuntimeOptions) -> Result<Runtime, wasmtime::Error> {
+        Ok(Runtime {
+            compiled: Arc::new(Engine::new(options, MemoryReset::DirtyPages)?),
+            snapshots: Arc::default(),
+            options: options.clone(),
+        })
+    }
+
+    /// The engine for interpreter snapshots, made on first use.
+    fn snapshot_engine(&self) -> Result<Arc<Engine>, wasmtime::Error> {
+        let mut engine = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(engine) = engine.as_ref() {
+            return Ok(engine.clone());
+        }
+        let made = Arc::new(Engine::new(&self.options, MemoryReset::CopyImage)?);
+        *engine = Some(made.clone());
+        Ok(made)
     }
 
     /// Whether instances come from the pooling allocator (it may have been unavailable).
     pub fn pooling(&self) -> bool {
-        self.allocation != Allocation::OnDemand
+        self.compiled.allocation != Allocation::OnDemand
     }
 
-    /// How instances are allocated.
+    /// How instances of compiled functions are allocated.
     pub fn allocation(&self) -> Allocation {
-        self.allocation
+        self.compiled.allocation
     }
 
     /// Loads a function from a `.wasm` (or `.wat`, for tests) file.
@@ -241,7 +295,13 @@ impl Runtime {
     /// Compiles and validates a function: its exports and imports must follow the ABI,
     /// and a trial instance must report the host's ABI version.
     pub async fn load(&self, wasm: &[u8]) -> Result<LoadedFunction, LoadError> {
-        let engine = self.engine.clone();
+        let set = if crate::javascript::is_snapshot(wasm) {
+            self.snapshot_engine()
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?
+        } else {
+            self.compiled.clone()
+        };
+        let engine = set.engine.clone();
         let bytes = wasm.to_vec();
         // Compilation is CPU-bound; keep it off the async workers.
         let module = tokio::task::spawn_blocking(move || Module::new(&engine, &bytes))
@@ -250,13 +310,14 @@ impl Runtime {
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         validate_exports(&module)?;
         validate_imports(&module)?;
-        let pre = self
+        let pre = set
             .linker
             .instantiate_pre(&module)
             .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
         let function = LoadedFunction {
             pre,
             runtime: self.clone(),
+            reset: set.reset,
         };
         let found = function.probe_abi_version().await?;
         if found != abi::VERSION {
@@ -268,20 +329,26 @@ impl Runtime {
         Ok(function)
     }
 
-    pub(crate) fn engine(&self) -> &wasmtime::Engine {
-        &self.engine
-    }
-
     /// How long loading, and describing a function, may take.
     pub(crate) fn load_deadline(&self) -> Duration {
-        self.load_deadline
+        self.options.load_deadline
     }
 }
 
 impl LoadedFunction {
+    /// The engine the function was compiled for; its stores come from it.
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        self.pre.module().engine()
+    }
+
+    /// How the memory of its instances is made fresh between events.
+    pub fn memory_reset(&self) -> MemoryReset {
+        self.reset
+    }
+
     /// Calls `segfn_abi_version` in a throwaway instance, within the load deadline.
     async fn probe_abi_version(&self) -> Result<u32, LoadError> {
-        let limit = self.runtime.load_deadline;
+        let limit = self.runtime.load_deadline();
         let options = InvokeOptions {
             limits: Limits {
                 deadline: limit,
@@ -292,7 +359,7 @@ impl LoadedFunction {
             redactor: Arc::default(),
             capture_bodies: false,
         };
-        let mut store = new_store(self.runtime.engine(), options, Instant::now() + limit, 0);
+        let mut store = new_store(self.engine(), options, Instant::now() + limit, 0);
         let probe = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let version =

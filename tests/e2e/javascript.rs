@@ -592,3 +592,64 @@ async fn randomness_and_time_are_not_frozen_in_the_snapshot() {
     let message = big.outcome.message.unwrap_or_default();
     assert!(message.contains("not JSON"), "{message}");
 }
+
+/// A pooled slot is made fresh between events whichever way its memory is reset: what a
+/// handler leaves behind (a module-level variable, a builtin it changed, a large string
+/// that grew the memory) is gone in the next event, over many events through the same
+/// slot. Snapshots are reset by copying their image back, compiled functions by their
+/// written pages (runtime.rs `MemoryReset`).
+#[tokio::test]
+async fn no_state_survives_a_reused_pooled_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("state.js");
+    std::fs::write(
+        &script,
+        "let count = 0;\n\
+         const seen = [];\n\
+         async function onTrack(event) {\n\
+           count += 1;\n\
+           seen.push(event.event);\n\
+           const before = JSON.mark;\n\
+           JSON.mark = event.event;\n\
+           globalThis.big = (globalThis.big || '') + 'x'.repeat(4 << 20);\n\
+           return { count, seen: seen.join(), before: before === undefined ? null : before, big: big.length };\n\
+         }\n",
+    )
+    .unwrap();
+    let wasm = tokio::task::spawn_blocking(move || js_wasm("state", &script))
+        .await
+        .unwrap();
+    let pooled = segfn_host::Runtime::new(&segfn_host::RuntimeOptions {
+        max_instances: 2,
+        ..segfn_host::RuntimeOptions::default()
+    })
+    .expect("a pooled runtime");
+    let f = pooled.load_file(&wasm).await.expect("the snapshot loads");
+    assert_eq!(f.memory_reset(), segfn_host::MemoryReset::CopyImage);
+    let settings = json!({});
+    let opts = options(&[], &settings, Limits::default());
+    for i in 0..20 {
+        let name = format!("e{i}");
+        let report = invoke_event(
+            &f,
+            &opts,
+            json!({"type": "track", "event": name}),
+            settings.clone(),
+        )
+        .await;
+        let segfn_host::Output::Event(output) = report.output else {
+            panic!("event {i}: {report:#?}");
+        };
+        assert_eq!(
+            output,
+            json!({"count": 1, "seen": name, "before": null, "big": 4 << 20}),
+            "event {i}"
+        );
+    }
+
+    let forwarder = tokio::task::spawn_blocking(|| example_wasm("forwarder"))
+        .await
+        .unwrap();
+    let compiled = pooled.load_file(&forwarder).await.expect("forwarder loads");
+    assert_eq!(compiled.memory_reset(), segfn_host::MemoryReset::DirtyPages);
+}
