@@ -466,3 +466,62 @@ async fn oversized_responses_are_cut_off() {
         "{err}"
     );
 }
+
+/// A guest that writes 200 bytes on pages 24 KiB apart (more runs of written pages than
+/// the dirty-page reset copies back; some beyond the 4 MiB kept resident), changes its
+/// data segment and grows its memory, then checks in the next event that all of it is
+/// as the module declares it. `SECTION` marks it as an interpreter snapshot or not.
+const LITTERING_GUEST: &str = r#"(module
+  SECTION
+  (memory (export "memory") 80)
+  (global $next (mut i32) (i32.const 4096))
+  (data (i32.const 8) "A")
+  (data (i32.const 1024) "{\"abi\":1,\"kind\":\"success\"}")
+  (func (export "segfn_abi_version") (result i32) (i32.const 1))
+  (func (export "segfn_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $len)))
+    (local.get $p))
+  (func (export "segfn_handle") (param $ptr i32) (param $len i32) (result i64)
+    (local $i i32) (local $a i32)
+    (if (i32.ne (memory.size) (i32.const 80)) (then unreachable))
+    (if (i32.ne (i32.load8_u (i32.const 8)) (i32.const 65)) (then unreachable))
+    (loop $litter
+      (local.set $a (i32.add (i32.const 65536) (i32.mul (local.get $i) (i32.const 24576))))
+      (if (i32.ne (i32.load8_u (local.get $a)) (i32.const 0)) (then unreachable))
+      (i32.store8 (local.get $a) (i32.const 255))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $litter (i32.lt_u (local.get $i) (i32.const 200))))
+    (i32.store8 (i32.const 8) (i32.const 66))
+    (drop (memory.grow (i32.const 1)))
+    (i32.store8 (i32.const 5242880) (i32.const 255))
+    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const 26))))"#;
+
+#[tokio::test]
+async fn nothing_a_guest_leaves_in_a_pooled_slot_reaches_the_next_event() {
+    let runtime = segfn_host::Runtime::new(&segfn_host::RuntimeOptions {
+        max_instances: 2,
+        ..segfn_host::RuntimeOptions::default()
+    })
+    .expect("a pooled runtime");
+    for (section, reset) in [
+        ("", segfn_host::MemoryReset::DirtyPages),
+        (
+            r#"(@custom "segfn:interpreter-snapshot" "")"#,
+            segfn_host::MemoryReset::CopyImage,
+        ),
+    ] {
+        let wasm = wat::parse_str(LITTERING_GUEST.replace("SECTION", section)).unwrap();
+        let f = runtime.load(&wasm).await.expect("the guest loads");
+        assert_eq!(f.memory_reset(), reset);
+        for i in 0..10 {
+            let r = run(&f, Limits::default()).await;
+            assert_eq!(
+                r.outcome.kind,
+                OutcomeKind::Success,
+                "{reset:?}, event {i}: {r:#?}"
+            );
+        }
+    }
+}
