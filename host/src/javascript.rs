@@ -190,10 +190,9 @@ pub const SNAPSHOT_SECTION: &str = "segfn:interpreter-snapshot";
 fn mark_snapshot(mut wasm: Vec<u8>) -> Vec<u8> {
     // A custom section: id 0, its size, then the name (length-prefixed) and no payload.
     // Both lengths are below 128, so each is one LEB128 byte.
+    const { assert!(SNAPSHOT_SECTION.len() < 127) };
     let name = SNAPSHOT_SECTION.as_bytes();
-    wasm.push(0);
-    wasm.push(u8::try_from(name.len() + 1).expect("a short name"));
-    wasm.push(u8::try_from(name.len()).expect("a short name"));
+    wasm.extend_from_slice(&[0, name.len() as u8 + 1, name.len() as u8]);
     wasm.extend_from_slice(name);
     wasm
 }

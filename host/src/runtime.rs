@@ -24,15 +24,19 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemoryReset {
     /// Compiled functions: the pages the event wrote are found with Linux's
-    /// `PAGEMAP_SCAN` and copied back from the module's image; they stay resident and
-    /// the rest is unmapped. The Rust forwarder: 0 faults, 70-72 µs; resident memory
-    /// stays what events write. (Where the kernel lacks the call, wasmtime unmaps.)
+    /// `PAGEMAP_SCAN` (Linux 6.7 and later) and copied back from the module's image;
+    /// they stay resident and the rest is unmapped. The Rust forwarder: 0 faults,
+    /// 70-72 µs; resident memory stays what events write. Where the kernel lacks the
+    /// call, the memory is unmapped as wasmtime does by default: keeping it resident
+    /// without knowing what was written would copy back the first [`KEEP_RESIDENT`]
+    /// bytes and hold them resident in every slot used.
     DirtyPages,
     /// Interpreter snapshots (`segfn build handler.js`): QuickJS writes ~100 pages
     /// scattered over its 2 MiB image in each event, more runs than the scan resets
     /// (wasmtime copies back at most 32, then unmaps the rest: 62 faults, 530 µs), so
-    /// the whole image is copied back instead: 0 faults, 340 µs. Each slot that ran a
-    /// snapshot keeps its memory resident (up to [`KEEP_RESIDENT`]).
+    /// the first [`KEEP_RESIDENT`] bytes of memory (the image and zeros) are copied
+    /// back instead and memory beyond them unmapped: 0 faults, 340 µs. Each slot that
+    /// ran a snapshot keeps that much resident.
     CopyImage,
 }
 
@@ -141,6 +145,7 @@ impl Drop for EpochTicker {
 pub struct LoadedFunction {
     pub(crate) pre: InstancePre<InvocationState>,
     pub(crate) runtime: Runtime,
+    allocation: Allocation,
     reset: MemoryReset,
 }
 
@@ -178,12 +183,19 @@ fn pool_config(options: &RuntimeOptions, reset: MemoryReset, memory_slot: Option
         .total_stacks(options.max_instances.saturating_mul(2))
         // No memory grows past the memory limit, so no slot needs to hold more.
         .max_memory_size(options.max_memory_bytes)
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(TABLE_KEEP_RESIDENT)
-        .pagemap_scan(match reset {
-            MemoryReset::DirtyPages => wasmtime::Enabled::Auto,
-            MemoryReset::CopyImage => wasmtime::Enabled::No,
-        });
+        .table_keep_resident(TABLE_KEEP_RESIDENT);
+    match reset {
+        MemoryReset::DirtyPages => {
+            if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
+                pool.linear_memory_keep_resident(KEEP_RESIDENT)
+                    .pagemap_scan(wasmtime::Enabled::Yes);
+            }
+        }
+        MemoryReset::CopyImage => {
+            pool.linear_memory_keep_resident(KEEP_RESIDENT)
+                .pagemap_scan(wasmtime::Enabled::No);
+        }
+    }
     if let Some(slot) = memory_slot {
         // A reservation no larger than the limit: compiled code checks bounds
         // explicitly instead of relying on a 4 GiB guard region.
@@ -262,6 +274,10 @@ impl Runtime {
 
     /// The engine for interpreter snapshots, made on first use.
     fn snapshot_engine(&self) -> Result<Arc<Engine>, wasmtime::Error> {
+        // Without a pool there is nothing to reset: one engine does for both.
+        if self.compiled.allocation == Allocation::OnDemand {
+            return Ok(self.compiled.clone());
+        }
         let mut engine = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(engine) = engine.as_ref() {
             return Ok(engine.clone());
@@ -296,8 +312,11 @@ impl Runtime {
     /// and a trial instance must report the host's ABI version.
     pub async fn load(&self, wasm: &[u8]) -> Result<LoadedFunction, LoadError> {
         let set = if crate::javascript::is_snapshot(wasm) {
-            self.snapshot_engine()
-                .map_err(|e| LoadError::Compile(format!("{e:#}")))?
+            self.snapshot_engine().map_err(|e| {
+                LoadError::Compile(format!(
+                    "making the engine for interpreter snapshots: {e:#}"
+                ))
+            })?
         } else {
             self.compiled.clone()
         };
@@ -317,6 +336,7 @@ impl Runtime {
         let function = LoadedFunction {
             pre,
             runtime: self.clone(),
+            allocation: set.allocation,
             reset: set.reset,
         };
         let found = function.probe_abi_version().await?;
@@ -341,9 +361,15 @@ impl LoadedFunction {
         self.pre.module().engine()
     }
 
-    /// How the memory of its instances is made fresh between events.
-    pub fn memory_reset(&self) -> MemoryReset {
-        self.reset
+    /// How its instances are allocated.
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
+    }
+
+    /// How a pooled slot's memory is made fresh for its next instance; `None` when
+    /// instances are not pooled (each gets new memory).
+    pub fn memory_reset(&self) -> Option<MemoryReset> {
+        (self.allocation != Allocation::OnDemand).then_some(self.reset)
     }
 
     /// Calls `segfn_abi_version` in a throwaway instance, within the load deadline.

@@ -339,11 +339,20 @@
   };
 
   // ---- Headers, Request, Response, fetch (node-fetch 2) --------------------------------
-  function headerName(name) { return native.headerName(String(name)); }
+  function headerName(name) {
+    name = String(name);
+    // Rust cannot take a string with a lone surrogate; it is not a token either.
+    try { return native.headerName(name); } catch (_) { throw new TypeError(`${name} is not a legal HTTP header name`); }
+  }
+  // The map and the response's pairs not in it yet (wireHeaders) are symbol-keyed, so
+  // that, as in node-fetch, a Headers object has no own enumerable properties
+  // (`JSON.stringify` gives `{}`, and a logged response does not spill its headers).
+  const MAP = Symbol('map');
+  const WIRE = Symbol('wire');
   class Headers {
     constructor(init) {
-      this._m = new Map(); // lower-case name -> [values]
-      this._wire = null; // a response's pairs not in the map yet (wireHeaders)
+      this[MAP] = new Map(); // lower-case name -> [values]
+      this[WIRE] = null;
       if (init instanceof Headers) {
         for (const [k, vs] of init._map) this._map.set(k, vs.slice());
       } else if (init != null && typeof init === 'object') {
@@ -358,15 +367,16 @@
       }
     }
     get _map() {
-      const pairs = this._wire;
+      const pairs = this[WIRE];
+      const map = this[MAP];
       if (pairs !== null) {
-        this._wire = null;
+        this[WIRE] = null;
         for (let i = 0; i < pairs.length; i++) {
-          const vs = this._m.get(pairs[i][0]);
-          if (vs) vs.push(pairs[i][1]); else this._m.set(pairs[i][0], [pairs[i][1]]);
+          const vs = map.get(pairs[i][0]);
+          if (vs) vs.push(pairs[i][1]); else map.set(pairs[i][0], [pairs[i][1]]);
         }
       }
-      return this._m;
+      return map;
     }
     get(name) { const v = this._map.get(headerName(name)); return v === undefined ? null : v.join(', '); }
     has(name) { return this._map.has(headerName(name)); }
@@ -390,7 +400,7 @@
   // thousands of interpreted instructions.
   function wireHeaders(pairs) {
     const headers = new Headers();
-    headers._wire = pairs;
+    headers[WIRE] = pairs;
     return headers;
   }
 

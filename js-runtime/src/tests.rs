@@ -147,6 +147,13 @@ fn header_names_are_tokens_and_case_insensitive() {
             "{literal}"
         );
     }
+    // A lone surrogate cannot reach Rust as a string; it is no token either.
+    assert_eq!(
+        eval(
+            "(() => { try { new Headers([['a\\ud800', 'v']]); return 'accepted'; } catch (e) { return e.name; } })()"
+        ),
+        json!("TypeError")
+    );
 }
 
 #[test]
@@ -353,4 +360,20 @@ fn random_sizes_beyond_the_limits_are_errors_not_short_buffers() {
         "RangeError"
     );
     assert_eq!(eval("crypto.randomBytes(32).length"), 32);
+}
+
+#[test]
+fn headers_have_no_enumerable_state_as_in_node_fetch() {
+    testing::mock_fetch(|_| Ok(Response::new(200).header("set-cookie", "session=s3cret")));
+    let script = r#"
+        async function onTrack() {
+          const res = await fetch('https://api.example.com/');
+          const sent = new Headers({a: '1'});
+          return {received: JSON.stringify(res.headers), keys: Object.keys(sent), cookie: res.headers.get('Set-Cookie')};
+        }"#;
+    let r = run(script, json!({"type": "track"}), json!({}));
+    assert_eq!(
+        r["output"],
+        json!({"received": "{}", "keys": [], "cookie": "session=s3cret"})
+    );
 }

@@ -514,7 +514,8 @@ async fn nothing_a_guest_leaves_in_a_pooled_slot_reaches_the_next_event() {
     ] {
         let wasm = wat::parse_str(LITTERING_GUEST.replace("SECTION", section)).unwrap();
         let f = runtime.load(&wasm).await.expect("the guest loads");
-        assert_eq!(f.memory_reset(), reset);
+        assert_eq!(f.allocation(), segfn_host::Allocation::Pooled);
+        assert_eq!(f.memory_reset(), Some(reset));
         for i in 0..10 {
             let r = run(&f, Limits::default()).await;
             assert_eq!(

@@ -597,11 +597,10 @@ async fn randomness_and_time_are_not_frozen_in_the_snapshot() {
     assert!(message.contains("not JSON"), "{message}");
 }
 
-/// A pooled slot is made fresh between events whichever way its memory is reset: what a
-/// handler leaves behind (a module-level variable, a builtin it changed, a large string
-/// that grew the memory) is gone in the next event, over many events through the same
-/// slot. Snapshots are reset by copying their image back, compiled functions by their
-/// written pages (runtime.rs `MemoryReset`).
+/// A snapshot's pooled slot is made fresh between events (its memory copied back,
+/// runtime.rs `MemoryReset`): what a handler leaves behind (a module-level variable, a
+/// builtin it changed, a large string that grew the memory) is gone in the next event,
+/// over many events through the same slot. (adversarial.rs litters both kinds of slot.)
 #[tokio::test]
 async fn no_state_survives_a_reused_pooled_slot() {
     let dir = tempfile::tempdir().unwrap();
@@ -629,7 +628,8 @@ async fn no_state_survives_a_reused_pooled_slot() {
     })
     .expect("a pooled runtime");
     let f = pooled.load_file(&wasm).await.expect("the snapshot loads");
-    assert_eq!(f.memory_reset(), segfn_host::MemoryReset::CopyImage);
+    assert_eq!(f.allocation(), segfn_host::Allocation::Pooled);
+    assert_eq!(f.memory_reset(), Some(segfn_host::MemoryReset::CopyImage));
     let settings = json!({});
     let opts = options(&[], &settings, Limits::default());
     for i in 0..20 {
@@ -655,5 +655,34 @@ async fn no_state_survives_a_reused_pooled_slot() {
         .await
         .unwrap();
     let compiled = pooled.load_file(&forwarder).await.expect("forwarder loads");
-    assert_eq!(compiled.memory_reset(), segfn_host::MemoryReset::DirtyPages);
+    assert_eq!(
+        compiled.memory_reset(),
+        Some(segfn_host::MemoryReset::DirtyPages)
+    );
+    // Without a pool, instances get new memory and snapshots share the one engine.
+    let unpooled = runtime().load_file(&wasm).await.expect("loads unpooled");
+    assert_eq!(unpooled.memory_reset(), None);
+}
+
+/// Without a cache directory a script is not snapshotted into a shared place: segfn
+/// says what to set, or to build the module first.
+#[tokio::test]
+async fn a_script_without_a_cache_directory_is_refused_with_the_way_out() {
+    let out = segfn()
+        .args(["run", "functions/forwarder-js/handler.js", "--event"])
+        .arg("functions/forwarder-js/events/track-signed-up.json")
+        .arg("--target-dir")
+        .arg(guest_target_dir())
+        .env_remove("HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .current_dir(root())
+        .output()
+        .expect("running segfn run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("neither XDG_CACHE_HOME nor HOME is set")
+            && stderr.contains("segfn build functions/forwarder-js/handler.js -o handler.wasm"),
+        "{stderr}"
+    );
 }

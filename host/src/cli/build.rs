@@ -108,11 +108,20 @@ pub(crate) async fn cached_script_module(
     target: &TargetDirArg,
 ) -> anyhow::Result<PathBuf> {
     use sha2::Digest as _;
+    let Some(dir) = cache_dir() else {
+        anyhow::bail!(
+            "segfn keeps snapshots of scripts in $XDG_CACHE_HOME/segfn/js or ~/.cache/segfn/js, \
+             and neither XDG_CACHE_HOME nor HOME is set: set one, or build the module first \
+             (`segfn build {} -o handler.wasm`) and pass the .wasm",
+            script.display()
+        );
+    };
     let runtime = runtime_bytes(target).await?;
     let source = std::fs::read_to_string(script)
         .with_context(|| format!("reading {} (a script is UTF-8 text)", script.display()))?;
     let mut hash = sha2::Sha256::new();
-    // The snapshot is made by this segfn from this runtime: either changing rebuilds it.
+    // The snapshot is made by a segfn of this version from this runtime: a new version
+    // or a changed runtime makes it again.
     hash.update(env!("CARGO_PKG_VERSION").as_bytes());
     hash.update([0]);
     hash.update(&runtime);
@@ -121,14 +130,9 @@ pub(crate) async fn cached_script_module(
     hash.update(&source);
     let key = hex::encode(&hash.finalize()[..12]);
     let stem = script.file_stem().unwrap_or_default().to_string_lossy();
-    let dir = cache_dir();
-    let output = dir
-        .as_ref()
-        .map(|dir| dir.join(format!("{stem}-{key}.wasm")));
-    if let Some(output) = &output
-        && output.is_file()
-    {
-        return Ok(output.clone());
+    let output = dir.join(format!("{stem}-{key}.wasm"));
+    if output.is_file() {
+        return Ok(output);
     }
     let built = javascript::build(
         &runtime,
@@ -136,24 +140,6 @@ pub(crate) async fn cached_script_module(
         &source,
     )
     .await?;
-    let (Some(dir), Some(output)) = (dir, output) else {
-        // No home to cache in: a file of this process's own, created new so that no
-        // other user of the temporary directory can have planted it.
-        static BUILT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let nth = BUILT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "segfn-{stem}-{key}-{}-{nth}.wasm",
-            std::process::id()
-        ));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        std::io::Write::write_all(&mut file, &built.wasm)
-            .with_context(|| format!("writing {}", path.display()))?;
-        return Ok(path);
-    };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // Written aside and renamed, so that a concurrent run never reads half a module.
     let partial = dir.join(format!("{stem}-{key}.{}.partial", std::process::id()));
@@ -175,7 +161,7 @@ fn size(bytes: usize) -> String {
 
 /// Where snapshots of scripts are kept: the user's cache directory (`$XDG_CACHE_HOME`,
 /// else `~/.cache`), not a shared temporary directory another user could write to; none
-/// without either.
+/// without either (the caller says so).
 fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
