@@ -1,5 +1,7 @@
-//! The shared engine: wasmtime configured for fuel, epochs and pooled instances, the
-//! linker with the host functions, and loading (compiling and validating) functions.
+//! The shared engines: wasmtime configured for fuel, epochs and pooled instances (one
+//! engine for compiled functions, one for interpreter snapshots, which differ in how a
+//! pooled slot's memory is reset), the linker with the host functions, and loading
+//! (compiling and validating) functions.
 
 use crate::error::LoadError;
 use crate::state::{InvocationState, new_store};
