@@ -341,8 +341,9 @@
   // ---- Headers, Request, Response, fetch (node-fetch 2) --------------------------------
   function headerName(name) {
     name = String(name);
-    // Rust cannot take a string with a lone surrogate; it is not a token either.
-    try { return native.headerName(name); } catch (_) { throw new TypeError(`${name} is not a legal HTTP header name`); }
+    const lower = native.headerName(name);
+    if (lower === undefined) throw new TypeError(`${name} is not a legal HTTP header name`);
+    return lower;
   }
   // The map and the response's pairs not in it yet (wireHeaders) are symbol-keyed, so
   // that, as in node-fetch, a Headers object has no own enumerable properties

@@ -261,35 +261,32 @@ fn url_json(url: &url::Url) -> String {
     .to_string()
 }
 
-/// `urlParse(input, base)`: the parts, or a `TypeError` as `new URL` throws.
-fn url_parse(ctx: Ctx<'_>, input: String, base: Option<String>) -> Result<String> {
-    let parsed = match base {
-        Some(base) => url::Url::parse(&base).and_then(|b| b.join(&input)),
-        None => url::Url::parse(&input),
-    };
-    parsed
-        .map(|u| url_json(&u))
-        .map_err(|e| Exception::throw_type(&ctx, &format!("Invalid URL: {input} ({e})")))
+/// `new URL(input, base)`'s parse, or the `TypeError` it throws.
+fn parse_url(ctx: &Ctx<'_>, input: &str, base: Option<&str>) -> Result<url::Url> {
+    match base {
+        Some(base) => url::Url::parse(base).and_then(|b| b.join(input)),
+        None => url::Url::parse(input),
+    }
+    .map_err(|e| Exception::throw_type(ctx, &format!("Invalid URL: {input} ({e})")))
 }
 
-/// `headerName(name)`: the name lower-cased, or node-fetch's `TypeError` when it is not
-/// an HTTP token (RFC 9110's `tchar`s).
-fn header_name(ctx: Ctx<'_>, name: String) -> Result<String> {
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(token) {
-        return Err(Exception::throw_type(
-            &ctx,
-            &format!("{name} is not a legal HTTP header name"),
-        ));
-    }
-    Ok(name.to_ascii_lowercase())
+/// `urlParse(input, base)`: the parts, or a `TypeError` as `new URL` throws.
+fn url_parse(ctx: Ctx<'_>, input: String, base: Option<String>) -> Result<String> {
+    parse_url(&ctx, &input, base.as_deref()).map(|u| url_json(&u))
 }
 
 /// `urlHref(input)`: `new URL(input).href` without the other parts (a request's URL).
 fn url_href(ctx: Ctx<'_>, input: String) -> Result<String> {
-    url::Url::parse(&input)
-        .map(String::from)
-        .map_err(|e| Exception::throw_type(&ctx, &format!("Invalid URL: {input} ({e})")))
+    parse_url(&ctx, &input, None).map(String::from)
+}
+
+/// `headerName(name)`: the name lower-cased, or `undefined` when it is not an HTTP token
+/// (RFC 9110's `tchar`s; a string Rust cannot hold, with a lone surrogate, is not one
+/// either). The prelude throws node-fetch's `TypeError`.
+fn header_name(name: rquickjs::String<'_>) -> Option<String> {
+    let name = name.to_string().ok()?;
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    (!name.is_empty() && name.bytes().all(token)).then(|| name.to_ascii_lowercase())
 }
 
 /// `urlSet(href, part, value)`: the parts after a setter; invalid values are ignored, as

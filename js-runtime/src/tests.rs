@@ -377,3 +377,16 @@ fn headers_have_no_enumerable_state_as_in_node_fetch() {
         json!({"received": "{}", "keys": [], "cookie": "session=s3cret"})
     );
 }
+
+#[test]
+fn invalid_urls_are_type_errors_in_url_and_fetch() {
+    for expression in ["new URL('not a url')", "fetch('not a url')"] {
+        assert_eq!(
+            eval(&format!(
+                "(async () => {{ try {{ await {expression}; return 'accepted'; }} catch (e) {{ return e.name + ': ' + e.message; }} }})()"
+            )),
+            json!("TypeError: Invalid URL: not a url (relative URL without a base)"),
+            "{expression}"
+        );
+    }
+}
