@@ -6,13 +6,13 @@
 
 use crate::error::GuestFault;
 use crate::fetch::{FetchFailure, FetchResponse, TraceEntry};
-use crate::redact::{MAX_SECRET_BYTES, MAX_SECRET_VALUES};
+use crate::redact::{MAX_SECRET_BYTES, MAX_SECRET_VALUE_BYTES, MAX_SECRET_VALUES};
 use crate::report::LogLine;
 use crate::state::{InvocationState, MAX_LOG_LINES, Phase};
 use futures_util::StreamExt as _;
 use segfn_sdk::abi::{self, FetchErrorKind, FetchRequestHead, FetchResponseHead, LogLevel};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use wasmtime::{Caller, Extern, Linker, Memory};
+use wasmtime::{Caller, Extern, Linker, Memory, Trap};
 
 /// Most random bytes one `random_fill` call may ask for.
 const MAX_RANDOM_FILL: usize = 64 << 10;
@@ -164,18 +164,24 @@ fn log(
     let read = len.min(u32::try_from(room.saturating_add(extra)).unwrap_or(u32::MAX));
     let bytes = read_guest(&mut caller, ptr, read, "log")?;
     let state = caller.data_mut();
-    // Redact before cutting, so a cut cannot leave half a secret behind.
+    let text = String::from_utf8_lossy(&bytes);
+    // Redacted as cut: a secret that starts in what is kept is replaced whole.
     let mut message = state
         .options
         .redactor
-        .redact(&String::from_utf8_lossy(&bytes))
+        .redact_prefix(&text, room)
         .into_owned();
-    if message.len() > room || read < len {
-        let mut cut = room.min(message.len());
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
+    let mut cut = read < len || text.len() > room;
+    if message.len() > room {
+        // A marker can be longer than the secret it replaced: the room still holds.
+        let mut end = room;
+        while !message.is_char_boundary(end) {
+            end -= 1;
         }
-        message.truncate(cut);
+        message.truncate(end);
+        cut = true;
+    }
+    if cut {
         message.push('…');
         state.log_bytes = cap;
     } else {
@@ -218,8 +224,11 @@ fn random_fill(
 /// settings object's secrets are, since each value rebuilds the redactor.
 fn secret(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmtime::Result<()> {
     allowed(&caller, "secret")?;
-    if len as usize > MAX_SECRET_BYTES {
-        return Err(too_many_secrets());
+    if len as usize > MAX_SECRET_VALUE_BYTES {
+        return Err(abi_fault(format!(
+            "secret: a value of {len} bytes declared; at most {} each",
+            crate::limits::bytes(MAX_SECRET_VALUE_BYTES)
+        )));
     }
     let value = read_guest(&mut caller, ptr, len, "secret")?;
     let value = String::from_utf8_lossy(&value);
@@ -237,6 +246,11 @@ fn secret(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmti
     state.declared_secrets = (values, bytes);
     let redactor = state.options.redactor.extended(&value);
     state.options.redactor = std::sync::Arc::new(redactor);
+    // Building takes time the epoch deadline cannot interrupt (linear, a few ms at the
+    // caps, but a guest may declare 256 values): it is the invocation's time.
+    if Instant::now() >= state.deadline {
+        return Err(Trap::Interrupt.into());
+    }
     Ok(())
 }
 

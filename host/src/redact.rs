@@ -39,6 +39,11 @@ pub const MAX_SECRET_VALUES: usize = 256;
 /// Most bytes of secret values one settings object may hold, all values together.
 pub const MAX_SECRET_BYTES: usize = 64 << 10;
 
+/// Most bytes of one secret value: twice a PEM-encoded 4096-bit RSA private key (the
+/// largest credential Segment settings commonly carry, about 3.3 KB). A longer value is
+/// not a credential but an attempt to make redaction expensive.
+pub const MAX_SECRET_VALUE_BYTES: usize = 8 << 10;
+
 /// Settings whose secrets cannot be bounded; the message names the cap.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
@@ -51,15 +56,42 @@ pub enum SecretsError {
         crate::limits::bytes(MAX_SECRET_BYTES)
     )]
     TooLarge,
+    /// One value under a secret name too long to be a credential.
+    #[error(
+        "the secret setting {setting:?} holds a value longer than {}; a credential is shorter",
+        crate::limits::bytes(MAX_SECRET_VALUE_BYTES)
+    )]
+    TooLong {
+        /// The name of the setting that holds it (names are not secret).
+        setting: String,
+    },
 }
 
 /// Replaces every occurrence of known secret values, in one pass over the text
 /// whatever the number of secrets (an Aho-Corasick automaton, leftmost-longest so a
 /// secret containing another is replaced whole).
+///
+/// The automaton is an NFA, never a DFA: settings arrive with deliveries, and building
+/// aho-corasick's DFA is quadratic in the length of a repetitive pattern (32,000
+/// characters took 18 s to build; the NFA 2 ms). Building and searching the NFA are
+/// both linear in their input, whatever the values.
 #[derive(Clone, Default)]
 pub struct Redactor {
     secrets: Vec<String>,
-    matcher: Option<aho_corasick::AhoCorasick>,
+    matcher: Matcher,
+}
+
+/// How a redactor finds its secrets.
+#[derive(Clone, Default)]
+enum Matcher {
+    /// No secrets: text passes unchanged.
+    #[default]
+    Nothing,
+    /// The automaton over every secret form.
+    Automaton(aho_corasick::AhoCorasick),
+    /// The automaton could not be built (only past sizes the caps rule out): every text
+    /// is replaced whole rather than risk showing a secret.
+    Everything,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -108,16 +140,23 @@ impl Redactor {
     }
 
     fn from_forms(mut secrets: Vec<String>) -> Redactor {
+        use aho_corasick::AhoCorasickKind::{ContiguousNFA, NoncontiguousNFA};
         secrets.sort();
         secrets.dedup();
-        let matcher = (!secrets.is_empty())
-            .then(|| {
-                aho_corasick::AhoCorasick::builder()
-                    .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-                    .build(&secrets)
-                    .ok()
-            })
-            .flatten();
+        if secrets.is_empty() {
+            return Redactor::default();
+        }
+        let build = |kind| {
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .kind(Some(kind))
+                .build(&secrets)
+        };
+        // The contiguous NFA searches faster; it has a smaller limit on its states.
+        let matcher = match build(ContiguousNFA).or_else(|_| build(NoncontiguousNFA)) {
+            Ok(automaton) => Matcher::Automaton(automaton),
+            Err(_) => Matcher::Everything,
+        };
         Redactor { secrets, matcher }
     }
 
@@ -129,13 +168,14 @@ impl Redactor {
 
     /// Whether there is nothing to redact.
     pub fn is_empty(&self) -> bool {
-        self.matcher.is_none()
+        matches!(self.matcher, Matcher::Nothing)
     }
 
     /// `text` with every secret replaced by [`REDACTED`].
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         match &self.matcher {
-            Some(m) if m.is_match(text) => {
+            Matcher::Everything if !text.is_empty() => Cow::Borrowed(REDACTED),
+            Matcher::Automaton(m) if m.is_match(text) => {
                 let mut out = String::with_capacity(text.len());
                 m.replace_all_with(text, &mut out, |_, _, out| {
                     out.push_str(REDACTED);
@@ -144,6 +184,38 @@ impl Redactor {
                 Cow::Owned(out)
             }
             _ => Cow::Borrowed(text),
+        }
+    }
+
+    /// The first `keep` bytes of `text` (cut back to a character boundary) with every
+    /// secret that starts in them replaced whole, however far it reaches past `keep`.
+    /// Cutting after redacting would not do: a redacted prefix is shorter, and would let
+    /// text from past `keep` in, where a secret may lie cut short and so unmatched.
+    /// `text` must reach [`Redactor::longest`] bytes past `keep`, or be whole.
+    pub fn redact_prefix<'a>(&self, text: &'a str, keep: usize) -> Cow<'a, str> {
+        let mut end = keep.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        match &self.matcher {
+            Matcher::Nothing => Cow::Borrowed(&text[..end]),
+            Matcher::Everything => Cow::Borrowed(if text.is_empty() { "" } else { REDACTED }),
+            Matcher::Automaton(m) => {
+                let mut out = String::with_capacity(end);
+                let mut at = 0;
+                for found in m.find_iter(text) {
+                    if found.start() >= keep {
+                        break;
+                    }
+                    out.push_str(&text[at..found.start()]);
+                    out.push_str(REDACTED);
+                    at = found.end();
+                }
+                if at < end {
+                    out.push_str(&text[at..end]);
+                }
+                Cow::Owned(out)
+            }
         }
     }
 
@@ -220,7 +292,7 @@ fn collect_secrets<'a>(
         Value::Object(map) => {
             for (name, value) in map {
                 if is_secret_name(name, declared) {
-                    all_strings(value, out)?;
+                    all_strings(name, value, out)?;
                 } else {
                     collect_secrets(value, declared, out)?;
                 }
@@ -243,9 +315,19 @@ struct Found<'a> {
     bytes: usize,
 }
 
-fn all_strings<'a>(value: &'a Value, out: &mut Found<'a>) -> Result<(), SecretsError> {
+/// Every string in `value`, the value of the secret setting `setting`.
+fn all_strings<'a>(
+    setting: &str,
+    value: &'a Value,
+    out: &mut Found<'a>,
+) -> Result<(), SecretsError> {
     match value {
         Value::String(s) => {
+            if s.len() > MAX_SECRET_VALUE_BYTES {
+                return Err(SecretsError::TooLong {
+                    setting: setting.to_owned(),
+                });
+            }
             out.values.push(s);
             out.bytes += s.len();
             if out.values.len() > MAX_SECRET_VALUES {
@@ -255,8 +337,12 @@ fn all_strings<'a>(value: &'a Value, out: &mut Found<'a>) -> Result<(), SecretsE
                 return Err(SecretsError::TooLarge);
             }
         }
-        Value::Array(items) => items.iter().try_for_each(|v| all_strings(v, out))?,
-        Value::Object(map) => map.values().try_for_each(|v| all_strings(v, out))?,
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|v| all_strings(setting, v, out))?,
+        Value::Object(map) => map
+            .values()
+            .try_for_each(|v| all_strings(setting, v, out))?,
         _ => {}
     }
     Ok(())
@@ -360,11 +446,22 @@ mod tests {
             Redactor::from_settings(&json!({ "apiKeys": many }), &[]).unwrap_err(),
             SecretsError::TooMany
         );
-        let huge = "x".repeat(MAX_SECRET_BYTES + 1);
+        let long: Vec<String> = (0..9)
+            .map(|i| format!("{i}").repeat(MAX_SECRET_VALUE_BYTES))
+            .collect();
         assert_eq!(
-            Redactor::from_settings(&json!({ "token": huge }), &[]).unwrap_err(),
+            Redactor::from_settings(&json!({ "tokens": long }), &[]).unwrap_err(),
             SecretsError::TooLarge
         );
+        let huge = "x".repeat(MAX_SECRET_VALUE_BYTES + 1);
+        let problem = Redactor::from_settings(&json!({ "a": { "token": huge } }), &[]).unwrap_err();
+        assert_eq!(
+            problem,
+            SecretsError::TooLong {
+                setting: "token".into()
+            }
+        );
+        assert!(problem.to_string().contains("8 KiB"), "{problem}");
         // Values under other names are not secrets and not counted.
         let plain: Vec<String> = (0..10_000).map(|i| format!("v{i}")).collect();
         assert!(Redactor::from_settings(&json!({ "events": plain }), &[]).is_ok());
@@ -383,6 +480,72 @@ mod tests {
         let redacted = r.redact(&text);
         assert_eq!(redacted.matches(REDACTED).count(), MAX_SECRET_VALUES);
         assert!(!redacted.contains("s3cr3t"));
+    }
+
+    /// The attack that stalled a core for a minute: long, repetitive, overlapping secret
+    /// values at the caps. Building aho-corasick's DFA over them is quadratic (16,000
+    /// characters took 17 s); the NFA builds and searches in linear time. The bound is
+    /// loose (a debug build on a busy 2-core machine), the quadratic build far past it.
+    #[test]
+    fn adversarial_secret_values_build_and_redact_in_linear_time() {
+        let n = MAX_SECRET_VALUE_BYTES;
+        let sets: [(&str, Vec<String>); 4] = [
+            ("one letter", (0..8).map(|i| "a".repeat(n - i)).collect()),
+            (
+                "overlapping periods",
+                (0..8)
+                    .map(|i| "ab".repeat(n / 2 - i) + &"b".repeat(i))
+                    .collect(),
+            ),
+            (
+                "escapes in every form",
+                (0..8)
+                    .map(|i| "\u{1}\"/%+".repeat(n / 5 - 1) + &i.to_string())
+                    .collect(),
+            ),
+            (
+                "nested prefixes",
+                (0..8).map(|i| "xyz".repeat((n / 3) >> i) + "!").collect(),
+            ),
+        ];
+        for (name, values) in &sets {
+            let settings = json!({ "tokens": values });
+            let started = std::time::Instant::now();
+            let r = Redactor::from_settings(&settings, &[]).expect(name);
+            let built = started.elapsed();
+            // A text that keeps the automaton in long partial matches throughout.
+            let text = format!("{} {} {}", values[0].repeat(3), values[7], values[0]);
+            let started = std::time::Instant::now();
+            let redacted = r.redact(&text);
+            let searched = started.elapsed();
+            assert!(
+                built < std::time::Duration::from_secs(1)
+                    && searched < std::time::Duration::from_secs(1),
+                "{name}: built in {built:?}, redacted in {searched:?}"
+            );
+            assert!(redacted.contains(REDACTED), "{name}");
+            assert!(
+                redacted.len() < 200,
+                "{name}: {} bytes left",
+                redacted.len()
+            );
+        }
+    }
+
+    /// A log line is cut to what is kept: redacting first and cutting the shorter
+    /// result afterwards let the text of a fourth secret, read only in part, in.
+    #[test]
+    fn a_prefix_keeps_no_part_of_a_secret() {
+        let secrets: Vec<String> = (0..4).map(|i| format!("secret-{i}-").repeat(50)).collect();
+        let r = Redactor::new(secrets.iter().map(String::as_str));
+        let text = secrets.concat();
+        let keep = 2 * secrets[0].len() + 3;
+        // Read to `keep` plus the longest secret, as the log call does.
+        let read = &text[..keep + r.longest()];
+        assert_eq!(r.redact_prefix(read, keep), "[redacted]".repeat(3));
+        assert_eq!(r.redact_prefix(read, 5), "[redacted]");
+        assert_eq!(r.redact_prefix("plain text", 5), "plain");
+        assert_eq!(Redactor::default().redact_prefix("héllo", 2), "h");
     }
 
     #[test]

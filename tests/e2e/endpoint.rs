@@ -381,6 +381,92 @@ async fn hostile_settings_headers_are_bounded() {
     ep.assert_healthy().await;
 }
 
+/// The attack that stalled a core for a minute: long, repetitive, overlapping values
+/// under secret-named settings in `X-Segment-Settings` (a 43 KB header; 32,000
+/// characters took 55 s to build a redactor for, on the async workers). Four such
+/// headers at once, each new (so none is cached): every one is answered within 2 s,
+/// and meanwhile another tenant's deliveries and `/healthz` within 1 s. A value past the
+/// cap on one secret is refused at once, naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adversarial_secret_settings_cost_linear_time_and_stall_no_one() {
+    let partner = Partner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = wasm_file(dir.path(), "log.wasm", &logs_its_input());
+    let f = forwarder().await;
+    let ep = Endpoint::start(
+        &f,
+        "",
+        &format!(
+            "[[tenant]]\nname = \"noisy\"\napi_key = \"key-n\"\nfunction = {log:?}\ndebug_responses = true\n{}",
+            forwarder_tenant("b", "key-b", &partner, "")
+        ),
+    )
+    .await;
+    // Five values of 8 KiB (the cap on one): repetitive, overlapping, distinct per request.
+    let header = |n: usize| {
+        let values: Vec<String> = (0..5)
+            .map(|i| "ab".repeat(4096 - i - n) + &"a".repeat(2 * (i + n)))
+            .collect();
+        STANDARD.encode(serde_json::to_vec(&json!({ "apiTokens": values })).unwrap())
+    };
+    assert!(header(0).len() > 50_000, "{}", header(0).len());
+    let started = Instant::now();
+    let noisy: Vec<_> = (0..4)
+        .map(|n| {
+            let body = serde_json::to_vec(&track("E", &format!("n{n}"))).unwrap();
+            let pending = segment_post(&ep.url(""), "key-n", body)
+                .header("x-segment-settings", header(n))
+                .send();
+            tokio::spawn(async move {
+                let resp = pending.await.unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.text().await.unwrap(), started.elapsed())
+            })
+        })
+        .collect();
+    for i in 0..3 {
+        ep.assert_healthy().await;
+        let asked = Instant::now();
+        let (status, body) = ep.deliver("key-b", &track("E", &format!("b{i}"))).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    for request in noisy {
+        let (status, text, took) = request.await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        assert!(took < Duration::from_secs(2), "answered after {took:?}");
+        // The guest logged the settings it was given: every value redacted.
+        assert!(
+            text.contains("[redacted]") && !text.contains("abababab"),
+            "{text}"
+        );
+    }
+    // One value past 8 KiB: 400 at once.
+    let long = STANDARD.encode(
+        serde_json::to_vec(&json!({ "nested": { "apiToken": "ab".repeat(5000) } })).unwrap(),
+    );
+    let asked = Instant::now();
+    let (status, body) = ep
+        .post(
+            "key-n",
+            serde_json::to_vec(&track("E", "n9")).unwrap(),
+            &[("x-segment-settings", long)],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"apiToken\" holds a value longer than 8 KiB"),
+        "{message}"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    ep.assert_healthy().await;
+}
+
 #[tokio::test]
 async fn secrets_nested_at_any_depth_are_redacted() {
     let dir = tempfile::tempdir().unwrap();

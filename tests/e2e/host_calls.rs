@@ -268,3 +268,60 @@ async fn declaring_too_many_secrets_ends_the_invocation() {
     let message = r.outcome.message.unwrap_or_default();
     assert!(message.contains("more than 256 secret values"), "{message}");
 }
+
+/// The `secret` call could hold a core past the deadline (32,000 repetitive bytes ran
+/// 32 s under a 1 s deadline, outcome `success`): one value is now capped at 8 KiB, and
+/// the largest set a guest may declare (eight repetitive, overlapping values of 8 KiB,
+/// 64 KiB in all, each rebuilding the redactor) costs milliseconds.
+#[tokio::test]
+async fn declared_secrets_cannot_hold_the_invocation_past_its_deadline() {
+    let limits = Limits {
+        deadline: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let long = b"ab".repeat(16_000);
+    let guest = WatGuest {
+        handle_body: "(call $secret (i32.const 65536) (i32.const 32000))",
+        data: vec![(65536, long)],
+        ..WatGuest::default()
+    };
+    let f = guest.load().await.expect("loads");
+    let started = Instant::now();
+    let opts = options(&[], &json!({}), limits.clone());
+    let r = invoke_event(&f, &opts, track("E", "u"), json!({})).await;
+    assert!(started.elapsed() < Duration::from_secs(1), "{r:?}");
+    assert_eq!(r.fault, Some(Fault::Abi), "{r:?}");
+    let message = r.outcome.message.unwrap_or_default();
+    assert!(message.contains("at most 8 KiB each"), "{message}");
+
+    // Eight values of 8,192 bytes at 65536 + i * 8192, each "ab" repeated with a
+    // different last byte, then a log line holding them all.
+    let values: Vec<Vec<u8>> = (0..8u8)
+        .map(|i| {
+            let mut v = b"ab".repeat(4096);
+            v[8191] = b'0' + i;
+            v
+        })
+        .collect();
+    let line = values.concat();
+    let guest = WatGuest {
+        handle_body: "(local $i i32)
+            (loop $more
+              (call $secret (i32.add (i32.const 65536) (i32.mul (local.get $i) (i32.const 8192)))
+                (i32.const 8192))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $more (i32.lt_u (local.get $i) (i32.const 8))))
+            (call $log (i32.const 1) (i32.const 65536) (i32.const 65536))",
+        data: vec![(65536, line)],
+        ..WatGuest::default()
+    };
+    let f = guest.load().await.expect("loads");
+    let started = Instant::now();
+    let r = invoke_event(&f, &opts, track("E", "u"), json!({})).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "{took:?}: {r:?}");
+    assert_eq!(r.outcome.kind, OutcomeKind::Success, "{r:?}");
+    // The line is cut at the 16 KiB log limit, after the first two values: the third
+    // was read only in part, and nothing of it shows.
+    assert_eq!(r.logs[0].message, "[redacted][redacted]…", "{:?}", r.logs);
+}

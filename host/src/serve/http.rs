@@ -165,7 +165,15 @@ async fn deliver(
 /// The settings for this delivery and the redactor for them: the tenant's own, or
 /// merged with `X-Segment-Settings` (cached: Segment sends the same header each time).
 /// An unusable header is a message for a 400.
-fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(Arc<str>, Arc<Redactor>), String> {
+///
+/// A new header is read on the blocking pool, not on the async workers that answer
+/// every tenant: building its redactor is linear in the secrets' size (at most
+/// [`crate::redact::MAX_SECRET_BYTES`]), but milliseconds all the same. The caller holds
+/// the tenant's body permits meanwhile, so one tenant's headers wait on its own share.
+async fn settings_for(
+    tenant: &Arc<Tenant>,
+    headers: &HeaderMap,
+) -> Result<(Arc<str>, Arc<Redactor>), String> {
     let Some(value) = headers.get("x-segment-settings") else {
         return Ok((tenant.settings_json.clone(), tenant.redactor.clone()));
     };
@@ -182,21 +190,11 @@ fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(Arc<str>, Arc<R
     if let Some(cached) = cached {
         return Ok((cached.settings_json.clone(), cached.redactor.clone()));
     }
-    // Built outside the lock: the tenant's other deliveries need not wait for it.
-    let extra = auth::segment_settings(header)?;
-    let merged = auth::merge_settings(
-        &tenant.settings,
-        extra,
-        tenant.overridable_settings.as_ref(),
-    );
-    let redactor = Redactor::from_settings(&merged, &tenant.secret_settings)
-        .map_err(|e| format!("X-Segment-Settings: {e}"))?;
-    let entry = Arc::new(HeaderSettings {
-        header: header.to_owned(),
-        settings_json: merged.to_string().into(),
-        settings: merged,
-        redactor: Arc::new(redactor),
-    });
+    let (owner, header) = (tenant.clone(), header.to_owned());
+    let entry = tokio::task::spawn_blocking(move || header_settings(&owner, header))
+        .await
+        .map_err(|_| "X-Segment-Settings could not be read; retry".to_owned())??;
+    let entry = Arc::new(entry);
     let mut cache = tenant
         .header_settings
         .lock()
@@ -204,6 +202,24 @@ fn settings_for(tenant: &Tenant, headers: &HeaderMap) -> Result<(Arc<str>, Arc<R
     cache.insert(0, entry.clone());
     cache.truncate(HEADER_SETTINGS_KEPT);
     Ok((entry.settings_json.clone(), entry.redactor.clone()))
+}
+
+/// The tenant's settings with an `X-Segment-Settings` value merged over them.
+fn header_settings(tenant: &Tenant, header: String) -> Result<HeaderSettings, String> {
+    let extra = auth::segment_settings(&header)?;
+    let merged = auth::merge_settings(
+        &tenant.settings,
+        extra,
+        tenant.overridable_settings.as_ref(),
+    );
+    let redactor = Redactor::from_settings(&merged, &tenant.secret_settings)
+        .map_err(|e| format!("X-Segment-Settings: {e}"))?;
+    Ok(HeaderSettings {
+        header,
+        settings_json: merged.to_string().into(),
+        settings: merged,
+        redactor: Arc::new(redactor),
+    })
 }
 
 /// Distinct `X-Segment-Settings` values kept ready per tenant.
@@ -303,7 +319,7 @@ async fn handle(
             return refusal(StatusCode::UNAUTHORIZED, problem);
         }
     }
-    let (settings, redactor) = match settings_for(&tenant, headers) {
+    let (settings, redactor) = match settings_for(&tenant, headers).await {
         Ok(found) => found,
         Err(problem) => return refusal(StatusCode::BAD_REQUEST, &problem),
     };

@@ -137,6 +137,14 @@ fn custom_redactor(settings: &str, declared: &[String]) -> Result<Redactor, Stri
     Redactor::from_settings(&value, declared).map_err(|e| e.to_string())
 }
 
+/// [`custom_redactor`] on the blocking pool.
+async fn custom_redactor_off_workers(settings: &str, tenant: &Tenant) -> Result<Redactor, String> {
+    let (text, declared) = (settings.to_owned(), tenant.secret_settings.clone());
+    tokio::task::spawn_blocking(move || custom_redactor(&text, &declared))
+        .await
+        .unwrap_or_else(|e| Err(format!("reading them failed: {e}")))
+}
+
 /// Runs one claimed event and records what became of it.
 async fn run_one(
     app: &AppState,
@@ -148,7 +156,8 @@ async fn run_one(
     let started = Instant::now();
     let (settings, redactor): (Arc<str>, Arc<Redactor>) = match &job.settings {
         None => (tenant.settings_json.clone(), tenant.redactor.clone()),
-        Some(custom) => match custom_redactor(custom.get(), &tenant.secret_settings) {
+        // Off the async workers, as the endpoint reads a new `X-Segment-Settings`.
+        Some(custom) => match custom_redactor_off_workers(custom.get(), tenant).await {
             Ok(redactor) => (custom.get().into(), Arc::new(redactor)),
             Err(problem) => {
                 // Without its redactor the function's report could show the customer's
