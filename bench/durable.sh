@@ -12,7 +12,7 @@
 # PG_OPTIONS adds server options (e.g. PG_OPTIONS="-c synchronous_commit=off", to see
 # what the commit's flush costs; not a setting for production).
 #
-# Build first (release): cargo build --release -p segfn-host, and
+# Build first (release): cargo build --release -p segfn, and
 # segfn build functions/forwarder. Needs wrk and node (scripts/bench installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."

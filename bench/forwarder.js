@@ -14,7 +14,7 @@ const obj = (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? v
 
 const TYPES = ['track', 'identify', 'page', 'screen', 'group', 'alias', 'delete'];
 
-// Segment's error types, with the HTTP status segfn answers for each (host/src/outcome.rs).
+// Segment's error types, with the HTTP status segfn answers for each (host/engine/src/outcome.rs).
 const OUTCOMES = {
   success: 200,
   retry: 500,

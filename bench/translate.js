@@ -3,7 +3,7 @@
 // (Node's nearest to segfn's fresh instance per event). Each event starts from its JSON
 // text, as it arrives, and ends with the partner request built (URL, headers, JSON
 // body) and handed to a stubbed fetch that answers 200. Prints one JSON line per
-// variant, like host/examples/translate.rs.
+// variant, like host/engine/examples/translate.rs.
 //
 //   node bench/translate.js EVENT.json [SECONDS]
 'use strict';

@@ -79,7 +79,7 @@ API. \`scripts/bench --quick\` is a much shorter run for development; its figure
 \`target/bench/\` only. This page is generated from \`target/bench/results.json\` by
 \`bench/lib/doc.js\`: change the suite, not the figures. For what one invocation costs
 inside the host (instantiation alone, instructions, memory), see
-\`cargo run --release -p segfn-host --example bench\`.
+\`cargo run --release -p segfn --example bench\`.
 How these figures compare with the goals, what changed them and what bounds them:
 [PERFORMANCE.md](PERFORMANCE.md).
 
@@ -120,7 +120,7 @@ ${notes}${replaySection(runs)}${durableSection(runs)}
   \`context\` and 15 properties. Every request carries \`messageId\`s never sent before,
   because segfn answers a repeated one from its store without running the function.
 - **Load**: \`wrk\` (Debian's package; one thread; \`bench/post.lua\` sets method,
-  headers and body) and \`host/examples/loadgen.rs\`, a constant-rate client.
+  headers and body) and \`host/cli/examples/loadgen.rs\`, a constant-rate client.
 
 Everything listens on 127.0.0.1 only. Server, partner and load generator share the
 machine's ${info.cores} cores, as they would not in production: the figures compare the
@@ -167,7 +167,7 @@ two servers under the same handicap rather than predict a deployment.
 - **Translation alone**, p50 per event, from the event to the partner request built (URL,
   headers, JSON body) with \`fetch\` stubbed, ${p.translate} s per variant after a warm-up:
   - Rust native: \`segfn_sdk::testing::handle::<Forwarder>\` in-process
-    (\`host/examples/translate.rs\`); it takes a \`serde_json::Value\`, so it also
+    (\`host/engine/examples/translate.rs\`); it takes a \`serde_json::Value\`, so it also
     serialises the envelope. "From JSON bytes" calls \`segfn_sdk::handle_envelope\` on
     the envelope's bytes instead, the same starting point as Node's loop.
   - Wasm: \`LoadedFunction::invoke\`, a fresh instance per event as \`segfn serve\` runs

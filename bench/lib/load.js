@@ -1,5 +1,5 @@
 // Load for scripts/bench: runs wrk (closed loop, with bench/post.lua) or the constant-rate
-// client (host/examples/loadgen.rs) against one server, and measures the server's CPU
+// client (host/cli/examples/loadgen.rs) against one server, and measures the server's CPU
 // time over the run.
 'use strict';
 

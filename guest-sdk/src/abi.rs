@@ -293,8 +293,8 @@ impl TryFrom<EnvelopeWire> for Envelope {
 }
 
 /// How an invocation, or one event of a batch, ended. The names are Segment's
-/// delivery codes (see DESIGN.md §5); the host maps each to an HTTP status and an
-/// exit code in one table.
+/// delivery codes (docs/ARCHITECTURE.md, decision 6); the host maps each to an HTTP
+/// status and an exit code in one table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {

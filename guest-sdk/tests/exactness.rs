@@ -1,4 +1,4 @@
-//! Data comes back exactly as it went in (DESIGN.md, decision 10): an event a function
+//! Data comes back exactly as it went in (docs/ARCHITECTURE.md, decision 10): an event a function
 //! passes through unchanged is written back with the same numbers, spelled the same way,
 //! and its keys in the same order. "The same" is serde_json's compact form of the input
 //! (`to_string(from_str::<Value>(input))`, with `preserve_order` and

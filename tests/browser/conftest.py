@@ -4,7 +4,7 @@ the forwarder example, and Debian's chromium driven by Playwright.
 `scripts/test` runs these after the cargo tests (`scripts/bootstrap-browser` installs
 chromium and the Python packages). By hand:
 
-    ./scripts/bootstrap-browser && cargo build -p segfn-host --bin segfn
+    ./scripts/bootstrap-browser && cargo build -p segfn --bin segfn
     target/browser-venv/bin/python -m pytest tests/browser
 
 Environment: CARGO_TARGET_DIR (default target/), SEGFN_BIN (default
@@ -156,7 +156,7 @@ class Dev:
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory, partner):
     if not SEGFN.is_file():
-        pytest.fail(f"{SEGFN} is missing: run `cargo build -p segfn-host --bin segfn` (or set SEGFN_BIN)")
+        pytest.fail(f"{SEGFN} is missing: run `cargo build -p segfn --bin segfn` (or set SEGFN_BIN)")
     dir = tmp_path_factory.mktemp("forwarder")
     copy_forwarder(dir)
     server = Dev(dir, partner)

@@ -2,16 +2,16 @@
 //! its limit; the host never panics or hangs.
 
 use crate::support::*;
-use segfn_host::{Limits, LoadError, OutcomeKind};
+use segfn_engine::{Limits, LoadError, OutcomeKind};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-fn opts(limits: Limits) -> segfn_host::InvokeOptions {
+fn opts(limits: Limits) -> segfn_engine::InvokeOptions {
     options(&[], &json!({}), limits)
 }
 
 /// Runs a track event through `f` with no settings and no allowed hosts.
-async fn run(f: &segfn_host::LoadedFunction, limits: Limits) -> segfn_host::Report {
+async fn run(f: &segfn_engine::LoadedFunction, limits: Limits) -> segfn_engine::Report {
     invoke_event(f, &opts(limits), track("E", "u"), json!({})).await
 }
 
@@ -351,7 +351,7 @@ async fn malformed_fetch_frames_are_abi_faults() {
 }
 
 /// Runs a guest that fetches `url` once, with `allow` as the allow-list.
-pub(crate) async fn fetch_once(url: &str, allow: &[String]) -> segfn_host::Report {
+pub(crate) async fn fetch_once(url: &str, allow: &[String]) -> segfn_engine::Report {
     let f = fetching_guest(url, 1).await;
     invoke_event(
         &f,
@@ -363,7 +363,7 @@ pub(crate) async fn fetch_once(url: &str, allow: &[String]) -> segfn_host::Repor
 }
 
 /// A guest that calls `fetch(url)` `times` times and then succeeds.
-pub(crate) async fn fetching_guest(url: &str, times: u32) -> segfn_host::LoadedFunction {
+pub(crate) async fn fetching_guest(url: &str, times: u32) -> segfn_engine::LoadedFunction {
     let frame = fetch_frame("GET", url);
     let body = format!(
         "(local.set $ptr (i32.const 0)) (loop $l (drop (call $fetch (i32.const 4096) (i32.const {len}))) (local.set $ptr (i32.add (local.get $ptr) (i32.const 1))) (br_if $l (i32.lt_u (local.get $ptr) (i32.const {times}))))",
@@ -500,21 +500,21 @@ const LITTERING_GUEST: &str = r#"(module
 
 #[tokio::test]
 async fn nothing_a_guest_leaves_in_a_pooled_slot_reaches_the_next_event() {
-    let runtime = segfn_host::Runtime::new(&segfn_host::RuntimeOptions {
+    let runtime = segfn_engine::Runtime::new(&segfn_engine::RuntimeOptions {
         max_instances: 2,
-        ..segfn_host::RuntimeOptions::default()
+        ..segfn_engine::RuntimeOptions::default()
     })
     .expect("a pooled runtime");
     for (section, reset) in [
-        ("", segfn_host::MemoryReset::DirtyPages),
+        ("", segfn_engine::MemoryReset::DirtyPages),
         (
             r#"(@custom "segfn:interpreter-snapshot" "")"#,
-            segfn_host::MemoryReset::CopyImage,
+            segfn_engine::MemoryReset::CopyImage,
         ),
     ] {
         let wasm = wat::parse_str(LITTERING_GUEST.replace("SECTION", section)).unwrap();
         let f = runtime.load(&wasm).await.expect("the guest loads");
-        assert_eq!(f.allocation(), segfn_host::Allocation::Pooled);
+        assert_eq!(f.allocation(), segfn_engine::Allocation::Pooled);
         assert_eq!(f.memory_reset(), Some(reset));
         for i in 0..10 {
             let r = run(&f, Limits::default()).await;

@@ -631,7 +631,7 @@ async fn serve_refuses_an_admin_token_given_twice() {
 
 #[tokio::test]
 async fn limit_flags_default_to_the_library_limits() {
-    let d = segfn_host::Limits::default();
+    let d = segfn_engine::Limits::default();
     for command in ["run", "serve"] {
         let out = segfn_output(vec![command.into(), "--help".into()], None).await;
         assert_eq!(out.status.code(), Some(0));

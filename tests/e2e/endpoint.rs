@@ -8,7 +8,7 @@
 use crate::support::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use segfn_host::serve::auth;
+use segfn_serve::auth;
 use serde_json::{Value, json};
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -640,7 +640,7 @@ async fn compressed_batches_from_client_libraries() {
         assert!(logged.contains(r#""receivedAt":"20"#), "{logged}");
     }
     // A small body that unpacks into more messages than a delivery may hold.
-    let many = format!("[{}{{}}]", "{},".repeat(segfn_host::input::MAX_MESSAGES));
+    let many = format!("[{}{{}}]", "{},".repeat(segfn_engine::input::MAX_MESSAGES));
     let (status, answer) = ep
         .post(
             "key-a",
@@ -901,4 +901,37 @@ async fn eviction_spares_a_connection_that_was_just_used() {
         "{}",
         String::from_utf8_lossy(&buf[..n])
     );
+}
+
+/// Refusals are counted by reason (and tenant, once a key named one): the table in
+/// `Refusal::row` gives each its label and status.
+#[tokio::test]
+async fn refusals_are_counted_by_reason() {
+    let partner = Partner::start().await;
+    let f = forwarder().await;
+    let ep = Endpoint::start(&f, "", &forwarder_tenant("b", "key-b", &partner, "")).await;
+    let body = serde_json::to_vec(&track("E", "u1")).unwrap();
+    for _ in 0..2 {
+        let (status, _) = ep.post("no-such-key", body.clone(), &[]).await;
+        assert_eq!(status, 401);
+    }
+    let resp = client()
+        .post(ep.url("/"))
+        .header("authorization", basic("key-b"))
+        .header("content-type", "text/plain")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let (status, _) = ep.post("key-b", b"{not json".to_vec(), &[]).await;
+    assert_eq!(status, 400);
+    let metrics = ep.metrics().await;
+    for line in [
+        "segfn_refused_total{tenant=\"-\",reason=\"unauthorized\"} 2",
+        "segfn_refused_total{tenant=\"b\",reason=\"media_type\"} 1",
+        "segfn_refused_total{tenant=\"b\",reason=\"bad_request\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
 }

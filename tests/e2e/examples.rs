@@ -2,7 +2,7 @@
 //! partner API on 127.0.0.1: exact requests and every outcome kind.
 
 use crate::support::*;
-use segfn_host::{Limits, OutcomeKind};
+use segfn_engine::{Limits, OutcomeKind};
 use segfn_sdk::abi::Call;
 use serde_json::{Value, json};
 
@@ -158,7 +158,7 @@ async fn dropped_is_reported_from_a_guest_result() {
     let opts = options(&[], &json!({}), Limits::default());
     let r = invoke_event(&f, &opts, track("E", "u"), json!({})).await;
     assert_eq!(r.outcome.kind, OutcomeKind::Dropped);
-    assert_eq!(segfn_host::outcome::row(r.outcome.kind).exit_code, 0);
+    assert_eq!(segfn_engine::outcome::row(r.outcome.kind).exit_code, 0);
 }
 
 #[tokio::test]
@@ -174,7 +174,7 @@ async fn batches_get_one_result_per_event_in_order() {
         json!("junk"),
     ];
     let r = f.invoke(&opts, Call::Batch { events }, settings).await;
-    let segfn_host::Output::Batch(results) = &r.output else {
+    let segfn_engine::Output::Batch(results) = &r.output else {
         panic!("batch results expected: {r:?}")
     };
     let kinds: Vec<&str> = results.iter().map(|e| e.kind.as_str()).collect();
@@ -254,10 +254,10 @@ async fn nothing_survives_from_one_invocation_to_the_next() {
 
 #[tokio::test]
 async fn pooling_allocator_runs_functions_too() {
-    let runtime = segfn_host::Runtime::new(&segfn_host::RuntimeOptions::default()).unwrap();
+    let runtime = segfn_engine::Runtime::new(&segfn_engine::RuntimeOptions::default()).unwrap();
     assert_eq!(
         runtime.allocation(),
-        segfn_host::Allocation::Pooled,
+        segfn_engine::Allocation::Pooled,
         "the full pool could be reserved on this machine"
     );
     let path = tokio::task::spawn_blocking(|| example_wasm("forwarder"))
@@ -286,7 +286,7 @@ async fn a_large_batch_against_a_slow_partner_finishes_and_loses_nothing() {
     let started = std::time::Instant::now();
     let r = f.invoke(&opts, Call::Batch { events }, settings).await;
     let took = started.elapsed();
-    let segfn_host::Output::Batch(results) = &r.output else {
+    let segfn_engine::Output::Batch(results) = &r.output else {
         panic!("batch results expected: {:?}", r.outcome)
     };
     assert_eq!(results.len(), 150);

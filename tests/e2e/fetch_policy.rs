@@ -4,7 +4,7 @@
 
 use crate::adversarial::fetch_once;
 use crate::support::*;
-use segfn_host::{Limits, OutcomeKind};
+use segfn_engine::{Limits, OutcomeKind};
 use serde_json::json;
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! the function will run with.
 
 use crate::support::*;
-use segfn_host::{Fault, Limits, OutcomeKind, Runtime, RuntimeOptions};
+use segfn_engine::{Fault, Limits, OutcomeKind, Runtime, RuntimeOptions};
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! rules; build-time errors with the script's location; limits.
 
 use crate::support::*;
-use segfn_host::{Limits, OutcomeKind, Report};
+use segfn_engine::{Limits, OutcomeKind, Report};
 use segfn_sdk::abi::Call;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -54,7 +54,7 @@ fn js_wasm(key: &str, script: &Path) -> PathBuf {
     out
 }
 
-async fn load_js(key: &str, script: PathBuf) -> segfn_host::LoadedFunction {
+async fn load_js(key: &str, script: PathBuf) -> segfn_engine::LoadedFunction {
     let key = key.to_owned();
     let wasm = tokio::task::spawn_blocking(move || js_wasm(&key, &script))
         .await
@@ -117,7 +117,7 @@ async fn js_examples_send_what_the_rust_examples_send() {
         assert_eq!(samples.len(), rust_samples, "{js} has {rust}'s samples");
         for (answer, status) in [("success", 200), ("retry", 503), ("rejected", 422)] {
             for sample in &samples {
-                let call = segfn_host::input::parse_delivery(&std::fs::read(sample).unwrap())
+                let call = segfn_engine::input::parse_delivery(&std::fs::read(sample).unwrap())
                     .expect("a sample delivery");
                 // One partner for both, so that even the Host header is comparable.
                 let partner = Partner::start().await;
@@ -581,8 +581,8 @@ async fn randomness_and_time_are_not_frozen_in_the_snapshot() {
     tokio::time::sleep(Duration::from_millis(5)).await;
     let b = run("b").await;
     assert_eq!(a.outcome.kind, OutcomeKind::Success, "{a:#?}");
-    let value = |output: segfn_host::Output| match output {
-        segfn_host::Output::Event(v) => v,
+    let value = |output: segfn_engine::Output| match output {
+        segfn_engine::Output::Event(v) => v,
         other => panic!("not one event's output: {other:?}"),
     };
     let (a, b) = (value(a.output), value(b.output));
@@ -622,14 +622,14 @@ async fn no_state_survives_a_reused_pooled_slot() {
     let wasm = tokio::task::spawn_blocking(move || js_wasm("state", &script))
         .await
         .unwrap();
-    let pooled = segfn_host::Runtime::new(&segfn_host::RuntimeOptions {
+    let pooled = segfn_engine::Runtime::new(&segfn_engine::RuntimeOptions {
         max_instances: 2,
-        ..segfn_host::RuntimeOptions::default()
+        ..segfn_engine::RuntimeOptions::default()
     })
     .expect("a pooled runtime");
     let f = pooled.load_file(&wasm).await.expect("the snapshot loads");
-    assert_eq!(f.allocation(), segfn_host::Allocation::Pooled);
-    assert_eq!(f.memory_reset(), Some(segfn_host::MemoryReset::CopyImage));
+    assert_eq!(f.allocation(), segfn_engine::Allocation::Pooled);
+    assert_eq!(f.memory_reset(), Some(segfn_engine::MemoryReset::CopyImage));
     let settings = json!({});
     let opts = options(&[], &settings, Limits::default());
     for i in 0..20 {
@@ -641,7 +641,7 @@ async fn no_state_survives_a_reused_pooled_slot() {
             settings.clone(),
         )
         .await;
-        let segfn_host::Output::Event(output) = report.output else {
+        let segfn_engine::Output::Event(output) = report.output else {
             panic!("event {i}: {report:#?}");
         };
         assert_eq!(
@@ -657,7 +657,7 @@ async fn no_state_survives_a_reused_pooled_slot() {
     let compiled = pooled.load_file(&forwarder).await.expect("forwarder loads");
     assert_eq!(
         compiled.memory_reset(),
-        Some(segfn_host::MemoryReset::DirtyPages)
+        Some(segfn_engine::MemoryReset::DirtyPages)
     );
     // Without a pool, instances get new memory and snapshots share the one engine.
     let unpooled = runtime().load_file(&wasm).await.expect("loads unpooled");

@@ -7,7 +7,7 @@
 
 use crate::adversarial::fetching_guest;
 use crate::support::*;
-use segfn_host::{FetchClient, FetchPolicy, HostMap, InvokeOptions, Limits, Redactor, Report};
+use segfn_engine::{FetchClient, FetchPolicy, HostMap, InvokeOptions, Limits, Redactor, Report};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};

@@ -4,8 +4,8 @@
 //! that does not describe itself.
 
 use crate::support::*;
-use segfn_host::DescribeError;
-use segfn_host::schema::{SettingType, segment_settings};
+use segfn::schema::{SettingType, segment_settings};
+use segfn_engine::DescribeError;
 use segfn_sdk::EventType;
 use serde_json::{Value, json};
 use std::process::Output;

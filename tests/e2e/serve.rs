@@ -488,8 +488,8 @@ async fn signatures_are_verified() {
     ))
     .await;
     let body = serde_json::to_vec(&track("E", "u")).unwrap();
-    let good = segfn_host::serve::auth::sign("whsec_123", &body);
-    let bad = segfn_host::serve::auth::sign("other", &body);
+    let good = segfn_serve::auth::sign("whsec_123", &body);
+    let bad = segfn_serve::auth::sign("other", &body);
     assert_eq!(
         post(
             &served,
@@ -529,7 +529,7 @@ async fn signatures_are_verified() {
     // Batches: Segment signs the first event.
     let first = track("F", "u9");
     let batch = serde_json::to_vec(&json!([first.clone(), track("S", "u10")])).unwrap();
-    let sig = segfn_host::serve::auth::sign("whsec_123", &serde_json::to_vec(&first).unwrap());
+    let sig = segfn_serve::auth::sign("whsec_123", &serde_json::to_vec(&first).unwrap());
     assert_eq!(
         post(
             &served,
@@ -1055,4 +1055,75 @@ async fn a_small_address_space_shrinks_the_pool_and_says_so() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("with bounds checks in code"), "{text}");
     drop(served);
+}
+
+/// Without `--store` the store goes to the user's data directory (not the directory the
+/// server was started from), private to the user, and the log says where; without a
+/// data directory the server asks for `--store`; a second server on the same file is
+/// refused with the way out instead of sharing it.
+#[tokio::test]
+async fn the_default_store_is_the_users_and_one_file_serves_one_server() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let setup = Setup::new().await;
+    let home = setup.path("home");
+    let cwd = setup.path("cwd");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    let log = setup.path("first.log");
+    let wasm = setup.wasm.display().to_string();
+    let mut first = segfn()
+        .args(["serve", &wasm, "--api-key", "k1", "--listen", "127.0.0.1:0"])
+        .current_dir(&cwd)
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .env("SEGFN_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = listening_url(&mut first);
+    let served = Served {
+        child: Some(first),
+        stop: None,
+        base,
+    };
+    let store = home.join(".local/share/segfn/store.redb");
+    assert!(store.exists(), "no store at {}", store.display());
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "nothing written where the server was started"
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store), 0o600);
+    assert_eq!(mode(store.parent().unwrap()), 0o700);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains(&store.display().to_string()), "{text}");
+
+    // A second server on the same file: refused at once, naming the file and the fix.
+    let out = segfn()
+        .args(["serve", &wasm, "--api-key", "k2", "--listen", "127.0.0.1:0"])
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another segfn serve") && stderr.contains("--store"),
+        "{stderr}"
+    );
+    drop(served);
+
+    // No data directory: the server asks for --store.
+    let out = segfn()
+        .args(["serve", &wasm, "--api-key", "k3", "--listen", "127.0.0.1:0"])
+        .current_dir(&cwd)
+        .env_remove("HOME")
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("give --store PATH"), "{stderr}");
 }

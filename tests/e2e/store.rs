@@ -4,10 +4,8 @@
 //! taking over another's expired lease.
 
 use crate::pg::Postgres;
-use segfn_host::serve::store::{
-    Attempt, DeadFilter, Enqueued, Lease, NewJob, StoreLocation, TenantStats,
-};
-use segfn_host::serve::{MessageKey, PgStore, Store};
+use segfn_serve::store::{Attempt, DeadFilter, Enqueued, Lease, NewJob, TenantStats};
+use segfn_serve::{MessageKey, PgStore, Store, StoreLocation};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;

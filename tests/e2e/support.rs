@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use segfn_host::{
+use segfn_engine::{
     FetchClient, FetchPolicy, InvokeOptions, Limits, LoadedFunction, Redactor, Report, Runtime,
     RuntimeOptions,
 };
@@ -22,8 +22,9 @@ use std::time::Duration;
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
+        .ancestors()
+        .nth(2)
+        .expect("host/cli/ is two levels down")
         .to_owned()
 }
 
@@ -365,7 +366,7 @@ impl WatGuest<'_> {
         )
     }
 
-    pub async fn load(&self) -> Result<LoadedFunction, segfn_host::LoadError> {
+    pub async fn load(&self) -> Result<LoadedFunction, segfn_engine::LoadError> {
         load_wat(&self.wat()).await
     }
 }
@@ -382,7 +383,7 @@ pub async fn guest_running(body: &str) -> LoadedFunction {
 }
 
 /// Compiles WAT and loads it as a function.
-pub async fn load_wat(wat: &str) -> Result<LoadedFunction, segfn_host::LoadError> {
+pub async fn load_wat(wat: &str) -> Result<LoadedFunction, segfn_engine::LoadError> {
     runtime()
         .load(&wat::parse_str(wat).expect("valid WAT"))
         .await
@@ -422,10 +423,10 @@ pub async fn serve_in_process(
     config: &Path,
     function: &Path,
 ) -> (SocketAddr, tokio::sync::watch::Sender<bool>) {
-    let mut config = segfn_host::serve::ServeConfig::load(config).unwrap();
+    let mut config = segfn_serve::ServeConfig::load(config).unwrap();
     config.server.listen = "127.0.0.1:0".into();
     let tenants = config.resolve_tenants(|_| None).unwrap();
-    let options = segfn_host::serve::ServeOptions {
+    let options = segfn_serve::ServeOptions {
         config,
         tenants,
         function: function.to_owned(),
@@ -433,7 +434,7 @@ pub async fn serve_in_process(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        segfn_host::serve::serve_until(options, stopped, move |addr, _| {
+        segfn_serve::serve_until(options, stopped, move |addr, _| {
             let _ = tx.send(addr);
         })
         .await
