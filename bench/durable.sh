@@ -117,7 +117,7 @@ pg_cpu_1="$(cpu_ticks $(pg_pids))"
 pending_at_end="$(metric segfn_queue_pending)"
 while [ "$(metric segfn_queue_pending)" != "0" ]; do sleep 0.1; done
 drained_ns="$(date +%s%N)"
-completed="$(metric segfn_queue_completed)"
+completed="$(metric segfn_queue_completed_total)"
 dead="$(metric segfn_dead_letters)"
 
 node -e '

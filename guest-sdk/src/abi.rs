@@ -206,6 +206,13 @@ pub enum Call {
         /// The Segment messages, in delivery order.
         events: Vec<Value>,
     },
+    /// `{"call": "request", "request": {"body", "headers", "url"}}`: a webhook for a
+    /// source function (`onRequest`), which answers with the Segment calls it made.
+    Request {
+        /// The request: `body` (a string as received, or JSON a test gave already
+        /// parsed), `headers` (name to value) and `url` (absolute, with its query).
+        request: Value,
+    },
 }
 
 /// A call whose messages are already JSON text, for [`envelope_json`].
@@ -215,6 +222,8 @@ pub enum RawCall<'a, S: AsRef<str>> {
     Event(&'a str),
     /// A batch of messages.
     Batch(&'a [S]),
+    /// A source function's request (see [`Call::Request`]), as JSON text.
+    Request(&'a str),
 }
 
 /// The [`Envelope`] for messages and settings that are already JSON text, without
@@ -227,6 +236,7 @@ pub fn envelope_json<S: AsRef<str>>(call: RawCall<'_, S>, settings: &str) -> Vec
             "\"batch\",\"events\":",
             events.iter().map(AsRef::as_ref).collect(),
         ),
+        RawCall::Request(request) => ("\"request\",\"request\":", vec![request]),
     };
     let size: usize = parts.iter().map(|p| p.len() + 1).sum::<usize>() + settings.len() + 64;
     let mut out = Vec::with_capacity(size);
@@ -264,6 +274,8 @@ struct EnvelopeWire {
     event: Option<Value>,
     #[serde(default)]
     events: Option<Vec<Value>>,
+    #[serde(default)]
+    request: Option<Value>,
     settings: Value,
 }
 
@@ -273,16 +285,21 @@ struct EnvelopeWire {
 enum CallKind {
     Event,
     Batch,
+    Request,
 }
 
 impl TryFrom<EnvelopeWire> for Envelope {
     type Error = String;
     fn try_from(wire: EnvelopeWire) -> Result<Envelope, String> {
-        let call = match (wire.call, wire.event, wire.events) {
-            (CallKind::Event, Some(event), _) => Call::Event { event },
-            (CallKind::Batch, _, Some(events)) => Call::Batch { events },
-            (CallKind::Event, None, _) => return Err("an event call without its event".into()),
-            (CallKind::Batch, _, None) => return Err("a batch call without its events".into()),
+        let call = match (wire.call, wire.event, wire.events, wire.request) {
+            (CallKind::Event, Some(event), ..) => Call::Event { event },
+            (CallKind::Batch, _, Some(events), _) => Call::Batch { events },
+            (CallKind::Request, .., Some(request)) => Call::Request { request },
+            (CallKind::Event, None, ..) => return Err("an event call without its event".into()),
+            (CallKind::Batch, _, None, _) => return Err("a batch call without its events".into()),
+            (CallKind::Request, .., None) => {
+                return Err("a request call without its request".into());
+            }
         };
         Ok(Envelope {
             abi: wire.abi,
@@ -679,6 +696,13 @@ mod tests {
                     events: vec![serde_json::json!({"type": "page"}), Value::Null],
                 },
                 settings: serde_json::json!({"k": [1]}),
+            },
+            Envelope {
+                abi: VERSION,
+                call: Call::Request {
+                    request: serde_json::json!({"body": "{}", "headers": {}, "url": "https://x/"}),
+                },
+                settings: serde_json::json!({}),
             },
         ];
         for envelope in envelopes {

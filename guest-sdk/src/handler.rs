@@ -244,6 +244,11 @@ pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
             Err(e) => Err(Error::Other(e)),
         })),
         Call::Batch { events } => run_batch::<F>(events, &settings),
+        // Source functions are JavaScript's for now (`onRequest`); a Rust function says
+        // so rather than misreading a webhook as an event.
+        Call::Request { .. } => Handled::failed(Error::not_supported(
+            "this function handles Segment events, not webhook requests (onRequest)",
+        )),
     }
 }
 

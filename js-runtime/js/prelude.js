@@ -671,6 +671,124 @@
     return { kind: 'success', results: events.map(() => ({ kind: 'success' })) };
   }
 
+  // ---- source functions: the request, the Segment calls ---------------------------------
+  // As Segment's own harness defines them (tests/fixtures/js-sources/_harness, MIT): the
+  // calls a function makes are collected in order and are its result; each call checks
+  // what Segment requires and copies only the fields it knows, and only when truthy.
+  const merge = global._.merge;
+  const BODY = Symbol('body');
+  const HEADERS_OF = Symbol('headers');
+  const URL_OF = Symbol('url');
+  class ServerRequest {
+    constructor(input, init) {
+      if (init) {
+        this[HEADERS_OF] = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
+        this[URL_OF] = init.url instanceof URL ? init.url : new URL(init.url);
+      }
+      switch (typeof input) {
+        case 'object': this[BODY] = { json: input }; break;
+        case 'string': this[BODY] = { text: input }; break;
+        default: throw new TypeError('unsupported body type');
+      }
+    }
+    get url() { return this[URL_OF]; }
+    get headers() { return this[HEADERS_OF]; }
+    json() {
+      const body = this[BODY];
+      if (!body.json) body.json = JSON.parse(body.text);
+      return body.json;
+    }
+    text() {
+      const body = this[BODY];
+      if (!body.text) body.text = JSON.stringify(body.json);
+      return body.text;
+    }
+  }
+  function assertExists(d, attribute) {
+    if (typeof d[attribute] === 'undefined' || d[attribute] === '') {
+      throw new ValidationError(`${attribute} is required but not defined`);
+    }
+  }
+  function setAttribute(object, attribute, value) { if (value) object[attribute] = value; }
+  // The fields every event call shares; `receivedAt` and `version` are the Tracking API's.
+  function common(d) {
+    if (!d.userId && !d.anonymousId) {
+      throw new ValidationError('One of userId,anonymousId is required but not defined');
+    }
+    const res = {};
+    for (const name of ['userId', 'anonymousId', 'context', 'integrations', 'messageId', 'sentAt', 'timestamp']) {
+      setAttribute(res, name, d[name]);
+    }
+    return res;
+  }
+  function emit(segment, partial, d) {
+    const event = merge(partial, common(d));
+    segment.events.push(event);
+    return event;
+  }
+  const Segment = {
+    events: [],
+    objects: [],
+    set(d) {
+      assertExists(d, 'collection');
+      assertExists(d, 'id');
+      const object = { collection: d.collection, id: d.id };
+      setAttribute(object, 'properties', d.properties);
+      this.objects.push(object);
+      return object;
+    },
+    identify(d) {
+      const partial = { type: 'identify' };
+      setAttribute(partial, 'traits', d.traits);
+      return emit(this, partial, d);
+    },
+    track(d) {
+      assertExists(d, 'event');
+      const partial = { type: 'track', event: d.event };
+      setAttribute(partial, 'properties', d.properties);
+      return emit(this, partial, d);
+    },
+    page(d) {
+      const partial = { type: 'page' };
+      setAttribute(partial, 'name', d.name);
+      setAttribute(partial, 'properties', d.properties);
+      return emit(this, partial, d);
+    },
+    screen(d) {
+      const partial = { type: 'screen' };
+      setAttribute(partial, 'name', d.name);
+      setAttribute(partial, 'properties', d.properties);
+      return emit(this, partial, d);
+    },
+    group(d) {
+      assertExists(d, 'groupId');
+      const partial = { type: 'group', groupId: d.groupId };
+      setAttribute(partial, 'traits', d.traits);
+      return emit(this, partial, d);
+    },
+    alias(d) {
+      assertExists(d, 'previousId');
+      const partial = { type: 'alias' };
+      setAttribute(partial, 'previousId', d.previousId);
+      return emit(this, partial, d);
+    },
+  };
+
+  async function runRequest(request, settings) {
+    if (request === null || typeof request !== 'object') {
+      return { kind: 'bad_request', message: 'the request is not an object' };
+    }
+    const handler = handlers.onRequest;
+    if (!handler) return { kind: 'unsupported_event_type', message: 'request not supported' };
+    try {
+      const incoming = new ServerRequest(request.body, { headers: request.headers || {}, url: request.url });
+      await handler(incoming, settings);
+    } catch (error) {
+      return failed(error);
+    }
+    return { kind: 'success', output: { events: Segment.events, objects: Segment.objects } };
+  }
+
   async function run(input) {
     let envelope;
     try { envelope = JSON.parse(input); } catch (e) {
@@ -679,6 +797,7 @@
     if (envelope.abi !== 1) return { kind: 'bad_request', message: `the host speaks ABI v${envelope.abi}, this function v1` };
     const settings = envelope.settings || {};
     if (envelope.call === 'batch') return runBatch(Array.isArray(envelope.events) ? envelope.events : [], settings);
+    if (envelope.call === 'request') return runRequest(envelope.request, settings);
     return runEvent(envelope.event, settings);
   }
 
@@ -715,6 +834,7 @@
 
   const globals = {
     EventNotSupported, InvalidEventPayload, ValidationError, RetryError, DropEvent,
+    Segment, ServerRequest,
     Buffer, atob, btoa, crypto, console, fetch, Headers, Request, Response, URL, URLSearchParams,
     setTimeout: (fn, delay, ...args) => addTimer(fn, delay, args, false),
     setInterval: (fn, delay, ...args) => addTimer(fn, delay, args, true),

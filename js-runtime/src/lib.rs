@@ -72,7 +72,7 @@ pub fn init(file_name: &str, source: &str) -> Result<(), String> {
 }
 
 /// Collects the script's handlers, however they were declared.
-const BIND: &str = "__segfn_bind({onTrack: typeof onTrack === 'function' ? onTrack : undefined, onIdentify: typeof onIdentify === 'function' ? onIdentify : undefined, onPage: typeof onPage === 'function' ? onPage : undefined, onScreen: typeof onScreen === 'function' ? onScreen : undefined, onGroup: typeof onGroup === 'function' ? onGroup : undefined, onAlias: typeof onAlias === 'function' ? onAlias : undefined, onDelete: typeof onDelete === 'function' ? onDelete : undefined, onBatch: typeof onBatch === 'function' ? onBatch : undefined});";
+const BIND: &str = "__segfn_bind({onTrack: typeof onTrack === 'function' ? onTrack : undefined, onIdentify: typeof onIdentify === 'function' ? onIdentify : undefined, onPage: typeof onPage === 'function' ? onPage : undefined, onScreen: typeof onScreen === 'function' ? onScreen : undefined, onGroup: typeof onGroup === 'function' ? onGroup : undefined, onAlias: typeof onAlias === 'function' ? onAlias : undefined, onDelete: typeof onDelete === 'function' ? onDelete : undefined, onBatch: typeof onBatch === 'function' ? onBatch : undefined, onRequest: typeof onRequest === 'function' ? onRequest : undefined});";
 
 /// Evaluates one script; an exception becomes the build's error JSON.
 fn eval(ctx: &Ctx<'_>, file_name: &str, source: &str) -> Result<(), String> {

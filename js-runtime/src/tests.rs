@@ -390,3 +390,117 @@ fn invalid_urls_are_type_errors_in_url_and_fetch() {
         );
     }
 }
+
+/// Runs one webhook request through a source function's `onRequest`; the result JSON.
+fn request(script: &str, request: Value, settings: Value) -> Value {
+    init("handler.js", script).unwrap_or_else(|e| panic!("init failed: {e}"));
+    let envelope = json!({"abi": 1, "call": "request", "request": request, "settings": settings});
+    serde_json::from_slice(&handle(envelope.to_string().as_bytes())).unwrap()
+}
+
+#[test]
+fn a_source_function_sees_the_request_and_its_calls_are_the_result() {
+    let script = r#"
+        async function onRequest(request, settings) {
+          const body = request.json();
+          Segment.identify({ userId: body.user, traits: { plan: body.plan }, ignored: 1 });
+          Segment.track({
+            event: request.headers.get('x-github-event'),
+            anonymousId: request.url.searchParams.get('anon'),
+            properties: { raw: request.text().length },
+            context: { source: settings.name },
+            timestamp: '',
+          });
+          Segment.set({ collection: 'rooms', id: 'r1', properties: { size: 3 } });
+        }"#;
+    let r = request(
+        script,
+        json!({
+            "body": r#"{"user":"u1","plan":"pro"}"#,
+            "headers": {"X-GitHub-Event": "push"},
+            "url": "https://fn.segmentapis.com/?anon=a1",
+        }),
+        json!({"name": "gh"}),
+    );
+    assert_eq!(r["kind"], "success", "{r}");
+    assert_eq!(
+        r["output"],
+        json!({
+            "events": [
+                {"type": "identify", "traits": {"plan": "pro"}, "userId": "u1"},
+                {"type": "track", "event": "push", "properties": {"raw": 26},
+                 "anonymousId": "a1", "context": {"source": "gh"}},
+            ],
+            "objects": [{"collection": "rooms", "id": "r1", "properties": {"size": 3}}],
+        })
+    );
+}
+
+#[test]
+fn segment_calls_are_validated_as_segment_validates_them() {
+    let cases = [
+        (
+            "Segment.track({ userId: 'u' })",
+            "event is required but not defined",
+        ),
+        (
+            "Segment.track({ event: 'E' })",
+            "One of userId,anonymousId is required but not defined",
+        ),
+        (
+            "Segment.group({ groupId: '', userId: 'u' })",
+            "groupId is required but not defined",
+        ),
+        (
+            "Segment.alias({ userId: 'u' })",
+            "previousId is required but not defined",
+        ),
+        (
+            "Segment.set({ collection: 'c' })",
+            "id is required but not defined",
+        ),
+        (
+            "Segment.identify({ userId: 0 })",
+            "One of userId,anonymousId is required but not defined",
+        ),
+    ];
+    for (call, message) in cases {
+        let script = format!("async function onRequest() {{ {call}; }}");
+        let r = request(
+            &script,
+            json!({"body": {}, "headers": {}, "url": "https://x/"}),
+            json!({}),
+        );
+        assert_eq!(
+            (r["kind"].as_str(), r["message"].as_str()),
+            (Some("message_rejected"), Some(message)),
+            "{call}"
+        );
+    }
+    // A plain throw fails the request; RetryError asks for a retry; no onRequest is
+    // "not supported", as in Segment's harness.
+    let r = request(
+        "async function onRequest() { throw new Error('no'); }",
+        json!({"body": "", "headers": {}, "url": "https://x/"}),
+        json!({}),
+    );
+    assert_eq!(r["kind"], "bad_request", "{r}");
+    let r = request(
+        "async function onRequest() { throw new RetryError('later'); }",
+        json!({"body": "", "headers": {}, "url": "https://x/"}),
+        json!({}),
+    );
+    assert_eq!(r["kind"], "retry", "{r}");
+    let r = request(
+        "async function onTrack() {}",
+        json!({"body": "", "headers": {}, "url": "https://x/"}),
+        json!({}),
+    );
+    assert_eq!(
+        (r["kind"].as_str(), r["message"].as_str()),
+        (
+            Some("unsupported_event_type"),
+            Some("request not supported")
+        )
+    );
+}

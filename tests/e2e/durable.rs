@@ -409,7 +409,7 @@ async fn final_outcomes_are_not_retried_and_exhausted_events_are_dead_lettered()
     assert_eq!(resp.status(), 202);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            metric_sum(&base, "segfn_queue_completed").await >= 5.0
+            metric_sum(&base, "segfn_queue_completed_total").await >= 5.0
         })
         .await
     );
@@ -604,8 +604,8 @@ async fn crash_test(pg: Option<&str>) {
     // Duplicates at the partner happen only where a kill fell between an attempt's
     // start (its lease committed) and its record; the server counts those.
     let duplicates: u32 = accepted.values().map(|n| n - 1).sum();
-    let redelivered = metric_sum(&base, "segfn_queue_redelivered").await;
-    let completed = metric_sum(&base, "segfn_queue_completed").await;
+    let redelivered = metric_sum(&base, "segfn_queue_redelivered_total").await;
+    let completed = metric_sum(&base, "segfn_queue_completed_total").await;
     eprintln!(
         "crash test: {EVENTS} events, {kills} kill -9, partner: {} requests, {} failed, \
          {} duplicates; server: {completed} completed, {redelivered} redelivered after a crash",
@@ -621,7 +621,7 @@ async fn crash_test(pg: Option<&str>) {
             .sum();
         let counted = metric_sum(
             &base,
-            &format!("segfn_queue_redelivered{{tenant=\"{tenant}\"}}"),
+            &format!("segfn_queue_redelivered_total{{tenant=\"{tenant}\"}}"),
         )
         .await;
         assert!(
@@ -911,7 +911,7 @@ async fn sigterm_finishes_running_events_and_a_restart_runs_the_rest() {
         "no duplicates"
     );
     assert_eq!(
-        metric_sum(&server.base, "segfn_queue_redelivered").await,
+        metric_sum(&server.base, "segfn_queue_redelivered_total").await,
         0.0,
         "a graceful stop leaves no lease behind"
     );
@@ -1018,8 +1018,8 @@ async fn replicas_on_postgres_run_each_event_once_and_take_over_a_dead_ones_work
     );
     assert_eq!(metric_sum(base, "segfn_dead_letters").await, 0.0);
     let duplicates: u32 = ids.iter().map(|id| accepted[id] - 1).sum();
-    let redelivered = metric_sum(base, "segfn_queue_redelivered").await;
-    let completed = metric_sum(base, "segfn_queue_completed").await;
+    let redelivered = metric_sum(base, "segfn_queue_redelivered_total").await;
+    let completed = metric_sum(base, "segfn_queue_completed_total").await;
     eprintln!(
         "replicas: {} events over 3 replicas, one killed; partner: {} requests, {} failed, \
          {duplicates} duplicates; store: {completed} completed, {redelivered} taken over",
@@ -1043,7 +1043,7 @@ async fn replicas_on_postgres_run_each_event_once_and_take_over_a_dead_ones_work
     // Both survivors see the same shared figures, and so does `segfn status` reading
     // the database directly while they run (its URL from $SEGFN_STORE).
     assert_eq!(
-        metric_sum(&bases[1], "segfn_queue_completed").await,
+        metric_sum(&bases[1], "segfn_queue_completed_total").await,
         completed
     );
     let url = pg.url.clone();

@@ -13,7 +13,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// Where the tests' JavaScript modules go.
-fn js_out_dir() -> PathBuf {
+pub(crate) fn js_out_dir() -> PathBuf {
     let dir = scratch_target_dir().join("js");
     std::fs::create_dir_all(&dir).expect("creating the JavaScript output directory");
     dir
@@ -21,7 +21,7 @@ fn js_out_dir() -> PathBuf {
 
 /// Runs `segfn build SCRIPT -o OUT` (the runtime guest built in the guests' target
 /// directory); the output of the command.
-fn build_script(script: &Path, out: &Path) -> std::process::Output {
+pub(crate) fn build_script(script: &Path, out: &Path) -> std::process::Output {
     segfn()
         .arg("build")
         .arg(script)
@@ -34,7 +34,7 @@ fn build_script(script: &Path, out: &Path) -> std::process::Output {
 }
 
 /// Builds a script once per test process; `key` names its module.
-fn js_wasm(key: &str, script: &Path) -> PathBuf {
+pub(crate) fn js_wasm(key: &str, script: &Path) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     // Serialised: the first build also builds the runtime guest.
@@ -54,7 +54,7 @@ fn js_wasm(key: &str, script: &Path) -> PathBuf {
     out
 }
 
-async fn load_js(key: &str, script: PathBuf) -> segfn_engine::LoadedFunction {
+pub(crate) async fn load_js(key: &str, script: PathBuf) -> segfn_engine::LoadedFunction {
     let key = key.to_owned();
     let wasm = tokio::task::spawn_blocking(move || js_wasm(&key, &script))
         .await

@@ -17,5 +17,6 @@ mod pg;
 mod replay;
 mod schema;
 mod serve;
+mod sources;
 mod store;
 mod support;

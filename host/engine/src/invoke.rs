@@ -5,7 +5,7 @@ use crate::error::GuestFault;
 use crate::invocation::{InvocationState, InvokeOptions, MAX_LOG_LINES, Phase, new_store};
 use crate::limits::{Limits, bytes};
 use crate::outcome::{Outcome, OutcomeKind, most_severe};
-use crate::report::{Fault, LogLine, Output, Report, Stats};
+use crate::report::{Emitted, Fault, LogLine, Output, Report, Stats};
 use crate::runtime::LoadedFunction;
 use segfn_sdk::abi::{self, Call, GuestResult, LogLevel, RawCall};
 use serde_json::Value;
@@ -32,6 +32,10 @@ impl LoadedFunction {
                 self.invoke_json(options, RawCall::Batch(&events), &settings)
                     .await
             }
+            Call::Request { request } => {
+                self.invoke_json::<&str>(options, RawCall::Request(&request.to_string()), &settings)
+                    .await
+            }
         }
     }
 
@@ -48,8 +52,9 @@ impl LoadedFunction {
         let deadline = started + options.limits.deadline;
         let batch_len = match &call {
             RawCall::Batch(events) => Some(events.len()),
-            RawCall::Event(_) => None,
+            RawCall::Event(_) | RawCall::Request(_) => None,
         };
+        let request = matches!(call, RawCall::Request(_));
         // A batch may make the per-event number of fetches for each of its events.
         let max_fetches = options
             .limits
@@ -77,6 +82,7 @@ impl LoadedFunction {
         let redactor = state.options.redactor.clone();
         let (outcome, output, fault) = match ended {
             Ended::Failed(outcome, fault) => (outcome, Output::None, Some(fault)),
+            Ended::Returned(result) if request => summarize_request(result),
             Ended::Returned(result) => summarize(result, batch_len),
         };
         let mut logs = state.logs;
@@ -254,6 +260,38 @@ fn failure_outcome(
 
 /// Turns the guest's result into the report's outcome and output. `batch` is the
 /// number of events sent, for a batch call.
+/// A source function's result: its outcome, and the calls it made (`{events, objects}`,
+/// both arrays; nothing at all when it failed).
+fn summarize_request(result: GuestResult) -> (Outcome, Output, Option<Fault>) {
+    let outcome = Outcome {
+        kind: result.result.kind,
+        message: result.result.message,
+    };
+    let broke = |what: &str| {
+        (
+            Outcome::new(
+                OutcomeKind::BadRequest,
+                format!("the function broke the segfn ABI: {what}"),
+            ),
+            Output::None,
+            Some(Fault::Abi),
+        )
+    };
+    if result.results.is_some() {
+        return broke("it returned batch results for a request");
+    }
+    match result.result.output {
+        None if outcome.kind == OutcomeKind::Success => {
+            (outcome, Output::Emitted(Emitted::default()), None)
+        }
+        None => (outcome, Output::None, None),
+        Some(output) => match serde_json::from_value::<Emitted>(output) {
+            Ok(emitted) => (outcome, Output::Emitted(emitted), None),
+            Err(_) => broke("a request's output must be {\"events\": [...], \"objects\": [...]}"),
+        },
+    }
+}
+
 fn summarize(result: GuestResult, batch: Option<usize>) -> (Outcome, Output, Option<Fault>) {
     let top = Outcome {
         kind: result.result.kind,

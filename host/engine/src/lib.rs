@@ -37,11 +37,12 @@
 //!   its bounds.
 //! - [`describe`]: what a function says about itself (its settings, the calls it
 //!   handles).
+//! - [`webhook`]: a source function's request, from the shape Segment's harness uses.
 //!
 //! # Layers
 //!
 //! Lowest first; a module uses only those above it in this list (`tests/layers.rs`
-//! checks it): `limits`, `outcome`, `input`, `snapshot`, `policy`, `redact`, `error`,
+//! checks it): `limits`, `outcome`, `input`, `webhook`, `snapshot`, `policy`, `redact`, `error`,
 //! `fetch`, `report`, `invocation`, `imports`, `runtime`, `invoke`, `describe`.
 
 pub mod describe;
@@ -58,6 +59,7 @@ pub mod redact;
 pub mod report;
 mod runtime;
 pub mod snapshot;
+pub mod webhook;
 
 pub use describe::DescribeError;
 pub use error::LoadError;
@@ -68,5 +70,5 @@ pub use limits::Limits;
 pub use outcome::{Outcome, OutcomeKind};
 pub use policy::{FetchPolicy, HostMap};
 pub use redact::Redactor;
-pub use report::{Fault, Output, Report};
+pub use report::{Emitted, Fault, Output, Report};
 pub use runtime::{Allocation, LoadedFunction, MemoryReset, Runtime, RuntimeOptions};

@@ -63,8 +63,9 @@ impl Fault {
 }
 
 /// What the function returned: for one message, the event an insert function
-/// forwards (or nothing); for a batch, one result per event in order. Serialised as
-/// `null`, the event, or an array of `{kind, message, output}`.
+/// forwards (or nothing); for a batch, one result per event in order; for a source
+/// function's request, the Segment calls it made. Serialised as `null`, the event, an
+/// array of `{kind, message, output}`, or `{"events": [...], "objects": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(untagged)]
 pub enum Output {
@@ -75,6 +76,18 @@ pub enum Output {
     Event(Value),
     /// A batch handler's results.
     Batch(Vec<EventResult>),
+    /// A source function's calls: `Segment.track/identify/page/screen/group/alias`
+    /// (events) and `Segment.set` (objects), in the order made.
+    Emitted(Emitted),
+}
+
+/// The Segment calls a source function made for one request.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
+pub struct Emitted {
+    /// Events for the Tracking API, each with its `type`.
+    pub events: Vec<Value>,
+    /// Objects (`Segment.set`): `{collection, id, properties}`.
+    pub objects: Vec<Value>,
 }
 
 impl Output {

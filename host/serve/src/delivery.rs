@@ -139,6 +139,7 @@ pub(crate) async fn run(delivery: Delivery) -> Result<Response, Refusal> {
         .filter(|(_, p)| **p == Plan::Run)
         .map(|(m, _)| m.json.as_str())
         .collect();
+    let to_run_len = to_run.len();
     let mut report = None;
     let mut fresh = Vec::new().into_iter();
     if !to_run.is_empty() {
@@ -188,7 +189,12 @@ pub(crate) async fn run(delivery: Delivery) -> Result<Response, Refusal> {
         .filter_map(|((m, _), _)| m.key)
         .collect();
     record(&app, &tenant, done).await;
-    log_events(&app, &tenant, &messages, &plans, &results, started);
+    let ran_ms = report.as_ref().map(|r| r.stats.duration_ms.round() as u64);
+    let ran = Ran {
+        ms: ran_ms,
+        batch_size: to_run_len,
+    };
+    log_events(&app, &tenant, &messages, &plans, &results, ran, started);
 
     let debug = report.as_ref().filter(|_| tenant.debug_responses);
     Ok(answer::outcome(batch, &results, debug))
@@ -261,19 +267,24 @@ async fn enqueue(
         .filter(|f| matches!(f, answer::Fate::Duplicate))
         .count();
     app.metrics.dedupe_hits(&tenant.name, duplicates as u64);
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let delivery_ms = started.elapsed().as_millis() as u64;
     for (m, fate) in messages.iter().zip(&fates) {
         let outcome = fate.label();
         if !matches!(fate, answer::Fate::Queued(_)) {
             app.metrics.event(&tenant.name, m.event_type, outcome);
         }
+        let reason = match fate {
+            answer::Fate::Refused(problem) => Some(problem.as_str()),
+            _ => None,
+        };
         tracing::info!(
             tenant = %tenant.name,
-            message_id = %m.id_for_log,
+            message_id = m.id_for_log.as_str(),
             r#type = m.event_type,
             outcome,
             status = fate.status(),
-            duration_ms,
+            reason,
+            delivery_ms,
             "event"
         );
     }
@@ -370,29 +381,46 @@ async fn record(app: &AppState, tenant: &Tenant, done: Vec<MessageKey>) {
     }
 }
 
-/// One log line and one metric per message.
+/// The invocation that ran a delivery's events: how long it took, and how many events
+/// it ran together (more than one for a batch, whose events share its time).
+#[derive(Debug, Clone, Copy)]
+struct Ran {
+    ms: Option<u64>,
+    batch_size: usize,
+}
+
+/// One log line and one count per event: the outcome, why (the function's or the
+/// host's message for any outcome but success, redacted as the report is), the time of
+/// the invocation that ran it (absent for events that did not run: duplicates and
+/// refusals) and of the whole delivery. A `messageId` is logged quoted, so one with
+/// spaces cannot pass for other fields.
 fn log_events(
     app: &AppState,
     tenant: &Tenant,
     messages: &[Message],
     plans: &[Plan],
     results: &[EventResult],
+    ran: Ran,
     started: Instant,
 ) {
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let delivery_ms = started.elapsed().as_millis() as u64;
     for ((m, plan), r) in messages.iter().zip(plans).zip(results) {
         let outcome = match plan {
             Plan::Duplicate | Plan::Repeat(_) => "duplicate",
             _ => r.kind.as_str(),
         };
+        let ran_here = *plan == Plan::Run;
         app.metrics.event(&tenant.name, m.event_type, outcome);
         tracing::info!(
             tenant = %tenant.name,
-            message_id = %m.id_for_log,
+            message_id = m.id_for_log.as_str(),
             r#type = m.event_type,
             outcome,
             status = row(r.kind).http_status,
-            duration_ms,
+            reason = r.message.as_deref().filter(|_| r.kind != OutcomeKind::Success),
+            invocation_ms = ran.ms.filter(|_| ran_here),
+            batch_size = (ran_here && ran.batch_size > 1).then_some(ran.batch_size),
+            delivery_ms,
             "event"
         );
     }

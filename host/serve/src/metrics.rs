@@ -85,7 +85,10 @@ pub struct Metrics {
     queue: QueueGauges,
 }
 
-/// The durable queue's figures per tenant, as the store holds them.
+/// The durable queue's figures per tenant, as the store holds them: gauges of what is
+/// there now, and counters of what happened in all time (the store's own totals, so a
+/// restarted server goes on where it left off, and replicas on one PostgreSQL store
+/// report the same totals).
 #[derive(Debug, Default)]
 struct QueueGauges {
     pending: Family<TenantLabels, Gauge>,
@@ -93,8 +96,8 @@ struct QueueGauges {
     running: Family<TenantLabels, Gauge>,
     oldest: Family<TenantLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     dead: Family<TenantLabels, Gauge>,
-    redelivered: Family<TenantLabels, Gauge>,
-    completed: Family<TenantLabels, Gauge>,
+    redelivered: Family<TenantLabels, Counter>,
+    completed: Family<TenantLabels, Counter>,
 }
 
 /// Distinct partner hosts given their own label.
@@ -394,10 +397,8 @@ impl Metrics {
             q.retrying.get_or_create(&labels).set(gauge(s.retrying));
             q.running.get_or_create(&labels).set(gauge(s.running));
             q.dead.get_or_create(&labels).set(gauge(s.dead_letters));
-            q.completed.get_or_create(&labels).set(gauge(s.completed));
-            q.redelivered
-                .get_or_create(&labels)
-                .set(gauge(s.redelivered));
+            advance(&q.completed.get_or_create(&labels), s.completed);
+            advance(&q.redelivered.get_or_create(&labels), s.redelivered);
             q.oldest
                 .get_or_create(&labels)
                 .set(s.oldest_pending_ms.unwrap_or(0) as f64 / 1000.0);
@@ -410,5 +411,14 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Brings a counter up to the store's all-time `total` (it never goes down: the store's
+/// totals only grow, and a counter that went down would read as a reset).
+fn advance(counter: &Counter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
     }
 }

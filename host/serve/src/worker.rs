@@ -12,7 +12,7 @@ use super::delivery::{invoke, per_event};
 use super::retry::{Next, Verdict, classify, random_jitter};
 use super::store::{Attempt, Claimed};
 use segfn_engine::Redactor;
-use segfn_engine::outcome::row;
+use segfn_engine::outcome::{OutcomeKind, row};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -180,7 +180,7 @@ async fn run_one(
                 }
                 tracing::warn!(
                     tenant = %tenant.name,
-                    message_id = %job.message_id,
+                    message_id = job.message_id.as_str(),
                     "event not run: the settings sent with it cannot be used ({problem}); dead-lettered"
                 );
                 return;
@@ -253,12 +253,12 @@ async fn run_one(
         Ok(true) => {}
         Ok(false) => tracing::warn!(
             tenant = %tenant.name,
-            message_id = %job.message_id,
+            message_id = job.message_id.as_str(),
             "the event's lease expired while it ran; the next holder's outcome counts"
         ),
         Err(e) => tracing::error!(
             tenant = %tenant.name,
-            message_id = %job.message_id,
+            message_id = job.message_id.as_str(),
             error = %e,
             "recording an attempt failed; the event runs again when its lease expires"
         ),
@@ -273,11 +273,16 @@ async fn run_one(
     }
     tracing::info!(
         tenant = %tenant.name,
-        message_id = %job.message_id,
+        message_id = job.message_id.as_str(),
         r#type = %job.event_type,
         outcome,
         status = row(result.kind).http_status,
+        reason = result
+            .message
+            .as_deref()
+            .filter(|_| result.kind != OutcomeKind::Success),
         attempt = attempts,
+        invocation_ms = report.stats.duration_ms.round() as u64,
         duration_ms = started.elapsed().as_millis() as u64,
         "event"
     );

@@ -1,4 +1,5 @@
-//! `segfn run FUNCTION --event FILE`: one invocation with a Segment-tester style report.
+//! `segfn run FUNCTION --event FILE` (or `--request FILE` for a source function): one
+//! invocation with a Segment-tester style report.
 
 use super::build::{TargetDirArg, build_function};
 use anyhow::{Context as _, bail};
@@ -8,6 +9,7 @@ use segfn_engine::{
     FetchClient, FetchPolicy, HostMap, InvokeOptions, Limits, LoadedFunction, Redactor, Runtime,
     RuntimeOptions,
 };
+use segfn_sdk::abi::Call;
 use segfn_serve::config::LimitsConfig;
 use serde_json::Value;
 use std::io::{IsTerminal as _, Read as _};
@@ -22,8 +24,20 @@ pub(crate) struct RunArgs {
     /// (`handler.js`, pre-initialised first).
     function: PathBuf,
     /// The event: one Segment message, an array of them, or {"batch": [...]}; `-` reads stdin.
+    #[arg(
+        long,
+        short,
+        value_name = "FILE",
+        required_unless_present = "request",
+        conflicts_with = "request"
+    )]
+    event: Option<PathBuf>,
+    /// For a source function (`onRequest`): one webhook request, as Segment's harness
+    /// writes them: {"payload": {"body": ..., "headers": {...}, "url": "..."}, "settings": {...}}
+    /// (`url` defaults to Segment's webhook host with `queryParameters`; `settings` is used
+    /// when --settings is not given). The report's output is {"events": [...], "objects": [...]}.
     #[arg(long, short, value_name = "FILE")]
-    event: PathBuf,
+    request: Option<PathBuf>,
     #[command(flatten)]
     tenant: TenantArgs,
     /// Print one JSON object instead of the human report.
@@ -144,10 +158,11 @@ fn exit_help() -> String {
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // First: a command line that cannot be used is reported before any file is read.
     let policy = args.tenant.policy()?;
-    let event = read_input(&args.event).context("reading the event")?;
-    let call = segfn_engine::input::parse_delivery(&event)
-        .with_context(|| format!("the event in {} is not usable", args.event.display()))?;
-    let settings = read_settings(args.tenant.settings.as_deref())?;
+    let (call, file_settings) = read_call(args.event.as_deref(), args.request.as_deref())?;
+    let settings = match (&args.tenant.settings, file_settings) {
+        (None, Some(settings)) => settings,
+        (path, _) => read_settings(path.as_deref())?,
+    };
     let limits = args.limits.limits();
     let function = load_function(&args.function, &args.target, limits.deadline).await?;
     let options = InvokeOptions {
@@ -173,6 +188,31 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     Ok(ExitCode::from(row(report.outcome.kind).exit_code))
+}
+
+/// The call `--event` or `--request` names, and the settings a request file carries.
+fn read_call(
+    event: Option<&Path>,
+    request: Option<&Path>,
+) -> anyhow::Result<(Call, Option<Value>)> {
+    match (event, request) {
+        (_, Some(path)) => {
+            let bytes = read_input(path).context("reading the request")?;
+            let read = segfn_engine::webhook::read_harness_request(&bytes)
+                .with_context(|| format!("the request in {} is not usable", path.display()))?;
+            let call = Call::Request {
+                request: read.request,
+            };
+            Ok((call, read.settings))
+        }
+        (Some(path), None) => {
+            let bytes = read_input(path).context("reading the event")?;
+            let call = segfn_engine::input::parse_delivery(&bytes)
+                .with_context(|| format!("the event in {} is not usable", path.display()))?;
+            Ok((call, None))
+        }
+        (None, None) => Err(super::UsageError("give --event FILE or --request FILE".into()).into()),
+    }
 }
 
 /// The `.wasm` to run: the file itself, a crate directory built first, or a JavaScript
