@@ -3,6 +3,7 @@
 use crate::abi::{Call, Envelope, EventResult, GuestResult, OutcomeKind, VERSION};
 use crate::error::Error;
 use crate::event::{Alias, Delete, Event, Group, Identify, Page, Screen, Track};
+use crate::source::{Emitted, Segment, WebhookRequest};
 use serde::de::DeserializeOwned;
 
 /// What a handler returns: `Ok(None)` when done, `Ok(Some(event))` to forward an event
@@ -95,6 +96,20 @@ pub trait Function {
         Err(unsupported("delete"))
     }
 
+    /// `onRequest`: a source function's webhook. Make Segment calls with
+    /// `segment.send(source::track(...)...)` and `segment.set(source::object(...))`;
+    /// they are the result, in order. An error fails the request (a
+    /// `ValidationError` rejects it, a `RetryError` asks the sender to retry). Without
+    /// an override a request is `EventNotSupported`, as in Segment.
+    fn on_request(
+        request: WebhookRequest,
+        settings: &Self::Settings,
+        segment: &mut Segment,
+    ) -> Result<(), Error> {
+        let _ = (request, settings, segment);
+        Err(Error::EventNotSupported("request not supported".into()))
+    }
+
     /// `onBatch`: a batch of events of mixed types. Return one result per event, in
     /// order (a partial failure), or an error for the whole batch. Without an override,
     /// each event goes to its own handler, as Segment does for functions without
@@ -161,6 +176,8 @@ pub(crate) enum Handled {
     Event(Box<HandlerResult>),
     /// A batch's results, one per input, in input order.
     Batch(Vec<HandlerResult>),
+    /// A source function's calls, or why the request failed.
+    Request(Result<Emitted, Error>),
 }
 
 fn to_result(result: HandlerResult) -> EventResult {
@@ -199,6 +216,15 @@ pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
             None,
         ),
         Handled::Event(result) => (to_result(*result), None),
+        Handled::Request(Ok(emitted)) => (
+            EventResult {
+                kind: OutcomeKind::Success,
+                message: None,
+                output: Some(serde_json::to_value(emitted).unwrap_or_default()),
+            },
+            None,
+        ),
+        Handled::Request(Err(error)) => (to_result(Err(error)), None),
         Handled::Batch(results) => (
             EventResult {
                 kind: OutcomeKind::Success,
@@ -244,11 +270,13 @@ pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
             Err(e) => Err(Error::Other(e)),
         })),
         Call::Batch { events } => run_batch::<F>(events, &settings),
-        // Source functions are JavaScript's for now (`onRequest`); a Rust function says
-        // so rather than misreading a webhook as an event.
-        Call::Request { .. } => Handled::failed(Error::not_supported(
-            "this function handles Segment events, not webhook requests (onRequest)",
-        )),
+        Call::Request { request } => {
+            Handled::Request(WebhookRequest::from_value(request).and_then(|request| {
+                let mut segment = Segment::default();
+                F::on_request(request, &settings, &mut segment)?;
+                Ok(segment.into_emitted())
+            }))
+        }
     }
 }
 

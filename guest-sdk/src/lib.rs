@@ -35,6 +35,8 @@
 //! - **Outcomes** ([`OutcomeKind`]): returning `Ok` is `success`; each [`Error`] variant
 //!   maps to one outcome ([`OrError`] names it for an `Option` or `Result`); a handler
 //!   left out is `unsupported_event_type`; a panic is `bad_request`.
+//! - **Source functions**: [`Function::on_request`] reads a third party's webhook
+//!   ([`source::WebhookRequest`]) and makes Segment calls ([`source::Segment`]).
 //! - **Partners**: [`fetch`] and [`fetch_all`] send requests;
 //!   [`Response::error_for_status`] reads the usual answer; [`batch`] keeps a batch's
 //!   results in order; [`encoding`] has base64, URI and form encodings; [`facade`] is
@@ -63,6 +65,7 @@ pub mod log;
 #[cfg(feature = "schema")]
 pub mod schema;
 mod secret;
+pub mod source;
 pub mod spec;
 mod sys;
 #[cfg(not(target_family = "wasm"))]

@@ -164,7 +164,46 @@ fn whole(handled: crate::handler::Handled) -> Handled {
             output: None,
         },
         crate::handler::Handled::Event(result) => Handled::from_result(*result),
-        crate::handler::Handled::Batch(_) => Handled::from_result(Ok(None)),
+        crate::handler::Handled::Batch(_) | crate::handler::Handled::Request(Ok(_)) => {
+            Handled::from_result(Ok(None))
+        }
+        crate::handler::Handled::Request(Err(error)) => Handled::from_result(Err(error)),
+    }
+}
+
+/// Runs one webhook request through `F`'s `on_request` exactly as the Wasm export
+/// would: the calls it made, or what the request came to when it failed.
+///
+/// ```
+/// use segfn_sdk::source::{Segment, WebhookRequest, track};
+/// use segfn_sdk::{Error, Function, NoSettings, testing};
+///
+/// struct Hook;
+/// impl Function for Hook {
+///     type Settings = NoSettings;
+///     fn on_request(r: WebhookRequest, _: &NoSettings, s: &mut Segment) -> Result<(), Error> {
+///         s.send(track("Pinged").user_id(r.query("user").unwrap_or_default()))?;
+///         Ok(())
+///     }
+/// }
+/// let request = WebhookRequest::from_text("").with_url("https://fn.segmentapis.com/?user=u1");
+/// let emitted = testing::handle_request::<Hook>(request, serde_json::json!({})).unwrap();
+/// assert_eq!(emitted.events[0]["userId"], "u1");
+/// let failed = testing::handle_request::<Hook>(WebhookRequest::from_text(""), serde_json::json!({}));
+/// assert_eq!(failed.unwrap_err().class(), Some("ValidationError"));
+/// ```
+pub fn handle_request<F: Function>(
+    request: crate::source::WebhookRequest,
+    settings: Value,
+) -> Result<crate::source::Emitted, Handled> {
+    match run::<F>(
+        Call::Request {
+            request: request.to_value(),
+        },
+        settings,
+    ) {
+        crate::handler::Handled::Request(Ok(emitted)) => Ok(emitted),
+        other => Err(whole(other)),
     }
 }
 

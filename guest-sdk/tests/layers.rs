@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("log", 3),
     ("fetch", 3),
     ("secret", 3),
+    ("source", 3),
     // Dispatch from an envelope to the author's handlers.
     ("handler", 4),
     // Typed views of Segment's semantic events (Ecommerce, Mobile, ...) over `event`.

@@ -37,12 +37,11 @@
 //!   its bounds.
 //! - [`describe`]: what a function says about itself (its settings, the calls it
 //!   handles).
-//! - [`webhook`]: a source function's request, from the shape Segment's harness uses.
 //!
 //! # Layers
 //!
 //! Lowest first; a module uses only those above it in this list (`tests/layers.rs`
-//! checks it): `limits`, `outcome`, `input`, `webhook`, `snapshot`, `policy`, `redact`, `error`,
+//! checks it): `limits`, `outcome`, `input`, `snapshot`, `policy`, `redact`, `error`,
 //! `fetch`, `report`, `invocation`, `imports`, `runtime`, `invoke`, `describe`.
 
 pub mod describe;
@@ -59,7 +58,6 @@ pub mod redact;
 pub mod report;
 mod runtime;
 pub mod snapshot;
-pub mod webhook;
 
 pub use describe::DescribeError;
 pub use error::LoadError;

@@ -198,12 +198,12 @@ fn read_call(
     match (event, request) {
         (_, Some(path)) => {
             let bytes = read_input(path).context("reading the request")?;
-            let read = segfn_engine::webhook::read_harness_request(&bytes)
+            let file = segfn_sdk::source::read_harness(&bytes)
                 .with_context(|| format!("the request in {} is not usable", path.display()))?;
             let call = Call::Request {
-                request: read.request,
+                request: file.request.to_value(),
             };
-            Ok((call, read.settings))
+            Ok((call, file.settings))
         }
         (Some(path), None) => {
             let bytes = read_input(path).context("reading the event")?;

@@ -1,42 +1,39 @@
-//! What a source function receives: one webhook request as the ABI carries it
-//! (`{"body", "headers", "url"}`, [`segfn_sdk::abi::Call::Request`]), read from the shape
-//! Segment's own harness uses for its examples: `{"payload": {"body", "headers", "url"?,
-//! "queryParameters"?}, "settings"?}`. `body` is the request's text, or JSON a test gave
-//! already parsed (the function's `request.json()` returns it as is); without `url`,
-//! the URL is Segment's webhook host with `queryParameters` (a query string, or names to
-//! a value or a list of values) as its query, as the harness builds it.
+//! Webhook requests in the shape Segment's own harness writes its examples in:
+//! `{"payload": {"body", "headers", "url"?, "queryParameters"?}, "settings"?}`. `body` is
+//! the request's text, or JSON already parsed; without `url`, the URL is Segment's
+//! webhook host with `queryParameters` (a query string, or names to a value or a list of
+//! values) as its query, as the harness's `createURL` writes it. `segfn run --request`
+//! reads these files, and so can a port's native tests.
 
+use super::WebhookRequest;
+use crate::error::Error;
 use serde_json::{Map, Value};
 
 /// The host Segment's harness puts before a request's query.
-pub const DEFAULT_URL: &str = "https://fn.segmentapis.com/";
+const DEFAULT_URL: &str = "https://fn.segmentapis.com/";
 
-/// Why a request file cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebhookError {
-    /// Not JSON.
-    #[error("not JSON: {0}")]
-    Json(String),
-    /// JSON of another shape; says which part.
-    #[error("{0}")]
-    Shape(String),
-}
-
-/// A request and the settings that came with it, if any.
+/// A request file: the request, and the settings that came with it, if any.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HarnessRequest {
-    /// `{"body", "headers", "url"}` for [`segfn_sdk::abi::Call::Request`].
-    pub request: Value,
+pub struct HarnessFile {
+    /// The request.
+    pub request: WebhookRequest,
     /// The file's `settings`, when it has them.
     pub settings: Option<Value>,
 }
 
-/// Reads a request in the harness's shape.
-pub fn read_harness_request(bytes: &[u8]) -> Result<HarnessRequest, WebhookError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| WebhookError::Json(e.to_string()))?;
+/// Reads a request file; a file of another shape is a bad request naming the part.
+///
+/// ```
+/// let file = segfn_sdk::source::read_harness(
+///     br#"{"payload": {"body": {"a": 1}, "queryParameters": {"k": ["1", "2"]}}}"#,
+/// ).unwrap();
+/// assert_eq!(file.request.url(), "https://fn.segmentapis.com/?k=1&k=2");
+/// ```
+pub fn read_harness(bytes: &[u8]) -> Result<HarnessFile, Error> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::Other(format!("the request file is not JSON: {e}")))?;
     let shape = |what: &str| {
-        WebhookError::Shape(format!(
+        Error::Other(format!(
             "{what}: a request file is {{\"payload\": {{\"body\": ..., \"headers\": {{...}}, \"url\": \"...\"}}, \"settings\": {{...}}}} (url and settings optional)"
         ))
     };
@@ -73,18 +70,14 @@ pub fn read_harness_request(bytes: &[u8]) -> Result<HarnessRequest, WebhookError
         Some(settings @ Value::Object(_)) => Some(settings),
         Some(_) => return Err(shape("\"settings\" must be an object")),
     };
-    let mut request = Map::new();
-    request.insert("body".into(), body);
-    request.insert("headers".into(), headers);
-    request.insert("url".into(), Value::String(url));
-    Ok(HarnessRequest {
-        request: Value::Object(request),
-        settings,
-    })
+    let request = WebhookRequest::from_value(serde_json::json!({
+        "body": body, "headers": headers, "url": url,
+    }))?;
+    Ok(HarnessFile { request, settings })
 }
 
-/// [`DEFAULT_URL`] with `query` as its query string, as the harness's `createURL` writes
-/// it (`URLSearchParams`: form encoding, each value of a list as its own pair).
+/// [`DEFAULT_URL`] with `query` as its query string, as `URLSearchParams` writes it
+/// (form encoding, each value of a list as its own pair).
 fn url_with_query(query: Option<&Value>) -> Result<String, String> {
     let mut url = DEFAULT_URL.to_owned();
     match query {
@@ -96,33 +89,28 @@ fn url_with_query(query: Option<&Value>) -> Result<String, String> {
             url.push_str(text);
         }
         Some(Value::Object(names)) => {
-            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            let mut pairs = Vec::new();
             for (name, value) in names {
                 match value {
                     Value::Array(values) => {
-                        for v in values {
-                            form.append_pair(name, &js_string(v));
-                        }
+                        pairs.extend(values.iter().map(|v| (name.as_str(), js_string(v))));
                     }
-                    v => {
-                        form.append_pair(name, &js_string(v));
-                    }
+                    v => pairs.push((name.as_str(), js_string(v))),
                 }
             }
             url.push('?');
-            url.push_str(&form.finish());
+            url.push_str(&crate::encoding::form(pairs));
         }
         Some(_) => return Err("\"payload.queryParameters\" must be a string or an object".into()),
     }
     Ok(url)
 }
 
-/// A JSON value as JavaScript's `String(value)` writes it (what `URLSearchParams`
-/// does to a value it is given).
+/// A JSON value as JavaScript's `String(value)` writes it, for the few kinds a query
+/// parameter holds.
 fn js_string(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        Value::Null => "null".into(),
         Value::Array(items) => items.iter().map(js_string).collect::<Vec<_>>().join(","),
         Value::Object(_) => "[object Object]".into(),
         other => other.to_string(),
@@ -134,15 +122,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn read(value: Value) -> Result<HarnessRequest, WebhookError> {
-        read_harness_request(value.to_string().as_bytes())
+    fn read(value: Value) -> Result<HarnessFile, Error> {
+        read_harness(value.to_string().as_bytes())
     }
 
     #[test]
     fn the_harness_shape_reads_with_its_defaults() {
         let r = read(json!({"payload": {"body": {"a": 1}, "headers": {"X-A": "b"}}})).unwrap();
         assert_eq!(
-            r.request,
+            r.request.to_value(),
             json!({"body": {"a": 1}, "headers": {"X-A": "b"}, "url": DEFAULT_URL})
         );
         assert_eq!(r.settings, None);
@@ -150,8 +138,8 @@ mod tests {
             json!({"payload": {"body": "raw", "url": "https://h/x?y=1"}, "settings": {"k": 1}}),
         )
         .unwrap();
-        assert_eq!(r.request["url"], "https://h/x?y=1");
-        assert_eq!(r.request["headers"], json!({}));
+        assert_eq!(r.request.url(), "https://h/x?y=1");
+        assert!(r.request.headers().is_empty());
         assert_eq!(r.settings, Some(json!({"k": 1})));
     }
 
@@ -160,11 +148,11 @@ mod tests {
         let r = read(json!({"payload": {"body": "", "queryParameters": {"a b": "c&d", "l": ["1", 2], "n": null}}}))
             .unwrap();
         assert_eq!(
-            r.request["url"],
+            r.request.url(),
             "https://fn.segmentapis.com/?a+b=c%26d&l=1&l=2&n=null"
         );
         let r = read(json!({"payload": {"body": "", "queryParameters": "x=1"}})).unwrap();
-        assert_eq!(r.request["url"], "https://fn.segmentapis.com/?x=1");
+        assert_eq!(r.request.url(), "https://fn.segmentapis.com/?x=1");
     }
 
     #[test]
@@ -186,9 +174,11 @@ mod tests {
             let problem = read(value).unwrap_err().to_string();
             assert!(problem.contains(part), "{problem}");
         }
-        assert!(matches!(
-            read_harness_request(b"{"),
-            Err(WebhookError::Json(_))
-        ));
+        assert!(
+            read_harness(b"{")
+                .unwrap_err()
+                .to_string()
+                .contains("not JSON")
+        );
     }
 }
