@@ -191,6 +191,15 @@
     readUInt8(offset) { return this[offset || 0]; }
   }
   Object.defineProperty(Buffer.prototype, Symbol.toStringTag, { value: 'Buffer' });
+  // Node's Buffer statics are plain functions, so `new Buffer.from(...)` (written in
+  // Segment's own docs) works there; class statics are not constructors.
+  for (const name of ['from', 'alloc', 'allocUnsafe', 'isBuffer', 'isEncoding', 'byteLength', 'concat', 'compare']) {
+    const method = Buffer[name];
+    Object.defineProperty(Buffer, name, {
+      value: { [name]: function (...args) { return method.apply(Buffer, args); } }[name],
+      writable: true, configurable: true, enumerable: false,
+    });
+  }
   // Uint8Array's own methods (map, filter, ...) build the species: keep them Uint8Arrays.
   Object.defineProperty(Buffer, Symbol.species, { get() { return Uint8Array; } });
 
@@ -665,11 +674,45 @@
     } catch (error) {
       return failed(error);
     }
-    if (Array.isArray(returned) && returned.length === events.length && returned.every((r) => r && typeof r === 'object' && 'status' in r)) {
-      return { kind: 'success', results: returned.map(statusResult) };
+    if (!Array.isArray(returned)) {
+      return { kind: 'success', results: events.map(() => ({ kind: 'success' })) };
     }
-    return { kind: 'success', results: events.map(() => ({ kind: 'success' })) };
+    // Results pair with events by position, as Segment pairs them: a status object is
+    // that event's outcome, an event (an insert function's) is forwarded, and an event
+    // the array does not reach was filtered (insert functions) or has no status to say
+    // otherwise (said in the log, with the counts).
+    const statuses = returned.some((r) => r && typeof r === 'object' && 'status' in r);
+    if (returned.length !== events.length) {
+      native.log(2, `[segfn] onBatch returned ${returned.length} results for ${events.length} events; ` +
+        (returned.length < events.length
+          ? `events ${returned.length + 1} to ${events.length} are ${statuses ? 'taken as succeeded' : 'filtered (dropped)'}`
+          : `the last ${returned.length - events.length} are ignored`));
+    }
+    return {
+      kind: 'success',
+      results: events.map((_, i) => {
+        const r = returned[i];
+        if (i >= returned.length) return statuses ? { kind: 'success' } : { kind: 'dropped', message: 'filtered at insert function' };
+        if (r && typeof r === 'object' && 'status' in r) return statusResult(r);
+        if (r && typeof r === 'object' && Object.getPrototypeOf(r) === Object.prototype && !statuses) return { kind: 'success', output: r };
+        return { kind: 'success' };
+      }),
+    };
   }
+
+  // Promises rejected with no handler by the time the job queue is empty: reported in
+  // the logs once the handler has settled, as Node reports them (the invocation's
+  // outcome stays the handler's).
+  const unhandled = new Map();
+  global.__segfn_rejection = function (promise, reason, handled) {
+    if (handled) unhandled.delete(promise); else unhandled.set(promise, reason);
+  };
+  global.__segfn_report_rejections = function () {
+    for (const reason of unhandled.values()) {
+      native.log(3, `Unhandled promise rejection: ${describe(reason)}`);
+    }
+    unhandled.clear();
+  };
 
   // ---- source functions: the request, the Segment calls ---------------------------------
   // As Segment's own harness defines them (tests/fixtures/js-sources/_harness, MIT): the
@@ -803,6 +846,7 @@
 
   global.__segfn_dispatch = function (input) {
     initialising = false;
+    unhandled.clear();
     result = undefined;
     reseed();
     run(input).then(

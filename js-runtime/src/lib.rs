@@ -41,6 +41,15 @@ thread_local! {
 pub fn init(file_name: &str, source: &str) -> Result<(), String> {
     let runtime = Runtime::new().map_err(|e| error_json(&format!("QuickJS: {e}")))?;
     runtime.set_max_stack_size(MAX_STACK);
+    // Rejections without a handler go to the prelude, which reports those still
+    // unhandled once the handler has settled.
+    runtime.set_host_promise_rejection_tracker(Some(Box::new(
+        |ctx: Ctx<'_>, promise: Value<'_>, reason: Value<'_>, handled: bool| {
+            if let Ok(track) = global(&ctx, "__segfn_rejection") {
+                let _ = track.call::<_, ()>((promise, reason, handled));
+            }
+        },
+    )));
     let context = Context::full(&runtime).map_err(|e| error_json(&format!("QuickJS: {e}")))?;
     context.with(|ctx| -> Result<(), String> {
         native::install(&ctx).map_err(|e| error_json(&format!("QuickJS: {e}")))?;
@@ -165,6 +174,7 @@ fn run(engine: &Engine, input: &str) -> String {
         }
     }
     let result = engine.context.with(|ctx| {
+        let _ = global(&ctx, "__segfn_report_rejections").and_then(|f| f.call::<_, ()>(()));
         global(&ctx, "__segfn_take_result")
             .and_then(|f| f.call::<_, Option<String>>(()))
             .catch(&ctx)

@@ -504,3 +504,64 @@ fn segment_calls_are_validated_as_segment_validates_them() {
         )
     );
 }
+
+/// onBatch's results pair with events by position: a short array no longer turns its
+/// 400s into successes, and the counts are said in the log; an insert function's
+/// returned events are forwarded, those it leaves out filtered.
+#[test]
+fn on_batch_results_pair_with_events_by_position() {
+    testing::mock_fetch(|_| Ok(Response::new(200)));
+    let batch = |script: &str| -> Value {
+        init("b.js", script).unwrap();
+        let events = json!([{"type": "track", "event": "a"}, {"type": "track", "event": "b"}, {"type": "track", "event": "c"}]);
+        let envelope = json!({"abi": 1, "call": "batch", "events": events, "settings": {}});
+        serde_json::from_slice(&handle(envelope.to_string().as_bytes())).unwrap()
+    };
+    let r = batch(
+        "async function onBatch() { return [{status: 200}, {status: 400, errormessage: 'no'}]; }",
+    );
+    assert_eq!(
+        r["results"],
+        json!([{"kind": "success"}, {"kind": "bad_request", "message": "no"}, {"kind": "success"}])
+    );
+    let warned = testing::logs().into_iter().any(|(_, m)| {
+        m.contains("onBatch returned 2 results for 3 events; events 3 to 3 are taken as succeeded")
+    });
+    assert!(warned, "{:?}", testing::logs());
+    let r = batch(
+        "async function onBatch(events) { return events.slice(0, 2).map((e) => ({...e, seen: true})); }",
+    );
+    assert_eq!(r["results"][0]["output"]["seen"], true, "{r}");
+    assert_eq!(
+        r["results"][2],
+        json!({"kind": "dropped", "message": "filtered at insert function"})
+    );
+}
+
+/// A promise rejected with nobody to catch it is reported in the log, as Node reports
+/// it; one caught later in the same turn is not; the handler's outcome is its own.
+#[test]
+fn unhandled_rejections_are_reported() {
+    testing::mock_fetch(|_| Ok(Response::new(200)));
+    let r = run(
+        "async function onTrack() { Promise.reject(new Error('boom')); const late = Promise.reject(new Error('caught')); late.catch(() => {}); }",
+        json!({"type": "track"}),
+        json!({}),
+    );
+    assert_eq!(r["kind"], "success", "{r}");
+    let logs = testing::logs();
+    let reported: Vec<&String> = logs
+        .iter()
+        .filter(|(_, m)| m.starts_with("Unhandled promise rejection"))
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(reported.len(), 1, "{logs:?}");
+    assert!(reported[0].contains("Error: boom"), "{reported:?}");
+}
+
+#[test]
+fn buffer_statics_can_be_called_with_new_as_in_node() {
+    assert_eq!(eval("new Buffer.from('hi').toString('base64')"), "aGk=");
+    assert_eq!(eval("Buffer.from('hi').toString('hex')"), "6869");
+    assert_eq!(eval("new Buffer.alloc(2).length"), 2);
+}
