@@ -36,6 +36,13 @@ async fn infinite_loop_ends_at_the_deadline() {
         took < deadline + Duration::from_millis(500),
         "ended late: {took:?}"
     );
+    // The loop ran for 300 ms: the count says so (it said 32 when the fuel in a
+    // register was lost with the stopped instance).
+    assert!(
+        r.stats.instructions > 10_000_000,
+        "instructions: {}",
+        r.stats.instructions
+    );
 }
 
 #[tokio::test]
