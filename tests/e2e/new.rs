@@ -271,3 +271,71 @@ async fn bad_names_and_used_directories_are_refused() {
         "mine"
     );
 }
+
+/// `segfn new --template source`: a source function crate that passes its tests, runs
+/// its sample webhook with `segfn run --request` (an identify and a track), refuses a
+/// request without its token, and describes its settings for `segfn schema`.
+#[tokio::test]
+async fn the_source_template_tests_builds_and_runs() {
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("acme-forms");
+    let mut new = segfn();
+    new.args(["new", "--template", "source"]).arg(&dir);
+    let out = output(new).await;
+    assert!(out.status.success(), "segfn new: {}", text(&out));
+    assert!(text(&out).contains("segfn run . --request requests/form-response.json"));
+    let out = output({
+        let mut c = cargo(&dir);
+        c.args(["test", "--quiet"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "cargo test: {}", text(&out));
+    let mut run = segfn();
+    run.current_dir(&dir)
+        .env("CARGO_TARGET_DIR", scratch_target_dir())
+        .args([
+            "run",
+            ".",
+            "--json",
+            "--request",
+            "requests/form-response.json",
+        ]);
+    let out = output(run).await;
+    assert!(out.status.success(), "segfn run: {}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = report["output"]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{report}");
+    assert_eq!(events[1]["event"], "Form Submitted");
+    assert!(
+        !out.stdout.windows(13).any(|w| w == b"wh-token-7f3a"),
+        "{report}"
+    );
+
+    // The token is checked: another one rejects the request.
+    std::fs::write(dir.join("wrong.json"), r#"{"webhookToken": "nope-0000"}"#).unwrap();
+    let mut run = segfn();
+    run.current_dir(&dir)
+        .env("CARGO_TARGET_DIR", scratch_target_dir())
+        .args([
+            "run",
+            ".",
+            "--json",
+            "--request",
+            "requests/form-response.json",
+        ])
+        .args(["--settings", "wrong.json"]);
+    let out = output(run).await;
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"]["kind"], "message_rejected", "{report}");
+
+    let mut schema = segfn();
+    schema
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", scratch_target_dir())
+        .args(["schema", "."]);
+    let out = output(schema).await;
+    assert!(out.status.success(), "segfn schema: {}", text(&out));
+    let settings: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(settings.to_string().contains("webhookToken"), "{settings}");
+}

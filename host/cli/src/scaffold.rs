@@ -1,4 +1,4 @@
-//! `segfn new`: a function crate from a template (destination, insert or batch) that
+//! `segfn new`: a function crate from a template (destination, insert, batch or source) that
 //! builds, passes its tests and runs with `segfn run` straight away, standing alone or
 //! added to the Cargo workspace it is created in.
 
@@ -13,6 +13,8 @@ pub enum Template {
     Insert,
     /// Sends a batch's events to a partner's bulk API, many per request.
     Batch,
+    /// Turns a third party's webhook into Segment calls (`on_request`).
+    Source,
 }
 
 impl Template {
@@ -22,6 +24,7 @@ impl Template {
             Template::Destination => "destination",
             Template::Insert => "insert",
             Template::Batch => "batch",
+            Template::Source => "source",
         }
     }
 
@@ -31,6 +34,7 @@ impl Template {
             Template::Destination => "destination function",
             Template::Insert => "insert function",
             Template::Batch => "destination function with a batch handler",
+            Template::Source => "source function",
         }
     }
 
@@ -39,6 +43,7 @@ impl Template {
             Template::Destination => include_str!("../templates/destination/lib.rs"),
             Template::Insert => include_str!("../templates/insert/lib.rs"),
             Template::Batch => include_str!("../templates/batch/lib.rs"),
+            Template::Source => include_str!("../templates/source/lib.rs"),
         }
     }
 
@@ -53,14 +58,34 @@ impl Template {
             Template::Batch => {
                 "{\n  \"apiKey\": \"demo-key-4f2a9c\",\n  \"endpoint\": \"https://api.partner.example/v1\",\n  \"maxEventsPerRequest\": 500\n}\n"
             }
+            Template::Source => {
+                "{\n  \"webhookToken\": \"wh-token-7f3a\",\n  \"eventName\": \"Form Submitted\"\n}\n"
+            }
         }
     }
 
-    /// The `--allow-host` the README's `segfn run` line needs.
-    fn allow(self) -> &'static str {
+    /// The README's `segfn run` line: what to run, and the `--allow-host` it needs.
+    pub fn run_line(self) -> &'static str {
         match self {
-            Template::Insert => "",
-            Template::Destination | Template::Batch => " \\\n    --allow-host api.partner.example",
+            Template::Insert => "segfn run . --event events/track.json --settings settings.json",
+            Template::Destination | Template::Batch => {
+                "segfn run . --event events/track.json --settings settings.json \\\n    --allow-host api.partner.example"
+            }
+            Template::Source => "segfn run . --request requests/form-response.json",
+        }
+    }
+
+    /// Sample inputs, by path in the crate: Segment's events, or a webhook.
+    fn samples(self) -> Vec<(PathBuf, &'static str)> {
+        match self {
+            Template::Source => vec![(
+                Path::new("requests").join("form-response.json"),
+                include_str!("../templates/source/form-response.json"),
+            )],
+            _ => EVENTS
+                .iter()
+                .map(|(file, text)| (Path::new("events").join(file), *text))
+                .collect(),
         }
     }
 }
@@ -183,7 +208,7 @@ pub fn create(options: &NewOptions) -> Result<Created, ScaffoldError> {
         text.replace("{{name}}", &name)
             .replace("{{Name}}", &type_name)
             .replace("{{kind}}", options.template.kind())
-            .replace("{{allow}}", options.template.allow())
+            .replace("{{run}}", options.template.run_line())
     };
     // Relative when the two share more than the root (a checkout with its functions),
     // so the pair can move together; absolute otherwise.
@@ -235,8 +260,8 @@ pub fn create(options: &NewOptions) -> Result<Created, ScaffoldError> {
             include_str!("../templates/gitignore.in").to_owned(),
         ));
     }
-    for (file, text) in EVENTS {
-        files.push((Path::new("events").join(file), (*text).to_owned()));
+    for (file, text) in options.template.samples() {
+        files.push((file, text.to_owned()));
     }
     for (file, text) in &files {
         let path = dir.join(file);

@@ -17,8 +17,8 @@ pub(crate) struct NewArgs {
     /// crate's name unless --name is given.
     dir: PathBuf,
     /// What to start from: a destination (one request per event), an insert function
-    /// (drops or changes events before a destination), or a batch destination (bulk
-    /// requests).
+    /// (drops or changes events before a destination), a batch destination (bulk
+    /// requests), or a source function (a third party's webhook into Segment calls).
     #[arg(long, short, value_enum, default_value_t = TemplateArg::Destination)]
     template: TemplateArg,
     /// The crate's name (default: the directory's name).
@@ -35,6 +35,7 @@ enum TemplateArg {
     Destination,
     Insert,
     Batch,
+    Source,
 }
 
 impl From<TemplateArg> for Template {
@@ -43,6 +44,7 @@ impl From<TemplateArg> for Template {
             TemplateArg::Destination => Template::Destination,
             TemplateArg::Insert => Template::Insert,
             TemplateArg::Batch => Template::Batch,
+            TemplateArg::Source => Template::Source,
         }
     }
 }
@@ -77,12 +79,15 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let dir = args.dir.display();
-    let allow = match template {
-        Template::Insert => "",
-        Template::Destination | Template::Batch => " --allow-host api.partner.example",
+    let run = template.run_line().replace(" \\\n    ", " ");
+    // The tester page edits events; a source function's webhook is run with --request.
+    let dev = if template == Template::Source {
+        ""
+    } else {
+        "  segfn dev .\n"
     };
     out.push_str(&format!(
-        "\nNext:\n  cd {dir}\n  cargo test\n  segfn run . --event events/track.json --settings settings.json{allow}\n  segfn dev .\n"
+        "\nNext:\n  cd {dir}\n  cargo test\n  {run}\n{dev}"
     ));
     super::write_stdout(&out)?;
     Ok(ExitCode::SUCCESS)
