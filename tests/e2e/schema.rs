@@ -138,7 +138,13 @@ async fn docs_describe_the_forwarder_after_segments_template() {
     // One section per call the function handles, in the template's order.
     let methods = &md[at("## Supported methods")..at("## Settings")];
     assert!(at("### Identify") < at("### Track"));
-    assert!(methods.contains("Segment sends Track calls to Forwarder's `on_track` handler."));
+    assert!(
+        methods.contains("Forwarder receives every Track call from the sources connected to it.")
+    );
+    assert!(
+        !methods.contains("on_track"),
+        "no code names for customers: {methods}"
+    );
     for missing in [
         "### Page",
         "### Screen",
@@ -164,6 +170,10 @@ async fn docs_describe_the_forwarder_after_segments_template() {
         "| ends with `InvalidEventPayload` or `ValidationError` | Message Rejected | discards it (no retry) |"
     ));
     assert!(errors.contains("| Retry | retries it with backoff, for up to four hours |"));
+    assert!(
+        !errors.contains("DropEvent"),
+        "an insert function's outcome: {errors}"
+    );
 }
 
 /// The ecommerce example answers the sample track event (not an "Order Completed")

@@ -180,9 +180,11 @@ fn supported_methods(out: &mut String, name: &str, handled: &[EventType]) {
                 "Send [{call}](/docs/connections/spec/{lower}) calls to {purpose}. For example:\n\n{example}\n\n"
             );
         }
+        // The customer's words: what the destination does with the call, not which
+        // function of its code receives it.
         let _ = write!(
             out,
-            "Segment sends {call} calls to {name}'s `on_{lower}` handler.\n\
+            "{name} receives every {call} call from the sources connected to it.\n\
              <!-- What {call} calls become in {name}, and where their data appears. -->\n\n"
         );
     }
@@ -258,10 +260,14 @@ fn errors(out: &mut String, name: &str) {
         "{name} reports each event's outcome with Segment's error types. Segment shows the outcome in the destination's Event Delivery tab and decides from it whether to send the event again:\n\n"
     );
     out.push_str("| When the function | Segment shows | Segment then |\n|---|---|---|\n");
-    for row in OUTCOMES.iter().rev() {
+    // `DropEvent` is an insert function's; a destination never ends with it.
+    for row in OUTCOMES
+        .iter()
+        .rev()
+        .filter(|row| row.kind != OutcomeKind::Dropped)
+    {
         let then = match row.kind {
             OutcomeKind::Success => "counts it as delivered",
-            OutcomeKind::Dropped => "does not deliver it, and does not retry",
             _ if row.retried => "retries it with backoff, for up to four hours",
             _ => "discards it (no retry)",
         };
