@@ -6,10 +6,12 @@
 
 use crate::javascript::{build_script, js_out_dir, js_wasm};
 use crate::support::*;
+use base64::Engine as _;
 use segfn_engine::{Limits, OutcomeKind, Output, Report};
 use segfn_sdk::abi::Call;
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 fn sources_dir() -> PathBuf {
     root().join("tests/fixtures/js-sources")
@@ -243,4 +245,235 @@ async fn the_rust_ports_emit_what_the_javascript_originals_emit() {
         }
     }
     assert_eq!(checked, 8);
+}
+
+/// Segment's Tracking and Objects APIs, faked on 127.0.0.1: they check what Segment
+/// checks (the write key as Basic auth, JSON of the right shape, 32 KB a message and
+/// 500 KB a batch, a user on every event) and record what they accepted; `fail` makes
+/// the next answers a given status.
+#[derive(Clone, Default)]
+struct FakeSegment {
+    batches: Arc<Mutex<Vec<Value>>>,
+    sets: Arc<Mutex<Vec<Value>>>,
+    attempts: Arc<Mutex<usize>>,
+    fail: Arc<Mutex<Vec<u16>>>,
+}
+
+const WRITE_KEY: &str = "wk_test_7d1e";
+
+impl FakeSegment {
+    async fn start() -> (FakeSegment, String) {
+        let fake = FakeSegment::default();
+        let state = fake.clone();
+        let app = axum::Router::new()
+            .route("/v1/batch", axum::routing::post(fake_batch))
+            .route("/v1/set", axum::routing::post(fake_set))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (fake, url)
+    }
+
+    fn batches(&self) -> Vec<Value> {
+        self.batches.lock().unwrap().clone()
+    }
+}
+
+/// The status a request gets before its body is looked at: forced, or 401.
+fn gate(fake: &FakeSegment, headers: &axum::http::HeaderMap) -> Option<u16> {
+    *fake.attempts.lock().unwrap() += 1;
+    let mut fail = fake.fail.lock().unwrap();
+    if !fail.is_empty() {
+        return Some(fail.remove(0));
+    }
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:"))
+    );
+    (headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()))
+        .then_some(401)
+}
+
+async fn fake_batch(
+    axum::extract::State(fake): axum::extract::State<FakeSegment>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    if let Some(status) = gate(&fake, &headers) {
+        return StatusCode::from_u16(status).unwrap();
+    }
+    let Ok(parsed) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let Some(messages) = parsed["batch"].as_array() else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let well_formed = body.len() <= 500 << 10
+        && messages.iter().all(|m| {
+            m.to_string().len() <= 32 << 10
+                && m["type"].is_string()
+                && m["messageId"].is_string()
+                && (m["userId"].is_string() || m["anonymousId"].is_string())
+        });
+    if !well_formed {
+        return StatusCode::BAD_REQUEST;
+    }
+    fake.batches.lock().unwrap().push(parsed);
+    StatusCode::OK
+}
+
+async fn fake_set(
+    axum::extract::State(fake): axum::extract::State<FakeSegment>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    if let Some(status) = gate(&fake, &headers) {
+        return axum::http::StatusCode::from_u16(status).unwrap();
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(set) if set["collection"].is_string() && set["objects"].is_array() => {
+            fake.sets.lock().unwrap().push(set);
+            axum::http::StatusCode::OK
+        }
+        _ => axum::http::StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `segfn serve` with one source (Segment's own GitHub function, in JavaScript) at
+/// `/webhooks/TOKEN`, sending to the fake.
+async fn serve_source(
+    tracking: &str,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::watch::Sender<bool>,
+    tempfile::TempDir,
+) {
+    let script = sources_dir().join("github/handler.js");
+    let wasm = tokio::task::spawn_blocking(move || js_wasm("source-github", &script))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("segfn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nstore = {:?}\n[[source]]\nname = \"github\"\ntoken = \"{TOKEN}\"\nwrite_key = \"{WRITE_KEY}\"\ntracking_api = \"{tracking}\"\nobjects_api = \"{tracking}\"\n",
+            dir.path().join("store.redb")
+        ),
+    )
+    .unwrap();
+    let (addr, stop) = serve_in_process(&config, &wasm).await;
+    (addr, stop, dir)
+}
+
+const TOKEN: &str = "gh-hook-5b2c9e0a7f13d4c6e8b1";
+
+async fn post_webhook(
+    addr: std::net::SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let resp = client()
+        .post(format!("http://{addr}{path}"))
+        .header("content-type", content_type)
+        .header("x-github-event", "issues")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// A webhook to `segfn serve` reaches Segment: the source's function runs, its track
+/// goes to the Tracking API with the write key and a messageId that is the same when
+/// the sender retries; a busy Tracking API is retried; a refusal by Segment, a failing
+/// function and bad requests are answered for what they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_to_segfn_serve_reaches_segments_tracking_api() {
+    let (fake, tracking) = FakeSegment::start().await;
+    let (addr, _stop, _dir) = serve_source(&tracking).await;
+    let example =
+        std::fs::read(sources_dir().join("github/webhook-examples/issue-opened.json")).unwrap();
+    let body =
+        serde_json::to_vec(&serde_json::from_slice::<Value>(&example).unwrap()["payload"]["body"])
+            .unwrap();
+    let path = format!("/webhooks/{TOKEN}");
+
+    let (status, answer) = post_webhook(addr, &path, "application/json", body.clone()).await;
+    assert_eq!((status, &answer["events"]), (200, &json!(1)), "{answer}");
+    let batches = fake.batches();
+    assert_eq!(batches.len(), 1);
+    let event = &batches[0]["batch"][0];
+    assert_eq!(event["type"], "track");
+    assert_eq!(event["event"], "issues opened");
+    let id = event["messageId"].as_str().unwrap().to_owned();
+
+    // The sender retries: the same messageId, for Segment to drop.
+    let (status, _) = post_webhook(addr, &path, "application/json", body.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(fake.batches()[1]["batch"][0]["messageId"], id.as_str());
+
+    // Segment busy twice: retried, then accepted; the sender gets its 200.
+    fake.fail.lock().unwrap().extend([503, 429]);
+    let before = *fake.attempts.lock().unwrap();
+    let (status, answer) = post_webhook(addr, &path, "application/json", body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(*fake.attempts.lock().unwrap() - before, 3);
+
+    // Segment refuses (a 400 is not retried): 502, saying what Segment said.
+    fake.fail.lock().unwrap().push(400);
+    let (status, answer) = post_webhook(addr, &path, "application/json", body.clone()).await;
+    assert_eq!(status, 502, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("Segment answered 400"),
+        "{answer}"
+    );
+
+    // The function fails (no sender in the body): its outcome, nothing sent.
+    let sent = fake.batches().len();
+    let (status, answer) = post_webhook(addr, &path, "application/json", b"{}".to_vec()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["kind"], "bad_request", "{answer}");
+    assert_eq!(fake.batches().len(), sent);
+
+    // What is refused before anything runs.
+    let (status, _) = post_webhook(
+        addr,
+        "/webhooks/not-the-token-000000000000",
+        "application/json",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = post_webhook(addr, &path, "text/plain", body.clone()).await;
+    assert_eq!(status, 415);
+    let (status, _) = post_webhook(addr, &path, "application/json", vec![b' '; 600 << 10]).await;
+    assert_eq!(status, 413);
+    let metrics = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("segfn_source_requests_total{source=\"github\",outcome=\"success\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("segfn_source_events_sent_total{tenant=\"github\"} 3"),
+        "{metrics}"
+    );
 }

@@ -7,6 +7,8 @@ use super::config::{BatchSignature, ResolvedTenant, ServerConfig};
 use super::metrics::Metrics;
 use super::reload::FunctionSlot;
 use super::retry::Backoff;
+use super::source::instance::Source;
+use super::source::config::ResolvedSource;
 use super::store::MessageKey;
 use super::store::Store;
 use segfn_engine::{FetchClient, FetchPolicy, Limits, Redactor, Runtime};
@@ -74,6 +76,10 @@ pub struct HeaderSettings {
 pub struct AppState {
     /// Tenants by SHA-1 of their API key: the lookup never compares raw keys.
     pub tenants: HashMap<[u8; 20], Arc<Tenant>>,
+    /// Source functions by SHA-1 of their webhook token, likewise.
+    pub sources: HashMap<[u8; 20], Arc<Source>>,
+    /// The client for Segment's Tracking and Objects APIs.
+    pub segment_client: reqwest::Client,
     /// Per-invocation limits.
     pub limits: Limits,
     /// The store: deduplication window, durable queue, dead letters.
@@ -132,12 +138,13 @@ impl AppState {
         runtime: &Runtime,
         server: &ServerConfig,
         limits: Limits,
-        tenants: &[ResolvedTenant],
+        (tenants, sources): (&[ResolvedTenant], &[ResolvedSource]),
         default_function: &std::path::Path,
     ) -> Result<(Arc<AppState>, Vec<Arc<FunctionSlot>>), ServeError> {
         let mut slots: HashMap<PathBuf, Arc<FunctionSlot>> = HashMap::new();
         let paths = std::iter::once(default_function.to_owned())
-            .chain(tenants.iter().filter_map(|t| t.function.clone()));
+            .chain(tenants.iter().filter_map(|t| t.function.clone()))
+            .chain(sources.iter().filter_map(|s| s.function.clone()));
         for path in paths {
             if let std::collections::hash_map::Entry::Vacant(entry) = slots.entry(path) {
                 let slot = FunctionSlot::load(runtime, entry.key())
@@ -199,6 +206,18 @@ impl AppState {
             );
         }
 
+        let mut by_token = HashMap::new();
+        for s in sources {
+            let function = slots[s.function.as_deref().unwrap_or(default_function)].clone();
+            let share = s
+                .max_in_flight
+                .or(server.tenant_max_in_flight)
+                .unwrap_or(server.max_in_flight.max(1).div_ceil(2));
+            let source = Source::new(s, function, share)
+                .map_err(|e| ServeError::Tenant(s.name.clone(), e))?;
+            by_token.insert(key_hash(&s.token), Arc::new(source));
+        }
+
         let store = server
             .store
             .open(
@@ -211,6 +230,12 @@ impl AppState {
         let in_flight = server.max_in_flight.max(1);
         let state = Arc::new(AppState {
             tenants: by_key,
+            sources: by_token,
+            segment_client: reqwest::Client::builder()
+                .no_proxy()
+                .user_agent(concat!("segfn/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| ServeError::Engine(format!("the Segment API client: {e}")))?,
             limits,
             store,
             backoff: Backoff::new(server.retry.clone()),

@@ -21,6 +21,9 @@ pub struct ServeConfig {
     /// The tenants: one per mutual customer.
     #[serde(default, rename = "tenant")]
     pub tenants: Vec<TenantConfig>,
+    /// Source functions served as webhook URLs.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<super::source::config::SourceConfig>,
 }
 
 /// `[server]`.
@@ -259,6 +262,14 @@ pub enum ConfigError {
     /// No tenants.
     #[error("no tenants: add a [[tenant]] with a name and api_key (or api_key_env)")]
     NoTenants,
+    /// A source is incomplete or inconsistent.
+    #[error("source {name:?}: {problem}")]
+    Source {
+        /// Which.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
 /// A TOML error as "line N: message", without the source excerpt toml prints: the
@@ -295,13 +306,39 @@ impl ServeConfig {
         Ok(config)
     }
 
+    /// The sources with secrets read from the environment, checked for completeness
+    /// and for tokens used twice.
+    pub fn resolve_sources(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<super::source::config::ResolvedSource>, ConfigError> {
+        let mut out: Vec<super::source::config::ResolvedSource> = Vec::new();
+        for s in &self.sources {
+            let problem = |p: String| ConfigError::Source {
+                name: s.name.clone(),
+                problem: p,
+            };
+            let resolved = s.resolve(&env).map_err(problem)?;
+            if out
+                .iter()
+                .any(|o| o.token == resolved.token || o.name == resolved.name)
+            {
+                return Err(problem(
+                    "another source has the same name or token: each needs its own".into(),
+                ));
+            }
+            out.push(resolved);
+        }
+        Ok(out)
+    }
+
     /// The tenants with secrets read from the environment, checked for completeness
     /// and for keys used twice.
     pub fn resolve_tenants(
         &self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Vec<ResolvedTenant>, ConfigError> {
-        if self.tenants.is_empty() {
+        if self.tenants.is_empty() && self.sources.is_empty() {
             return Err(ConfigError::NoTenants);
         }
         let mut out: Vec<ResolvedTenant> = Vec::new();

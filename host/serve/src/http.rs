@@ -30,6 +30,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .route(ADMIN_PATH, axum::routing::any(admin))
+        .route(
+            "/webhooks/{token}",
+            axum::routing::any(super::source::webhook),
+        )
         .fallback(deliver)
         .with_state(state)
 }

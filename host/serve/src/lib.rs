@@ -25,6 +25,7 @@ mod plan;
 mod refusal;
 mod reload;
 pub mod retry;
+pub mod source;
 pub mod store;
 mod worker;
 
@@ -73,6 +74,9 @@ pub enum ServeError {
     /// TLS files.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The configuration (a source's, read when serving starts).
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
 }
 
 /// What to serve.
@@ -119,11 +123,14 @@ pub async fn serve_until(
     })
     .map_err(|e| ServeError::Engine(format!("{e:#}")))?;
     tracing::info!(allocation = ?runtime.allocation(), "engine ready");
+    let sources = options
+        .config
+        .resolve_sources(|var| std::env::var(var).ok())?;
     let (state, slots) = AppState::build(
         &runtime,
         server,
         limits.clone(),
-        &options.tenants,
+        (&options.tenants, &sources),
         &options.function,
     )
     .await?;

@@ -20,6 +20,12 @@ struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
     /// The tenant, or `-` before the key named one.
     tenant: String,
@@ -63,6 +69,8 @@ pub struct Metrics {
     registry: Registry,
     deliveries: Family<DeliveryLabels, Counter>,
     refused: Family<RefusalLabels, Counter>,
+    source_requests: Family<SourceLabels, Counter>,
+    source_events: Family<TenantLabels, Counter>,
     events: Family<EventLabels, Counter>,
     latency: Family<TenantLabels, Histogram>,
     fetches: Family<FetchLabels, Counter>,
@@ -108,6 +116,8 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("segfn");
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         let refused = Family::<RefusalLabels, Counter>::default();
+        let source_requests = Family::<SourceLabels, Counter>::default();
+        let source_events = Family::<TenantLabels, Counter>::default();
         let events = Family::<EventLabels, Counter>::default();
         let latency = Family::<TenantLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 15))
@@ -158,6 +168,16 @@ impl Default for Metrics {
             "refused",
             "Requests refused without running the function, by tenant (- before a key named one) and reason",
             refused.clone(),
+        );
+        registry.register(
+            "source_requests",
+            "Webhooks run by source functions, by source and what became of them",
+            source_requests.clone(),
+        );
+        registry.register(
+            "source_events_sent",
+            "Events source functions sent to Segment's Tracking API, by source (label tenant)",
+            source_events.clone(),
         );
         registry.register(
             "events",
@@ -232,6 +252,8 @@ impl Default for Metrics {
             registry,
             deliveries,
             refused,
+            source_requests,
+            source_events,
             events,
             latency,
             fetches,
@@ -261,6 +283,25 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// Counts a source function's webhook, by what became of it.
+    pub fn source_request(&self, source: &str, outcome: &str) {
+        self.source_requests
+            .get_or_create(&SourceLabels {
+                source: source.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts events a source function sent to Segment.
+    pub fn source_sent(&self, source: &str, events: u64) {
+        self.source_events
+            .get_or_create(&TenantLabels {
+                tenant: source.to_owned(),
+            })
+            .inc_by(events);
     }
 
     /// Counts a refused request, by [`super::refusal::Refusal::reason`].
