@@ -369,10 +369,12 @@ mod tests {
     }
 
     #[test]
-    fn every_outcome_has_a_row_in_the_errors_table() {
+    fn every_destination_outcome_has_a_row_in_the_errors_table() {
         let md = page(&[], &[EventType::Track]);
         for row in OUTCOMES {
-            assert!(md.contains(cause(row.kind)), "{}", row.kind);
+            // Dropped is an insert function's: a destination's page leaves it out.
+            let listed = md.contains(cause(row.kind));
+            assert_eq!(listed, row.kind != OutcomeKind::Dropped, "{}", row.kind);
         }
         assert!(md.contains(
             "| ends with `RetryError`, takes longer than 5 seconds, or cannot reach the partner API | Retry | retries it with backoff, for up to four hours |"
