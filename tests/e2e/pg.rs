@@ -66,6 +66,16 @@ impl Postgres {
     /// Starts a fresh cluster, or returns `None` (saying so) when PostgreSQL is not
     /// installed and the caller may skip.
     pub fn start() -> Option<Postgres> {
+        Postgres::start_with(None)
+    }
+
+    /// Starts a cluster that takes TCP connections over TLS only (`hostssl` in
+    /// `pg_hba.conf`), with this certificate and key (PEM).
+    pub fn start_tls(cert: &str, key: &str) -> Option<Postgres> {
+        Postgres::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Postgres> {
         let Some(bin) = bin_dir() else {
             assert!(
                 std::env::var_os("SEGFN_REQUIRE_POSTGRES").is_none(),
@@ -108,10 +118,30 @@ impl Postgres {
             ],
         );
         let port = free_port();
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
             pg.dir.path().display()
         );
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt as _;
+            let owned = |name: &str, text: &str, mode: u32| {
+                let path = data.join(name);
+                std::fs::write(&path, text).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+                if let Some((_, uid, gid)) = cluster_user() {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+                }
+            };
+            owned("server.crt", cert, 0o644);
+            owned("server.key", key, 0o600);
+            // Over TCP, TLS or nothing.
+            owned(
+                "pg_hba.conf",
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+                0o600,
+            );
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = pg.dir.path().join("log");
         pg.run(
             "pg_ctl",

@@ -470,3 +470,61 @@ async fn postgres_one_bad_write_fails_alone_in_its_group() {
         "the failed write left nothing behind"
     );
 }
+
+/// TLS to PostgreSQL, against a cluster that takes TCP connections over TLS only, its
+/// certificate self-signed for `db.internal`: `verify-full` checks the name (127.0.0.1
+/// is not it), `verify-ca` the chain alone, `require` encrypts without checking; a
+/// plain connection and another CA are refused, each with a message saying why.
+#[tokio::test]
+async fn postgres_over_tls_verifies_as_sslmode_says() {
+    let cert = rcgen::generate_simple_self_signed(vec!["db.internal".into()]).unwrap();
+    let Some(pg) = Postgres::start_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["db.internal".into()]).unwrap();
+    let other_ca = dir.path().join("other.pem");
+    std::fs::write(&other_ca, other.cert.pem()).unwrap();
+    let with = |query: String| StoreLocation::parse(&format!("{}?{query}", pg.url)).unwrap();
+    let attempt = |location: StoreLocation| async move {
+        location
+            .open(Duration::from_secs(60), 1000, 2)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+
+    // Over TLS, the chain checked: the store works.
+    let ca_query = format!("sslmode=verify-ca&sslrootcert={}", ca.display());
+    let store = open(&with(ca_query)).await;
+    contract(store.as_ref()).await;
+    attempt(with("sslmode=require".into()))
+        .await
+        .expect("require: encrypted");
+
+    // verify-full: the certificate names db.internal, not 127.0.0.1.
+    let full = attempt(with(format!(
+        "sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    )))
+    .await;
+    assert!(
+        full.as_ref().is_err_and(|e| e.contains("certificate")),
+        "{full:?}"
+    );
+    // Another CA: refused.
+    let wrong = attempt(with(format!(
+        "sslmode=verify-ca&sslrootcert={}",
+        other_ca.display()
+    )))
+    .await;
+    assert!(
+        wrong.as_ref().is_err_and(|e| e.contains("certificate")),
+        "{wrong:?}"
+    );
+    // Without TLS: the server refuses it (hostssl only).
+    let plain = attempt(StoreLocation::parse(&pg.url).unwrap()).await;
+    assert!(plain.is_err(), "a plain connection got through");
+}

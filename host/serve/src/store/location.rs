@@ -76,7 +76,7 @@ impl StoreLocation {
     pub fn describe(&self) -> String {
         match self {
             StoreLocation::File(path) => path.display().to_string(),
-            StoreLocation::Postgres(url) => match url.parse() {
+            StoreLocation::Postgres(url) => match super::postgres::tls::split(url).0.parse() {
                 Ok(config) => format!("postgres://{}", super::postgres::describe_url(&config)),
                 Err(_) => "postgres://(an invalid connection string)".into(),
             },

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 mod sql;
+pub mod tls;
 mod writer;
 
 use sql::*;
@@ -137,6 +138,7 @@ impl PgStore {
         window: Duration,
         max_entries: u64,
     ) -> Result<PgStore, StoreError> {
+        let (url, tls) = tls::split(url);
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError(format!(
                 "the PostgreSQL connection string is not valid ({e}); expected \
@@ -144,11 +146,11 @@ impl PgStore {
             ))
         })?;
         let target = describe_url(&config);
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(StoreError(format!(
-                "{target}: sslmode=require, but segfn connects to PostgreSQL without TLS \
-                 for now; use a Unix socket, a private network, or a local TLS proxy"
-            )));
+        let tls_config =
+            tls::client_config(&tls).map_err(|e| StoreError(format!("{target}: {e}")))?;
+        if tls_config.is_some() {
+            // tokio-postgres knows `require` only; the verify modes are the connector's.
+            config.ssl_mode(SslMode::Require);
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
@@ -156,13 +158,17 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("segfn");
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls_config {
+            Some(tls) => Manager::from_config(
+                config,
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls),
+                manager_config,
+            ),
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
