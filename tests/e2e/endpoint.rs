@@ -746,7 +746,7 @@ async fn a_batch_too_big_as_a_whole_is_retried_never_dropped() {
 async fn one_log_line_per_event() {
     let dir = tempfile::tempdir().unwrap();
     let guest = WatGuest {
-        result: r#"{"abi":1,"kind":"success","results":[{"kind":"success"},{"kind":"success"},{"kind":"success"}]}"#,
+        result: r#"{"abi":1,"kind":"success","results":[{"kind":"success"},{"kind":"success"},{"kind":"message_rejected","message":"no email"}]}"#,
         ..WatGuest::default()
     };
     let f = wasm_file(dir.path(), "ok.wasm", &guest);
@@ -793,13 +793,29 @@ async fn one_log_line_per_event() {
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains(" event ")).collect();
     assert_eq!(lines.len(), 3, "{text}");
+    // Quoted: a messageId with spaces cannot pass for other fields. Each event of the
+    // batch shows the invocation that ran it, shared by the three, and the delivery.
     for (line, id) in lines.iter().zip(["l1", "l2", "l3forged line"]) {
-        assert!(line.contains(&format!("message_id={id} ")), "{line}");
+        assert!(line.contains(&format!("message_id=\"{id}\" ")), "{line}");
+        assert!(line.contains("tenant=a"), "{line}");
         assert!(
-            line.contains("tenant=a") && line.contains("success"),
+            line.contains("batch_size=3")
+                && line.contains("invocation_ms=")
+                && line.contains("delivery_ms="),
             "{line}"
         );
     }
+    // The reason is there for what did not succeed, and only there.
+    assert!(
+        lines[0].contains("success") && !lines[0].contains("reason="),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[2].contains("message_rejected") && lines[2].contains("reason=\"no email\""),
+        "{}",
+        lines[2]
+    );
     assert!(!text.contains("\nforged line"), "{text}");
 }
 

@@ -4,6 +4,7 @@
 
 mod adversarial;
 mod cli;
+mod deploy;
 mod dev;
 mod durable;
 mod endpoint;

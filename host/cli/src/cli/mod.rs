@@ -5,6 +5,7 @@ mod build;
 mod demo;
 mod dev;
 mod docs;
+mod healthz;
 mod new;
 mod ops;
 mod replay;
@@ -50,6 +51,9 @@ enum Command {
     Status(ops::StatusArgs),
     /// The durable mode's dead letters: list, show, retry, purge.
     Dlq(ops::DlqArgs),
+    /// Whether a running `segfn serve` answers /healthz (exit status 0), for a
+    /// container's HEALTHCHECK.
+    Healthz(healthz::HealthzArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -76,6 +80,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Replay(args) => with_runtime(replay::run(args)),
         Command::Status(args) => with_runtime(ops::status(args)),
         Command::Dlq(args) => with_runtime(ops::dlq(args)),
+        Command::Healthz(args) => with_runtime(healthz::run(args)),
     };
     match result {
         Ok(code) => code,
