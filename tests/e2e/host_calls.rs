@@ -325,3 +325,29 @@ async fn declared_secrets_cannot_hold_the_invocation_past_its_deadline() {
     // was read only in part, and nothing of it shows.
     assert_eq!(r.logs[0].message, "[redacted][redacted]…", "{:?}", r.logs);
 }
+
+/// Each declared value rebuilds the redactor over every secret so far: declaring many
+/// mid-sized values one by one (64 of 1 KiB: within the count and size caps) would
+/// rebuild quadratically on the async worker. The work of all rebuilds together is
+/// capped; past it the invocation ends, saying so.
+#[tokio::test]
+async fn rebuilding_the_redactor_value_by_value_is_bounded() {
+    let guest = WatGuest {
+        handle_body: "(local $i i32)
+            (loop $more
+              (i32.store (i32.const 65536) (i32.add (i32.const 0x41414141) (local.get $i)))
+              (call $secret (i32.const 65536) (i32.const 1024))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $more (i32.lt_u (local.get $i) (i32.const 64))))",
+        data: vec![(65536, vec![b'z'; 1024])],
+        ..WatGuest::default()
+    };
+    let f = guest.load().await.expect("loads");
+    let started = Instant::now();
+    let opts = options(&[], &json!({}), Limits::default());
+    let r = invoke_event(&f, &opts, track("E", "u"), json!({})).await;
+    assert!(started.elapsed() < Duration::from_secs(1), "{r:?}");
+    assert_eq!(r.fault, Some(Fault::Abi), "{r:?}");
+    let message = r.outcome.message.unwrap_or_default();
+    assert!(message.contains("rebuilt more than 4 MiB"), "{message}");
+}

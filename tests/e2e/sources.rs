@@ -333,7 +333,10 @@ async fn fake_set(
         return axum::http::StatusCode::from_u16(status).unwrap();
     }
     match serde_json::from_slice::<Value>(&body) {
-        Ok(set) if set["collection"].is_string() && set["objects"].is_array() => {
+        Ok(set)
+            if set["collection"].is_string()
+                && set["objects"].as_array().is_some_and(|o| o.len() <= 10) =>
+        {
             fake.sets.lock().unwrap().push(set);
             axum::http::StatusCode::OK
         }
@@ -421,6 +424,18 @@ async fn a_webhook_to_segfn_serve_reaches_segments_tracking_api() {
     assert_eq!(status, 200);
     assert_eq!(fake.batches()[1]["batch"][0]["messageId"], id.as_str());
 
+    // Another query, the same body: another webhook, other ids.
+    let (status, _) = post_webhook(
+        addr,
+        &format!("{path}?delivery=2"),
+        "application/json",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let last = fake.batches().len() - 1;
+    assert_ne!(fake.batches()[last]["batch"][0]["messageId"], id.as_str());
+
     // Segment busy twice: retried, then accepted; the sender gets its 200.
     fake.fail.lock().unwrap().extend([503, 429]);
     let before = *fake.attempts.lock().unwrap();
@@ -469,11 +484,11 @@ async fn a_webhook_to_segfn_serve_reaches_segments_tracking_api() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("segfn_source_requests_total{source=\"github\",outcome=\"success\"} 3"),
+        metrics.contains("segfn_source_requests_total{source=\"github\",outcome=\"success\"} 4"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("segfn_source_events_sent_total{tenant=\"github\"} 3"),
+        metrics.contains("segfn_source_events_sent_total{tenant=\"github\"} 4"),
         "{metrics}"
     );
 }

@@ -169,7 +169,16 @@ impl Call {
         }
         let mut event = Map::new();
         event.insert("type".into(), Value::String(self.kind.into()));
-        // The harness's order: the call's own fields, then the common ones.
+        // The harness's order: the call's own fields, then the common ones; and only
+        // the fields this call knows, as the harness copies them.
+        let known: &[&str] = match self.kind {
+            "track" => &["event", "properties"],
+            "page" | "screen" => &["name", "properties"],
+            "identify" => &["traits"],
+            "group" => &["groupId", "traits"],
+            "alias" => &["previousId"],
+            _ => &[],
+        };
         let order = [
             "event",
             "groupId",
@@ -178,7 +187,7 @@ impl Call {
             "properties",
             "traits",
         ];
-        for name in order {
+        for name in order.into_iter().filter(|n| known.contains(n)) {
             if let Some((_, value)) = self.own.iter().find(|(n, _)| *n == name)
                 && (truthy(value) || matches!(name, "event" | "groupId"))
             {
@@ -269,7 +278,12 @@ mod tests {
             )
             .unwrap();
         segment
-            .send(identify().anonymous_id("a").traits(json!(null)))
+            .send(
+                identify()
+                    .anonymous_id("a")
+                    .traits(json!(null))
+                    .properties(json!({"not": "an identify field"})),
+            )
             .unwrap();
         segment
             .set(object("rooms", "r1").properties(json!({"size": 3})))

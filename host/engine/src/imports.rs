@@ -220,6 +220,10 @@ fn random_fill(
         .map_err(|e| wasmtime::Error::msg(format!("the host's random source failed: {e}")))
 }
 
+/// Patterns all of an invocation's `secret` calls may rebuild together: a few tens of
+/// milliseconds of building, against the hundreds a guest could otherwise cause.
+const MAX_SECRET_BUILD_BYTES: usize = 4 << 20;
+
 /// A secret the guest read (a `Secret` setting): redacted from now on. Bounded as a
 /// settings object's secrets are, since each value rebuilds the redactor.
 fn secret(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmtime::Result<()> {
@@ -245,6 +249,17 @@ fn secret(mut caller: Caller<'_, InvocationState>, ptr: u32, len: u32) -> wasmti
     }
     state.declared_secrets = (values, bytes);
     let redactor = state.options.redactor.extended(&value);
+    // Each value rebuilds the redactor over every secret so far, on the async worker:
+    // the work of all rebuilds together is bounded, not only each value's size.
+    state.secret_build_bytes = state
+        .secret_build_bytes
+        .saturating_add(redactor.pattern_bytes());
+    if state.secret_build_bytes > MAX_SECRET_BUILD_BYTES {
+        return Err(abi_fault(format!(
+            "secret: declaring values one by one rebuilt more than {} of patterns; declare fewer",
+            crate::limits::bytes(MAX_SECRET_BUILD_BYTES)
+        )));
+    }
     state.options.redactor = std::sync::Arc::new(redactor);
     // Building takes time the epoch deadline cannot interrupt (linear, a few ms at the
     // caps, but a guest may declare 256 values): it is the invocation's time.

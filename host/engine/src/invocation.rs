@@ -68,6 +68,8 @@ pub struct InvocationState {
     pub(crate) max_fetches: u32,
     /// Secret values the guest declared (`segfn::secret`): how many, and their bytes.
     pub(crate) declared_secrets: (usize, usize),
+    /// Bytes of patterns the `secret` calls rebuilt the redactor over, all together.
+    pub(crate) secret_build_bytes: usize,
 }
 
 impl InvocationState {
@@ -84,6 +86,7 @@ impl InvocationState {
             fetches: 0,
             max_fetches,
             declared_secrets: (0, 0),
+            secret_build_bytes: 0,
         }
     }
 }

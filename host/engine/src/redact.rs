@@ -160,6 +160,11 @@ impl Redactor {
         Redactor { secrets, matcher }
     }
 
+    /// The bytes of every secret form together: what building this redactor took.
+    pub fn pattern_bytes(&self) -> usize {
+        self.secrets.iter().map(String::len).sum()
+    }
+
     /// The length of the longest secret form, in bytes: text cut after this many more
     /// bytes than it keeps cannot end inside a secret that reaches into what is kept.
     pub fn longest(&self) -> usize {

@@ -298,6 +298,11 @@ impl ServeConfig {
                 tenant.function = Some(base.join(f));
             }
         }
+        for source in &mut config.sources {
+            if let Some(f) = &source.function {
+                source.function = Some(base.join(f));
+            }
+        }
         if let super::store::location::StoreLocation::File(store) = &mut config.server.store
             && store.is_relative()
         {

@@ -98,25 +98,31 @@ async fn handle(
     }
     let encoding = body::encoding(headers)?;
     body::check_declared_length(headers, MAX_WEBHOOK_BYTES)?;
+    // The source's share covers the whole request; the server's invocation permits only
+    // the invocation (a slow Tracking API must not starve destinations' deliveries),
+    // and bodies are read under the server's body permits, as deliveries' are.
     let _permit = source.permits.clone().try_acquire_owned().map_err(|_| {
         Refusal::TenantBusy("too many of this source's webhooks at once; retry shortly")
     })?;
-    let _server = app
-        .permits
+    let reading = app
+        .body_permits
         .clone()
         .try_acquire_owned()
-        .map_err(|_| Refusal::Busy("too many requests in flight; retry shortly"))?;
+        .map_err(|_| Refusal::Busy("too many requests arriving at once; retry shortly"))?;
     let bytes = body::read(body, encoding, MAX_WEBHOOK_BYTES, app.body_timeout).await?;
+    drop(reading);
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Refusal::BadRequest("the body is not UTF-8 text".into()))?;
 
+    // The URL without its token: events are data, sent on as the function made them,
+    // and a function that copies its URL into one must not hand the credential on.
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     let request = json!({
         "body": text,
         "headers": header_object(headers),
         "url": format!(
-            "https://{}{}",
+            "https://{}/webhooks/{TOKEN_SHOWN}{query}",
             headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost"),
-            uri.path_and_query().map_or("/", |p| p.as_str())
         ),
     });
     let options = InvokeOptions {
@@ -127,9 +133,15 @@ async fn handle(
     };
     let function = source.function.current();
     let settings: Value = serde_json::from_str(&source.settings_json).unwrap_or_default();
+    let invoking = app
+        .permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Refusal::Busy("too many requests in flight; retry shortly"))?;
     let report = function
         .invoke(&options, Call::Request { request }, settings)
         .await;
+    drop(invoking);
     if report.outcome.kind != OutcomeKind::Success {
         let status = StatusCode::from_u16(row(report.outcome.kind).http_status)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -147,7 +159,7 @@ async fn handle(
             "the function gave no calls; retry".into(),
         ));
     };
-    stamp_message_ids(&source.name, &bytes, &mut emitted.events);
+    stamp_message_ids(&source.name, &query, &bytes, &mut emitted.events);
     let to = tracking::Destination {
         tracking_api: &source.tracking_api,
         objects_api: &source.objects_api,
@@ -180,12 +192,18 @@ async fn handle(
             tracing::warn!(source = %source.name, error = %e, "sending a webhook's calls to Segment");
             app.metrics.source_request(&source.name, "not_sent");
             let message = source.redactor.redact(&e.to_string()).into_owned();
-            let status = if e.retryable() {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::BAD_GATEWAY
+            let (status, body) = match e {
+                // The function made a message Segment would refuse: its error, not
+                // Segment's (nothing was sent).
+                tracking::SendError::TooLarge { .. } => (
+                    StatusCode::BAD_REQUEST,
+                    json!({"kind": OutcomeKind::BadRequest, "message": message}),
+                ),
+                e if e.retryable() => {
+                    (StatusCode::SERVICE_UNAVAILABLE, json!({"message": message}))
+                }
+                _ => (StatusCode::BAD_GATEWAY, json!({"message": message})),
             };
-            let body = json!({"message": message});
             Ok(((status, axum::Json(body)).into_response(), "not_sent"))
         }
     }
@@ -210,13 +228,19 @@ fn header_object(headers: &HeaderMap) -> Value {
     Value::Object(out)
 }
 
+/// What the function sees of the webhook's URL in place of its token.
+const TOKEN_SHOWN: &str = "[token]";
+
 /// Gives each event without a `messageId` one derived from the source, the webhook's
-/// body and the event's position: the same webhook sent again makes the same ids.
-fn stamp_message_ids(source: &str, body: &[u8], events: &mut [Value]) {
+/// query and body and the event's position: the same webhook sent again makes the same
+/// ids. Two webhooks alike in all of these are one for Segment (a function that must
+/// tell them apart sets its own `messageId`, from the sender's event id).
+fn stamp_message_ids(source: &str, query: &str, body: &[u8], events: &mut [Value]) {
     let mut digest = sha2::Sha256::new();
-    digest.update((source.len() as u64).to_be_bytes());
-    digest.update(source.as_bytes());
-    digest.update(body);
+    for part in [source.as_bytes(), query.as_bytes(), body] {
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part);
+    }
     let base = hex::encode(&digest.finalize()[..12]);
     for (i, event) in events.iter_mut().enumerate() {
         if let Some(fields) = event.as_object_mut()
@@ -241,12 +265,18 @@ mod tests {
             json!({"type": "identify", "messageId": "own"}),
         ];
         let mut b = a.clone();
-        stamp_message_ids("gh", b"{}", &mut a);
-        stamp_message_ids("gh", b"{}", &mut b);
+        stamp_message_ids("gh", "", b"{}", &mut a);
+        stamp_message_ids("gh", "", b"{}", &mut b);
         assert_eq!(a, b, "the same webhook again: the same ids");
         assert_eq!(a[1]["messageId"], "own", "an id the function set is kept");
         let mut c = vec![json!({"type": "track"})];
-        stamp_message_ids("gh", b"{\"x\":1}", &mut c);
+        stamp_message_ids("gh", "", b"{\"x\":1}", &mut c);
         assert_ne!(a[0]["messageId"], c[0]["messageId"]);
+        let mut d = vec![json!({"type": "track"})];
+        stamp_message_ids("gh", "?form=2", b"{}", &mut d);
+        assert_ne!(
+            a[0]["messageId"], d[0]["messageId"],
+            "another query, another id"
+        );
     }
 }

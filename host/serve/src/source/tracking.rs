@@ -1,6 +1,7 @@
 //! Sending a source function's calls to Segment: events to the Tracking API's
 //! `POST /v1/batch` (at most 32 KB a message and 500 KB a batch, Segment's limits),
-//! objects to the Objects API's `POST /v1/set` one collection at a time, with the
+//! objects to the Objects API's `POST /v1/set` one collection and at most ten objects
+//! at a time, with the
 //! source's write key as Basic auth; each request retried on 429, 5xx and network
 //! failures with backoff, within a deadline. Events carry their `messageId`, so a retry
 //! that Segment did receive after all is removed by Segment's deduplication.
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub const MAX_MESSAGE_BYTES: usize = 32 << 10;
 /// Segment's limit on one batch request, in bytes.
 pub const MAX_BATCH_BYTES: usize = 500 << 10;
+/// Objects in one `/v1/set` request, as Segment's Objects API takes them.
+pub const MAX_OBJECTS_PER_SET: usize = 10;
 
 /// Where and as whom the calls go.
 #[derive(Debug, Clone)]
@@ -128,9 +131,14 @@ fn object_sets(to: &Destination<'_>, objects: &[Value]) -> Vec<(String, Vec<u8>)
     let url = format!("{}/v1/set", to.objects_api);
     collections
         .into_iter()
-        .map(|(collection, objects)| {
-            let body = json!({"collection": collection, "objects": objects});
-            (url.clone(), body.to_string().into_bytes())
+        .flat_map(|(collection, objects)| {
+            objects
+                .chunks(MAX_OBJECTS_PER_SET)
+                .map(|chunk| {
+                    let body = json!({"collection": collection, "objects": chunk});
+                    (url.clone(), body.to_string().into_bytes())
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -220,6 +228,11 @@ mod tests {
         ];
         let sets = object_sets(&TO, &objects);
         assert_eq!(sets.len(), 2);
+        let many: Vec<Value> = (0..23)
+            .map(|i| json!({"collection": "c", "id": i.to_string()}))
+            .collect();
+        let chunks = object_sets(&TO, &many);
+        assert_eq!(chunks.len(), 3, "ten, ten and three");
         let rooms: Value = serde_json::from_slice(&sets[0].1).unwrap();
         assert_eq!(
             rooms,

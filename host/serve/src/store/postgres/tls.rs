@@ -63,7 +63,17 @@ pub fn split(conn: &str) -> (String, Tls) {
         true
     };
     let trimmed = conn.trim_start();
-    let rest = if trimmed.contains("://") {
+    let rest = split_params(conn, trimmed, &mut take);
+    // As libpq: `require` with a root certificate checks the chain (`verify-ca`).
+    if tls.mode == Mode::Require && tls.root_cert.is_some() {
+        tls.mode = Mode::VerifyCa;
+    }
+    (rest, tls)
+}
+
+/// `conn` without the parameters `take` takes.
+fn split_params(conn: &str, trimmed: &str, take: &mut impl FnMut(&str, &str) -> bool) -> String {
+    if trimmed.contains("://") {
         match conn.split_once('?') {
             None => conn.to_owned(),
             Some((base, query)) => {
@@ -90,8 +100,7 @@ pub fn split(conn: &str) -> (String, Tls) {
             })
             .collect::<Vec<_>>()
             .join(" ")
-    };
-    (rest, tls)
+    }
 }
 
 /// The rustls client configuration for `tls`, or `None` for a plain connection.

@@ -352,7 +352,7 @@ fn seen(
 /// missing. A file another server holds open is refused with the way out: redb locks
 /// it, and two processes writing one file would each believe their commits durable.
 fn create_private(path: &Path) -> Result<Database, StoreError> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
     let shown = path.display();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
@@ -362,6 +362,15 @@ fn create_private(path: &Path) -> Result<Database, StoreError> {
             .mode(0o700)
             .create(dir)
             .map_err(|e| StoreError(format!("creating {}: {e}", dir.display())))?;
+    }
+    // Created private before redb writes a byte to it, not made so afterwards.
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError(format!("creating {shown}: {e}")))?;
     }
     let db = Database::create(path).map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
