@@ -105,6 +105,39 @@ async fn every_template_tests_builds_and_runs() {
             "{report}"
         );
 
+        // What `segfn new` says to run first works as it is: for a function with a
+        // partner, `segfn demo .` against the partner built into segfn; and the
+        // placeholder partner, tried for real, fails with the way out.
+        if template != "insert" {
+            let mut demo = segfn();
+            demo.current_dir(&dir)
+                .env("CARGO_TARGET_DIR", scratch_target_dir())
+                .args(["demo", "."]);
+            let out = output(demo).await;
+            assert!(
+                out.status.success(),
+                "segfn demo . in {template}: {}",
+                text(&out)
+            );
+            assert!(text(&out).contains("partner received"), "{}", text(&out));
+            let mut real = segfn();
+            real.current_dir(&dir)
+                .env("CARGO_TARGET_DIR", scratch_target_dir())
+                .args(["run", ".", "--event", event, "--settings", "settings.json"])
+                .args([
+                    "--allow-host",
+                    "api.partner.example",
+                    "--deadline-ms",
+                    "3000",
+                ]);
+            let out = output(real).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("placeholder partner and does not exist: try `segfn demo .`"),
+                "{template}: {stderr}"
+            );
+        }
+
         // It describes its settings for `segfn schema`, each with a description.
         let mut schema = segfn();
         schema

@@ -64,14 +64,26 @@ impl Template {
         }
     }
 
-    /// The README's `segfn run` line: what to run, and the `--allow-host` it needs.
-    pub fn run_line(self) -> &'static str {
+    /// The README's lines that run the function: for a function with a partner, first
+    /// against the partner built into segfn (`api.partner.example` is a placeholder that
+    /// does not exist), then against a fake of one's own.
+    pub fn run_lines(self) -> &'static str {
         match self {
             Template::Insert => "segfn run . --event events/track.json --settings settings.json",
-            Template::Destination | Template::Batch => {
-                "segfn run . --event events/track.json --settings settings.json \\\n    --allow-host api.partner.example"
-            }
+            Template::Destination | Template::Batch => concat!(
+                "segfn demo .                                  # sample events, against a partner built into segfn\n",
+                "segfn run . --event events/track.json --settings settings.json \\\n",
+                "    --map-host 'api.partner.example=http://127.0.0.1:PORT'   # against a fake of yours"
+            ),
             Template::Source => "segfn run . --request requests/form-response.json",
+        }
+    }
+
+    /// The first thing to run after `segfn new`, which works as it is.
+    pub fn first_run(self) -> &'static str {
+        match self {
+            Template::Destination | Template::Batch => "segfn demo .",
+            _ => self.run_lines(),
         }
     }
 
@@ -208,7 +220,7 @@ pub fn create(options: &NewOptions) -> Result<Created, ScaffoldError> {
         text.replace("{{name}}", &name)
             .replace("{{Name}}", &type_name)
             .replace("{{kind}}", options.template.kind())
-            .replace("{{run}}", options.template.run_line())
+            .replace("{{run}}", options.template.run_lines())
     };
     // Relative when the two share more than the root (a checkout with its functions),
     // so the pair can move together; absolute otherwise.

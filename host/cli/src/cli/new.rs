@@ -79,7 +79,7 @@ pub(crate) fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let dir = args.dir.display();
-    let run = template.run_line().replace(" \\\n    ", " ");
+    let run = template.first_run();
     // The tester page edits events; a source function's webhook is run with --request.
     let dev = if template == Template::Source {
         ""

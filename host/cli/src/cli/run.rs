@@ -174,6 +174,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         capture_bodies: true,
     };
     let report = function.invoke(&options, call, settings).await;
+    placeholder_hint(&report);
     let text = if args.json {
         serde_json::to_string(&report)? + "\n"
     } else {
@@ -188,6 +189,30 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     Ok(ExitCode::from(row(report.outcome.kind).exit_code))
+}
+
+/// The partner host `segfn new`'s templates write, which does not exist.
+const PLACEHOLDER_HOST: &str = "api.partner.example";
+
+/// When a request to the templates' placeholder partner failed on the network, says
+/// what it is and how to run against a partner that answers.
+fn placeholder_hint(report: &segfn_engine::Report) {
+    let reached_placeholder = report.requests.iter().any(|r| {
+        r.error.is_some()
+            && r.sent_to.is_none()
+            && r.url
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| rest.starts_with(PLACEHOLDER_HOST))
+            && !r.error.as_deref().is_some_and(|e| e.contains("allow-list"))
+    });
+    if reached_placeholder {
+        eprintln!(
+            "segfn: {PLACEHOLDER_HOST} is the template's placeholder partner and does not exist: \
+             try `segfn demo .` (a partner built into segfn), or send its requests to a fake of \
+             yours with --map-host '{PLACEHOLDER_HOST}=http://127.0.0.1:PORT'"
+        );
+    }
 }
 
 /// The call `--event` or `--request` names, and the settings a request file carries.
