@@ -385,6 +385,17 @@ pub struct EventResult {
     pub output: Option<Value>,
 }
 
+/// A source function's result for a request (a [`Call::Request`]'s `output`): the
+/// Segment calls it made, in order, for the host to send on to Segment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Emitted {
+    /// Events (`identify`, `track`, `page`, `screen`, `group`, `alias`), each with its
+    /// `type`.
+    pub events: Vec<Value>,
+    /// Objects (`set`): `{collection, id, properties}`.
+    pub objects: Vec<Value>,
+}
+
 /// What `segfn_handle` returns.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(from = "GuestResultWire")]

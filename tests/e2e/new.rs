@@ -324,17 +324,22 @@ async fn the_source_template_tests_builds_and_runs() {
     })
     .await;
     assert!(out.status.success(), "cargo test: {}", text(&out));
-    let mut run = segfn();
-    run.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", scratch_target_dir())
-        .args([
-            "run",
-            ".",
-            "--json",
-            "--request",
-            "requests/form-response.json",
-        ]);
-    let out = output(run).await;
+    // `segfn run --json` on the sample webhook, with these extra arguments.
+    let run = |extra: &[&str]| {
+        let mut run = segfn();
+        run.current_dir(&dir)
+            .env("CARGO_TARGET_DIR", scratch_target_dir())
+            .args([
+                "run",
+                ".",
+                "--json",
+                "--request",
+                "requests/form-response.json",
+            ])
+            .args(extra);
+        output(run)
+    };
+    let out = run(&[]).await;
     assert!(out.status.success(), "segfn run: {}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let events = report["output"]["events"].as_array().unwrap();
@@ -347,18 +352,7 @@ async fn the_source_template_tests_builds_and_runs() {
 
     // The token is checked: another one rejects the request.
     std::fs::write(dir.join("wrong.json"), r#"{"webhookToken": "nope-0000"}"#).unwrap();
-    let mut run = segfn();
-    run.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", scratch_target_dir())
-        .args([
-            "run",
-            ".",
-            "--json",
-            "--request",
-            "requests/form-response.json",
-        ])
-        .args(["--settings", "wrong.json"]);
-    let out = output(run).await;
+    let out = run(&["--settings", "wrong.json"]).await;
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outcome"]["kind"], "message_rejected", "{report}");
 

@@ -2,18 +2,10 @@
 //! harness does.
 
 use super::truthy;
+use crate::abi::Emitted;
 use crate::error::Error;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
-
-/// The calls a source function made, in order: what the host sends on to Segment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Emitted {
-    /// Events (`identify`, `track`, `page`, `screen`, `group`, `alias`).
-    pub events: Vec<Value>,
-    /// Objects (`set`).
-    pub objects: Vec<Value>,
-}
 
 /// Where a source function's calls go (`Segment.track(...)` and friends).
 #[derive(Debug, Default)]

@@ -30,9 +30,8 @@ mod calls;
 mod harness;
 mod request;
 
-pub use calls::{
-    Call, Emitted, Segment, SetObject, alias, group, identify, object, page, screen, track,
-};
+pub use crate::abi::Emitted;
+pub use calls::{Call, Segment, SetObject, alias, group, identify, object, page, screen, track};
 pub use harness::{HarnessFile, read_harness};
 pub use request::WebhookRequest;
 

@@ -81,14 +81,8 @@ pub enum Output {
     Emitted(Emitted),
 }
 
-/// The Segment calls a source function made for one request.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, Default)]
-pub struct Emitted {
-    /// Events for the Tracking API, each with its `type`.
-    pub events: Vec<Value>,
-    /// Objects (`Segment.set`): `{collection, id, properties}`.
-    pub objects: Vec<Value>,
-}
+/// The Segment calls a source function made for one request (the ABI's type).
+pub use segfn_sdk::abi::Emitted;
 
 impl Output {
     /// Whether there is nothing.

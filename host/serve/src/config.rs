@@ -2,7 +2,7 @@
 //! its API key, settings, secrets, allow-list, host mappings, optional shared secret
 //! and function.
 
-use segfn_engine::policy::{HostMap, HostMapping};
+use segfn_engine::policy::HostMap;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -355,34 +355,16 @@ impl ServeConfig {
             if t.name.is_empty() {
                 return Err(problem("a tenant needs a name".into()));
             }
-            let from_env = |var: &Option<String>,
-                            what: &str|
-             -> Result<Option<String>, ConfigError> {
-                match var {
-                    None => Ok(None),
-                    Some(var) => env(var).filter(|v| !v.is_empty()).map(Some).ok_or_else(|| {
-                        problem(format!("{what} is to come from ${var}, which is not set"))
-                    }),
-                }
-            };
-            let api_key = match (t.api_key.clone(), from_env(&t.api_key_env, "api_key")?) {
-                (Some(_), Some(_)) => {
-                    return Err(problem("set api_key or api_key_env, not both".into()));
-                }
-                (Some(k), None) | (None, Some(k)) if !k.is_empty() => k,
-                _ => return Err(problem("needs api_key or api_key_env".into())),
-            };
-            let shared_secret = match (
+            let api_key =
+                super::resolve::required_secret(&t.api_key, &t.api_key_env, "api_key", &env)
+                    .map_err(problem)?;
+            let shared_secret = super::resolve::secret(
                 &t.shared_secret,
-                from_env(&t.shared_secret_env, "shared_secret")?,
-            ) {
-                (Some(_), Some(_)) => {
-                    return Err(problem(
-                        "set shared_secret or shared_secret_env, not both".into(),
-                    ));
-                }
-                (s, e) => s.clone().or(e),
-            };
+                &t.shared_secret_env,
+                "shared_secret",
+                &env,
+            )
+            .map_err(problem)?;
             if out.iter().any(|o| o.api_key == api_key) {
                 return Err(problem("its API key is also another tenant's; keys select tenants, so they must differ".into()));
             }
@@ -390,13 +372,7 @@ impl ServeConfig {
                 return Err(problem("the name is used twice".into()));
             }
             segfn_engine::FetchPolicy::parse(&t.allow_hosts).map_err(|e| problem(e.to_string()))?;
-            let map_hosts = t
-                .map_hosts
-                .iter()
-                .map(|(host, target)| HostMapping::parse_pair(host, target))
-                .collect::<Result<Vec<_>, _>>()
-                .and_then(HostMap::new)
-                .map_err(|e| problem(format!("map_hosts: {e}")))?;
+            let map_hosts = super::resolve::map_hosts(&t.map_hosts).map_err(problem)?;
             if t.max_in_flight == Some(0) {
                 return Err(problem("max_in_flight must be at least 1".into()));
             }

@@ -24,6 +24,7 @@ mod metrics;
 mod plan;
 mod refusal;
 mod reload;
+mod resolve;
 pub mod retry;
 pub mod source;
 pub mod store;

@@ -85,21 +85,7 @@ impl SourceConfig {
         if self.name.is_empty() {
             return Err("a source needs a name".into());
         }
-        let secret = |inline: &Option<String>, var: &Option<String>, what: &str| {
-            let from_env =
-                match var {
-                    None => None,
-                    Some(var) => Some(env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
-                        format!("{what} is to come from ${var}, which is not set")
-                    })?),
-                };
-            match (inline.clone(), from_env) {
-                (Some(_), Some(_)) => Err(format!("set {what} or {what}_env, not both")),
-                (Some(v), None) | (None, Some(v)) if !v.is_empty() => Ok(v),
-                _ => Err(format!("needs {what} or {what}_env")),
-            }
-        };
-        let token = secret(&self.token, &self.token_env, "token")?;
+        let token = crate::resolve::required_secret(&self.token, &self.token_env, "token", env)?;
         if token.len() < MIN_TOKEN_LEN
             || !token
                 .chars()
@@ -109,7 +95,12 @@ impl SourceConfig {
                 "the token must be at least {MIN_TOKEN_LEN} letters, digits, '-' or '_' (it is all a sender needs): for example `openssl rand -hex 24`"
             ));
         }
-        let write_key = secret(&self.write_key, &self.write_key_env, "write_key")?;
+        let write_key = crate::resolve::required_secret(
+            &self.write_key,
+            &self.write_key_env,
+            "write_key",
+            env,
+        )?;
         let tracking_api = match self.tracking_api.as_deref() {
             None | Some("us") => TRACKING_US.to_owned(),
             Some("eu") => TRACKING_EU.to_owned(),
@@ -119,14 +110,7 @@ impl SourceConfig {
             None => OBJECTS_API.to_owned(),
             Some(url) => checked_url(url, "objects_api")?,
         };
-        let map_hosts = segfn_engine::HostMap::parse(
-            &self
-                .map_hosts
-                .iter()
-                .map(|(h, t)| format!("{h}={t}"))
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| e.to_string())?;
+        let map_hosts = crate::resolve::map_hosts(&self.map_hosts)?;
         let settings = serde_json::to_value(&self.settings).map_err(|e| e.to_string())?;
         Ok(ResolvedSource {
             name: self.name.clone(),

@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use segfn_engine::outcome::row;
 use segfn_engine::{InvokeOptions, Output};
-use segfn_sdk::abi::{Call, OutcomeKind};
+use segfn_sdk::abi::{OutcomeKind, RawCall};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use std::sync::Arc;
@@ -132,14 +132,18 @@ async fn handle(
         capture_bodies: false,
     };
     let function = source.function.current();
-    let settings: Value = serde_json::from_str(&source.settings_json).unwrap_or_default();
     let invoking = app
         .permits
         .clone()
         .try_acquire_owned()
         .map_err(|_| Refusal::Busy("too many requests in flight; retry shortly"))?;
+    // The settings go as the text they are kept as (no tree to build and write back).
     let report = function
-        .invoke(&options, Call::Request { request }, settings)
+        .invoke_json::<&str>(
+            &options,
+            RawCall::Request(&request.to_string()),
+            &source.settings_json,
+        )
         .await;
     drop(invoking);
     if report.outcome.kind != OutcomeKind::Success {
@@ -189,9 +193,10 @@ async fn handle(
             ))
         }
         Err(e) => {
-            tracing::warn!(source = %source.name, error = %e, "sending a webhook's calls to Segment");
-            app.metrics.source_request(&source.name, "not_sent");
+            // Segment's answer is quoted in it: redacted before it is logged or answered.
             let message = source.redactor.redact(&e.to_string()).into_owned();
+            tracing::warn!(source = %source.name, error = %message, "sending a webhook's calls to Segment");
+            app.metrics.source_request(&source.name, "not_sent");
             let (status, body) = match e {
                 // The function made a message Segment would refuse: its error, not
                 // Segment's (nothing was sent).

@@ -113,7 +113,10 @@ pub fn client_config(tls: &Tls) -> Result<Option<rustls::ClientConfig>, String> 
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     if tls.mode == Mode::Require {
-        let verifier = Arc::new(EncryptOnly(provider));
+        let verifier = Arc::new(Lenient {
+            chain: None,
+            provider,
+        });
         return Ok(Some(
             builder
                 .dangerous()
@@ -122,13 +125,17 @@ pub fn client_config(tls: &Tls) -> Result<Option<rustls::ClientConfig>, String> 
         ));
     }
     let roots = Arc::new(roots(tls.root_cert.as_ref())?);
-    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let webpki =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| e.to_string())?;
     let config = match tls.mode {
         Mode::VerifyCa => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyName(webpki)))
+            .with_custom_certificate_verifier(Arc::new(Lenient {
+                chain: Some(webpki),
+                provider,
+            }))
             .with_no_client_auth(),
         _ => builder.with_webpki_verifier(webpki).with_no_client_auth(),
     };
@@ -165,11 +172,16 @@ fn roots(file: Option<&PathBuf>) -> Result<rustls::RootCertStore, String> {
     Ok(store)
 }
 
-/// `verify-ca`: the chain is checked, the name is not.
+/// `verify-ca` (a chain to check, not the name) and `require` (no chain): the
+/// certificate is checked as far as the mode says; the handshake's signatures always
+/// are, with the provider's algorithms (as webpki's own verifier checks them).
 #[derive(Debug)]
-struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
+struct Lenient {
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
 
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -178,10 +190,10 @@ impl ServerCertVerifier for AnyName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -194,7 +206,8 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -202,57 +215,13 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `require`: any certificate, the handshake's signatures still checked (libpq's
-/// `require` without a root certificate: encrypted, not authenticated).
-#[derive(Debug)]
-struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
