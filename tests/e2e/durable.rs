@@ -164,13 +164,13 @@ impl ChaosPartner {
 }
 
 /// A `segfn serve` process, killed (SIGKILL) on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
-    fn start(wasm: &Path, config: &Path) -> Server {
+    pub(crate) fn start(wasm: &Path, config: &Path) -> Server {
         let mut child = segfn()
             .arg("serve")
             .arg(wasm)
@@ -187,7 +187,7 @@ impl Server {
     }
 
     /// `kill -9`.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
@@ -201,7 +201,7 @@ impl Drop for Server {
 }
 
 /// The sum of a metric's samples (all label sets) in `/metrics`.
-async fn metric_sum(base: &str, name: &str) -> f64 {
+pub(crate) async fn metric_sum(base: &str, name: &str) -> f64 {
     let text = client()
         .get(format!("{base}/metrics"))
         .send()
@@ -245,7 +245,7 @@ async fn all_reach_the_partner(
 }
 
 /// Polls `f` until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
+pub(crate) async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

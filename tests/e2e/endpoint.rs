@@ -107,7 +107,7 @@ impl Endpoint {
 
 /// Reads what the server sends until it closes or `within` passes; returns the text
 /// and whether it closed.
-async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String, bool) {
+pub(crate) async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String, bool) {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + within;
@@ -594,7 +594,7 @@ async fn batch_signatures_and_pinned_settings() {
     assert!(last[0].path.starts_with("/strict"), "{}", last[0].path);
 }
 
-fn compress(data: &[u8], gzip: bool) -> Vec<u8> {
+pub(crate) fn compress(data: &[u8], gzip: bool) -> Vec<u8> {
     if gzip {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(data).unwrap();

@@ -21,3 +21,4 @@ mod serve;
 mod sources;
 mod store;
 mod support;
+mod webhooks;

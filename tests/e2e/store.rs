@@ -167,7 +167,15 @@ async fn contract(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(store.next_due().await.unwrap(), Some(due));
+    assert_eq!(
+        store.next_due(vec!["acme".into()]).await.unwrap(),
+        Some(due)
+    );
+    assert_eq!(
+        store.next_due(vec!["other".into()]).await.unwrap(),
+        None,
+        "another tenant's due job does not wake a sender that cannot claim it"
+    );
     let s = stats(store, "acme").await;
     assert_eq!(
         (s.pending, s.retrying, s.running, s.attempts),

@@ -213,7 +213,7 @@ impl AppState {
                 .max_in_flight
                 .or(server.tenant_max_in_flight)
                 .unwrap_or(server.max_in_flight.max(1).div_ceil(2));
-            let source = Source::new(s, function, share)
+            let source = Source::new(s, function, share, s.durable.unwrap_or(server.durable))
                 .map_err(|e| ServeError::Tenant(s.name.clone(), e))?;
             by_token.insert(key_hash(&s.token), Arc::new(source));
         }

@@ -205,6 +205,14 @@ pub async fn serve_until(
         tls: tls.clone(),
     };
     let workers = tokio::spawn(worker::dispatch(state.clone(), stop.clone()));
+    let senders: Vec<_> = state
+        .sources
+        .values()
+        .map(|s| {
+            let run = source::outbox::run(state.clone(), s.clone(), stop.clone());
+            (s.durable, tokio::spawn(run))
+        })
+        .collect();
     on_listening(bound, tls.is_some());
 
     // On stop: new deliveries get 503 and /readyz fails at once; connections finish
@@ -229,6 +237,13 @@ pub async fn serve_until(
     reloads.abort();
     purges.abort();
     let _ = workers.await;
+    // Durable senders stop between rounds: let the round on its way be recorded (an
+    // unrecorded one is sent again after the restart). Direct senders have no webhook
+    // left waiting once the connections are closed.
+    let (durable, direct): (Vec<_>, Vec<_>) = senders.into_iter().partition(|(d, _)| *d);
+    direct.iter().for_each(|(_, sender)| sender.abort());
+    let rounds = futures_util::future::join_all(durable.into_iter().map(|(_, s)| s));
+    let _ = tokio::time::timeout(source::outbox::SEND_WITHIN, rounds).await;
 
     // Connections are closed, but deliveries whose callers hung up may still run in
     // their own tasks: let them finish and record their messageIds before exiting.

@@ -84,7 +84,11 @@ pub(crate) async fn dispatch(app: Arc<AppState>, mut stop: watch::Receiver<bool>
         let wait = if claimed_any || free_total == 0 {
             IDLE_POLL
         } else {
-            match app.store.next_due().await {
+            match app
+                .store
+                .next_due(tenants.iter().map(|t| t.name.clone()).collect())
+                .await
+            {
                 Ok(Some(at)) => {
                     Duration::from_millis(at.saturating_sub(super::store::now_ms())).min(IDLE_POLL)
                 }

@@ -49,6 +49,9 @@ pub struct SourceConfig {
     pub objects_api: Option<String>,
     /// Requests this source may run at once (default: the server's tenant share).
     pub max_in_flight: Option<usize>,
+    /// Queue a webhook's calls in the store before answering it (default: the server's
+    /// `durable`).
+    pub durable: Option<bool>,
 }
 
 /// A source with its secrets resolved and its URLs checked.
@@ -76,6 +79,8 @@ pub struct ResolvedSource {
     pub objects_api: String,
     /// Own in-flight cap, if any.
     pub max_in_flight: Option<usize>,
+    /// Own durable mode, if set.
+    pub durable: Option<bool>,
 }
 
 impl SourceConfig {
@@ -124,6 +129,7 @@ impl SourceConfig {
             tracking_api,
             objects_api,
             max_in_flight: self.max_in_flight,
+            durable: self.durable,
         })
     }
 }

@@ -1,11 +1,12 @@
 //! A source function as the server holds it: its settings, redactor, `fetch` client,
-//! function, write key, Segment URLs and share of capacity.
+//! function, write key, Segment URLs, share of capacity and the way to its sender.
 
 use super::config::ResolvedSource;
+use super::outbox::{self, Waiting};
 use crate::reload::FunctionSlot;
 use segfn_engine::{FetchClient, Redactor};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 /// One source, as the handler uses it.
 #[derive(Debug)]
@@ -28,6 +29,14 @@ pub struct Source {
     pub objects_api: String,
     /// Requests running at once.
     pub permits: Arc<Semaphore>,
+    /// Whether a webhook's calls are queued in the store before its 200.
+    pub durable: bool,
+    /// Direct mode: webhooks hand their calls to the sender here.
+    pub outbox: mpsc::Sender<Waiting>,
+    /// The sender's end, until its task takes it.
+    inbox: Mutex<Option<mpsc::Receiver<Waiting>>>,
+    /// Durable mode: tells the sender that something was queued.
+    pub wake: Notify,
 }
 
 impl Source {
@@ -36,6 +45,7 @@ impl Source {
         resolved: &ResolvedSource,
         function: Arc<FunctionSlot>,
         share: usize,
+        durable: bool,
     ) -> Result<Source, String> {
         let policy = segfn_engine::FetchPolicy::parse(&resolved.allow_hosts)
             .map_err(|e| e.to_string())?
@@ -45,6 +55,7 @@ impl Source {
             .map_err(|e| e.to_string())?
             .extended(&resolved.token)
             .extended(&resolved.write_key);
+        let (sender, inbox) = mpsc::channel(outbox::MAX_WAITING);
         Ok(Source {
             name: resolved.name.clone(),
             settings_json: resolved.settings.to_string().into(),
@@ -55,6 +66,15 @@ impl Source {
             tracking_api: resolved.tracking_api.clone(),
             objects_api: resolved.objects_api.clone(),
             permits: Arc::new(Semaphore::new(share.max(1))),
+            durable,
+            outbox: sender,
+            inbox: Mutex::new(Some(inbox)),
+            wake: Notify::new(),
         })
+    }
+
+    /// The sender's end of the direct mode's channel: once.
+    pub fn take_inbox(&self) -> Option<mpsc::Receiver<Waiting>> {
+        self.inbox.lock().ok()?.take()
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod instance;
+pub mod outbox;
 pub mod tracking;
 
 pub use instance::Source;
@@ -16,6 +17,7 @@ pub use instance::Source;
 use super::app::{AppState, key_hash};
 use super::body;
 use super::refusal::Refusal;
+use super::store::{Enqueued, MessageKey, NewJob};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -27,13 +29,10 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Largest webhook body, compressed or not.
 pub const MAX_WEBHOOK_BYTES: usize = 512 << 10;
-
-/// How long sending the calls to Segment may take before the sender is asked to retry.
-const SEND_WITHIN: Duration = Duration::from_secs(10);
 
 /// `POST /webhooks/TOKEN`.
 pub async fn webhook(
@@ -163,55 +162,97 @@ async fn handle(
             "the function gave no calls; retry".into(),
         ));
     };
-    stamp_message_ids(&source.name, &query, &bytes, &mut emitted.events);
-    let to = tracking::Destination {
-        tracking_api: &source.tracking_api,
-        objects_api: &source.objects_api,
-        write_key: &source.write_key,
+    let base = stamp_message_ids(&source.name, &query, &bytes, &mut emitted.events);
+    if let Err(e) = tracking::check(&emitted.events) {
+        // The function made a message Segment would refuse: its error, not Segment's.
+        app.metrics.source_request(&source.name, "not_sent");
+        let body = json!({"kind": OutcomeKind::BadRequest, "message": e.to_string()});
+        return Ok((
+            (StatusCode::BAD_REQUEST, axum::Json(body)).into_response(),
+            "not_sent",
+        ));
+    }
+    let counts = json!({"events": emitted.events.len(), "objects": emitted.objects.len()});
+    let parcel = outbox::Parcel {
+        events: emitted.events,
+        objects: emitted.objects,
     };
-    let sent = tracking::send(
-        &app.segment_client,
-        &to,
-        &emitted.events,
-        &emitted.objects,
-        Instant::now() + SEND_WITHIN,
-    )
-    .await;
-    match sent {
-        Ok(_) => {
-            app.metrics.source_request(&source.name, "success");
-            app.metrics
-                .source_sent(&source.name, emitted.events.len() as u64);
-            let body = json!({
-                "message": "ok",
-                "events": emitted.events.len(),
-                "objects": emitted.objects.len(),
-            });
-            Ok((
-                (StatusCode::OK, axum::Json(body)).into_response(),
-                "success",
+    let (outcome, message) = if source.durable {
+        queue(app, source, &base, &parcel).await?
+    } else {
+        match hand_over(source, parcel).await? {
+            Ok(()) => ("success", "ok"),
+            Err(e) => {
+                // Segment's answer is quoted in it: redacted before it is answered.
+                let message = source.redactor.redact(&e.to_string()).into_owned();
+                app.metrics.source_request(&source.name, "not_sent");
+                let status = if e.retryable() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                let body = json!({"message": message});
+                return Ok(((status, axum::Json(body)).into_response(), "not_sent"));
+            }
+        }
+    };
+    app.metrics.source_request(&source.name, outcome);
+    let mut body = counts;
+    body["message"] = message.into();
+    Ok(((StatusCode::OK, axum::Json(body)).into_response(), outcome))
+}
+
+/// Durable mode: commits the parcel to the source's queue (once per webhook: a
+/// sender's retry of one already queued is a duplicate) and wakes the sender.
+async fn queue(
+    app: &AppState,
+    source: &Source,
+    base: &str,
+    parcel: &outbox::Parcel,
+) -> Result<(&'static str, &'static str), Refusal> {
+    let name = outbox::queue_name(&source.name);
+    let job = NewJob {
+        key: Some(MessageKey::new(&name, base)),
+        message_id: base.to_owned(),
+        event_type: "webhook".into(),
+        event: serde_json::to_string(parcel).unwrap_or_default(),
+        settings: None,
+    };
+    match app.store.enqueue(&name, vec![job], app.max_queued).await {
+        Ok((enqueued, _)) => match enqueued.first() {
+            Some(Enqueued::Queued(_)) => {
+                source.wake.notify_one();
+                Ok(("queued", "queued"))
+            }
+            Some(Enqueued::Duplicate) => Ok(("duplicate", "already queued")),
+            _ => {
+                tracing::warn!(source = %source.name, max_queued = app.max_queued, "queue full: webhook refused");
+                Err(Refusal::TenantBusy(
+                    "this source's queue is full (max_queued); retry later",
+                ))
+            }
+        },
+        Err(e) => {
+            tracing::error!(source = %source.name, error = %e, "queueing a webhook's calls");
+            Err(Refusal::Unavailable(
+                "storage is unavailable; retry later".into(),
             ))
         }
-        Err(e) => {
-            // Segment's answer is quoted in it: redacted before it is logged or answered.
-            let message = source.redactor.redact(&e.to_string()).into_owned();
-            tracing::warn!(source = %source.name, error = %message, "sending a webhook's calls to Segment");
-            app.metrics.source_request(&source.name, "not_sent");
-            let (status, body) = match e {
-                // The function made a message Segment would refuse: its error, not
-                // Segment's (nothing was sent).
-                tracking::SendError::TooLarge { .. } => (
-                    StatusCode::BAD_REQUEST,
-                    json!({"kind": OutcomeKind::BadRequest, "message": message}),
-                ),
-                e if e.retryable() => {
-                    (StatusCode::SERVICE_UNAVAILABLE, json!({"message": message}))
-                }
-                _ => (StatusCode::BAD_GATEWAY, json!({"message": message})),
-            };
-            Ok(((status, axum::Json(body)).into_response(), "not_sent"))
-        }
     }
+}
+
+/// Direct mode: hands the parcel to the sender and waits for Segment's answer.
+async fn hand_over(
+    source: &Source,
+    parcel: outbox::Parcel,
+) -> Result<Result<(), tracking::SendError>, Refusal> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    source.outbox.try_send((parcel, reply)).map_err(|_| {
+        Refusal::TenantBusy("too many of this source's webhooks waiting for Segment; retry shortly")
+    })?;
+    answer
+        .await
+        .map_err(|_| Refusal::Unavailable("the sender stopped; retry".into()))
 }
 
 /// The request's headers as the function sees them: names to values, several values of
@@ -240,7 +281,8 @@ const TOKEN_SHOWN: &str = "[token]";
 /// query and body and the event's position: the same webhook sent again makes the same
 /// ids. Two webhooks alike in all of these are one for Segment (a function that must
 /// tell them apart sets its own `messageId`, from the sender's event id).
-fn stamp_message_ids(source: &str, query: &str, body: &[u8], events: &mut [Value]) {
+/// Returns the webhook's digest the ids start with.
+fn stamp_message_ids(source: &str, query: &str, body: &[u8], events: &mut [Value]) -> String {
     let mut digest = sha2::Sha256::new();
     for part in [source.as_bytes(), query.as_bytes(), body] {
         digest.update((part.len() as u64).to_be_bytes());
@@ -257,6 +299,7 @@ fn stamp_message_ids(source: &str, query: &str, body: &[u8], events: &mut [Value
             );
         }
     }
+    base
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub struct Destination<'a> {
 }
 
 /// Why the calls did not all reach Segment.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
     /// A message over Segment's size limit: nothing was sent.
     #[error("event {index} is {bytes} bytes, over Segment's limit of 32 KB a message")]
@@ -76,6 +76,17 @@ pub async fn send(
         requests += 1;
     }
     Ok(requests)
+}
+
+/// Checks each event against Segment's limit on one message, before anything is sent.
+pub fn check(events: &[Value]) -> Result<(), SendError> {
+    for (index, event) in events.iter().enumerate() {
+        let bytes = event.to_string().len();
+        if bytes > MAX_MESSAGE_BYTES {
+            return Err(SendError::TooLarge { index, bytes });
+        }
+    }
+    Ok(())
 }
 
 /// The `/v1/batch` requests for `events`, each within [`MAX_BATCH_BYTES`].

@@ -225,8 +225,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         report: Value,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
 
-    /// When the next job falls due (ms since the epoch), if any is waiting.
-    fn next_due(&self) -> BoxFuture<'_, Result<Option<u64>, StoreError>>;
+    /// When the next job of one of `tenants` falls due (ms since the epoch), if any is
+    /// waiting. (Each sender asks for its own: a job only another one claims must not
+    /// keep it awake.)
+    fn next_due(&self, tenants: Vec<String>) -> BoxFuture<'_, Result<Option<u64>, StoreError>>;
 
     /// Dead letters, oldest first, at most `limit`.
     fn dead_letters(

@@ -647,9 +647,11 @@ impl Store for PgStore {
         .boxed()
     }
 
-    fn next_due(&self) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
+    fn next_due(&self, tenants: Vec<String>) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
         async move {
-            let rows = self.query("reading the queue", NEXT_DUE, &[]).await?;
+            let rows = self
+                .query("reading the queue", NEXT_DUE, &[&tenants])
+                .await?;
             Ok(rows
                 .first()
                 .and_then(|r| r.get::<_, Option<i64>>(0))

@@ -242,8 +242,7 @@ pub(super) const DEAD_LETTER: &str = concat!(
 );
 
 /// Due jobs not leased: the soonest per tenant (each from its index), then the least.
-pub(super) const NEXT_DUE: &str =
-    "SELECT min(n.due_ms) FROM (SELECT DISTINCT tenant FROM segfn_counters) t
+pub(super) const NEXT_DUE: &str = "SELECT min(n.due_ms) FROM unnest($1::text[]) t(tenant)
     CROSS JOIN LATERAL (SELECT due_ms FROM segfn_jobs j WHERE j.tenant = t.tenant
         AND j.lease_epoch IS NULL ORDER BY due_ms LIMIT 1) n";
 

@@ -586,14 +586,12 @@ impl RedbStore {
         Ok(false)
     }
 
-    fn next_due_now(&self) -> Result<Option<u64>, StoreError> {
+    fn next_due_now(&self, tenants: &[String]) -> Result<Option<u64>, StoreError> {
         let txn = self.dedupe.db().begin_read().map_err(store_error)?;
         let due = txn.open_table(DUE).map_err(store_error)?;
-        let tenants = txn.open_table(TENANTS).map_err(store_error)?;
         let mut next: Option<u64> = None;
-        for row in tenants.iter().map_err(store_error)? {
-            let (name, _) = row.map_err(store_error)?;
-            let tag = tenant_tag(name.value());
+        for name in tenants {
+            let tag = tenant_tag(name);
             let end = due_key(&tag, u64::MAX, u64::MAX);
             if let Some(first) = due.range(&tag[..]..=&end[..]).map_err(store_error)?.next() {
                 let (k, _) = first.map_err(store_error)?;
@@ -734,8 +732,8 @@ impl Store for RedbStore {
             .boxed()
     }
 
-    fn next_due(&self) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
-        let next = self.next_due_now();
+    fn next_due(&self, tenants: Vec<String>) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
+        let next = self.next_due_now(&tenants);
         async move { next }.boxed()
     }
 
@@ -873,7 +871,7 @@ mod tests {
                 .is_empty(),
             "not due yet"
         );
-        assert_eq!(s.next_due().await.unwrap(), Some(later));
+        assert_eq!(s.next_due(vec!["t".into()]).await.unwrap(), Some(later));
         assert_eq!(stats(&s, "t").await.retrying, 1);
 
         s.enqueue("t", vec![job("b")], u64::MAX).await.unwrap();
