@@ -168,6 +168,11 @@ pub fn no_handler_message(event_type: &str) -> String {
     format!("{event_type} is not supported")
 }
 
+/// The `unsupported_event_type` message of a function without a request handler
+/// (`onRequest`), in the words of Segment's harness; `segfn docs` reads it, as
+/// [`no_handler_message`], as "not a source function".
+pub const NO_REQUEST_HANDLER: &str = "request not supported";
+
 /// Packs a guest pointer and length into the `i64` that `fetch` and `segfn_handle`
 /// return: pointer in the high 32 bits, length in the low 32.
 pub const fn pack(ptr: u32, len: u32) -> u64 {

@@ -107,7 +107,9 @@ pub trait Function {
         segment: &mut Segment,
     ) -> Result<(), Error> {
         let _ = (request, settings, segment);
-        Err(Error::EventNotSupported("request not supported".into()))
+        Err(Error::EventNotSupported(
+            crate::abi::NO_REQUEST_HANDLER.into(),
+        ))
     }
 
     /// `onBatch`: a batch of events of mixed types. Return one result per event, in

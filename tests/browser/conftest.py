@@ -106,6 +106,32 @@ lto = "thin"
     )
 
 
+def copy_github_source(dest: Path):
+    """functions/github-source (a source function) as a crate of its own, as
+    copy_forwarder does: its code and its sample webhook requests."""
+    source = REPO / "functions" / "github-source"
+    for sub in ("src", "requests"):
+        shutil.copytree(source / sub, dest / sub)
+    shutil.copy(REPO / "Cargo.lock", dest / "Cargo.lock")
+    (dest / "Cargo.toml").write_text(
+        f"""[workspace]
+
+[package]
+name = "github-source"
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+segfn-sdk = {{ path = {json.dumps(str(REPO / "guest-sdk"))} }}
+serde_json = {{ version = "1", features = ["preserve_order", "arbitrary_precision", "float_roundtrip"] }}
+"""
+    )
+
+
 class Dev:
     """A running `segfn dev`."""
 
@@ -165,6 +191,33 @@ def dev(tmp_path_factory, partner):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def source_dev(tmp_path_factory, partner):
+    """`segfn dev` on a copy of the GitHub source function."""
+    if not SEGFN.is_file():
+        pytest.fail(f"{SEGFN} is missing: run `cargo build -p segfn --bin segfn` (or set SEGFN_BIN)")
+    dir = tmp_path_factory.mktemp("github-source")
+    copy_github_source(dir)
+    server = Dev(dir, partner)
+    try:
+        server.wait_for_build("ok", FIRST_BUILD_SECONDS)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def source_page(browser, source_dev):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(source_dev.url)
+    yield page
+    context.close()
+    assert not errors, f"the page raised: {errors}"
 
 
 @pytest.fixture(scope="session")

@@ -307,7 +307,8 @@ async fn bad_names_and_used_directories_are_refused() {
 
 /// `segfn new --template source`: a source function crate that passes its tests, runs
 /// its sample webhook with `segfn run --request` (an identify and a track), refuses a
-/// request without its token, and describes its settings for `segfn schema`.
+/// request without its token, and describes itself for `segfn schema` and, as a
+/// source, for `segfn docs`.
 #[tokio::test]
 async fn the_source_template_tests_builds_and_runs() {
     let scratch = tempfile::tempdir().unwrap();
@@ -365,4 +366,22 @@ async fn the_source_template_tests_builds_and_runs() {
     assert!(out.status.success(), "segfn schema: {}", text(&out));
     let settings: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(settings.to_string().contains("webhookToken"), "{settings}");
+
+    // `segfn docs` knows it is a source: a source's page, not a destination's.
+    let mut docs = segfn();
+    docs.current_dir(&dir)
+        .env("CARGO_TARGET_DIR", scratch_target_dir())
+        .args(["docs", "."]);
+    let out = output(docs).await;
+    assert!(out.status.success(), "segfn docs: {}", text(&out));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        page.starts_with("---\ntitle: Acme Forms Source\n"),
+        "{page}"
+    );
+    assert!(page.contains("webhook URL") && page.contains("**Webhook Token** (secret)"));
+    assert!(
+        !page.contains("Supported methods") && !page.contains("Destination"),
+        "{page}"
+    );
 }

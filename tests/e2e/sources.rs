@@ -148,7 +148,8 @@ async fn segments_source_examples_give_what_their_harness_gives() {
 }
 
 /// `segfn run --request` runs a source function on one webhook: `--json`'s `output` is
-/// exactly the calls; the report names them; a file that is not a request says why.
+/// exactly the calls; the report names them; a file that is not a request says why;
+/// `--body` with `--header` and `--url` sends a raw body.
 #[tokio::test]
 async fn segfn_run_takes_a_webhook_request() {
     let script = sources_dir().join("github/handler.js");
@@ -205,6 +206,49 @@ async fn segfn_run_takes_a_webhook_request() {
     // Neither --event nor --request: a usage error.
     let out = segfn().args(["run"]).arg(&wasm).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+
+    // A raw body as the sender posts it, with its headers and URL.
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, r#"{"action": "created", "sender": {"id": 99}}"#).unwrap();
+    let out = segfn()
+        .args(["run"])
+        .arg(&wasm)
+        .arg("--body")
+        .arg(&body)
+        .args([
+            "-H",
+            "X-GitHub-Event: star",
+            "--header",
+            "Content-Type: application/json",
+        ])
+        .args(["--url", "https://hooks.example/in?x=1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["output"]["events"],
+        json!([{"type": "track", "event": "star created", "userId": "99"}]),
+        "{report}"
+    );
+    // A header that is not `Name: value`, or --header without --body: usage errors.
+    for args in [
+        vec!["--body", "-", "--header", "no colon"],
+        vec!["--request", "x.json", "--header", "A: b"],
+    ] {
+        let out = segfn()
+            .args(["run"])
+            .arg(&wasm)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
 }
 
 /// Segment's GitHub and Stripe source functions ported to Rust (functions/github-source,
@@ -243,4 +287,23 @@ async fn the_rust_ports_emit_what_the_javascript_originals_emit() {
         }
     }
     assert_eq!(checked, 8);
+}
+
+/// `segfn demo` on a source function runs its sample webhook requests and prints what
+/// the function emitted.
+#[test]
+fn demo_runs_a_source_example() {
+    let out = segfn()
+        .arg("demo")
+        .arg(root().join("functions/github-source"))
+        .arg("--target-dir")
+        .arg(guest_target_dir())
+        .output()
+        .expect("running segfn demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("requests/issue-opened.json"), "{stdout}");
+    assert!(stdout.contains("\"event\": \"issues opened\""), "{stdout}");
+    assert!(stdout.contains("\"userId\": \"147410\""), "{stdout}");
 }

@@ -1,8 +1,9 @@
 //! The integration's documentation page, in Markdown, following Segment's partner
-//! destination documentation template (front matter, introduction, Getting Started,
-//! Supported methods with one section per call the function handles) plus the settings
-//! table and how the function's errors become Segment's delivery outcomes. What only
-//! the partner knows is left as HTML comments to fill in.
+//! documentation template (front matter, introduction, Getting Started, Supported
+//! methods with one section per call the function handles) plus the settings table and
+//! how the function's errors become Segment's delivery outcomes; for a source function,
+//! a source's page (the webhook to set up, what it sends to Segment, what a failed
+//! webhook means). What only the partner knows is left as HTML comments to fill in.
 
 use crate::schema::Setting;
 use segfn_engine::outcome::{OUTCOMES, OutcomeKind};
@@ -24,6 +25,8 @@ pub struct Page<'a> {
     pub settings: &'a [Setting],
     /// The event types the function handles.
     pub handled: &'a [EventType],
+    /// A source function (it handles webhook requests): a source's page.
+    pub source: bool,
 }
 
 /// A display name from a crate name: `acme-destination` → "Acme Destination".
@@ -46,10 +49,12 @@ pub fn display_name(crate_name: &str) -> String {
 pub fn render(page: &Page<'_>) -> String {
     let mut out = String::new();
     let name = page.name.trim();
-    let title = if name.ends_with("Destination") {
+    let kind = if page.source { "Source" } else { "Destination" };
+    let lower = kind.to_ascii_lowercase();
+    let title = if name.ends_with(kind) {
         name.to_owned()
     } else {
-        format!("{name} Destination")
+        format!("{name} {kind}")
     };
     let _ = write!(out, "---\ntitle: {title}\n---\n\n");
     out.push_str(
@@ -68,21 +73,101 @@ pub fn render(page: &Page<'_>) -> String {
         (Some(who), Some(email)) => {
             let _ = write!(
                 out,
-                "This destination is maintained by {who}. For any issues with the destination, [contact the {who} Support team](mailto:{email}).\n\n"
+                "This {lower} is maintained by {who}. For any issues with the {lower}, [contact the {who} Support team](mailto:{email}).\n\n"
             );
         }
         (Some(who), None) => {
-            let _ = write!(out, "This destination is maintained by {who}.\n\n");
+            let _ = write!(out, "This {lower} is maintained by {who}.\n\n");
         }
-        _ => out.push_str(
-            "<!-- This destination is maintained by YOUR COMPANY. For any issues with the destination, [contact the YOUR COMPANY Support team](mailto:support@example.com). -->\n\n",
-        ),
+        _ => {
+            let _ = write!(
+                out,
+                "<!-- This {lower} is maintained by YOUR COMPANY. For any issues with the {lower}, [contact the YOUR COMPANY Support team](mailto:support@example.com). -->\n\n"
+            );
+        }
     }
-    getting_started(&mut out, name, page.settings);
-    supported_methods(&mut out, name, page.handled);
-    settings_table(&mut out, page.settings);
-    errors(&mut out, name);
+    if page.source {
+        source_getting_started(&mut out, name, page.settings);
+        source_calls(&mut out, name);
+        settings_table(&mut out, page.settings, &lower);
+        source_errors(&mut out, name);
+    } else {
+        getting_started(&mut out, name, page.settings);
+        supported_methods(&mut out, name, page.handled);
+        settings_table(&mut out, page.settings, &lower);
+        errors(&mut out, name);
+    }
     out
+}
+
+/// The required settings as a list, one per line.
+fn required_settings(out: &mut String, settings: &[Setting]) {
+    for s in settings.iter().filter(|s| s.required) {
+        let secret = if s.sensitive { " (secret)" } else { "" };
+        let _ = write!(out, "   - **{}**{secret}", s.label);
+        if !s.description.is_empty() {
+            let _ = write!(out, ": {}", one_line(&s.description));
+        }
+        out.push('\n');
+    }
+}
+
+fn source_getting_started(out: &mut String, name: &str, settings: &[Setting]) {
+    out.push_str("## Getting Started\n\n");
+    let _ = write!(
+        out,
+        "1. From the Sources catalog page in the Segment App, click **Add Source**.\n\
+         2. Search for \"{name}\" in the Sources Catalog, select it, and click **Add Source**.\n\
+         3. Give the source a name and click **Add Source** again.\n\
+         4. Copy the source's webhook URL and enter it in {name} as the address its webhooks go to. <!-- Where in {name}'s app, and which webhook events to turn on. -->\n"
+    );
+    if settings.iter().any(|s| s.required) {
+        let _ = writeln!(
+            out,
+            "5. Enter the required settings in the \"{name}\" source settings in Segment:"
+        );
+        required_settings(out, settings);
+    }
+    out.push('\n');
+}
+
+fn source_calls(out: &mut String, name: &str) {
+    out.push_str("## Events\n\n");
+    let _ = write!(
+        out,
+        "{name} sends a webhook to Segment when something happens in {name}; the source turns each one into Segment calls, which appear in the source's Debugger and go on to the destinations connected to it.\n\n\
+         <!-- Which of {name}'s webhooks become which calls: a table of event names (Track) and traits (Identify), and any objects set. -->\n\n"
+    );
+}
+
+fn source_errors(out: &mut String, name: &str) {
+    out.push_str("## Errors and retries\n\n");
+    let _ = write!(
+        out,
+        "When the source cannot turn a webhook into calls, Segment answers {name} with an error and sends none of that webhook's calls:\n\n"
+    );
+    out.push_str("| When the function | Then |\n|---|---|\n");
+    for (when, then) in [
+        (
+            "handles the webhook",
+            "its calls go to Segment, in the order made",
+        ),
+        (
+            "ends with `RetryError`, or takes longer than 5 seconds",
+            "the webhook fails with a status that asks the sender to retry it",
+        ),
+        (
+            "ends with `ValidationError`, `InvalidEventPayload` or any other error",
+            "the webhook fails; sending it again gives the same result",
+        ),
+    ] {
+        let _ = writeln!(out, "| {when} | {then} |");
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "<!-- Whether and how {name} retries a failed webhook. -->"
+    );
 }
 
 fn getting_started(out: &mut String, name: &str, settings: &[Setting]) {
@@ -93,8 +178,7 @@ fn getting_started(out: &mut String, name: &str, settings: &[Setting]) {
          2. Search for \"{name}\" in the Destinations Catalog, and select the \"{name}\" destination.\n\
          3. Choose which Source should send data to the \"{name}\" destination.\n"
     );
-    let required: Vec<&Setting> = settings.iter().filter(|s| s.required).collect();
-    if required.is_empty() {
+    if !settings.iter().any(|s| s.required) {
         out.push_str(
             "4. No setting is required; the optional ones are listed under [Settings](#settings).\n",
         );
@@ -103,14 +187,7 @@ fn getting_started(out: &mut String, name: &str, settings: &[Setting]) {
             out,
             "4. Enter the required settings in the \"{name}\" destination settings in Segment:"
         );
-        for s in required {
-            let secret = if s.sensitive { " (secret)" } else { "" };
-            let _ = write!(out, "   - **{}**{secret}", s.label);
-            if !s.description.is_empty() {
-                let _ = write!(out, ": {}", one_line(&s.description));
-            }
-            out.push('\n');
-        }
+        required_settings(out, settings);
     }
     out.push('\n');
 }
@@ -202,10 +279,10 @@ fn supported_methods(out: &mut String, name: &str, handled: &[EventType]) {
     }
 }
 
-fn settings_table(out: &mut String, settings: &[Setting]) {
+fn settings_table(out: &mut String, settings: &[Setting], kind: &str) {
     out.push_str("## Settings\n\n");
     if settings.is_empty() {
-        out.push_str("This destination has no settings.\n\n");
+        let _ = write!(out, "This {kind} has no settings.\n\n");
         return;
     }
     out.push_str(
@@ -334,7 +411,31 @@ mod tests {
             support_email: Some("help@acme.example".into()),
             settings,
             handled,
+            source: false,
         })
+    }
+
+    #[test]
+    fn a_source_function_gets_a_sources_page() {
+        let md = render(&Page {
+            name: "Acme".into(),
+            introduction: String::new(),
+            maintainer: Some("Acme".into()),
+            support_email: None,
+            settings: &settings(),
+            handled: &[],
+            source: true,
+        });
+        assert!(md.starts_with("---\ntitle: Acme Source\n---\n"), "{md}");
+        assert!(md.contains("This source is maintained by Acme."));
+        assert!(md.contains("click **Add Source**"));
+        assert!(md.contains("webhook URL"));
+        assert!(md.contains("5. Enter the required settings in the \"Acme\" source settings"));
+        assert!(md.contains("   - **API Key** (secret): Your key.\n"));
+        for gone in ["Supported methods", "Destination", "Unsupported Event Type"] {
+            assert!(!md.contains(gone), "{gone:?} on a source's page:\n{md}");
+        }
+        assert!(md.contains("| ends with `RetryError`, or takes longer than 5 seconds |"));
     }
 
     #[test]

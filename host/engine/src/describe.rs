@@ -157,6 +157,29 @@ impl LoadedFunction {
     }
 }
 
+impl LoadedFunction {
+    /// Whether the function is a source function: it has a request handler
+    /// (`on_request`, `onRequest`). An empty webhook runs as the event probes do; only
+    /// the answer for a missing handler ([`abi::NO_REQUEST_HANDLER`]) counts as "no".
+    pub async fn handles_requests(&self, settings: &Value) -> Result<bool, DescribeError> {
+        let mut options = quiet_options(Limits::default()).map_err(DescribeError::Call)?;
+        options.redactor = Arc::new(
+            crate::redact::Redactor::from_settings(settings, &[])
+                .map_err(|e| DescribeError::ProbeSettings(e.to_string()))?,
+        );
+        let request = json!({"body": "{}", "headers": {"content-type": "application/json"}});
+        let report = self
+            .invoke(&options, Call::Request { request }, settings.clone())
+            .await;
+        let message = report.outcome.message.unwrap_or_default();
+        Ok(match report.outcome.kind {
+            OutcomeKind::InvalidSettings => return Err(DescribeError::ProbeSettings(message)),
+            OutcomeKind::UnsupportedEventType => message != abi::NO_REQUEST_HANDLER,
+            _ => true,
+        })
+    }
+}
+
 /// Options that let nothing out: every fetch refused, nothing recorded.
 fn quiet_options(limits: Limits) -> Result<InvokeOptions, String> {
     Ok(InvokeOptions {

@@ -1,7 +1,8 @@
 //! `segfn demo`: an example function run end to end, with no internet: a partner API
 //! embedded in the CLI listens on 127.0.0.1, the host of the function's `endpoint`
-//! setting is mapped to it (as `--map-host` does), the sample events go through the
-//! sandbox, and the report shows what the partner received.
+//! setting is mapped to it (as `--map-host` does), the sample events (and, for a source
+//! function, its sample webhook requests) go through the sandbox, and the report shows
+//! what the partner received and what the function emitted.
 
 use super::build::TargetDirArg;
 use super::run::{load_function, read_settings};
@@ -21,8 +22,9 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
-    /// The example function crate; its `events/*.json` are run with its `settings.json`,
-    /// whose `endpoint` host is mapped to the built-in partner API.
+    /// The example function crate; its `events/*.json` (and a source function's
+    /// `requests/*.json`, webhook requests) are run with its `settings.json`, whose
+    /// `endpoint` host is mapped to the built-in partner API.
     #[arg(default_value = "functions/forwarder")]
     function: PathBuf,
     /// Also send requests for HOST to a server of yours on this machine (repeatable),
@@ -51,13 +53,24 @@ async fn partner(
 }
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let events_dir = args.function.join("events");
-    let mut events: Vec<PathBuf> = std::fs::read_dir(&events_dir)
-        .with_context(|| format!("{} has no events/ directory of sample events (run from the segfn repository root, or pass an example's directory)", args.function.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    events.sort();
+    let samples = |sub: &str| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(args.function.join(sub))
+            .map(|dir| {
+                dir.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    };
+    let (events, requests) = (samples("events"), samples("requests"));
+    if events.is_empty() && requests.is_empty() {
+        anyhow::bail!(
+            "{} has no sample events (events/*.json) or webhook requests (requests/*.json): run from the segfn repository root, or pass an example's directory",
+            args.function.display()
+        );
+    }
 
     let received: Received = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -67,7 +80,12 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     eprintln!("segfn demo: partner API listening on http://{addr}");
 
     let function = load_function(&args.function, &args.target, Limits::default().deadline).await?;
-    let mut settings = read_settings(Some(&args.function.join("settings.json")))?;
+    let settings_file = args.function.join("settings.json");
+    let mut settings = if settings_file.exists() {
+        read_settings(Some(&settings_file))?
+    } else {
+        Value::Object(Default::default())
+    };
     let mut mappings = args.map_hosts.clone();
     // The endpoint keeps its real URL and its host goes to the partner API, so the
     // report shows both; an endpoint that is not an http(s) URL is replaced instead.
@@ -95,10 +113,22 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         capture_bodies: true,
     };
     let color = std::io::stdout().is_terminal();
-    for path in &events {
+    let calls = events
+        .iter()
+        .map(|p| (p, false))
+        .chain(requests.iter().map(|p| (p, true)));
+    for (path, request) in calls {
         let bytes = std::fs::read(path)?;
-        let call = segfn_engine::input::parse_delivery(&bytes)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let call = if request {
+            let file = segfn_sdk::source::read_harness(&bytes)
+                .with_context(|| format!("reading {}", path.display()))?;
+            segfn_sdk::abi::Call::Request {
+                request: file.request.to_value(),
+            }
+        } else {
+            segfn_engine::input::parse_delivery(&bytes)
+                .with_context(|| format!("reading {}", path.display()))?
+        };
         received.lock().expect("not poisoned").clear();
         let report = function.invoke(&options, call, settings.clone()).await;
         let mut text = format!(
@@ -115,6 +145,11 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         text.push('\n');
         super::write_stdout(&text)?;
+    }
+    if requests.is_empty() && args.function == std::path::Path::new("functions/forwarder") {
+        eprintln!(
+            "segfn demo: a source function (a webhook into Segment calls): segfn demo functions/github-source"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

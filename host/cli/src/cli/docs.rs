@@ -42,6 +42,15 @@ pub(crate) async fn run(args: DocsArgs) -> anyhow::Result<ExitCode> {
         .handled_event_types(&probe_settings)
         .await
         .with_context(|| format!("finding the calls {} handles", args.function.display()))?;
+    let source = function
+        .handles_requests(&probe_settings)
+        .await
+        .with_context(|| {
+            format!(
+                "finding whether {} is a source function",
+                args.function.display()
+            )
+        })?;
     let page = Page {
         name: args.name.unwrap_or_else(|| display_name(&description.name)),
         introduction: description.description.clone(),
@@ -49,6 +58,7 @@ pub(crate) async fn run(args: DocsArgs) -> anyhow::Result<ExitCode> {
         support_email: args.support_email,
         settings: &settings.settings,
         handled: &handled,
+        source,
     };
     super::write_stdout(&render(&page))?;
     Ok(ExitCode::SUCCESS)

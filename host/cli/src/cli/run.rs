@@ -28,16 +28,27 @@ pub(crate) struct RunArgs {
         long,
         short,
         value_name = "FILE",
-        required_unless_present = "request",
-        conflicts_with = "request"
+        required_unless_present_any = ["request", "body"],
+        conflicts_with_all = ["request", "body"]
     )]
     event: Option<PathBuf>,
     /// For a source function (`onRequest`): one webhook request, as Segment's harness
     /// writes them: {"payload": {"body": ..., "headers": {...}, "url": "..."}, "settings": {...}}
     /// (`url` defaults to Segment's webhook host with `queryParameters`; `settings` is used
     /// when --settings is not given). The report's output is {"events": [...], "objects": [...]}.
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", conflicts_with = "body")]
     request: Option<PathBuf>,
+    /// For a source function: the webhook's raw body, as the sender posts it (JSON, a
+    /// form, any text; `-` reads stdin), with --header and --url.
+    #[arg(long, value_name = "FILE")]
+    body: Option<PathBuf>,
+    /// A header of the --body request, `Name: value` (repeatable), e.g.
+    /// --header 'X-GitHub-Event: issues' --header 'Content-Type: application/json'.
+    #[arg(long = "header", short = 'H', value_name = "HEADER", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// The --body request's URL, with its query (default: Segment's webhook host).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
     #[command(flatten)]
     tenant: TenantArgs,
     /// Print one JSON object instead of the human report.
@@ -158,7 +169,16 @@ fn exit_help() -> String {
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // First: a command line that cannot be used is reported before any file is read.
     let policy = args.tenant.policy()?;
-    let (call, file_settings) = read_call(args.event.as_deref(), args.request.as_deref())?;
+    if args.body.is_none() && (!args.headers.is_empty() || args.url.is_some()) {
+        return Err(super::UsageError(
+            "--header and --url describe a --body request: give --body FILE (a --request file has its own headers and url)".into(),
+        )
+        .into());
+    }
+    let (call, file_settings) = match &args.body {
+        Some(path) => (raw_request(path, &args.headers, args.url.as_deref())?, None),
+        None => read_call(args.event.as_deref(), args.request.as_deref())?,
+    };
     let settings = match (&args.tenant.settings, file_settings) {
         (None, Some(settings)) => settings,
         (path, _) => read_settings(path.as_deref())?,
@@ -213,6 +233,40 @@ fn placeholder_hint(report: &segfn_engine::Report) {
              yours with --map-host '{PLACEHOLDER_HOST}=http://127.0.0.1:PORT'"
         );
     }
+}
+
+/// `Name: value`, as curl's `-H` takes it.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not `Name: value`"))?;
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    Ok((name.to_owned(), value.trim().to_owned()))
+}
+
+/// The webhook `--body FILE` with `--header`s and `--url` makes.
+fn raw_request(
+    path: &Path,
+    headers: &[(String, String)],
+    url: Option<&str>,
+) -> anyhow::Result<Call> {
+    let bytes = read_input(path).context("reading the webhook's body")?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("the body in {} is not UTF-8 text", path.display()))?;
+    let mut request = segfn_sdk::source::WebhookRequest::from_text(text);
+    for (name, value) in headers {
+        request = request.with_header(name, value);
+    }
+    if let Some(url) = url {
+        reqwest::Url::parse(url).map_err(|e| super::UsageError(format!("--url {url:?}: {e}")))?;
+        request = request.with_url(url);
+    }
+    Ok(Call::Request {
+        request: request.to_value(),
+    })
 }
 
 /// The call `--event` or `--request` names, and the settings a request file carries.

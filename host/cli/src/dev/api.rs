@@ -179,7 +179,8 @@ async fn sample_list(State(app): State<App>) -> Response {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunRequest {
-    /// One message, an array of messages or `{"batch": [...]}`, as `segfn run --event`.
+    /// One message, an array of messages or `{"batch": [...]}`, as `segfn run --event`;
+    /// or a webhook request (`{"payload": {...}}`), as `segfn run --request`.
     event: Box<RawValue>,
     /// The settings object; missing or null is `{}`.
     #[serde(default)]
@@ -229,13 +230,7 @@ async fn run(
             ),
         )
     })?;
-    let call =
-        segfn_engine::input::parse_delivery(request.event.get().as_bytes()).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("the event is not usable: {e}"),
-            )
-        })?;
+    let call = read_call(request.event.get())?;
     let settings = match request.settings {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(settings @ Value::Object(_)) => settings,
@@ -301,6 +296,29 @@ async fn run(
         headers.insert(header::LOCATION, value);
     }
     Ok(response)
+}
+
+/// The call the editor's text is: a webhook request for a source function (in the
+/// shape of Segment's harness, as `segfn run --request`), or a delivery, as `--event`.
+fn read_call(text: &str) -> Result<segfn_sdk::abi::Call, ApiError> {
+    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    if samples::is_request(&value) {
+        let file = segfn_sdk::source::read_harness(text.as_bytes()).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("the webhook request is not usable: {e}"),
+            )
+        })?;
+        return Ok(segfn_sdk::abi::Call::Request {
+            request: file.request.to_value(),
+        });
+    }
+    segfn_engine::input::parse_delivery(text.as_bytes()).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the event is not usable: {e}"),
+        )
+    })
 }
 
 async fn runs(State(app): State<App>) -> Response {

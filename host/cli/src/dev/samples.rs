@@ -1,6 +1,8 @@
 //! Sample events for the page: real Segment spec events of every type, embedded in the
-//! binary (sources and licence in `samples/SOURCES.md`), and the function crate's own
-//! `events/*.json`, read again on each request so edits show up.
+//! binary (sources and licence in `samples/SOURCES.md`), the function crate's own
+//! `events/*.json`, and, for source functions, its webhook requests (`requests/*.json`,
+//! or `webhook-examples/*.json` as Segment's own examples keep them), read again on
+//! each request so edits show up.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +17,11 @@ const MAX_SAMPLE_BYTES: u64 = 1 << 20;
 pub const SPEC_GROUP: &str = "Segment spec events";
 /// The group the crate's own samples are listed under.
 pub const CRATE_GROUP: &str = "This function's events/";
+/// The groups the crate's webhook requests are listed under (source functions).
+pub const REQUEST_GROUPS: [(&str, &str); 2] = [
+    ("requests", "This function's requests/"),
+    ("webhook-examples", "This function's webhook-examples/"),
+];
 
 /// One sample event.
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +32,7 @@ pub struct Sample {
     pub label: String,
     /// Which list it is in.
     pub group: &'static str,
-    /// The message type (`track`, ...), `batch`, or `invalid`.
+    /// The message type (`track`, ...), `batch`, `request` (a webhook), or `invalid`.
     pub kind: String,
     /// The JSON text, as in the file.
     pub json: String,
@@ -98,9 +105,14 @@ const SPEC: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Every sample: the crate's own first (they fit the function), then Segment's.
+/// Every sample: the crate's own first (they fit the function: webhook requests, then
+/// events), then Segment's.
 pub fn all(dir: &Path) -> Vec<Sample> {
-    let mut samples = crate_samples(&dir.join("events"));
+    let mut samples: Vec<Sample> = REQUEST_GROUPS
+        .iter()
+        .flat_map(|(sub, group)| crate_samples(dir, sub, group))
+        .collect();
+    samples.extend(crate_samples(dir, "events", CRATE_GROUP));
     samples.extend(SPEC.iter().map(|(name, label, json)| Sample {
         id: format!("spec/{name}"),
         label: (*label).to_owned(),
@@ -112,9 +124,9 @@ pub fn all(dir: &Path) -> Vec<Sample> {
     samples
 }
 
-/// `DIR/events/*.json`, sorted by name; none when there is no such directory.
-fn crate_samples(events: &Path) -> Vec<Sample> {
-    let Ok(entries) = std::fs::read_dir(events) else {
+/// `DIR/SUB/*.json`, sorted by name; none when there is no such directory.
+fn crate_samples(dir: &Path, sub: &str, group: &'static str) -> Vec<Sample> {
+    let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
         return Vec::new();
     };
     let mut paths: Vec<_> = entries
@@ -130,10 +142,11 @@ fn crate_samples(events: &Path) -> Vec<Sample> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let name = format!("{sub}/{name}");
             let mut sample = Sample {
-                id: format!("events/{name}"),
+                id: name.clone(),
                 label: name.clone(),
-                group: CRATE_GROUP,
+                group,
                 kind: "invalid".into(),
                 json: String::new(),
                 error: None,
@@ -141,7 +154,7 @@ fn crate_samples(events: &Path) -> Vec<Sample> {
             let size = std::fs::metadata(&path).map_or(0, |m| m.len());
             if size > MAX_SAMPLE_BYTES {
                 sample.error = Some(format!(
-                    "events/{name} is larger than {} KiB",
+                    "{name} is larger than {} KiB",
                     MAX_SAMPLE_BYTES >> 10
                 ));
                 return sample;
@@ -150,20 +163,26 @@ fn crate_samples(events: &Path) -> Vec<Sample> {
                 Ok(json) => {
                     match kind(&json) {
                         Ok(kind) => sample.kind = kind,
-                        Err(problem) => sample.error = Some(format!("events/{name}: {problem}")),
+                        Err(problem) => sample.error = Some(format!("{name}: {problem}")),
                     }
                     sample.json = json;
                 }
-                Err(e) => sample.error = Some(format!("cannot read events/{name}: {e}")),
+                Err(e) => sample.error = Some(format!("cannot read {name}: {e}")),
             }
             sample
         })
         .collect()
 }
 
-/// The message type of a sample, `batch` for a batch, or what is wrong with it.
+/// The message type of a sample, `batch` for a batch, `request` for a webhook request,
+/// or what is wrong with it.
 fn kind(json: &str) -> Result<String, String> {
     let value: Value = serde_json::from_str(json).map_err(|e| format!("not valid JSON: {e}"))?;
+    if is_request(&value) {
+        return segfn_sdk::source::read_harness(json.as_bytes())
+            .map(|_| "request".to_owned())
+            .map_err(|e| e.to_string());
+    }
     match &value {
         Value::Array(_) => Ok("batch".into()),
         Value::Object(map) if map.get("batch").is_some_and(Value::is_array) => Ok("batch".into()),
@@ -174,6 +193,14 @@ fn kind(json: &str) -> Result<String, String> {
             .to_owned()),
         _ => Err("not a Segment message (a JSON object) or a batch".into()),
     }
+}
+
+/// Whether a JSON value is a webhook request in the shape of Segment's harness
+/// (`{"payload": {"body", "headers", ...}}`) rather than a Segment message.
+pub fn is_request(value: &Value) -> bool {
+    value
+        .as_object()
+        .is_some_and(|o| o.contains_key("payload") && !o.contains_key("type"))
 }
 
 #[cfg(test)]
@@ -210,7 +237,19 @@ mod tests {
         std::fs::write(events.join("b-broken.json"), "{\"type\": ").unwrap();
         std::fs::write(events.join("a-track.json"), "{\"type\": \"track\"}").unwrap();
         std::fs::write(events.join("notes.md"), "not a sample").unwrap();
+        let requests = dir.path().join("requests");
+        std::fs::create_dir(&requests).unwrap();
+        std::fs::write(
+            requests.join("push.json"),
+            r#"{"payload": {"body": {"ref": "main"}, "headers": {"X-Github-Event": "push"}}}"#,
+        )
+        .unwrap();
         let samples = all(dir.path());
+        assert_eq!(
+            (samples[0].id.as_str(), samples[0].kind.as_str()),
+            ("requests/push.json", "request")
+        );
+        let samples = &samples[1..];
         assert_eq!(samples[0].id, "events/a-track.json");
         assert_eq!(samples[0].kind, "track");
         assert_eq!(samples[1].kind, "invalid");
