@@ -245,6 +245,48 @@ async fn contract(store: &dyn Store) {
     assert_eq!((s.pending, s.dead_letters), (0, 0), "{s:?}");
     assert_eq!(s.completed, 1);
 
+    // The dead-letter list is bounded per tenant: the oldest beyond the cap go.
+    for (tenant, n) in [("acme", 5), ("globex", 2)] {
+        let jobs = (0..n)
+            .map(|i| job(tenant, &format!("dl-{tenant}-{i}")))
+            .collect();
+        store.enqueue(tenant, jobs, u64::MAX).await.unwrap();
+        for c in store.claim(vec![(tenant.into(), 10)], LEASE).await.unwrap() {
+            assert!(
+                store
+                    .dead_letter(c.lease, attempt("exhausted"), json!(null))
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+    assert_eq!(stats(store, "acme").await.dead_letters, 5);
+    assert_eq!(store.trim_dead(10).await.unwrap(), vec![]);
+    assert_eq!(
+        store.trim_dead(3).await.unwrap(),
+        vec![("acme".to_owned(), 2)],
+        "only the tenant over the cap loses letters"
+    );
+    let acme = DeadFilter {
+        tenant: Some("acme".into()),
+        id: None,
+    };
+    let kept: Vec<String> = store
+        .dead_letters(acme.clone(), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.job.message_id)
+        .collect();
+    assert_eq!(
+        kept,
+        ["dl-acme-2", "dl-acme-3", "dl-acme-4"],
+        "the newest stay"
+    );
+    assert_eq!(stats(store, "acme").await.dead_letters, 3);
+    assert_eq!(stats(store, "globex").await.dead_letters, 2);
+    assert_eq!(store.purge_dead(DeadFilter::default()).await.unwrap(), 5);
+
     // Purging the window keeps what is inside it.
     store.purge_expired().await.unwrap();
     assert_eq!(

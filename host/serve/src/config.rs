@@ -75,6 +75,10 @@ pub struct ServerConfig {
     /// Durable mode: events one tenant may have pending; a delivery beyond it gets 429
     /// (Segment retries it later), so one tenant's backlog cannot fill the disk.
     pub max_queued: u64,
+    /// Durable mode: dead letters kept per tenant; every ten minutes the oldest beyond it are
+    /// deleted (counted in `segfn_dead_letters_dropped_total`), so a partner down for
+    /// days cannot fill the disk with them.
+    pub max_dead_letters: u64,
     /// `[server.retry]`: the durable mode's retry schedule.
     pub retry: super::retry::RetryConfig,
     /// Bearer token for `POST /_segfn/admin` (`segfn status`, `segfn dlq`); none: no admin API.
@@ -104,6 +108,7 @@ impl Default for ServerConfig {
             max_dedupe_entries: 10_000_000,
             durable: false,
             max_queued: 1_000_000,
+            max_dead_letters: 10_000,
             retry: super::retry::RetryConfig::default(),
             admin_token: None,
             admin_token_env: None,

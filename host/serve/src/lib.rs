@@ -161,12 +161,28 @@ pub async fn serve_until(
         }
     });
     let store = state.store.clone();
+    let metrics = state.metrics.clone();
+    let keep_dead = server.max_dead_letters.max(1);
     let purges = tokio::spawn(async move {
         loop {
             tokio::time::sleep(PURGE_EVERY).await;
             match store.purge_expired().await {
                 Ok(n) => tracing::debug!(removed = n, "purged expired messageIds"),
                 Err(e) => tracing::error!(error = %e, "purging the deduplication store"),
+            }
+            match store.trim_dead(keep_dead).await {
+                Ok(dropped) => {
+                    for (tenant, n) in dropped {
+                        tracing::warn!(
+                            tenant,
+                            deleted = n,
+                            max_dead_letters = keep_dead,
+                            "dead-letter list full: the oldest deleted"
+                        );
+                        metrics.dead_dropped(&tenant, n);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "trimming the dead-letter lists"),
             }
         }
     });

@@ -71,6 +71,7 @@ pub struct Metrics {
     refused: Family<RefusalLabels, Counter>,
     source_requests: Family<SourceLabels, Counter>,
     source_events: Family<TenantLabels, Counter>,
+    dead_dropped: Family<TenantLabels, Counter>,
     events: Family<EventLabels, Counter>,
     latency: Family<TenantLabels, Histogram>,
     fetches: Family<FetchLabels, Counter>,
@@ -118,6 +119,7 @@ impl Default for Metrics {
         let refused = Family::<RefusalLabels, Counter>::default();
         let source_requests = Family::<SourceLabels, Counter>::default();
         let source_events = Family::<TenantLabels, Counter>::default();
+        let dead_dropped = Family::<TenantLabels, Counter>::default();
         let events = Family::<EventLabels, Counter>::default();
         let latency = Family::<TenantLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0005, 2.0, 15))
@@ -178,6 +180,11 @@ impl Default for Metrics {
             "source_events_sent",
             "Events source functions sent to Segment's Tracking API, by source (label tenant)",
             source_events.clone(),
+        );
+        registry.register(
+            "dead_letters_dropped",
+            "Dead letters deleted to keep each tenant's list within max_dead_letters (the oldest first)",
+            dead_dropped.clone(),
         );
         registry.register(
             "events",
@@ -254,6 +261,7 @@ impl Default for Metrics {
             refused,
             source_requests,
             source_events,
+            dead_dropped,
             events,
             latency,
             fetches,
@@ -302,6 +310,15 @@ impl Metrics {
                 tenant: source.to_owned(),
             })
             .inc_by(events);
+    }
+
+    /// Counts dead letters deleted to keep `tenant`'s list within its cap.
+    pub fn dead_dropped(&self, tenant: &str, n: u64) {
+        self.dead_dropped
+            .get_or_create(&TenantLabels {
+                tenant: tenant.to_owned(),
+            })
+            .inc_by(n);
     }
 
     /// Counts a refused request, by [`super::refusal::Refusal::reason`].

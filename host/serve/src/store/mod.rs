@@ -243,6 +243,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes the selected dead letters; returns how many.
     fn purge_dead(&self, filter: DeadFilter) -> BoxFuture<'_, Result<usize, StoreError>>;
 
+    /// Keeps at most `keep` dead letters per tenant, deleting each tenant's oldest
+    /// beyond them; returns how many were deleted, per tenant that had too many.
+    fn trim_dead(&self, keep: u64) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>>;
+
     /// Figures per tenant that has or had queued work.
     fn stats(&self) -> BoxFuture<'_, Result<Vec<TenantStats>, StoreError>>;
 }

@@ -720,6 +720,21 @@ impl Store for PgStore {
         .boxed()
     }
 
+    fn trim_dead(&self, keep: u64) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        async move {
+            let keep = i64_of(keep);
+            let shard = self.shard();
+            let rows = self
+                .query("trimming dead letters", TRIM_DEAD, &[&keep, &shard])
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<_, String>(0), u64_of(r.get(1))))
+                .collect())
+        }
+        .boxed()
+    }
+
     fn stats(&self) -> BoxFuture<'_, Result<Vec<TenantStats>, StoreError>> {
         async move {
             let rows = self.query("reading the figures", STATS, &[]).await?;

@@ -287,6 +287,23 @@ pub(super) const PURGE_DEAD: &str = concat!(
     ") SELECT count(*) FROM d"
 );
 
+/// $1 letters kept per tenant, $2 shard: each tenant's oldest beyond them deleted.
+pub(super) const TRIM_DEAD: &str = concat!(
+    "WITH over AS (
+        SELECT tenant, sum(dead_letters) - $1::bigint AS extra FROM segfn_counters
+        GROUP BY tenant HAVING sum(dead_letters) > $1::bigint
+     ), victims AS (
+        SELECT v.id FROM over CROSS JOIN LATERAL (
+            SELECT id FROM segfn_dead WHERE tenant = over.tenant ORDER BY id LIMIT over.extra
+        ) v
+     ), d AS (DELETE FROM segfn_dead WHERE id IN (SELECT id FROM victims) RETURNING tenant),
+     c AS (",
+    add_counters!(
+        "SELECT tenant, $2::smallint, 0, 0, 0, -count(*), 0, 0, 0 FROM d GROUP BY tenant"
+    ),
+    ") SELECT tenant, count(*)::bigint FROM d GROUP BY tenant ORDER BY tenant"
+);
+
 pub(super) const STATS: &str =
     "SELECT c.tenant, sum(pending)::bigint, sum(retrying)::bigint, sum(running)::bigint,
         sum(dead_letters)::bigint, sum(attempts)::bigint, sum(completed)::bigint,

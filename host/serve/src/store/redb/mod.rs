@@ -565,6 +565,55 @@ fn purge_dead_in(txn: &WriteTransaction, filter: &DeadFilter) -> Result<usize, S
     Ok(letters.len())
 }
 
+/// Deletes each tenant's oldest dead letters beyond `keep`. Letters are listed by id,
+/// which grows with time; the tenants' figures say who is over before anything is read.
+fn trim_dead_in(txn: &WriteTransaction, keep: u64) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut extra: std::collections::HashMap<String, u64> = {
+        let tenants = txn.open_table(TENANTS).map_err(store_error)?;
+        let mut over = std::collections::HashMap::new();
+        for row in tenants.iter().map_err(store_error)? {
+            let (_, v) = row.map_err(store_error)?;
+            let stats: TenantStats = decode(v.value())?;
+            if stats.dead_letters > keep {
+                over.insert(stats.tenant, stats.dead_letters - keep);
+            }
+        }
+        over
+    };
+    if extra.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut victims: Vec<(u64, String)> = Vec::new();
+    {
+        let dead = txn.open_table(DEAD).map_err(store_error)?;
+        for row in dead.iter().map_err(store_error)? {
+            let (id, v) = row.map_err(store_error)?;
+            let letter: DeadLetter = decode(v.value())?;
+            if let Some(left) = extra.get_mut(&letter.job.tenant)
+                && *left > 0
+            {
+                *left -= 1;
+                victims.push((id.value(), letter.job.tenant));
+            }
+            if extra.values().all(|left| *left == 0) {
+                break;
+            }
+        }
+    }
+    let mut dropped: std::collections::BTreeMap<String, u64> = Default::default();
+    for (id, tenant) in victims {
+        txn.open_table(DEAD)
+            .map_err(store_error)?
+            .remove(id)
+            .map_err(store_error)?;
+        update_stats(txn, &tenant, |s| {
+            s.dead_letters = s.dead_letters.saturating_sub(1)
+        })?;
+        *dropped.entry(tenant).or_default() += 1;
+    }
+    Ok(dropped.into_iter().collect())
+}
+
 impl RedbStore {
     /// Whether any of `tenants` has a due job (a read, so an idle queue costs no commits).
     fn any_due(&self, tenants: &[(String, usize)]) -> Result<bool, StoreError> {
@@ -735,6 +784,12 @@ impl Store for RedbStore {
     fn next_due(&self, tenants: Vec<String>) -> BoxFuture<'_, Result<Option<u64>, StoreError>> {
         let next = self.next_due_now(&tenants);
         async move { next }.boxed()
+    }
+
+    fn trim_dead(&self, keep: u64) -> BoxFuture<'_, Result<Vec<(String, u64)>, StoreError>> {
+        self.dedupe
+            .write(move |txn, _| trim_dead_in(txn, keep))
+            .boxed()
     }
 
     fn dead_letters(
