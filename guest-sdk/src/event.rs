@@ -159,6 +159,32 @@ impl std::fmt::Debug for KeyOrder {
     }
 }
 
+/// A message's field as JavaScript sees it (`lenient` structs' `field`): what a typed
+/// accessor's `None` does not tell apart.
+///
+/// ```
+/// use segfn_sdk::{Event, Js};
+/// use serde_json::json;
+///
+/// let event = Event::from_value(json!({"type": "track", "event": "E", "userId": 42, "anonymousId": null})).unwrap();
+/// assert_eq!(event.user_id(), None);
+/// assert_eq!(event.field("userId"), Js::Misfit(json!(42)));
+/// assert_eq!(event.field("anonymousId"), Js::Null);
+/// assert_eq!(event.field("messageId"), Js::Undefined);
+/// assert_eq!(event.field("event"), Js::Fits(json!("E")));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Js {
+    /// Not in the message (`undefined`).
+    Undefined,
+    /// `null`.
+    Null,
+    /// A value of the typed accessor's type (any value, for a key without one).
+    Fits(Value),
+    /// A value of another type than the typed accessor's: the accessor reads `None`.
+    Misfit(Value),
+}
+
 /// Declares a lenient struct: named optional fields with wire names, plus `extra`.
 macro_rules! lenient {
     (
@@ -216,6 +242,28 @@ macro_rules! lenient {
                 match serde_json::to_value(self) {
                     Ok(Value::Object(map)) => map,
                     _ => Object::new(),
+                }
+            }
+
+            /// A field as JavaScript reads it, by its wire name (`"userId"`, or any key
+            /// the message carried): [`Js::Undefined`] when the message did not have
+            /// it, [`Js::Null`] for `null`, [`Js::Fits`] for a value of the typed
+            /// accessor's type, [`Js::Misfit`] for a value of another type (which the
+            /// typed accessor reads as `None`). A port of `if (event.userId === null)`
+            /// or of a `TypeError` on a number where text was expected needs this.
+            pub fn field(&self, wire: &str) -> Js {
+                match wire {
+                    $( $wire if self.$field.is_some() => {
+                        return Js::Fits(serde_json::to_value(&self.$field).unwrap_or(Value::Null));
+                    } )*
+                    _ => {}
+                }
+                let named = [$($wire),*].contains(&wire);
+                match self.extra.get(wire) {
+                    None => Js::Undefined,
+                    Some(Value::Null) => Js::Null,
+                    Some(value) if named => Js::Misfit(value.clone()),
+                    Some(value) => Js::Fits(value.clone()),
                 }
             }
 
@@ -628,6 +676,16 @@ impl Event {
     pub fn to_value(&self) -> Value {
         for_each_type!(self, e => Value::Object(e.to_object()), raw => Value::Object(raw.clone()))
     }
+
+    /// A top-level field as JavaScript reads it: missing, `null`, fitting its typed
+    /// accessor, or of another type (see [`Js`]).
+    pub fn field(&self, wire: &str) -> Js {
+        for_each_type!(self, e => e.field(wire), raw => match raw.get(wire) {
+            None => Js::Undefined,
+            Some(Value::Null) => Js::Null,
+            Some(value) => Js::Fits(value.clone()),
+        })
+    }
 }
 
 /// `"an array"`, `"a string"`, ... for error messages.
@@ -696,6 +754,25 @@ impl Identify {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_read_as_javascript_reads_them() {
+        let track = Track::from_object(
+            serde_json::from_value(serde_json::json!({
+                "event": "E", "properties": null, "context": "oops", "custom": 0
+            }))
+            .unwrap(),
+        );
+        assert_eq!(track.field("event"), Js::Fits(serde_json::json!("E")));
+        assert_eq!(track.field("properties"), Js::Null);
+        assert!(track.properties().is_empty(), "the accessor reads null as empty");
+        assert_eq!(track.field("context"), Js::Misfit(serde_json::json!("oops")));
+        assert_eq!(track.field("userId"), Js::Undefined);
+        assert_eq!(track.field("custom"), Js::Fits(serde_json::json!(0)));
+        let unknown = Event::from_value(serde_json::json!({"type": "x", "a": null})).unwrap();
+        assert_eq!(unknown.field("a"), Js::Null);
+        assert_eq!(unknown.field("b"), Js::Undefined);
+    }
     use serde_json::json;
 
     #[test]

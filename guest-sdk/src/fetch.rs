@@ -172,6 +172,8 @@ impl Request {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The URL of the request it answers (empty for one built in a test and not fetched).
+    pub url: String,
     /// HTTP status code.
     pub status: u16,
     /// Header names (lower case) and values.
@@ -184,6 +186,7 @@ impl Response {
     /// A response with a status and empty body (for tests).
     pub fn new(status: u16) -> Response {
         Response {
+            url: String::new(),
             status,
             headers: Vec::new(),
             body: Vec::new(),
@@ -192,11 +195,30 @@ impl Response {
     /// A response with a JSON body (for tests).
     pub fn with_json<T: Serialize + ?Sized>(status: u16, body: &T) -> Response {
         Response {
+            url: String::new(),
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: serde_json::to_vec(body).unwrap_or_default(),
         }
     }
+    /// A response with a text body and its `content-type` (for tests): an HTML error
+    /// page, a CSV export, a plain `OK`.
+    ///
+    /// ```
+    /// use segfn_sdk::Response;
+    ///
+    /// let page = Response::with_text(502, "text/html", "<html><body>Bad Gateway</body></html>");
+    /// assert_eq!(page.header_value("Content-Type"), Some("text/html"));
+    /// assert!(page.json::<serde_json::Value>().is_err());
+    /// ```
+    pub fn with_text(status: u16, content_type: &str, text: impl Into<String>) -> Response {
+        Response {
+            body: text.into().into_bytes(),
+            ..Response::new(status)
+        }
+        .header("content-type", content_type)
+    }
+
     /// Adds a header (for tests), as [`Request::header`] does.
     pub fn header(mut self, name: &str, value: &str) -> Response {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
@@ -250,13 +272,100 @@ impl Response {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
-    /// The body parsed as JSON (with [`crate::json::from_slice`]).
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        crate::json::from_slice(&self.body)
+    /// The body parsed as JSON (with [`crate::json::from_slice`]). The error names the
+    /// URL, the status and what the body begins with, as node-fetch's does: an HTML
+    /// error page in place of the partner's JSON is then plain to see.
+    ///
+    /// ```
+    /// use segfn_sdk::{Request, Response, fetch, testing};
+    ///
+    /// testing::mock_fetch(|_| Ok(Response::with_text(502, "text/html", "<html>Bad Gateway</html>")));
+    /// let answer = fetch(Request::get("https://api.partner.example/v1/users/7")).unwrap();
+    /// let error = answer.json::<serde_json::Value>().unwrap_err();
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "the response from https://api.partner.example/v1/users/7 (502) is not JSON: it begins `<html>Bad Gateway</html>`"
+    /// );
+    /// ```
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, BodyError> {
+        crate::json::from_slice(&self.body).map_err(|source| {
+            let text = String::from_utf8_lossy(&self.body);
+            let found: String = text.trim_start().chars().take(BodyError::SHOWN).collect();
+            BodyError {
+                url: self.url.clone(),
+                status: self.status,
+                found,
+                truncated: text.trim_start().chars().nth(BodyError::SHOWN).is_some(),
+                source,
+            }
+        })
     }
     /// The body.
     pub fn bytes(&self) -> &[u8] {
         &self.body
+    }
+}
+
+/// A response's body is not the JSON expected ([`Response::json`]): names the request's
+/// URL, the status and the start of the body; the parser's error is its source. With
+/// `?` in a handler it is a bad request carrying all of it.
+#[derive(Debug)]
+pub struct BodyError {
+    /// The request's URL.
+    pub url: String,
+    /// The response's status.
+    pub status: u16,
+    /// The start of the body, as text.
+    pub found: String,
+    truncated: bool,
+    source: serde_json::Error,
+}
+
+impl BodyError {
+    /// Characters of the body an error shows.
+    const SHOWN: usize = 60;
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = if self.url.is_empty() {
+            "the partner"
+        } else {
+            &self.url
+        };
+        let more = if self.truncated { "..." } else { "" };
+        if self.found.is_empty() {
+            write!(
+                f,
+                "the response from {url} ({}) is empty, not JSON",
+                self.status
+            )
+        } else if self.source.is_syntax() || self.source.is_eof() {
+            write!(
+                f,
+                "the response from {url} ({}) is not JSON: it begins `{}{more}`",
+                self.status, self.found
+            )
+        } else {
+            write!(
+                f,
+                "the response from {url} ({}) is not the JSON expected: {}",
+                self.status, self.source
+            )
+        }
+    }
+}
+
+/// `?` in a handler: a bad request carrying the whole message, as for other errors.
+impl From<BodyError> for crate::Error {
+    fn from(error: BodyError) -> crate::Error {
+        crate::Error::Other(format!("{error}: {}", error.source))
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
     }
 }
 
@@ -335,7 +444,7 @@ impl From<FetchError> for crate::Error {
 /// # Ok::<(), segfn_sdk::FetchError>(())
 /// ```
 pub fn fetch(request: Request) -> Result<Response, FetchError> {
-    decode_response(&crate::sys::fetch(&request.to_frame()))
+    decode_response(&crate::sys::fetch(&request.to_frame()), &request.url)
 }
 
 /// Sends several requests at once and returns their outcomes in the same order: the
@@ -351,16 +460,19 @@ pub fn fetch(request: Request) -> Result<Response, FetchError> {
 /// }
 /// ```
 pub fn fetch_all(requests: impl IntoIterator<Item = Request>) -> Vec<Result<Response, FetchError>> {
-    let frames: Vec<Vec<u8>> = requests.into_iter().map(|r| r.to_frame()).collect();
+    let (frames, urls): (Vec<Vec<u8>>, Vec<String>) =
+        requests.into_iter().map(|r| (r.to_frame(), r.url)).unzip();
     if frames.is_empty() {
         return Vec::new();
     }
     let count = frames.len();
     let answer = crate::sys::fetch_all(&abi::encode_frames(&frames));
     match abi::decode_frames(&answer) {
-        Ok(responses) if responses.len() == count => {
-            responses.into_iter().map(decode_response).collect()
-        }
+        Ok(responses) if responses.len() == count => responses
+            .into_iter()
+            .zip(&urls)
+            .map(|(frame, url)| decode_response(frame, url))
+            .collect(),
         Ok(responses) => malformed(
             count,
             &format!("{} responses for {count} requests", responses.len()),
@@ -381,9 +493,10 @@ fn malformed(count: usize, problem: &str) -> Vec<Result<Response, FetchError>> {
 }
 
 /// Reads the response frame the `fetch` import returns.
-fn decode_response(frame: &[u8]) -> Result<Response, FetchError> {
+fn decode_response(frame: &[u8], url: &str) -> Result<Response, FetchError> {
     match abi::decode_frame::<FetchResponseHead>(frame) {
         Ok((FetchResponseHead::Ok { status, headers }, body)) => Ok(Response {
+            url: url.to_owned(),
             status,
             headers,
             body: body.to_vec(),
@@ -427,6 +540,57 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_errors_name_the_url_the_status_and_what_was_found() {
+        let at = |r: Response| Response {
+            url: "https://api.partner.example/v1/users".into(),
+            ..r
+        };
+        let html = at(Response::with_text(
+            503,
+            "text/html",
+            format!("<html>{}</html>", "x".repeat(100)),
+        ));
+        let e = html.json::<serde_json::Value>().unwrap_err();
+        assert_eq!(e.status, 503);
+        assert!(
+            e.to_string().starts_with(
+                "the response from https://api.partner.example/v1/users (503) is not JSON: it begins `<html>xxx"
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().ends_with("...`"), "{e}");
+        let handler = crate::Error::from(e);
+        assert!(
+            handler
+                .message()
+                .contains("expected value at line 1 column 1"),
+            "the parser's own words stay: {handler:?}"
+        );
+        let empty = at(Response::new(204))
+            .json::<serde_json::Value>()
+            .unwrap_err();
+        assert!(
+            empty.to_string().ends_with("(204) is empty, not JSON"),
+            "{empty}"
+        );
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct User {
+            id: u64,
+        }
+        let wrong = at(Response::with_json(
+            200,
+            &serde_json::json!({"id": "seven"}),
+        ));
+        let e = wrong.json::<User>().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("(200) is not the JSON expected: invalid type: string"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn builder_sets_headers_once() {

@@ -78,9 +78,9 @@ pub use abi::OutcomeKind;
 pub use env::{now, now_millis, random_bytes, random_u64};
 pub use error::{Error, OrError};
 pub use event::{
-    Alias, Context, Delete, Event, EventType, Group, Identify, Object, Page, Screen, Track,
+    Alias, Context, Delete, Event, EventType, Group, Identify, Js, Object, Page, Screen, Track,
 };
-pub use fetch::{FetchError, Request, Response, fetch, fetch_all};
+pub use fetch::{BodyError, FetchError, Request, Response, fetch, fetch_all};
 #[doc(hidden)]
 pub use handler::handle_envelope;
 pub use handler::{Function, HandlerResult};
