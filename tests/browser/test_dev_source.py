@@ -1,6 +1,7 @@
 """`segfn dev` on a source function in a real browser: the crate's webhook requests are
 the samples, a run shows the calls the function emitted, an edited request (header,
-body) changes them, and a request the function cannot use shows its outcome."""
+body) changes them, a long value wraps, and a request the function cannot use shows its
+outcome."""
 
 import json
 import re
@@ -32,6 +33,13 @@ def test_a_webhook_request_runs_and_shows_what_the_function_emitted(source_page)
     page.get_by_test_id("run-button").click()
     expect(output).to_contain_text('"event": "star opened"')
     expect(output).to_contain_text('"userId": "4242"')
+
+    # A long value wraps in the OUTPUT pane instead of running off its side.
+    request["payload"]["body"]["sender"]["id"] = "x" * 600
+    page.get_by_test_id("event-input").fill(json.dumps(request, indent=2))
+    page.get_by_test_id("run-button").click()
+    expect(output).to_contain_text("x" * 100)
+    assert output.evaluate("e => e.scrollWidth <= e.clientWidth"), "the output pane scrolls sideways"
 
     # A request without a body is caught on the page; one whose body the function
     # cannot read runs and shows the function's error.
