@@ -1,7 +1,8 @@
 """`segfn dev`'s page in a real browser (Debian's chromium, driven by Playwright):
 pick a sample event, edit the settings, run, and read the outcome, logs and request
-trace; paste a broken event and see it refused on the page; see a build error rendered
-with file and line after a broken save, and cleared after the fix."""
+trace; edit the settings in the form built from the module's schema (secrets masked,
+required ones marked); paste a broken event and see it refused on the page; see a build
+error rendered with file and line after a broken save, and cleared after the fix."""
 
 import json
 import re
@@ -11,6 +12,12 @@ from playwright.sync_api import expect
 SECRET = "sk_browser_secret_4412"
 # A rebuild of the forwarder takes seconds once its dependencies are compiled.
 REBUILD_MS = 300_000
+
+
+def settings_editor(page):
+    """The settings' JSON editor, unfolded (with a settings form it starts folded)."""
+    page.get_by_test_id("settings-json").evaluate("d => { d.open = true; }")
+    return page.get_by_test_id("settings-input")
 
 
 def settings_for(partner, path="/v1"):
@@ -25,7 +32,7 @@ def test_sample_event_runs_with_edited_settings(page, partner, dev):
 
     page.get_by_test_id("sample-select").select_option("spec/track-signed-up")
     expect(page.get_by_test_id("event-input")).to_have_value(re.compile('"event": "Signed Up"'))
-    page.get_by_test_id("settings-input").fill(settings_for(partner))
+    settings_editor(page).fill(settings_for(partner))
     received_before = len(partner.received)
     page.get_by_test_id("run-button").click()
 
@@ -61,6 +68,43 @@ def test_sample_event_runs_with_edited_settings(page, partner, dev):
     expect(history.first).to_contain_text("Success")
 
 
+def test_settings_form_masks_secrets_and_marks_required_settings(page, partner, dev):
+    expect(page.get_by_test_id("build-state")).to_have_attribute("data-state", "ok")
+    form = page.get_by_test_id("settings-form")
+    expect(form).to_be_visible()
+    api_key = page.get_by_test_id("setting-apiKey")
+    expect(api_key).to_have_attribute("type", "password")
+    expect(api_key).to_have_attribute("aria-required", "true")
+    expect(api_key).to_have_value("demo-key-4f2a9c")
+    expect(form.locator("label", has=api_key)).to_contain_text("API Key *")
+    expect(page.get_by_test_id("setting-endpoint")).not_to_have_attribute("aria-required", "true")
+    # The JSON editor, which shows secrets in clear, starts folded: the key is nowhere
+    # on the page as text.
+    expect(page.get_by_test_id("settings-input")).to_be_hidden()
+    assert "demo-key-4f2a9c" not in page.locator("body").inner_text()
+    page.get_by_test_id("setting-show-apiKey").click()
+    expect(api_key).to_have_attribute("type", "text")
+    page.get_by_test_id("setting-show-apiKey").click()
+
+    # A field edited goes into the settings the run uses.
+    api_key.fill(SECRET)
+    page.get_by_test_id("setting-endpoint").fill(partner.url("/form"))
+    expect(page.get_by_test_id("settings-input")).to_have_value(re.compile(re.escape(partner.url("/form"))))
+    page.get_by_test_id("sample-select").select_option("spec/track-signed-up")
+    received_before = len(partner.received)
+    page.get_by_test_id("run-button").click()
+    expect(page.get_by_test_id("outcome")).to_have_text("SUCCESS")
+    assert len(partner.received) == received_before + 1
+    assert partner.received[-1]["path"] == "/form/track"
+    assert SECRET in json.dumps(partner.received[-1]["headers"])
+    assert SECRET not in page.locator("body").inner_text()
+
+    # Edited as JSON, the form follows.
+    settings_editor(page).fill(json.dumps({"apiKey": "k2", "endpoint": partner.url("/v1")}))
+    expect(page.get_by_test_id("setting-endpoint")).to_have_value(partner.url("/v1"))
+    expect(api_key).to_have_value("k2")
+
+
 def test_pasted_event_is_checked_and_runs_are_kept(page, partner, dev):
     expect(page.get_by_test_id("build-state")).to_have_attribute("data-state", "ok")
     history = page.get_by_test_id("history-item")
@@ -76,7 +120,7 @@ def test_pasted_event_is_checked_and_runs_are_kept(page, partner, dev):
     expect(history).to_have_count(runs_before)
 
     # Settings must be an object.
-    page.get_by_test_id("settings-input").fill("[1, 2]")
+    settings_editor(page).fill("[1, 2]")
     expect(page.get_by_test_id("settings-error")).to_contain_text("JSON object")
 
     # A valid paste runs; the partner answers 503, which Segment retries.
@@ -84,7 +128,7 @@ def test_pasted_event_is_checked_and_runs_are_kept(page, partner, dev):
         '{"type": "identify", "userId": "u-77", "traits": {"email": "a@example.com", "plan": "pro"}}'
     )
     expect(page.get_by_test_id("event-error")).to_have_text("")
-    page.get_by_test_id("settings-input").fill(settings_for(partner, "/fail"))
+    settings_editor(page).fill(settings_for(partner, "/fail"))
     expect(page.get_by_test_id("settings-error")).to_have_text("")
     page.get_by_test_id("run-button").click()
     expect(page.get_by_test_id("outcome")).to_have_text("RETRY")
@@ -134,7 +178,7 @@ def test_build_error_is_shown_with_file_and_line_then_cleared(page, partner, dev
 
         # The last good module still runs.
         page.get_by_test_id("sample-select").select_option("spec/track-signed-up")
-        page.get_by_test_id("settings-input").fill(settings_for(partner))
+        settings_editor(page).fill(settings_for(partner))
         page.get_by_test_id("run-button").click()
         expect(page.get_by_test_id("outcome")).to_have_text("SUCCESS")
         expect(page.get_by_test_id("run-meta")).to_contain_text(f"build #{good_build}")

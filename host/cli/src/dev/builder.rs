@@ -35,6 +35,8 @@ pub struct ModuleInfo {
     pub wasm: String,
     /// Its size in bytes.
     pub bytes: u64,
+    /// Its settings, when it describes them (`export!(F, schema)`): the page's form.
+    pub settings: Option<Vec<crate::schema::Setting>>,
 }
 
 /// The state of the latest build, as the page shows it.
@@ -175,10 +177,18 @@ async fn build_once<T: BuildTarget>(dev: &Arc<T>, number: u64, reason: String) {
         Ok(wasm) => match dev.runtime().load_file(&wasm).await {
             Ok(function) => {
                 status.state = BuildState::Ok;
+                // A module without the describe export simply gets no form.
+                let settings = match function.describe().await {
+                    Ok(d) => crate::schema::segment_settings(&d.settings)
+                        .ok()
+                        .map(|s| s.settings),
+                    Err(_) => None,
+                };
                 status.module = Some(ModuleInfo {
                     build: number,
                     wasm: wasm.display().to_string(),
                     bytes: std::fs::metadata(&wasm).map_or(0, |m| m.len()),
+                    settings,
                 });
                 module = Some(Current {
                     function,

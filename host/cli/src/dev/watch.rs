@@ -149,7 +149,10 @@ fn change_of(dir: &Path, settings: &Path, path: &Path) -> Option<Change> {
         "src" if parts.next().is_some() && !is_editor_scratch(name) => Some(Change::Source(vec![
             relative.to_string_lossy().into_owned(),
         ])),
-        "events" => (parts.next().is_none() || name.ends_with(".json")).then_some(Change::Events),
+        // Sample events, and a source function's sample webhook requests.
+        "events" | "requests" | "webhook-examples" => {
+            (parts.next().is_none() || name.ends_with(".json")).then_some(Change::Events)
+        }
         _ => None,
     }
 }
@@ -188,6 +191,7 @@ mod tests {
         assert_eq!(c("/c/Cargo.lock"), None);
         assert_eq!(c("/c/target/release/x.wasm"), None);
         assert_eq!(c("/c/events/t.json"), Some(Change::Events));
+        assert_eq!(c("/c/requests/push.json"), Some(Change::Events));
         assert_eq!(c("/c/events/README.md"), None);
         assert_eq!(c("/elsewhere/src/lib.rs"), None);
     }
