@@ -3,11 +3,13 @@
 -- answers a repeated messageId from its deduplication store without running the
 -- function. Prints wrk's summary as one JSON line when done.
 --
---   wrk ... -s bench/post.lua URL -- PREFIX BATCH AUTHORIZATION TEMPLATE
+--   wrk ... -s bench/post.lua URL -- PREFIX BATCH AUTHORIZATION TEMPLATE [HEADER]
 --   PREFIX         unique per run, so runs never repeat each other's messageIds
 --   BATCH          0: one message per request; N: {"batch": [N events]}
 --   AUTHORIZATION  the Authorization header value
---   TEMPLATE       file with the event's JSON on one line, its messageId "@@ID@@"
+--   TEMPLATE       file with the event's JSON on one line, its messageId "@@ID@@" (or,
+--                  for a webhook, whatever field makes each body new)
+--   HEADER         optional: one more header, "Name: value" (a webhook's event header)
 
 local threads = 0
 
@@ -29,6 +31,10 @@ function init(args)
   head = text:sub(1, at - 1)
   tail = text:sub(at + 6)
   headers = { ["Content-Type"] = "application/json", ["Authorization"] = args[3] }
+  if args[5] then
+    local name, value = args[5]:match("^([^:]+):%s*(.*)$")
+    headers[name] = value
+  end
   prefix = prefix .. "-" .. tostring(tid or 0) .. "-"
 end
 

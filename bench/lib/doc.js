@@ -164,6 +164,14 @@ two servers under the same handicap rather than predict a deployment.
   the records to the partner's bulk endpoint, 500 per request; the baseline runs its port,
   \`bench/bulk.js\` (checked before the run to send the same request bodies as
   \`functions/bulk\` for a mixed batch). This is the measure of the 100,000 events/s goal.
+- **Webhooks through a source function**: GitHub's \`issues\` webhook body (each one
+  new) posted to the source's URL with 16 connections, ${p.throughput} s, through
+  Segment's GitHub source function to a fake Tracking API (the partner process, answering
+  every POST 200); each webhook is answered once its track was accepted. segfn serve runs
+  the Rust port (\`functions/github-source\`) and the JavaScript original from its
+  snapshot, in direct mode (calls batched across webhooks by one sender per source); the
+  baseline is \`bench/baseline-source.js\`, the Node webhook server a partner would write,
+  one Tracking API request per webhook over kept-alive connections.
 - **Translation alone**, p50 per event, from the event to the partner request built (URL,
   headers, JSON body) with \`fetch\` stubbed, ${p.translate} s per variant after a warm-up:
   - Rust native: \`segfn_sdk::testing::handle::<Forwarder>\` in-process

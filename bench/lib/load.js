@@ -34,13 +34,15 @@ async function measured(pids, load) {
 // wrk with bench/post.lua: `connections` kept-alive connections for `seconds`, each
 // request one message (batch 0) or a batch of `batch` events. One wrk thread: the
 // servers are the subject, and the machine has 2 cores.
-function wrk(target, { connections, seconds, batch = 0, timeout = 10 }, env) {
+// `path` and `header` (one more "Name: value") post elsewhere than Segment's deliveries
+// do, e.g. webhooks to a source's URL with `env.template` a webhook body.
+function wrk(target, { connections, seconds, batch = 0, timeout = 10, path: to = '/', header }, env) {
   const prefix = `${target.name}-${process.pid}-${++runs}`;
   const args = [
     '-t1', `-c${connections}`, `-d${seconds}s`, `--timeout`, `${timeout}s`,
     '-s', path.join(__dirname, '..', 'post.lua'),
-    `http://127.0.0.1:${target.port}/`,
-    '--', prefix, String(batch), env.auth, env.template,
+    `http://127.0.0.1:${target.port}${to}`,
+    '--', prefix, String(batch), env.auth, env.template, ...(header ? [header] : []),
   ];
   return measured([target.pid, env.partnerPid], async () => {
     const r = await run('wrk', args);

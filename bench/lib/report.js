@@ -103,6 +103,17 @@ function rows(runs) {
     add(label, 'events/s', 'higher', b.segfn.events_per_s, b.baseline.events_per_s, b);
   }
 
+  if (runs.source) {
+    // Webhooks through Segment's GitHub source function to a fake Tracking API.
+    const w = runs.source;
+    const per = (r) => (r.cpu_s[0] / r.requests) * 1e6;
+    for (const [key, what] of [['segfn', 'Rust port'], ['segfn_js', 'JavaScript original']]) {
+      const r = { segfn: w[key], baseline: w.baseline };
+      add(`webhooks through a source function to the Tracking API, 16 connections (${what})`, 'webhooks/s', 'higher', w[key].rps, w.baseline.rps, r);
+      add(`CPU time per webhook, 16 connections (${what})`, 'µs', 'lower', per(w[key]), per(w.baseline), r);
+    }
+  }
+
   const t = Object.fromEntries(runs.translate.map((r) => [r.variant, r]));
   add('translation per event p50, in-process (Rust native / Node)', 'µs', 'lower', t.native.p50_us, t.node.p50_us);
   add(
