@@ -37,13 +37,16 @@ async fn the_images_root_filesystem_serves_builds_and_checks_health() {
     let forwarder = tokio::task::spawn_blocking(|| example_wasm("forwarder"))
         .await
         .unwrap();
-    let runtime = tokio::task::spawn_blocking(|| {
-        segfn::javascript::runtime_wasm(Some(&guest_target_dir()))
+    let dir = tempfile::tempdir().unwrap();
+    // The runtime guest as segfn has it (built into it by its build.rs).
+    let runtime = dir.path().join("segfn_js.wasm");
+    let bytes = tokio::task::spawn_blocking(|| {
+        segfn::javascript::runtime_bytes(Some(&guest_target_dir()))
             .expect("the JavaScript runtime guest")
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(&runtime, &bytes[..]).unwrap();
     let rootfs = dir.path().join("rootfs");
     let made = Command::new(root().join("deploy/rootfs.sh"))
         .arg(env!("CARGO_BIN_EXE_segfn"))

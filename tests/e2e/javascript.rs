@@ -686,3 +686,34 @@ async fn a_script_without_a_cache_directory_is_refused_with_the_way_out() {
         "{stderr}"
     );
 }
+
+/// The runtime guest is built into segfn (host/cli/build.rs): a first `segfn build` of a
+/// script compiles nothing, so it takes seconds on a fresh install, and its target
+/// directory stays empty.
+#[test]
+fn a_first_script_build_compiles_nothing() {
+    assert!(
+        segfn::javascript::runtime_embedded(),
+        "this segfn was built without the JavaScript runtime: see the build warning (scripts/bootstrap installs the wasm32 target and clang)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("fresh-target");
+    let out = segfn()
+        .arg("build")
+        .arg(root().join("functions/forwarder-js/handler.js"))
+        .arg("-o")
+        .arg(dir.path().join("handler.wasm"))
+        .arg("--target-dir")
+        .arg(&target)
+        .output()
+        .expect("running segfn build");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("pre-initialised"), "{stderr}");
+    assert!(
+        !target.exists(),
+        "cargo ran for the runtime: {:?}",
+        std::fs::read_dir(&target).map(|d| d.count())
+    );
+    assert!(dir.path().join("handler.wasm").metadata().unwrap().len() > 0);
+}

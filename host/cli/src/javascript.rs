@@ -9,6 +9,7 @@
 use crate::toolchain::{self, BuildError, BuildOptions, Method};
 use segfn_engine::snapshot::mark_snapshot;
 use segfn_sdk::abi;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
@@ -73,6 +74,35 @@ pub struct JsModule {
     pub runtime_bytes: usize,
     /// How long evaluating and snapshotting took.
     pub elapsed: Duration,
+}
+
+/// The runtime guest built into this segfn by its `build.rs`; empty when it could not
+/// be built there.
+const EMBEDDED_RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/segfn_js.wasm"));
+
+/// The runtime guest's bytes: `$SEGFN_JS_RUNTIME` when set, else the one built into
+/// segfn, else [`runtime_wasm`]'s build from the source tree (minutes, once: said on
+/// stderr first).
+pub fn runtime_bytes(target_dir: Option<&Path>) -> Result<Cow<'static, [u8]>, JsBuildError> {
+    if std::env::var_os(RUNTIME_ENV).is_none() && !EMBEDDED_RUNTIME.is_empty() {
+        return Ok(Cow::Borrowed(EMBEDDED_RUNTIME));
+    }
+    if std::env::var_os(RUNTIME_ENV).is_none() {
+        eprintln!(
+            "segfn: this segfn was built without the JavaScript runtime (see its build warning); \
+             building it now from {}, once: a few minutes",
+            runtime_crate_dir().display()
+        );
+    }
+    let wasm = runtime_wasm(target_dir)?;
+    std::fs::read(&wasm)
+        .map(Cow::Owned)
+        .map_err(|e| JsBuildError::Runtime(format!("reading {}: {e}", wasm.display())))
+}
+
+/// Whether the runtime guest is built into this segfn.
+pub fn runtime_embedded() -> bool {
+    !EMBEDDED_RUNTIME.is_empty()
 }
 
 /// The runtime guest's `.wasm`: `$SEGFN_JS_RUNTIME` when set, else the `js-runtime`

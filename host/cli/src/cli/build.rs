@@ -92,12 +92,10 @@ pub(crate) async fn build_script(
     Ok(())
 }
 
-/// The runtime guest's bytes, built first when needed.
-async fn runtime_bytes(target: &TargetDirArg) -> anyhow::Result<Vec<u8>> {
+/// The runtime guest's bytes: built into segfn, or built first when it is not.
+async fn runtime_bytes(target: &TargetDirArg) -> anyhow::Result<std::borrow::Cow<'static, [u8]>> {
     let dir = target.target_dir.clone();
-    let wasm =
-        tokio::task::spawn_blocking(move || javascript::runtime_wasm(dir.as_deref())).await??;
-    std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))
+    Ok(tokio::task::spawn_blocking(move || javascript::runtime_bytes(dir.as_deref())).await??)
 }
 
 /// The module for `script` in segfn's cache ([`cache_dir`]), built
