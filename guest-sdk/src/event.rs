@@ -765,8 +765,14 @@ mod tests {
         );
         assert_eq!(track.field("event"), Js::Fits(serde_json::json!("E")));
         assert_eq!(track.field("properties"), Js::Null);
-        assert!(track.properties().is_empty(), "the accessor reads null as empty");
-        assert_eq!(track.field("context"), Js::Misfit(serde_json::json!("oops")));
+        assert!(
+            track.properties().is_empty(),
+            "the accessor reads null as empty"
+        );
+        assert_eq!(
+            track.field("context"),
+            Js::Misfit(serde_json::json!("oops"))
+        );
         assert_eq!(track.field("userId"), Js::Undefined);
         assert_eq!(track.field("custom"), Js::Fits(serde_json::json!(0)));
         let unknown = Event::from_value(serde_json::json!({"type": "x", "a": null})).unwrap();
