@@ -2,7 +2,7 @@
 //! function, write key, Segment URLs, share of capacity and the way to its sender.
 
 use super::config::ResolvedSource;
-use super::outbox::{self, Waiting};
+use super::parcel::{MAX_WAITING, Waiting};
 use crate::reload::FunctionSlot;
 use segfn_engine::{FetchClient, Redactor};
 use std::sync::{Arc, Mutex};
@@ -55,7 +55,7 @@ impl Source {
             .map_err(|e| e.to_string())?
             .extended(&resolved.token)
             .extended(&resolved.write_key);
-        let (sender, inbox) = mpsc::channel(outbox::MAX_WAITING);
+        let (sender, inbox) = mpsc::channel(MAX_WAITING);
         Ok(Source {
             name: resolved.name.clone(),
             settings_json: resolved.settings.to_string().into(),

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod instance;
 pub mod outbox;
+pub mod parcel;
 pub mod tracking;
 
 pub use instance::Source;
@@ -173,7 +174,7 @@ async fn handle(
         ));
     }
     let counts = json!({"events": emitted.events.len(), "objects": emitted.objects.len()});
-    let parcel = outbox::Parcel {
+    let parcel = parcel::Parcel {
         events: emitted.events,
         objects: emitted.objects,
     };
@@ -208,7 +209,7 @@ async fn queue(
     app: &AppState,
     source: &Source,
     base: &str,
-    parcel: &outbox::Parcel,
+    parcel: &parcel::Parcel,
 ) -> Result<(&'static str, &'static str), Refusal> {
     let name = outbox::queue_name(&source.name);
     let job = NewJob {
@@ -244,7 +245,7 @@ async fn queue(
 /// Direct mode: hands the parcel to the sender and waits for Segment's answer.
 async fn hand_over(
     source: &Source,
-    parcel: outbox::Parcel,
+    parcel: parcel::Parcel,
 ) -> Result<Result<(), tracking::SendError>, Refusal> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     source.outbox.try_send((parcel, reply)).map_err(|_| {

@@ -16,37 +16,23 @@
 //! alone, so one webhook's bad calls cannot fail the others'.
 
 use super::Source;
+use super::parcel::{Parcel, Waiting};
 use super::tracking::{self, SendError};
 use crate::app::AppState;
 use crate::retry::{Next, random_jitter};
 use crate::store::{Attempt, Claimed, now_ms};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 /// How long sending one round to Segment may take.
 pub const SEND_WITHIN: Duration = Duration::from_secs(10);
 /// Webhooks whose calls go together at most (their events also stay within Segment's
 /// 500 KB a batch: more is sent as several requests).
 const MAX_GROUP: usize = 64;
-/// Webhooks waiting for the direct sender at most; more are asked to retry.
-pub const MAX_WAITING: usize = 1024;
 /// The longest the durable sender sleeps without looking (due retries, leases).
 const IDLE_POLL: Duration = Duration::from_millis(500);
-
-/// The calls one webhook made.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Parcel {
-    /// Events for the Tracking API, `messageId`s set.
-    pub events: Vec<Value>,
-    /// Objects for the Objects API.
-    pub objects: Vec<Value>,
-}
-
-/// A parcel waiting for the direct sender, with where to say how it went.
-pub type Waiting = (Parcel, oneshot::Sender<Result<(), SendError>>);
 
 /// The tenant name a source's queued parcels are kept under.
 pub fn queue_name(source: &str) -> String {
@@ -181,9 +167,12 @@ async fn durable(app: &AppState, source: &Source, mut stop: watch::Receiver<bool
             }
         }
         let results = send(app, source, &parcels, Instant::now() + SEND_WITHIN).await;
-        for (c, result) in held.into_iter().zip(results) {
-            record(app, source, c, result).await;
-        }
+        // Recorded together: the embedded store groups concurrent writes into one commit.
+        let records = held
+            .into_iter()
+            .zip(results)
+            .map(|(c, result)| record(app, source, c, result));
+        futures_util::future::join_all(records).await;
     }
 }
 
