@@ -496,31 +496,54 @@
     }
   }
 
+  // Requests fetch made in this turn of the event loop: sent together when the job queue
+  // is empty (__segfn_flush_fetches, called by the runtime's loop), through the host's
+  // fetch_all, so `Promise.all([fetch(a), fetch(b)])` runs them at once, as Node does; an
+  // awaited fetch alone is sent at the next turn, as before.
+  let pendingFetches = [];
+
+  function settleFetch(pending, answer) {
+    const request = pending.request;
+    const status = answer[0];
+    if (status === 0) {
+      const kind = answer[1];
+      const error = new FetchError(`request to ${request.url} failed, reason: ${answer[2]}`, 'system', { code: kind });
+      error.kind = kind;
+      pending.reject(error);
+      return;
+    }
+    const response = new Response(null, { status, url: request.url, _binary: answer[2] });
+    response.headers = wireHeaders(answer[1]);
+    pending.resolve(response);
+  }
+
   function fetch(input, init) {
     return new Promise((resolve, reject) => {
       if (initialising) {
         throw new Error('fetch is not available at the top level of a script: call it from a handler');
       }
       const request = new Request(input, init);
+      pendingFetches.push({ request, resolve, reject });
+    });
+  }
+
+  global.__segfn_flush_fetches = function () {
+    if (pendingFetches.length === 0) return false;
+    const batch = pendingFetches;
+    pendingFetches = [];
+    const sent = batch.map(({ request }) => {
       const names = [];
       const values = [];
       request.headers._map.forEach((vs, name) => {
         for (let i = 0; i < vs.length; i++) { names.push(name); values.push(vs[i]); }
       });
-      const answer = native.fetch(request.method, request.url, names, values, request._data === null ? '' : request._data);
-      const status = answer[0];
-      if (status === 0) {
-        const kind = answer[1];
-        const error = new FetchError(`request to ${request.url} failed, reason: ${answer[2]}`, 'system', { code: kind });
-        error.kind = kind;
-        reject(error);
-        return;
-      }
-      const response = new Response(null, { status, url: request.url, _binary: answer[2] });
-      response.headers = wireHeaders(answer[1]);
-      resolve(response);
+      return [request.method, request.url, names, values, request._data === null ? '' : request._data];
     });
-  }
+    // One request alone keeps the single-request host call (no list to frame).
+    const answers = sent.length === 1 ? [native.fetch(...sent[0])] : native.fetchAll(sent);
+    for (let i = 0; i < batch.length; i++) settleFetch(batch[i], answers[i]);
+    return true;
+  };
 
   // ---- URL, URLSearchParams (WHATWG, parsed by the `url` crate) ------------------------
   class URLSearchParams {

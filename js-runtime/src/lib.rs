@@ -161,6 +161,19 @@ fn run(engine: &Engine, input: &str) -> String {
             // A job's exception rejects the promise it belongs to; the dispatcher sees it.
             let _ = engine.runtime.execute_pending_job();
         }
+        // Then the requests this turn made, together; their promises settle, and the
+        // jobs waiting on them run in the next round.
+        let flushed = engine.context.with(|ctx| {
+            global(&ctx, "__segfn_flush_fetches")
+                .and_then(|f| f.call::<_, bool>(()))
+                .catch(&ctx)
+                .map_err(|e| e.to_string())
+        });
+        match flushed {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => return failure(&format!("sending the fetch requests failed: {e}")),
+        }
         let fired = engine.context.with(|ctx| {
             global(&ctx, "__segfn_fire_timer")
                 .and_then(|f| f.call::<_, bool>(()))

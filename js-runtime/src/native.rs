@@ -45,6 +45,7 @@ pub(crate) fn install(ctx: &Ctx<'_>) -> Result<()> {
         })?,
     )?;
     native.set("fetch", Function::new(ctx.clone(), fetch)?)?;
+    native.set("fetchAll", Function::new(ctx.clone(), fetch_all)?)?;
     native.set("digest", Function::new(ctx.clone(), digest)?)?;
     native.set("hmac", Function::new(ctx.clone(), hmac)?)?;
     native.set(
@@ -120,8 +121,37 @@ fn fetch<'js>(
 ) -> Result<Array<'js>> {
     let mut request = segfn_sdk::Request::new(method, url).body(from_binary(&body));
     request.headers = names.into_iter().zip(values).collect();
+    answer(&ctx, segfn_sdk::fetch(request))
+}
+
+/// `fetchAll([[method, url, names, values, body], ...])`: the requests fetch made in one
+/// turn of the event loop, sent together through the host's `fetch_all` (concurrently,
+/// as Node sends them); one answer per request, each as [`fetch`] answers.
+fn fetch_all<'js>(ctx: Ctx<'js>, sent: Vec<Array<'js>>) -> Result<Array<'js>> {
+    let mut requests = Vec::with_capacity(sent.len());
+    for one in sent {
+        let names: Vec<String> = one.get(2)?;
+        let values: Vec<String> = one.get(3)?;
+        let body: String = one.get(4)?;
+        let mut request = segfn_sdk::Request::new(one.get::<String>(0)?, one.get::<String>(1)?)
+            .body(from_binary(&body));
+        request.headers = names.into_iter().zip(values).collect();
+        requests.push(request);
+    }
+    let answers = Array::new(ctx.clone())?;
+    for (i, outcome) in segfn_sdk::fetch_all(requests).into_iter().enumerate() {
+        answers.set(i, answer(&ctx, outcome)?)?;
+    }
+    Ok(answers)
+}
+
+/// A fetch's outcome as the prelude reads it.
+fn answer<'js>(
+    ctx: &Ctx<'js>,
+    outcome: std::result::Result<segfn_sdk::Response, segfn_sdk::FetchError>,
+) -> Result<Array<'js>> {
     let answer = Array::new(ctx.clone())?;
-    match segfn_sdk::fetch(request) {
+    match outcome {
         Ok(response) => {
             answer.set(0, response.status)?;
             let headers = Array::new(ctx.clone())?;

@@ -717,3 +717,90 @@ fn a_first_script_build_compiles_nothing() {
     );
     assert!(dir.path().join("handler.wasm").metadata().unwrap().len() > 0);
 }
+
+/// `Promise.all` over `fetch` sends the requests at once, as Node does (the requests a
+/// turn of the event loop made go through the host's `fetch_all`); an awaited fetch
+/// alone still goes one after another. A partner on 127.0.0.1 that holds each request
+/// 200 ms counts how many it held at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_all_over_fetch_sends_the_requests_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    #[derive(Clone, Default)]
+    struct Held {
+        now: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+        paths: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+    async fn hold(
+        axum::extract::State(held): axum::extract::State<Held>,
+        uri: axum::http::Uri,
+    ) -> String {
+        let now = held.now.fetch_add(1, Ordering::SeqCst) + 1;
+        held.most.fetch_max(now, Ordering::SeqCst);
+        held.paths.lock().unwrap().push(uri.path().to_owned());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        held.now.fetch_sub(1, Ordering::SeqCst);
+        format!("{{\"path\": {:?}}}", uri.path())
+    }
+    let held = Held::default();
+    let app = axum::Router::new().fallback(hold).with_state(held.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("all.js");
+    std::fs::write(
+        &script,
+        "async function onTrack(event, settings) {\n\
+           const base = settings.base;\n\
+           if (event.event === 'all') {\n\
+             const answers = await Promise.all(['a', 'b', 'c'].map((p) => fetch(`${base}/${p}`)));\n\
+             return { paths: (await Promise.all(answers.map((r) => r.json()))).map((j) => j.path) };\n\
+           }\n\
+           const paths = [];\n\
+           for (const p of ['x', 'y']) paths.push((await (await fetch(`${base}/${p}`)).json()).path);\n\
+           return { paths };\n\
+         }\n",
+    )
+    .unwrap();
+    let f = load_js("promise-all", script).await;
+    let settings = json!({"base": format!("http://{addr}")});
+    let opts = options(&[addr.to_string()], &settings, Limits::default());
+    let run = |name: &str| {
+        invoke_event(
+            &f,
+            &opts,
+            json!({"type": "track", "event": name}),
+            settings.clone(),
+        )
+    };
+
+    let report = run("all").await;
+    assert_eq!(report.outcome.kind, OutcomeKind::Success, "{report:#?}");
+    let output = match report.output {
+        segfn_engine::Output::Event(v) => v,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        output["paths"],
+        json!(["/a", "/b", "/c"]),
+        "answers in the order asked"
+    );
+    assert_eq!(report.requests.len(), 3);
+    assert_eq!(
+        held.most.load(Ordering::SeqCst),
+        3,
+        "the three were held at once"
+    );
+
+    held.most.store(0, Ordering::SeqCst);
+    let report = run("one-by-one").await;
+    assert_eq!(report.outcome.kind, OutcomeKind::Success, "{report:#?}");
+    assert_eq!(
+        held.most.load(Ordering::SeqCst),
+        1,
+        "awaited one by one: never two at once"
+    );
+}
