@@ -568,3 +568,69 @@ async fn kill_9_loses_no_webhook_answered_200() {
         fake.batches().len()
     );
 }
+
+/// A webhook the function makes no call for is answered 200 at once: nothing is sent to
+/// Segment (nor queued, in durable mode).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_without_calls_sends_nothing() {
+    let (fake, tracking) = FakeSegment::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("skip.js");
+    std::fs::write(
+        &script,
+        "async function onRequest(request) {\n\
+           if (request.json().skip) return;\n\
+           Segment.track({ event: 'Kept', userId: 'u-1' });\n\
+         }\n",
+    )
+    .unwrap();
+    let wasm = tokio::task::spawn_blocking(move || js_wasm("source-skip", &script))
+        .await
+        .unwrap();
+    for server in ["", "durable = true"] {
+        let at = dir.path().join(if server.is_empty() {
+            "direct"
+        } else {
+            "durable"
+        });
+        std::fs::create_dir_all(&at).unwrap();
+        let config = source_config(&at, &tracking, server);
+        let (addr, _stop) = serve_in_process(&config, &wasm).await;
+        let before = *fake.attempts.lock().unwrap();
+        let (status, answer) = post_all(addr, vec![br#"{"skip": true}"#.to_vec()])
+            .await
+            .remove(0);
+        assert_eq!(
+            (status, &answer["message"]),
+            (200, &json!("nothing to send")),
+            "{server}: {answer}"
+        );
+        assert_eq!(answer["events"], 0);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            *fake.attempts.lock().unwrap(),
+            before,
+            "{server}: nothing sent"
+        );
+        let (status, answer) = post_all(addr, vec![br#"{"skip": false}"#.to_vec()])
+            .await
+            .remove(0);
+        assert_eq!(
+            (status, &answer["events"]),
+            (200, &json!(1)),
+            "{server}: {answer}"
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            // Both servers are one source to Segment: the same messageId, sent by each.
+            fake.ids_by_user()
+                .get("u-1")
+                .map(|ids| ids.values().sum::<u32>())
+                == Some(2)
+        })
+        .await,
+        "each mode's kept call reached Segment: {:?}",
+        fake.ids_by_user()
+    );
+}

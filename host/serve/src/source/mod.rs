@@ -1,11 +1,12 @@
 //! Source functions served as webhook URLs: `POST /webhooks/TOKEN` runs the source's
-//! function (`onRequest`) on the request and sends the Segment calls it made to
-//! Segment's Tracking API (and `Segment.set` objects to the Objects API) before it
-//! answers, so a 200 means Segment accepted them. Webhook senders rarely sign or
-//! authenticate, so the unguessable token in the URL selects the source (looked up by
-//! its digest, never compared raw). Each event gets a `messageId` derived from the
-//! source, the body and its position, so a sender's retry of the same webhook makes the
-//! same ids and Segment drops the repeat.
+//! function (`onRequest`) on the request and hands the Segment calls it made to the
+//! source's sender ([`outbox`]), which sends them to Segment's Tracking API (and
+//! `Segment.set` objects to the Objects API) batched across webhooks. The webhook is
+//! answered 200 once Segment accepted them, or, in durable mode, once they are queued in
+//! the store. Webhook senders rarely sign or authenticate, so the unguessable token in
+//! the URL selects the source (looked up by its digest, never compared raw). Each event
+//! gets a `messageId` derived from the source, the query, the body and its position, so
+//! a sender's retry of the same webhook makes the same ids and Segment drops the repeat.
 
 pub mod config;
 pub mod instance;
@@ -174,6 +175,16 @@ async fn handle(
         ));
     }
     let counts = json!({"events": emitted.events.len(), "objects": emitted.objects.len()});
+    if emitted.events.is_empty() && emitted.objects.is_empty() {
+        // Nothing to send (a webhook the function ignores): nothing to wait for or keep.
+        app.metrics.source_request(&source.name, "success");
+        let mut body = counts;
+        body["message"] = "nothing to send".into();
+        return Ok((
+            (StatusCode::OK, axum::Json(body)).into_response(),
+            "success",
+        ));
+    }
     let parcel = parcel::Parcel {
         events: emitted.events,
         objects: emitted.objects,
