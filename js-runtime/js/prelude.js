@@ -545,6 +545,91 @@
     return true;
   };
 
+  // ---- fetchretrylib.fetchretry (fetch-retry, as Segment preloads it) -------------------
+  // fetch-retry's options: `retries` (3), `retryDelay` (1000 ms, or a function of
+  // (attempt, error, response)), `retryOn` (statuses, or a function of (attempt, error,
+  // response) that may return a promise); without `retryOn` only network errors are
+  // retried. Both of its APIs: `fetchretry(fetch, defaults)` returns a fetch that
+  // retries, and `fetchretry(url, options)` (its first versions) fetches at once. Delays
+  // are timers, which this sandbox runs without waiting; the invocation's deadline and
+  // fetch limit bound the retries.
+  function fetchretry(first, second) {
+    if (typeof first === 'function') {
+      const base = first;
+      const defaults = second || {};
+      return (input, init) => retrying(base, input, Object.assign({}, defaults, init || {}));
+    }
+    return retrying(fetch, first, second || {});
+  }
+  function retrying(base, input, init) {
+    const retries = init.retries === undefined ? 3 : init.retries;
+    const retryDelay = init.retryDelay === undefined ? 1000 : init.retryDelay;
+    const retryOn = init.retryOn || [];
+    if (!(Number.isInteger(retries) && retries >= 0)) throw new Error('retries must be a positive integer');
+    if (typeof retryDelay !== 'function' && !(Number.isInteger(retryDelay) && retryDelay >= 0)) {
+      throw new Error('retryDelay must be a positive integer or a function returning a positive integer');
+    }
+    if (!Array.isArray(retryOn) && typeof retryOn !== 'function') {
+      throw new Error('retryOn property expects an array or function');
+    }
+    return new Promise((resolve, reject) => {
+      const attempt = (n) => {
+        base(input, init).then(
+          (response) => decide(n, null, response),
+          (error) => decide(n, error, null),
+        );
+      };
+      const again = (n, error, response) => {
+        const delay = typeof retryDelay === 'function' ? retryDelay(n, error, response) : retryDelay;
+        setTimeout(() => attempt(n + 1), delay);
+      };
+      const decide = (n, error, response) => {
+        if (typeof retryOn === 'function') {
+          Promise.resolve()
+            .then(() => retryOn(n, error, response))
+            .then((retry) => {
+              if (retry) again(n, error, response);
+              else if (error) reject(error);
+              else resolve(response);
+            }, reject);
+          return;
+        }
+        const retry = n < retries && (error !== null || retryOn.indexOf(response.status) !== -1);
+        if (retry) again(n, error, response);
+        else if (error) reject(error);
+        else resolve(response);
+      };
+      attempt(0);
+    });
+  }
+  const fetchretrylib = { fetchretry };
+
+  // ---- uuidv5 (uuid's v5: `uuidv5(name, namespace)`, also as `uuidv5.uuidv5`) -----------
+  const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  function uuidv5(name, namespace, buf, offset) {
+    if (typeof namespace === 'string' && !UUID_TEXT.test(namespace)) {
+      throw new TypeError('Invalid UUID');
+    }
+    const ns = typeof namespace === 'string'
+      ? Buffer.from(namespace.replace(/-/g, ''), 'hex')
+      : Buffer.from(namespace || []);
+    if (ns.length !== 16) throw new TypeError('Namespace must be array-like (16 iterable integer values, 0-255)');
+    const bytes = typeof name === 'string' ? Buffer.from(name, 'utf8') : Buffer.from(name);
+    const b = new Hash('sha1').update(ns).update(bytes).digest();
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    if (buf) {
+      const at = offset || 0;
+      for (let i = 0; i < 16; i++) buf[at + i] = b[i];
+      return buf;
+    }
+    const h = b.toString('hex', 0, 16);
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+  uuidv5.DNS = '6ba7b810-9dad-11d1-80b4-00c04fd430c8';
+  uuidv5.URL = '6ba7b811-9dad-11d1-80b4-00c04fd430c8';
+  uuidv5.uuidv5 = uuidv5;
+
   // ---- URL, URLSearchParams (WHATWG, parsed by the `url` crate) ------------------------
   class URLSearchParams {
     constructor(init) {
@@ -903,6 +988,7 @@
     EventNotSupported, InvalidEventPayload, ValidationError, RetryError, DropEvent,
     Segment, ServerRequest,
     Buffer, atob, btoa, crypto, console, fetch, Headers, Request, Response, URL, URLSearchParams,
+    fetchretrylib, uuidv5,
     setTimeout: (fn, delay, ...args) => addTimer(fn, delay, args, false),
     setInterval: (fn, delay, ...args) => addTimer(fn, delay, args, true),
     setImmediate: (fn, ...args) => addTimer(fn, 0, args, false),

@@ -565,3 +565,119 @@ fn buffer_statics_can_be_called_with_new_as_in_node() {
     assert_eq!(eval("Buffer.from('hi').toString('hex')"), "6869");
     assert_eq!(eval("new Buffer.alloc(2).length"), 2);
 }
+
+#[test]
+fn uuidv5_matches_node() {
+    // Values computed with Node's crypto (and the uuid package's first, the RFC's).
+    assert_eq!(
+        eval("uuidv5('www.example.com', uuidv5.DNS)"),
+        "2ed6657d-e927-568b-95e1-2665a8aea6a2"
+    );
+    assert_eq!(
+        eval("uuidv5.uuidv5('http://example.com/ü', uuidv5.URL)"),
+        "3bdc1b92-e301-5da7-9835-fff02184ba40"
+    );
+    assert_eq!(
+        eval("uuidv5('segfn-user-42', '1b671a64-40d5-491e-99b0-da01ff1f3341')"),
+        "187803f3-837c-58c6-827a-0c98bcb5e1e2"
+    );
+    assert_eq!(
+        eval(
+            "(() => { try { uuidv5('x', 'not-a-uuid'); } catch (e) { return e.name + ': ' + e.message; } })()"
+        ),
+        "TypeError: Invalid UUID"
+    );
+}
+
+#[test]
+fn fetchretry_retries_as_fetch_retry_does() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    // Fails twice on the network, then answers; every request counted.
+    let answered = |fail_first: usize, status_first: u16| {
+        let calls = Rc::new(Cell::new(0usize));
+        let seen = calls.clone();
+        testing::mock_fetch(move |_| {
+            seen.set(seen.get() + 1);
+            if seen.get() <= fail_first {
+                if status_first == 0 {
+                    return Err(FetchError::new(
+                        segfn_sdk::abi::FetchErrorKind::Network,
+                        "connection refused",
+                    ));
+                }
+                return Ok(Response::new(status_first));
+            }
+            Ok(Response::new(200))
+        });
+        calls
+    };
+    let script = |call: &str| {
+        format!(
+            "async function onTrack() {{ const r = await {call}; return {{status: r.status}}; }}"
+        )
+    };
+    let track = || json!({"type": "track"});
+
+    let calls = answered(2, 0);
+    let r = run(
+        &script("fetchretrylib.fetchretry('https://api.example.com/', {retryDelay: 10})"),
+        track(),
+        json!({}),
+    );
+    assert_eq!(
+        (r["kind"].as_str(), &r["output"]["status"], calls.get()),
+        (Some("success"), &json!(200), 3),
+        "{r}"
+    );
+
+    // Statuses are retried only when listed; the wrapper form takes defaults.
+    let calls = answered(2, 503);
+    let r = run(
+        &script("fetchretrylib.fetchretry('https://api.example.com/')"),
+        track(),
+        json!({}),
+    );
+    assert_eq!(
+        (&r["output"]["status"], calls.get()),
+        (&json!(503), 1),
+        "{r}"
+    );
+    let calls = answered(2, 503);
+    let r = run(
+        &script(
+            "fetchretrylib.fetchretry(fetch, {retries: 5, retryOn: [503], retryDelay: () => 5})('https://api.example.com/')",
+        ),
+        track(),
+        json!({}),
+    );
+    assert_eq!(
+        (&r["output"]["status"], calls.get()),
+        (&json!(200), 3),
+        "{r}"
+    );
+
+    // Out of retries: the last error, after 1 + retries attempts.
+    let calls = answered(10, 0);
+    let r = run(
+        &script("fetchretrylib.fetchretry('https://api.example.com/', {retries: 1})"),
+        track(),
+        json!({}),
+    );
+    assert_eq!((r["kind"].as_str(), calls.get()), (Some("retry"), 2), "{r}");
+
+    // retryOn as a function, which may answer with a promise.
+    let calls = answered(1, 500);
+    let r = run(
+        &script(
+            "fetchretrylib.fetchretry('https://api.example.com/', {retryOn: async (n, e, res) => n < 3 && res.status >= 500})",
+        ),
+        track(),
+        json!({}),
+    );
+    assert_eq!(
+        (&r["output"]["status"], calls.get()),
+        (&json!(200), 2),
+        "{r}"
+    );
+}
