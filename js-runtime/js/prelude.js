@@ -246,6 +246,39 @@
     update(data, encoding) { this._data += toBinary(data, encoding); return this; }
     digest(encoding) { return digestOutput(native.hmac(this._algorithm, this._key, this._data), encoding); }
   }
+  // crypto.createSign / createVerify: RSA (PKCS#1 v1.5) with SHA-1/256/384/512, PEM keys,
+  // signed in Rust (sign.rs); what a Google service-account JWT needs.
+  function pemOf(key) {
+    if (typeof key === 'string') return key;
+    if (ArrayBuffer.isView(key)) return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
+    if (key && typeof key === 'object' && key.key !== undefined) {
+      if (key.passphrase !== undefined) throw new Error('encrypted private keys are not supported: give the key unencrypted');
+      return pemOf(key.key);
+    }
+    throw new TypeError('The "key" argument must be a PEM string, a Buffer or {key}');
+  }
+  class Sign {
+    constructor(algorithm) {
+      this._algorithm = String(algorithm);
+      this._data = '';
+      native.signCheck(this._algorithm); // an unknown digest throws here, as in Node
+    }
+    update(data, encoding) { this._data += toBinary(data, encoding); return this; }
+    end() { return this; }
+    sign(key, encoding) { return digestOutput(native.sign(this._algorithm, pemOf(key), this._data), encoding); }
+  }
+  class Verify {
+    constructor(algorithm) {
+      this._algorithm = String(algorithm);
+      this._data = '';
+      native.signCheck(this._algorithm);
+    }
+    update(data, encoding) { this._data += toBinary(data, encoding); return this; }
+    end() { return this; }
+    verify(key, signature, encoding) {
+      return native.verify(this._algorithm, pemOf(key), this._data, toBinary(signature, encoding));
+    }
+  }
   // At most 1 MiB at once, as the host's randomness is handed over: more is an error,
   // never a short or zero-filled buffer.
   const MAX_RANDOM = 1 << 20;
@@ -267,6 +300,8 @@
   const crypto = {
     createHash: (algorithm) => new Hash(algorithm),
     createHmac: (algorithm, key) => new Hmac(algorithm, key),
+    createSign: (algorithm) => new Sign(algorithm),
+    createVerify: (algorithm) => new Verify(algorithm),
     randomBytes,
     randomUUID,
     getRandomValues(array) {

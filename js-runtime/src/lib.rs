@@ -7,6 +7,7 @@
 //! handler's promise settles. The host functions reach JavaScript through `native`.
 
 mod native;
+mod sign;
 
 use rquickjs::{CatchResultExt, Context, Ctx, Function, Runtime, Value, context::EvalOptions};
 use std::cell::RefCell;

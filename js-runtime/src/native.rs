@@ -47,6 +47,39 @@ pub(crate) fn install(ctx: &Ctx<'_>) -> Result<()> {
     native.set("fetch", Function::new(ctx.clone(), fetch)?)?;
     native.set("fetchAll", Function::new(ctx.clone(), fetch_all)?)?;
     native.set("digest", Function::new(ctx.clone(), digest)?)?;
+    native.set(
+        "signCheck",
+        Function::new(ctx.clone(), |ctx: Ctx<'_>, algorithm: String| {
+            crate::sign::check(&algorithm)
+                .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))
+        })?,
+    )?;
+    native.set(
+        "sign",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'_>, algorithm: String, key: String, data: String| {
+                crate::sign::sign(&algorithm, &key, &from_binary(&data))
+                    .map(|signature| to_binary(&signature))
+                    .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))
+            },
+        )?,
+    )?;
+    native.set(
+        "verify",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'_>, algorithm: String, key: String, data: String, signature: String| {
+                crate::sign::verify(
+                    &algorithm,
+                    &key,
+                    &from_binary(&data),
+                    &from_binary(&signature),
+                )
+                .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))
+            },
+        )?,
+    )?;
     native.set("hmac", Function::new(ctx.clone(), hmac)?)?;
     native.set(
         "base64Encode",

@@ -681,3 +681,57 @@ fn fetchretry_retries_as_fetch_retry_does() {
         "{r}"
     );
 }
+
+#[test]
+fn create_sign_and_verify_match_node() {
+    const PKCS8: &str = include_str!("testdata/rsa-pkcs8.pem");
+    const PKCS1: &str = include_str!("testdata/rsa-pkcs1.pem");
+    const SPKI: &str = include_str!("testdata/rsa-spki.pub");
+    // Made with Node 20: createSign('RSA-SHA256').update('header.').update('payload').sign(key, 'base64').
+    const NODE_SHA256: &str = "avmBIqsA0ltOWBmYPzlZ8cOtHCJ7/l/Lr3maogGxsJyQrJbdi1nHaEEpE7BZwkW1otusZ0H0xNs0vk+PACebDz6c7VfU4gA77gUojrCg1UBqAP4Aj2KOgY1mUSE0teoSJehT4lhEokZek2NSh75TbNSWl/FS8ZTHmi/pmHIgjhvyclz8WLJJjSvM0gai9jNJInEKB1KFmooEEh1lqwXOJtldPpyG1JAUdNIVh9/uEtnkkcDTiYgO9wTzmkx/tVklL3w3oJf5dYWTeAW7byEp1k1K65taVLxDK8i/bBiuoYCMTC8Hx8rfq49NGpI627MpRnSGdwZKr45SaruALOO78Q==";
+    // createSign('sha512WithRSAEncryption').update(Buffer.from([0, 1, 2, 255])).sign(pkcs1, 'hex').
+    const NODE_SHA512: &str = "0fe9f914246a3c569e6cc00506db750681db01f2de8a70780948aa6e891d76a594a152a6b368344271e255d5bbf7b9483db727d156753131b91294c0abfab15f0bfa79c0b01928936e74191abe67a880854a814f335e76b3e58a692e9924e4f9271c4149bf224b2fef0be5aa75f6bfd70ac7d8d2bd0853b64976a6c8b6555e41bb72f6210faa990e6a2ca4a898391f29a36b38ce97034186523c470041e6b76a61607d0328dc354996ae73183a6938415f2d3955c4a6c48ba181ba77efe29e301303bb3a495db1c1e4250797cb341f23c459fe3e8f93df94655998d49834e6dcb888fcfaa821e1a3c586b2461f69167174fdc07b977ee7f5e0079bc766b70e15";
+    let with_keys = |expression: &str| {
+        format!(
+            "((pkcs8, pkcs1, spki) => {expression})({}, {}, {})",
+            serde_json::to_string(PKCS8).unwrap(),
+            serde_json::to_string(PKCS1).unwrap(),
+            serde_json::to_string(SPKI).unwrap()
+        )
+    };
+    assert_eq!(
+        eval(&with_keys(
+            "crypto.createSign('RSA-SHA256').update('header.').update('payload').sign(pkcs8, 'base64')"
+        )),
+        NODE_SHA256
+    );
+    assert_eq!(
+        eval(&with_keys(
+            "crypto.createSign('sha512WithRSAEncryption').update(Buffer.from([0, 1, 2, 255])).sign({key: pkcs1}, 'hex')"
+        )),
+        NODE_SHA512
+    );
+    // Verified with the public key, or the private one; a changed byte fails.
+    let verify = |data: &str, key: &str| {
+        eval(&with_keys(&format!(
+            "crypto.createVerify('SHA256').update({data:?}).verify({key}, {NODE_SHA256:?}, 'base64')"
+        )))
+    };
+    assert_eq!(verify("header.payload", "spki"), true);
+    assert_eq!(verify("header.payload", "pkcs8"), true);
+    assert_eq!(verify("header.payloaD", "spki"), false);
+    // What Node throws for, thrown.
+    assert_eq!(
+        eval(
+            "(() => { try { crypto.createSign('RSA-MD4'); } catch (e) { return e.message.split(' (')[0]; } })()"
+        ),
+        "Invalid digest: RSA-MD4"
+    );
+    let bad_key = eval(
+        "(() => { try { crypto.createSign('SHA256').update('x').sign('not a key'); } catch (e) { return e.message; } })()",
+    );
+    assert!(
+        bad_key.as_str().unwrap().contains("PEM RSA private key"),
+        "{bad_key}"
+    );
+}
