@@ -11,22 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Variables an outer cargo sets that must not reach the nested build (as
-/// `toolchain::CLEARED_ENV` for function builds).
-const CLEARED_ENV: &[&str] = &[
-    "CARGO_ENCODED_RUSTFLAGS",
-    "RUSTFLAGS",
-    "RUSTDOCFLAGS",
-    "RUSTC",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_MAKEFLAGS",
-    "CARGO_PRIMARY_PACKAGE",
-    "CARGO_TARGET_DIR",
-    "__CARGO_FIX_PLZ",
-];
+#[path = "src/toolchain/outer_env.rs"]
+mod outer_env;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -70,7 +56,9 @@ fn build(root: &Path, out: &Path) -> Result<PathBuf, String> {
         .ok_or("OUT_DIR is not inside a target directory")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    for var in CLEARED_ENV {
+    // As for function builds, and the outer build's target directory too: the runtime
+    // has its own.
+    for var in outer_env::CLEARED_ENV.iter().chain(&["CARGO_TARGET_DIR"]) {
         cmd.env_remove(var);
     }
     let status = cmd

@@ -75,19 +75,22 @@ def partner():
     server.server.shutdown()
 
 
-def copy_forwarder(dest: Path):
-    """functions/forwarder as a crate of its own: its own workspace, the SDK by path,
-    the workspace's lock file so nothing is resolved anew."""
-    source = REPO / "functions" / "forwarder"
-    for sub in ("src", "events"):
+def copy_crate(name: str, dest: Path, subdirs, dependencies: str, extra: str = ""):
+    """functions/NAME as a crate of its own: its own workspace, the SDK by path, the
+    workspace's lock file so nothing is resolved anew; `subdirs` and `settings.json`
+    (when there is one) copied, `dependencies` (TOML lines after the SDK's) and `extra`
+    (more TOML) in its manifest."""
+    source = REPO / "functions" / name
+    for sub in subdirs:
         shutil.copytree(source / sub, dest / sub)
-    shutil.copy(source / "settings.json", dest / "settings.json")
+    if (source / "settings.json").is_file():
+        shutil.copy(source / "settings.json", dest / "settings.json")
     shutil.copy(REPO / "Cargo.lock", dest / "Cargo.lock")
     (dest / "Cargo.toml").write_text(
         f"""[workspace]
 
 [package]
-name = "forwarder"
+name = "{name}"
 version = "0.1.0"
 edition = "2024"
 publish = false
@@ -96,40 +99,30 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-segfn-sdk = {{ path = {json.dumps(str(REPO / "guest-sdk"))}, features = ["schema"] }}
-serde = {{ version = "1", features = ["derive"] }}
-serde_json = {{ version = "1", features = ["preserve_order", "arbitrary_precision", "float_roundtrip"] }}
+{dependencies}
+{extra}"""
+    )
 
-[profile.release]
-lto = "thin"
-"""
+
+SDK = json.dumps(str(REPO / "guest-sdk"))
+SERDE_JSON = 'serde_json = { version = "1", features = ["preserve_order", "arbitrary_precision", "float_roundtrip"] }'
+
+
+def copy_forwarder(dest: Path):
+    """functions/forwarder, with its sample events and settings."""
+    copy_crate(
+        "forwarder",
+        dest,
+        ("src", "events"),
+        f'segfn-sdk = {{ path = {SDK}, features = ["schema"] }}\n'
+        f'serde = {{ version = "1", features = ["derive"] }}\n{SERDE_JSON}\n',
+        '\n[profile.release]\nlto = "thin"\n',
     )
 
 
 def copy_github_source(dest: Path):
-    """functions/github-source (a source function) as a crate of its own, as
-    copy_forwarder does: its code and its sample webhook requests."""
-    source = REPO / "functions" / "github-source"
-    for sub in ("src", "requests"):
-        shutil.copytree(source / sub, dest / sub)
-    shutil.copy(REPO / "Cargo.lock", dest / "Cargo.lock")
-    (dest / "Cargo.toml").write_text(
-        f"""[workspace]
-
-[package]
-name = "github-source"
-version = "0.1.0"
-edition = "2024"
-publish = false
-
-[lib]
-crate-type = ["cdylib", "rlib"]
-
-[dependencies]
-segfn-sdk = {{ path = {json.dumps(str(REPO / "guest-sdk"))} }}
-serde_json = {{ version = "1", features = ["preserve_order", "arbitrary_precision", "float_roundtrip"] }}
-"""
-    )
+    """functions/github-source (a source function), with its sample webhook requests."""
+    copy_crate("github-source", dest, ("src", "requests"), f"segfn-sdk = {{ path = {SDK} }}\n{SERDE_JSON}\n")
 
 
 class Dev:
@@ -179,45 +172,29 @@ class Dev:
         self.log_file.close()
 
 
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory, partner):
+def running_dev(tmp_path_factory, partner, name, copy):
+    """`segfn dev` on a copy (made by `copy`) of functions/NAME, once it has built."""
     if not SEGFN.is_file():
         pytest.fail(f"{SEGFN} is missing: run `cargo build -p segfn --bin segfn` (or set SEGFN_BIN)")
-    dir = tmp_path_factory.mktemp("forwarder")
-    copy_forwarder(dir)
+    dir = tmp_path_factory.mktemp(name)
+    copy(dir)
     server = Dev(dir, partner)
     try:
         server.wait_for_build("ok", FIRST_BUILD_SECONDS)
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory, partner):
+    yield from running_dev(tmp_path_factory, partner, "forwarder", copy_forwarder)
 
 
 @pytest.fixture(scope="module")
 def source_dev(tmp_path_factory, partner):
     """`segfn dev` on a copy of the GitHub source function."""
-    if not SEGFN.is_file():
-        pytest.fail(f"{SEGFN} is missing: run `cargo build -p segfn --bin segfn` (or set SEGFN_BIN)")
-    dir = tmp_path_factory.mktemp("github-source")
-    copy_github_source(dir)
-    server = Dev(dir, partner)
-    try:
-        server.wait_for_build("ok", FIRST_BUILD_SECONDS)
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def source_page(browser, source_dev):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(source_dev.url)
-    yield page
-    context.close()
-    assert not errors, f"the page raised: {errors}"
+    yield from running_dev(tmp_path_factory, partner, "github-source", copy_github_source)
 
 
 @pytest.fixture(scope="session")
@@ -230,13 +207,23 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, dev):
+def open_page(browser, server):
+    """A fresh browser context on `server`'s page; fails the test if the page raised."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(dev.url)
+    page.goto(server.url)
     yield page
     context.close()
     assert not errors, f"the page raised: {errors}"
+
+
+@pytest.fixture
+def page(browser, dev):
+    yield from open_page(browser, dev)
+
+
+@pytest.fixture
+def source_page(browser, source_dev):
+    yield from open_page(browser, source_dev)

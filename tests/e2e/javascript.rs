@@ -504,16 +504,7 @@ async fn runtime_errors_show_the_users_lines_and_limits_hold() {
 
 #[test]
 fn demo_runs_a_javascript_example() {
-    let out = segfn()
-        .arg("demo")
-        .arg(root().join("functions/forwarder-js"))
-        .arg("--target-dir")
-        .arg(guest_target_dir())
-        .output()
-        .expect("running segfn demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = demo("forwarder-js");
     assert!(stdout.contains("/v1/track"), "{stdout}");
     assert!(stdout.contains("page is not supported"), "{stdout}");
 }

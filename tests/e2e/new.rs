@@ -325,20 +325,25 @@ async fn the_source_template_tests_builds_and_runs() {
     })
     .await;
     assert!(out.status.success(), "cargo test: {}", text(&out));
+    // `segfn ARGS` in the crate, built in the scratch target directory.
+    let in_crate = |args: &[&str]| {
+        let mut segfn = segfn();
+        segfn
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", scratch_target_dir())
+            .args(args);
+        output(segfn)
+    };
     // `segfn run --json` on the sample webhook, with these extra arguments.
     let run = |extra: &[&str]| {
-        let mut run = segfn();
-        run.current_dir(&dir)
-            .env("CARGO_TARGET_DIR", scratch_target_dir())
-            .args([
-                "run",
-                ".",
-                "--json",
-                "--request",
-                "requests/form-response.json",
-            ])
-            .args(extra);
-        output(run)
+        let args = [
+            "run",
+            ".",
+            "--json",
+            "--request",
+            "requests/form-response.json",
+        ];
+        in_crate(&[&args[..], extra].concat())
     };
     let out = run(&[]).await;
     assert!(out.status.success(), "segfn run: {}", text(&out));
@@ -357,22 +362,13 @@ async fn the_source_template_tests_builds_and_runs() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outcome"]["kind"], "message_rejected", "{report}");
 
-    let mut schema = segfn();
-    schema
-        .current_dir(&dir)
-        .env("CARGO_TARGET_DIR", scratch_target_dir())
-        .args(["schema", "."]);
-    let out = output(schema).await;
+    let out = in_crate(&["schema", "."]).await;
     assert!(out.status.success(), "segfn schema: {}", text(&out));
     let settings: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(settings.to_string().contains("webhookToken"), "{settings}");
 
     // `segfn docs` knows it is a source: a source's page, not a destination's.
-    let mut docs = segfn();
-    docs.current_dir(&dir)
-        .env("CARGO_TARGET_DIR", scratch_target_dir())
-        .args(["docs", "."]);
-    let out = output(docs).await;
+    let out = in_crate(&["docs", "."]).await;
     assert!(out.status.success(), "segfn docs: {}", text(&out));
     let page = String::from_utf8(out.stdout).unwrap();
     assert!(

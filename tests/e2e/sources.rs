@@ -293,16 +293,7 @@ async fn the_rust_ports_emit_what_the_javascript_originals_emit() {
 /// the function emitted.
 #[test]
 fn demo_runs_a_source_example() {
-    let out = segfn()
-        .arg("demo")
-        .arg(root().join("functions/github-source"))
-        .arg("--target-dir")
-        .arg(guest_target_dir())
-        .output()
-        .expect("running segfn demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = demo("github-source");
     assert!(stdout.contains("requests/issue-opened.json"), "{stdout}");
     assert!(stdout.contains("\"event\": \"issues opened\""), "{stdout}");
     assert!(stdout.contains("\"userId\": \"147410\""), "{stdout}");

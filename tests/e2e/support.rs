@@ -33,6 +33,21 @@ pub fn segfn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_segfn"))
 }
 
+/// `segfn demo` on the example `functions/NAME`, expecting success; its stdout.
+pub fn demo(name: &str) -> String {
+    let out = segfn()
+        .arg("demo")
+        .arg(root().join("functions").join(name))
+        .arg("--target-dir")
+        .arg(guest_target_dir())
+        .output()
+        .expect("running segfn demo");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    stdout
+}
+
 /// Where guests are built: shared by all tests, kept between runs.
 pub fn guest_target_dir() -> PathBuf {
     root().join("target/guests")

@@ -84,10 +84,10 @@ const EMBEDDED_RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/segfn_
 /// segfn, else [`runtime_wasm`]'s build from the source tree (minutes, once: said on
 /// stderr first).
 pub fn runtime_bytes(target_dir: Option<&Path>) -> Result<Cow<'static, [u8]>, JsBuildError> {
-    if std::env::var_os(RUNTIME_ENV).is_none() && !EMBEDDED_RUNTIME.is_empty() {
-        return Ok(Cow::Borrowed(EMBEDDED_RUNTIME));
-    }
     if std::env::var_os(RUNTIME_ENV).is_none() {
+        if !EMBEDDED_RUNTIME.is_empty() {
+            return Ok(Cow::Borrowed(EMBEDDED_RUNTIME));
+        }
         eprintln!(
             "segfn: this segfn was built without the JavaScript runtime (see its build warning); \
              building it now from {}, once: a few minutes",

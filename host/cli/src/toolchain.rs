@@ -6,8 +6,11 @@
 
 mod check;
 mod diagnostics;
+mod outer_env;
 
 pub use diagnostics::{CapturedBuild, Diagnostic};
+
+use outer_env::CLEARED_ENV;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,21 +21,6 @@ pub const TARGET: &str = "wasm32-unknown-unknown";
 /// Where Debian's `rustc-web` puts its compiler and its library source.
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_LIBRARY_SRC: &str = "/usr/lib/rustlib/src/rust/library";
-
-/// Variables an outer Cargo sets that must not leak into the guest build.
-const CLEARED_ENV: &[&str] = &[
-    "CARGO_ENCODED_RUSTFLAGS",
-    "RUSTFLAGS",
-    "RUSTDOCFLAGS",
-    "RUSTC",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_MAKEFLAGS",
-    "CARGO_PRIMARY_PACKAGE",
-    "__CARGO_FIX_PLZ",
-];
 
 /// How the build gets a standard library for the wasm target.
 #[derive(Debug, Clone, PartialEq, Eq)]
