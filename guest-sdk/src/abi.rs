@@ -284,6 +284,52 @@ struct EnvelopeWire {
     settings: Value,
 }
 
+/// An [`Envelope`] as a guest reads it: the messages stay the envelope's own text, each
+/// read by [`crate::Event::from_json`] with no tree in between.
+#[derive(Deserialize)]
+pub(crate) struct EnvelopeText<'a> {
+    pub(crate) abi: u32,
+    call: CallKind,
+    #[serde(borrow, default)]
+    event: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    events: Option<Vec<&'a serde_json::value::RawValue>>,
+    #[serde(default)]
+    request: Option<Value>,
+    pub(crate) settings: Value,
+}
+
+/// The call of an [`EnvelopeText`].
+pub(crate) enum CallText<'a> {
+    Event(&'a str),
+    Batch(Vec<&'a str>),
+    Request(Value),
+}
+
+impl<'a> EnvelopeText<'a> {
+    /// The call, or what is missing for it.
+    pub(crate) fn call(&mut self) -> Result<CallText<'a>, String> {
+        Ok(match self.call {
+            CallKind::Event => {
+                CallText::Event(self.event.ok_or("an event call without its event")?.get())
+            }
+            CallKind::Batch => CallText::Batch(
+                self.events
+                    .take()
+                    .ok_or("a batch call without its events")?
+                    .into_iter()
+                    .map(|raw| raw.get())
+                    .collect(),
+            ),
+            CallKind::Request => CallText::Request(
+                self.request
+                    .take()
+                    .ok_or("a request call without its request")?,
+            ),
+        })
+    }
+}
+
 /// The tag of a [`Call`].
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -8,11 +8,19 @@
 //! `writeKey`, ...). Writing a message back therefore yields the JSON it was read from:
 //! the same values, numbers spelled as they were (serde_json's `arbitrary_precision`),
 //! and the keys in the same order ([`KeyOrder`]).
+//!
+//! The free-form parts (`properties`, `traits`, `context`, `integrations`) are
+//! [`Part`]s: read from a message's JSON text ([`Event::from_json`], which is how a
+//! function gets its events), they stay that text until the function reads into them,
+//! and a part the function did not change is written back by copying its text.
 
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::{DeserializeOwned, Error as _, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+pub use crate::part::Part;
 
 /// A JSON object, as Segment's free-form `properties`, `traits` and `context` parts are.
 pub type Object = Map<String, Value>;
@@ -21,6 +29,32 @@ pub type Object = Map<String, Value>;
 /// (no copy) and gives it back otherwise, so that it stays in `extra` as it was.
 trait Field: Sized {
     fn from_json(value: Value) -> Result<Self, Value>;
+
+    /// Reads the next value of a map being deserialised: the typed value, or the value
+    /// itself when it is `null` or does not fit.
+    fn read<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Result<Self, Value>, A::Error> {
+        let value: Value = map.next_value()?;
+        Ok(if value.is_null() {
+            Err(value)
+        } else {
+            Self::from_json(value)
+        })
+    }
+}
+
+/// Reads the next value of a map as a part: its text when it is an object.
+fn read_part<'de, A: MapAccess<'de>, T>(map: &mut A) -> Result<Result<Part<T>, Value>, A::Error> {
+    let raw: Box<RawValue> = map.next_value()?;
+    crate::part::classify(raw).map_err(A::Error::custom)
+}
+
+impl Field for Part<Object> {
+    fn from_json(value: Value) -> Result<Self, Value> {
+        Object::from_json(value).map(Part::from)
+    }
+    fn read<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Result<Self, Value>, A::Error> {
+        read_part(map)
+    }
 }
 
 impl Field for String {
@@ -101,11 +135,20 @@ impl Access for Object {
     }
 }
 
-static EMPTY_CONTEXT: std::sync::LazyLock<Context> = std::sync::LazyLock::new(Context::default);
+static EMPTY_PART: std::sync::LazyLock<Part<Object>> = std::sync::LazyLock::new(Part::default);
 
-impl Access for Context {
-    type Out<'a> = &'a Context;
-    fn access(field: &Option<Context>) -> &Context {
+impl Access for Part<Object> {
+    type Out<'a> = &'a Part<Object>;
+    fn access(field: &Option<Part<Object>>) -> &Part<Object> {
+        field.as_ref().unwrap_or(&EMPTY_PART)
+    }
+}
+
+static EMPTY_CONTEXT: std::sync::LazyLock<Part<Context>> = std::sync::LazyLock::new(Part::default);
+
+impl Access for Part<Context> {
+    type Out<'a> = &'a Part<Context>;
+    fn access(field: &Option<Part<Context>>) -> &Part<Context> {
         field.as_ref().unwrap_or(&EMPTY_CONTEXT)
     }
 }
@@ -350,8 +393,57 @@ macro_rules! lenient {
         }
 
         impl<'de> Deserialize<'de> for $name {
+            /// Reads the struct in one pass over the input, with no tree in between:
+            /// named fields by type, parts as their text, everything else into `extra`.
+            /// As with `from_object`, a key that comes twice keeps its last value.
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                Ok(Self::from_object(Object::deserialize(deserializer)?))
+                struct Fields;
+                impl<'de> Visitor<'de> for Fields {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        let mut this = $name::default();
+                        while let Some(key) = map.next_key::<String>()? {
+                            if this.is_set(&key) || this.extra.contains_key(&key) {
+                                this.forget(&key);
+                            }
+                            let value = match key.as_str() {
+                                $(
+                                    $wire => match <$ty as Field>::read(&mut map)? {
+                                        Ok(typed) => {
+                                            this.key_order.0.push(Key::Named($wire));
+                                            this.$field = Some(typed);
+                                            continue;
+                                        }
+                                        Err(misfit) => misfit,
+                                    },
+                                )*
+                                _ => map.next_value()?,
+                            };
+                            this.key_order.0.push(Key::Extra(key.clone()));
+                            this.extra.insert(key, value);
+                        }
+                        Ok(this)
+                    }
+                }
+                deserializer.deserialize_map(Fields)
+            }
+        }
+
+        impl $name {
+            /// Drops what an earlier occurrence of `key` left (a repeated key).
+            fn forget(&mut self, key: &str) {
+                match key {
+                    $( $wire => self.$field = None, )*
+                    _ => {}
+                }
+                self.extra.shift_remove(key);
+                self.key_order.0.retain(|k| match k {
+                    Key::Named(wire) => *wire != key,
+                    Key::Extra(extra) => extra != key,
+                });
             }
         }
     };
@@ -378,9 +470,9 @@ macro_rules! message {
                 /// `receivedAt`: when Segment received it.
                 received_at: String = "receivedAt",
                 /// `context`: extra information about the event (device, page, ...).
-                context: Context = "context",
+                context: Part<Context> = "context",
                 /// `integrations`: destination on/off map.
-                integrations: Object = "integrations",
+                integrations: Part<Object> = "integrations",
                 /// `version`: Tracking API version.
                 version: serde_json::Number = "version",
                 /// `channel`: `server`, `browser`, `mobile`, ...
@@ -397,7 +489,7 @@ message! {
         /// `event`: the action's name, e.g. "Order Completed".
         event: String = "event",
         /// `properties`: the action's properties.
-        properties: Object = "properties",
+        properties: Part<Object> = "properties",
     }
 }
 
@@ -405,7 +497,7 @@ message! {
     /// An `identify` call: who the user is.
     Identify as "identify" {
         /// `traits`: what is known about the user.
-        traits: Object = "traits",
+        traits: Part<Object> = "traits",
     }
 }
 
@@ -417,7 +509,7 @@ message! {
         /// `category`: the page's category.
         category: String = "category",
         /// `properties`: the page's properties (`url`, `path`, `title`, ...).
-        properties: Object = "properties",
+        properties: Part<Object> = "properties",
     }
 }
 
@@ -429,7 +521,7 @@ message! {
         /// `category`: the screen's category.
         category: String = "category",
         /// `properties`: the screen's properties.
-        properties: Object = "properties",
+        properties: Part<Object> = "properties",
     }
 }
 
@@ -439,7 +531,7 @@ message! {
         /// `groupId`: the group's identifier.
         group_id: String = "groupId",
         /// `traits`: what is known about the group.
-        traits: Object = "traits",
+        traits: Part<Object> = "traits",
     }
 }
 
@@ -472,7 +564,7 @@ lenient! {
         /// `active`: whether the user is active.
         active: bool = "active",
         /// `traits`: user traits sent along with a non-identify call.
-        traits: Object = "traits",
+        traits: Part<Object> = "traits",
         /// `library`: `{name, version}` of the sending library.
         library: Object = "library",
         /// `page`: `{path, referrer, search, title, url}`.
@@ -496,12 +588,15 @@ lenient! {
     }
 }
 
-impl Field for Context {
+impl Field for Part<Context> {
     fn from_json(value: Value) -> Result<Self, Value> {
         match value {
-            Value::Object(map) => Ok(Context::from_object(map)),
+            Value::Object(map) => Ok(Part::from(Context::from_object(map))),
             other => Err(other),
         }
+    }
+    fn read<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Result<Self, Value>, A::Error> {
+        read_part(map)
     }
 }
 
@@ -622,13 +717,70 @@ impl Event {
         }
     }
 
+    /// Reads a message from its JSON text, as a function receives it: one pass to find
+    /// its type and one to read it, no tree built, the free-form parts kept as their
+    /// text until they are read (see [`Part`]).
+    ///
+    /// ```
+    /// use segfn_sdk::Event;
+    ///
+    /// let event = Event::from_json(r#"{"type":"identify","userId":"u1","traits":{"plan":"pro"}}"#).unwrap();
+    /// let Event::Identify(identify) = &event else { panic!("an identify") };
+    /// assert_eq!(identify.traits()["plan"], "pro");
+    /// assert!(Event::from_json("[1]").unwrap_err().contains("an array"));
+    /// ```
+    pub fn from_json(text: &str) -> Result<Event, String> {
+        /// The fields that choose the type; everything else is skipped unread.
+        #[derive(Deserialize)]
+        struct Probe<'a> {
+            #[serde(rename = "type", borrow, default)]
+            kind: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            action: Option<&'a RawValue>,
+        }
+        fn read<T: DeserializeOwned>(text: &str) -> Option<T> {
+            serde_json::from_str(text).ok()
+        }
+        let fast = || -> Option<Event> {
+            if !text.trim_start().starts_with('{') {
+                return None;
+            }
+            let probe: Probe = serde_json::from_str(text).ok()?;
+            // The first of `type` and `action` that is text names the type.
+            let name = [probe.kind, probe.action]
+                .into_iter()
+                .flatten()
+                .find_map(|raw| serde_json::from_str::<String>(raw.get()).ok());
+            Some(match name.as_deref().and_then(EventType::parse) {
+                Some(EventType::Track) => Event::Track(read(text)?),
+                Some(EventType::Identify) => Event::Identify(read(text)?),
+                Some(EventType::Page) => Event::Page(read(text)?),
+                Some(EventType::Screen) => Event::Screen(read(text)?),
+                Some(EventType::Group) => Event::Group(read(text)?),
+                Some(EventType::Alias) => Event::Alias(read(text)?),
+                Some(EventType::Delete) => Event::Delete(read(text)?),
+                None => Event::Unknown(read(text)?),
+            })
+        };
+        // Whatever the fast path does not take (not an object, a repeated `type`,
+        // invalid JSON) is read the plain way, which names the problem.
+        match fast() {
+            Some(event) => Ok(event),
+            None => {
+                let value: Value = serde_json::from_str(text)
+                    .map_err(|e| format!("a Segment message is not valid JSON: {e}"))?;
+                Event::from_value(value)
+            }
+        }
+    }
+
     /// Reads a message from any JSON value; only objects are messages.
     pub fn from_value(value: Value) -> Result<Event, String> {
         match value {
             Value::Object(map) => Ok(Event::from_object(map)),
             other => Err(format!(
                 "a Segment message is a JSON object, but this is {}",
-                json_kind(&other)
+                crate::json::kind(&other)
             )),
         }
     }
@@ -688,18 +840,6 @@ impl Event {
     }
 }
 
-/// `"an array"`, `"a string"`, ... for error messages.
-pub(crate) fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         for_each_type!(self, e => e.serialize(serializer), raw => raw.serialize(serializer))
@@ -707,8 +847,10 @@ impl Serialize for Event {
 }
 
 impl<'de> Deserialize<'de> for Event {
+    /// Reads the message's text and then the message from it ([`Event::from_json`]).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Event::from_value(Value::deserialize(deserializer)?).map_err(D::Error::custom)
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Event::from_json(raw.get()).map_err(D::Error::custom)
     }
 }
 
@@ -733,8 +875,8 @@ impl Track {
     /// `properties` read as the author's own type, e.g. an Ecommerce "Order Completed".
     /// Fails with a message naming the property that did not fit.
     pub fn properties_as<T: DeserializeOwned>(&self) -> Result<T, crate::Error> {
-        let props = Value::Object(self.properties.clone().unwrap_or_default());
-        crate::json::from_value(&props)
+        self.properties()
+            .read_as()
             .map_err(|e| crate::Error::InvalidEventPayload(format!("properties: {e}")))
     }
 
@@ -812,6 +954,71 @@ mod tests {
         assert_eq!(i.context, None);
         assert_eq!(i.version, None);
         assert_eq!(serde_json::to_value(&e).unwrap(), input);
+    }
+
+    #[test]
+    fn parts_stay_text_until_read_and_read_as_the_tree_does() {
+        let text = r#"{"type":"track","event":"E","userId":"u","properties":{"a":1},"context":{"ip":"1.2.3.4","traits":{"email":"e"}},"integrations":{}}"#;
+        let event = Event::from_json(text).unwrap();
+        let Event::Track(track) = &event else {
+            panic!("a track")
+        };
+        let (properties, context) = (
+            track.properties.as_ref().unwrap(),
+            track.context.as_ref().unwrap(),
+        );
+        assert!(
+            !properties.is_parsed() && !context.is_parsed(),
+            "nothing read yet"
+        );
+        assert_eq!(track.user_id(), Some("u"));
+        assert!(
+            !properties.is_parsed(),
+            "named fields do not parse the parts"
+        );
+        assert_eq!(track.context().ip(), Some("1.2.3.4"));
+        assert!(
+            context.is_parsed() && !properties.is_parsed(),
+            "only what was read"
+        );
+        assert_eq!(
+            track.context().traits().raw_json(),
+            Some(r#"{"email":"e"}"#)
+        );
+        // The same message as the tree reads it.
+        let tree = Event::from_value(serde_json::from_str(text).unwrap()).unwrap();
+        assert_eq!(event, tree);
+        assert_eq!(serde_json::to_string(&event).unwrap(), text);
+        assert_eq!(serde_json::to_string(&tree).unwrap(), text);
+    }
+
+    #[test]
+    fn from_json_keeps_misfits_nulls_and_the_last_of_repeated_keys() {
+        let text =
+            r#"{"type":"identify","userId":1,"traits":null,"context":[],"x":1,"userId":"u","x":2}"#;
+        let event = Event::from_json(text).unwrap();
+        let Event::Identify(identify) = &event else {
+            panic!("an identify")
+        };
+        assert_eq!(identify.user_id(), Some("u"), "the last userId");
+        assert_eq!(identify.field("traits"), Js::Null);
+        assert_eq!(identify.field("context"), Js::Misfit(json!([])));
+        assert_eq!(identify.extra["x"], json!(2));
+        assert!(identify.traits().is_empty());
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"type": "identify", "traits": null, "context": [], "userId": "u", "x": 2})
+        );
+        // A repeated `type` and text that is not a message take the plain path.
+        let twice = Event::from_json(r#"{"type":"page","type":"track","event":"E"}"#).unwrap();
+        assert_eq!(twice.event_type(), Some(EventType::Track));
+        let err = Event::from_json("{").unwrap_err();
+        assert!(err.contains("not valid JSON"), "{err}");
+        assert!(Event::from_json("7").unwrap_err().contains("a number"));
+        assert_eq!(
+            Event::from_json(r#"{"a":1}"#).unwrap(),
+            Event::Unknown(serde_json::from_str(r#"{"a":1}"#).unwrap())
+        );
     }
 
     #[test]

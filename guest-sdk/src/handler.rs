@@ -1,6 +1,6 @@
 //! The `Function` trait authors implement, and the dispatch from an envelope to it.
 
-use crate::abi::{Call, Envelope, EventResult, GuestResult, OutcomeKind, VERSION};
+use crate::abi::{CallText, EnvelopeText, EventResult, GuestResult, OutcomeKind, VERSION};
 use crate::error::Error;
 use crate::event::{Alias, Delete, Event, Group, Identify, Page, Screen, Track};
 use crate::source::{Emitted, Segment, WebhookRequest};
@@ -245,7 +245,7 @@ pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
 
 /// Reads an envelope and runs it through `F`.
 pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
-    let envelope: Envelope = match serde_json::from_slice(input) {
+    let mut envelope: EnvelopeText = match serde_json::from_slice(input) {
         Ok(envelope) => envelope,
         Err(e) => {
             return Handled::failed(Error::Other(format!(
@@ -259,6 +259,14 @@ pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
             envelope.abi
         )));
     }
+    let call = match envelope.call() {
+        Ok(call) => call,
+        Err(e) => {
+            return Handled::failed(Error::Other(format!(
+                "the host's envelope is not valid: {e}"
+            )));
+        }
+    };
     let settings = match crate::json::from_value::<F::Settings>(&envelope.settings) {
         Ok(settings) => settings,
         Err(e) => {
@@ -266,13 +274,13 @@ pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
             return Handled::Failed(OutcomeKind::InvalidSettings, error);
         }
     };
-    match envelope.call {
-        Call::Event { event } => Handled::Event(Box::new(match Event::from_value(event) {
+    match call {
+        CallText::Event(event) => Handled::Event(Box::new(match Event::from_json(event) {
             Ok(event) => dispatch::<F>(event, &settings),
             Err(e) => Err(Error::Other(e)),
         })),
-        Call::Batch { events } => run_batch::<F>(events, &settings),
-        Call::Request { request } => {
+        CallText::Batch(events) => run_batch::<F>(events, &settings),
+        CallText::Request(request) => {
             Handled::Request(WebhookRequest::from_value(request).and_then(|request| {
                 let mut segment = Segment::default();
                 F::on_request(request, &settings, &mut segment)?;
@@ -282,16 +290,13 @@ pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
     }
 }
 
-fn run_batch<F: Function + ?Sized>(
-    events: Vec<serde_json::Value>,
-    settings: &F::Settings,
-) -> Handled {
+fn run_batch<F: Function + ?Sized>(events: Vec<&str>, settings: &F::Settings) -> Handled {
     // Events that are not messages get their own result; the batch handler sees the rest,
     // and its results are put back in their input positions.
     let mut slots: Vec<Option<HandlerResult>> = Vec::with_capacity(events.len());
     let mut parsed = Vec::with_capacity(events.len());
-    for value in events {
-        match Event::from_value(value) {
+    for text in events {
+        match Event::from_json(text) {
             Ok(event) => {
                 slots.push(None);
                 parsed.push(event);

@@ -56,6 +56,18 @@ pub fn from_slice<T: DeserializeOwned>(json: &[u8]) -> Result<T, serde_json::Err
     })
 }
 
+/// `"an array"`, `"a string"`, ... for error messages.
+pub(crate) fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Rewrites every number that is not a 128-bit integer but fits an `f64` in serde_json's
 /// own spelling of that `f64`, which buffered reading accepts. Integers of up to 128 bits
 /// are read either way; numbers beyond the `f64` range stay as they are.

@@ -62,6 +62,7 @@ pub mod guest;
 mod handler;
 pub mod json;
 pub mod log;
+mod part;
 #[cfg(feature = "schema")]
 pub mod schema;
 mod secret;
@@ -78,7 +79,8 @@ pub use abi::OutcomeKind;
 pub use env::{now, now_millis, random_bytes, random_u64};
 pub use error::{Error, OrError};
 pub use event::{
-    Alias, Context, Delete, Event, EventType, Group, Identify, Js, Object, Page, Screen, Track,
+    Alias, Context, Delete, Event, EventType, Group, Identify, Js, Object, Page, Part, Screen,
+    Track,
 };
 pub use fetch::{BodyError, FetchError, Request, Response, fetch, fetch_all};
 #[doc(hidden)]

@@ -7,6 +7,11 @@
 //! That form differs from other inputs only in whitespace, string escapes (`\u00e9` is
 //! written `é`) and exponent spelling (`1E2` is written `1e+2`); see
 //! `fixtures/exactness/normalised/`.
+//!
+//! A free-form part the function did not touch (`properties`, `traits`, `context`,
+//! `integrations`, read lazily as [`segfn_sdk::Part`]s) is written back as the very
+//! text it came as, whatever its spelling: `through_event` keeps it, and its compact form
+//! is the input's. What the guest hands the host (`through_guest`) is the compact form.
 
 use segfn_sdk::abi::GuestResult;
 use segfn_sdk::{
@@ -148,7 +153,7 @@ fn handled(text: &str) -> bool {
 /// guest (when a handler takes it).
 fn assert_exact(input: &str, expected: &str, origin: &str) {
     assert_same(
-        &through_event(input),
+        &canonical(&through_event(input)),
         expected,
         &format!("{origin}, through Event"),
     );
@@ -167,6 +172,44 @@ fn exactness_cases_come_back_byte_for_byte() {
         // The file holds only compact, canonical text, so equal means the same bytes.
         assert_eq!(&canonical(case), case, "{origin} is not in compact form");
         assert_exact(case, case, &origin);
+    }
+}
+
+#[test]
+fn untouched_parts_come_back_as_the_very_text_they_came_as() {
+    let parts = [
+        r#"{"n": 1E2, "big": 1e400, "exact": 25.00, "e": "\u00e9", "nested": {"a": [1, 2.50]}}"#,
+        "{\n  \"pretty\": true,\n  \"list\": [ ]\n}",
+        r#"{}"#,
+    ];
+    for part in parts {
+        let input = format!(
+            r#"{{"type":"track","event":"E","properties":{part},"context":{part},"integrations":{part}}}"#
+        );
+        let back = through_event(&input);
+        assert_same(&back, &input, "untouched parts");
+        // Read, not changed: still the text.
+        let Event::Track(track) = Event::from_json(&input).unwrap() else {
+            panic!("a track")
+        };
+        let _ = track.properties().len();
+        let _ = track.context().ip();
+        assert_same(
+            &serde_json::to_string(&track).unwrap(),
+            &input,
+            "parts read",
+        );
+        // Changed: that part alone is written from its tree, in compact form.
+        let mut track = track;
+        track
+            .properties
+            .as_mut()
+            .unwrap()
+            .insert("added".into(), true.into());
+        let changed: Value = serde_json::from_str(&serde_json::to_string(&track).unwrap()).unwrap();
+        let mut expected: Value = serde_json::from_str(&input).unwrap();
+        expected["properties"]["added"] = true.into();
+        assert!(values_equal(&changed, &expected), "{changed} != {expected}");
     }
 }
 

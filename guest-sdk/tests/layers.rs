@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("sys", 1),
     // Encodings partner APIs use.
     ("encoding", 2),
+    ("part", 2),
     ("time", 4),
     // What authors use.
     ("event", 3),

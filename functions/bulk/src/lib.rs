@@ -6,9 +6,8 @@
 //! outcome: one that cannot be translated is rejected alone, and the partner's answer to
 //! a request applies to the events that request carried.
 
-use segfn_sdk::{Error, Event, Function, HandlerResult, OrError, Request, fetch_all};
+use segfn_sdk::{Error, Event, Function, HandlerResult, Object, OrError, Part, Request, fetch_all};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 /// The function's settings, as configured per customer in Segment.
 #[derive(Debug, Deserialize)]
@@ -48,8 +47,9 @@ pub struct Record<'a> {
     anonymous_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
-    /// A track's properties or an identify's traits, unchanged.
-    data: &'a Map<String, Value>,
+    /// A track's properties or an identify's traits, unchanged: copied as the text
+    /// they came as, never parsed.
+    data: &'a Part<Object>,
     #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<&'a str>,
     /// Segment's `messageId`, which the partner uses to drop duplicates.
@@ -147,7 +147,7 @@ mod tests {
     use super::*;
     use segfn_sdk::testing;
     use segfn_sdk::{OutcomeKind, Response};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn settings(max: usize) -> Value {
         // As text, as Segment sends it.

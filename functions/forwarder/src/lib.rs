@@ -5,11 +5,11 @@
 
 use segfn_sdk::schemars::{self, JsonSchema};
 use segfn_sdk::{
-    Error, Event, Function, HandlerResult, Identify, OrError, Request, Secret, Track, batch, fetch,
-    info,
+    Error, Event, Function, HandlerResult, Identify, Object, OrError, Part, Request, Secret, Track,
+    batch, fetch, info,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The function's settings, as configured per customer in Segment. The doc comments are
 /// the settings' descriptions in `segfn schema` and `segfn docs`.
@@ -34,8 +34,9 @@ pub struct PartnerEvent<'a> {
     pub user: PartnerUser<'a>,
     /// The event's name.
     pub name: &'a str,
-    /// The event's properties, unchanged.
-    pub attributes: &'a Map<String, Value>,
+    /// The event's properties, unchanged: copied as the text they came as, never
+    /// parsed.
+    pub attributes: &'a Part<Object>,
     /// When it happened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<&'a str>,
@@ -52,8 +53,8 @@ pub struct PartnerProfile<'a> {
     /// The user's email, lifted out of the traits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<&'a str>,
-    /// Every trait, unchanged.
-    pub traits: &'a Map<String, Value>,
+    /// Every trait, unchanged (copied as text).
+    pub traits: &'a Part<Object>,
 }
 
 /// The partner's user reference.
