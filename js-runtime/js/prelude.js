@@ -246,8 +246,9 @@
     update(data, encoding) { this._data += toBinary(data, encoding); return this; }
     digest(encoding) { return digestOutput(native.hmac(this._algorithm, this._key, this._data), encoding); }
   }
-  // crypto.createSign / createVerify: RSA (PKCS#1 v1.5) with SHA-1/256/384/512, PEM keys,
-  // signed in Rust (sign.rs); what a Google service-account JWT needs.
+  // crypto.createSign / createVerify: RSA (PKCS#1 v1.5) with SHA-1/256/384/512 and ECDSA
+  // over P-256 with SHA-256 (DER, or r||s with {dsaEncoding: 'ieee-p1363'}), PEM keys,
+  // signed in Rust (sign.rs); what Google service-account and ES256 JWTs need.
   function pemOf(key) {
     if (typeof key === 'string') return key;
     if (ArrayBuffer.isView(key)) return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
@@ -257,6 +258,10 @@
     }
     throw new TypeError('The "key" argument must be a PEM string, a Buffer or {key}');
   }
+  function dsaEncodingOf(key) {
+    return key && typeof key === 'object' && !ArrayBuffer.isView(key) && key.dsaEncoding !== undefined
+      ? String(key.dsaEncoding) : undefined;
+  }
   class Sign {
     constructor(algorithm) {
       this._algorithm = String(algorithm);
@@ -265,7 +270,9 @@
     }
     update(data, encoding) { this._data += toBinary(data, encoding); return this; }
     end() { return this; }
-    sign(key, encoding) { return digestOutput(native.sign(this._algorithm, pemOf(key), this._data), encoding); }
+    sign(key, encoding) {
+      return digestOutput(native.sign(this._algorithm, pemOf(key), this._data, dsaEncodingOf(key)), encoding);
+    }
   }
   class Verify {
     constructor(algorithm) {
@@ -276,7 +283,7 @@
     update(data, encoding) { this._data += toBinary(data, encoding); return this; }
     end() { return this; }
     verify(key, signature, encoding) {
-      return native.verify(this._algorithm, pemOf(key), this._data, toBinary(signature, encoding));
+      return native.verify(this._algorithm, pemOf(key), this._data, toBinary(signature, encoding), dsaEncodingOf(key));
     }
   }
   // At most 1 MiB at once, as the host's randomness is handed over: more is an error,

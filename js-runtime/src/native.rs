@@ -58,8 +58,15 @@ pub(crate) fn install(ctx: &Ctx<'_>) -> Result<()> {
         "sign",
         Function::new(
             ctx.clone(),
-            |ctx: Ctx<'_>, algorithm: String, key: String, data: String| {
-                crate::sign::sign(&algorithm, &key, &from_binary(&data))
+            |ctx: Ctx<'_>,
+             algorithm: String,
+             key: String,
+             data: String,
+             encoding: Option<String>| {
+                crate::sign::DsaEncoding::parse(encoding.as_deref())
+                    .and_then(|encoding| {
+                        crate::sign::sign(&algorithm, &key, &from_binary(&data), encoding)
+                    })
                     .map(|signature| to_binary(&signature))
                     .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))
             },
@@ -69,14 +76,23 @@ pub(crate) fn install(ctx: &Ctx<'_>) -> Result<()> {
         "verify",
         Function::new(
             ctx.clone(),
-            |ctx: Ctx<'_>, algorithm: String, key: String, data: String, signature: String| {
-                crate::sign::verify(
-                    &algorithm,
-                    &key,
-                    &from_binary(&data),
-                    &from_binary(&signature),
-                )
-                .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))
+            |ctx: Ctx<'_>,
+             algorithm: String,
+             key: String,
+             data: String,
+             signature: String,
+             encoding: Option<String>| {
+                crate::sign::DsaEncoding::parse(encoding.as_deref())
+                    .and_then(|encoding| {
+                        crate::sign::verify(
+                            &algorithm,
+                            &key,
+                            &from_binary(&data),
+                            &from_binary(&signature),
+                            encoding,
+                        )
+                    })
+                    .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))
             },
         )?,
     )?;

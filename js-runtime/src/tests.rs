@@ -731,7 +731,51 @@ fn create_sign_and_verify_match_node() {
         "(() => { try { crypto.createSign('SHA256').update('x').sign('not a key'); } catch (e) { return e.message; } })()",
     );
     assert!(
-        bad_key.as_str().unwrap().contains("PEM RSA private key"),
+        bad_key.as_str().unwrap().contains("PEM private key"),
         "{bad_key}"
+    );
+}
+
+#[test]
+fn create_sign_and_verify_ecdsa_p256_as_node() {
+    const PKCS8: &str = include_str!("testdata/ec-p256-pkcs8.pem");
+    const SPKI: &str = include_str!("testdata/ec-p256-spki.pub");
+    // Node 20's signatures over "header.payload" (testdata/README.md).
+    const NODE_DER: &str = "MEUCIQC1GpuTrZqkz4IN0MgZQwiHygJG9qFK+PXQL5hC8uzUpQIgMIQGfs+Rrz85P1VP+dUMY/s4Jji6J/4nvmEKgV/36JE=";
+    const NODE_P1363: &str =
+        "ud6w+goZKkL0WKEcTmpSVpT+AYYFNP3UducLD+pSD+8IfyZhMhsFjpfFPcC6bxg+4h0CPj1jVQApsvPKaDWBxg==";
+    let with_keys = |expression: &str| {
+        format!(
+            "((pkcs8, spki) => {expression})({}, {})",
+            serde_json::to_string(PKCS8).unwrap(),
+            serde_json::to_string(SPKI).unwrap()
+        )
+    };
+    let check = |expression: &str| eval(&with_keys(expression));
+    assert_eq!(
+        check(&format!(
+            "crypto.createVerify('SHA256').update('header.payload').verify(spki, {NODE_DER:?}, 'base64')"
+        )),
+        true
+    );
+    assert_eq!(
+        check(&format!(
+            "crypto.createVerify('SHA256').update('header.payload').verify({{key: spki, dsaEncoding: 'ieee-p1363'}}, {NODE_P1363:?}, 'base64')"
+        )),
+        true
+    );
+    assert_eq!(
+        check(&format!(
+            "crypto.createVerify('SHA256').update('header.payloaD').verify(spki, {NODE_DER:?}, 'base64')"
+        )),
+        false
+    );
+    // An ES256 JWT's signature: r||s, base64url; signed here, verified here with the public key.
+    assert_eq!(
+        check(
+            "(() => { const s = crypto.createSign('SHA256').update('a.b').sign({key: pkcs8, dsaEncoding: 'ieee-p1363'}); \
+              return s.length === 64 && crypto.createVerify('SHA256').update('a.b').verify({key: spki, dsaEncoding: 'ieee-p1363'}, s); })()"
+        ),
+        true
     );
 }
