@@ -4,6 +4,7 @@ use crate::abi::{CallText, EnvelopeText, EventResult, GuestResult, OutcomeKind, 
 use crate::error::Error;
 use crate::event::{Alias, Delete, Event, Group, Identify, Page, Screen, Track};
 use crate::source::{Emitted, Segment, WebhookRequest};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// What a handler returns: `Ok(None)` when done, `Ok(Some(event))` to forward an event
@@ -182,21 +183,6 @@ pub(crate) enum Handled {
     Request(Result<Emitted, Error>),
 }
 
-fn to_result(result: HandlerResult) -> EventResult {
-    match result {
-        Ok(output) => EventResult {
-            kind: OutcomeKind::Success,
-            message: None,
-            output: output.map(|e| e.to_value()),
-        },
-        Err(error) => EventResult {
-            kind: error.kind(),
-            message: Some(error.message().to_owned()),
-            output: None,
-        },
-    }
-}
-
 impl Handled {
     /// A whole-call failure with the error's own outcome.
     fn failed(error: Error) -> Handled {
@@ -204,42 +190,106 @@ impl Handled {
     }
 }
 
-/// Handles one envelope (the JSON the host passes to `segfn_handle`). The export that
-/// [`crate::export!`] writes calls it; native tests go through [`crate::testing`].
+/// Handles one envelope (the JSON the host passes to `segfn_handle`), as a
+/// [`GuestResult`]: [`handle_envelope_json`]'s answer, read back.
 #[doc(hidden)]
 pub fn handle_envelope<F: Function + ?Sized>(input: &[u8]) -> GuestResult {
-    let (result, results) = match run_envelope::<F>(input) {
-        Handled::Failed(kind, error) => (
-            EventResult {
-                kind,
-                message: Some(error.message().to_owned()),
-                output: None,
-            },
-            None,
-        ),
-        Handled::Event(result) => (to_result(*result), None),
+    let json = handle_envelope_json::<F>(input);
+    serde_json::from_slice(&json).unwrap_or_else(|e| GuestResult {
+        abi: VERSION,
+        result: EventResult {
+            kind: OutcomeKind::BadRequest,
+            message: Some(format!("the function's result is not valid: {e}")),
+            output: None,
+        },
+        results: None,
+    })
+}
+
+/// Handles one envelope and writes its [`GuestResult`] as the JSON the host reads. The
+/// export that [`crate::export!`] writes calls it. An event a handler returns is written
+/// from the event itself, so its unchanged parts are copied as text, never parsed.
+#[doc(hidden)]
+pub fn handle_envelope_json<F: Function + ?Sized>(input: &[u8]) -> Vec<u8> {
+    let handled = run_envelope::<F>(input);
+    let (result, results) = match &handled {
+        Handled::Failed(kind, error) => (ResultJson::failed(*kind, error), None),
+        Handled::Event(result) => (ResultJson::of(result), None),
         Handled::Request(Ok(emitted)) => (
-            EventResult {
+            ResultJson {
                 kind: OutcomeKind::Success,
                 message: None,
-                output: Some(serde_json::to_value(emitted).unwrap_or_default()),
+                output: Some(OutputJson::Emitted(emitted)),
             },
             None,
         ),
-        Handled::Request(Err(error)) => (to_result(Err(error)), None),
+        Handled::Request(Err(error)) => (ResultJson::failed(error.kind(), error), None),
         Handled::Batch(results) => (
-            EventResult {
+            ResultJson {
                 kind: OutcomeKind::Success,
                 message: None,
                 output: None,
             },
-            Some(results.into_iter().map(to_result).collect()),
+            Some(results.iter().map(ResultJson::of).collect()),
         ),
     };
-    GuestResult {
+    let written = serde_json::to_vec(&GuestResultJson {
         abi: VERSION,
         result,
         results,
+    });
+    // Cannot fail: events, emitted calls and messages all serialise to JSON.
+    written.unwrap_or_default()
+}
+
+/// A [`GuestResult`] as it is written, borrowing what it carries (same field names,
+/// checked by `handle_envelope`, which reads it back in every test that runs a handler).
+#[derive(Serialize)]
+struct GuestResultJson<'a> {
+    abi: u32,
+    #[serde(flatten)]
+    result: ResultJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    results: Option<Vec<ResultJson<'a>>>,
+}
+
+/// An [`EventResult`] as it is written.
+#[derive(Serialize)]
+struct ResultJson<'a> {
+    kind: OutcomeKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<OutputJson<'a>>,
+}
+
+/// What a result carries: an event an insert function returned, or a source function's
+/// calls.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutputJson<'a> {
+    Event(&'a Event),
+    Emitted(&'a Emitted),
+}
+
+impl<'a> ResultJson<'a> {
+    fn of(result: &'a HandlerResult) -> Self {
+        match result {
+            Ok(output) => ResultJson {
+                kind: OutcomeKind::Success,
+                message: None,
+                output: output.as_ref().map(OutputJson::Event),
+            },
+            Err(error) => ResultJson::failed(error.kind(), error),
+        }
+    }
+
+    fn failed(kind: OutcomeKind, error: &'a Error) -> Self {
+        ResultJson {
+            kind,
+            message: Some(error.message()),
+            output: None,
+        }
     }
 }
 

@@ -83,9 +83,9 @@ pub use event::{
     Track,
 };
 pub use fetch::{BodyError, FetchError, Request, Response, fetch, fetch_all};
-#[doc(hidden)]
-pub use handler::handle_envelope;
 pub use handler::{Function, HandlerResult};
+#[doc(hidden)]
+pub use handler::{handle_envelope, handle_envelope_json};
 #[cfg(feature = "schema")]
 pub use schemars::{self, JsonSchema};
 pub use secret::Secret;
@@ -111,7 +111,7 @@ macro_rules! export {
         #[cfg(target_family = "wasm")]
         #[unsafe(no_mangle)]
         fn __segfn_handle_envelope(input: &[u8]) -> ::std::vec::Vec<u8> {
-            $crate::guest::encode_result(&$crate::handle_envelope::<$function>(input))
+            $crate::handle_envelope_json::<$function>(input)
         }
     };
 }

@@ -16,7 +16,7 @@
 use segfn_sdk::abi::GuestResult;
 use segfn_sdk::{
     Alias, Delete, Event, Function, Group, HandlerResult, Identify, NoSettings, Page, Screen,
-    Track, handle_envelope,
+    Track, handle_envelope_json,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -93,8 +93,7 @@ fn through_event(text: &str) -> String {
 /// message no handler takes (an unknown type).
 fn through_guest(text: &str) -> Option<String> {
     let envelope = format!(r#"{{"abi":1,"call":"event","event":{text},"settings":{{}}}}"#);
-    let result = handle_envelope::<PassThrough>(envelope.as_bytes());
-    let bytes = segfn_sdk::guest::encode_result(&result);
+    let bytes = handle_envelope_json::<PassThrough>(envelope.as_bytes());
     let result: GuestResult = serde_json::from_slice(&bytes).unwrap();
     result
         .result
@@ -108,8 +107,7 @@ fn through_guest_batch(texts: &[String]) -> Vec<Option<String>> {
         r#"{{"abi":1,"call":"batch","events":[{}],"settings":{{}}}}"#,
         texts.join(",")
     );
-    let result = handle_envelope::<PassThrough>(envelope.as_bytes());
-    let bytes = segfn_sdk::guest::encode_result(&result);
+    let bytes = handle_envelope_json::<PassThrough>(envelope.as_bytes());
     let result: GuestResult = serde_json::from_slice(&bytes).unwrap();
     let Some(results) = result.results else {
         panic!("the batch failed: {:?}", result.result)
@@ -437,8 +435,7 @@ fn time_corpus(name: &str, messages: &[String]) {
     });
     time("guest pass-through", &mut || {
         for e in &envelopes {
-            let result = handle_envelope::<PassThrough>(e.as_bytes());
-            std::hint::black_box(segfn_sdk::guest::encode_result(&result));
+            std::hint::black_box(handle_envelope_json::<PassThrough>(e.as_bytes()));
         }
     });
 }
