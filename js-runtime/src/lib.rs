@@ -17,6 +17,31 @@ const PRELUDE: &str = include_str!("../js/prelude.js");
 /// lodash 4.17.21, unchanged (js/SOURCES.md), exposed as `_`.
 const LODASH: &str = include_str!("../js/lodash.min.js");
 
+/// Segment's preloaded libraries that are evaluated only for a script that names them
+/// (their global's name appears in its source as a word): the snapshot of a function
+/// that does not use one is exactly as it was without it, and one that does pays the
+/// evaluation once, at build time, not per event. Each: the global, then its sources in
+/// order (js/SOURCES.md).
+const ON_DEMAND: &[(&str, &[(&str, &str)])] = &[(
+    "moment",
+    &[
+        ("segfn:moment.js", include_str!("../js/moment.min.js")),
+        (
+            "segfn:moment-timezone.js",
+            include_str!("../js/moment-timezone-with-data.min.js"),
+        ),
+    ],
+)];
+
+/// Whether `source` has `name` as a whole word (not inside a longer identifier).
+fn names(source: &str, name: &str) -> bool {
+    let is_ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
+    source.match_indices(name).any(|(at, _)| {
+        !is_ident(source[..at].chars().next_back())
+            && !is_ident(source[at + name.len()..].chars().next())
+    })
+}
+
 /// How deep JavaScript may recurse before QuickJS throws a `RangeError`, in bytes of the
 /// guest's shadow stack: about 470 nested calls. Each JavaScript call also takes about
 /// 1 KiB of the host's native Wasm stack (512 KiB by default), which overflows (a trap,
@@ -64,6 +89,13 @@ pub fn init(file_name: &str, source: &str) -> Result<(), String> {
             "segfn:lodash-rebind.js",
             "globalThis._ = _.runInContext();",
         )?;
+        for (global, sources) in ON_DEMAND {
+            if names(source, global) {
+                for (file, library) in *sources {
+                    eval(&ctx, file, library)?;
+                }
+            }
+        }
         eval(&ctx, file_name, source)?;
         // Handlers declared with `const`/`let` are global bindings but not properties of
         // the global object: a second script in the same context sees them.

@@ -779,3 +779,68 @@ fn create_sign_and_verify_ecdsa_p256_as_node() {
         true
     );
 }
+
+#[test]
+fn moment_timezone_is_preloaded_for_a_script_that_names_it() {
+    // Values from Node 20 with moment 2.30.1 and moment-timezone 0.5.48 (js/SOURCES.md),
+    // `require('moment-timezone')`, TZ=UTC.
+    let cases = [
+        (
+            "moment.tz('2024-03-10T12:00:00Z', 'America/New_York').format()",
+            json!("2024-03-10T08:00:00-04:00"),
+        ),
+        (
+            "moment.utc('2021-06-01T10:20:30.456Z').tz('Asia/Kolkata').format('YYYY-MM-DD HH:mm:ss.SSS Z z')",
+            json!("2021-06-01 15:50:30.456 +05:30 IST"),
+        ),
+        (
+            "moment('2020-02-29T00:00:00Z').utc().add(1, 'year').toISOString()",
+            json!("2021-02-28T00:00:00.000Z"),
+        ),
+        (
+            "moment.utc('2022-11-06T05:30:00Z').tz('America/Los_Angeles').format('LLLL')",
+            json!("Saturday, November 5, 2022 10:30 PM"),
+        ),
+        (
+            "moment.unix(1700000000).utc().format('dddd, MMMM Do YYYY, h:mm:ss a')",
+            json!("Tuesday, November 14th 2023, 10:13:20 pm"),
+        ),
+        (
+            "moment.utc('2024-01-31').add(1, 'month').format('YYYY-MM-DD')",
+            json!("2024-02-29"),
+        ),
+        (
+            "moment.tz('2023-03-26 02:30', 'Europe/Berlin').format()",
+            json!("2023-03-26T03:30:00+02:00"),
+        ),
+        (
+            "moment.utc('2024-05-05T00:00:00Z').diff(moment.utc('2024-01-01T00:00:00Z'), 'days')",
+            json!(125),
+        ),
+        (
+            "moment.tz.zone('America/Mexico_City').abbr(Date.UTC(2024, 6, 1))",
+            json!("CST"),
+        ),
+        ("moment.tz.names().length", json!(597)),
+        (
+            "moment.utc('2024-02-03T04:05:06Z').valueOf()",
+            json!(1706933106000_i64),
+        ),
+    ];
+    for (expression, expected) in cases {
+        assert_eq!(eval(expression), expected, "{expression}");
+    }
+}
+
+#[test]
+fn a_script_that_does_not_name_moment_gets_none_of_it() {
+    assert_eq!(eval("typeof globalThis['mom' + 'ent']"), json!("undefined"));
+    // A longer identifier is not the name.
+    assert_eq!(
+        eval("(() => { const momentary = 1; return typeof globalThis['mom' + 'ent']; })()"),
+        json!("undefined")
+    );
+    assert!(super::names("x = moment()", "moment"));
+    assert!(super::names("moment", "moment"));
+    assert!(!super::names("momentum + $moment", "moment"));
+}
