@@ -22,16 +22,25 @@ const LODASH: &str = include_str!("../js/lodash.min.js");
 /// that does not use one is exactly as it was without it, and one that does pays the
 /// evaluation once, at build time, not per event. Each: the global, then its sources in
 /// order (js/SOURCES.md).
-const ON_DEMAND: &[(&str, &[(&str, &str)])] = &[(
-    "moment",
-    &[
-        ("segfn:moment.js", include_str!("../js/moment.min.js")),
-        (
-            "segfn:moment-timezone.js",
-            include_str!("../js/moment-timezone-with-data.min.js"),
-        ),
-    ],
-)];
+const ON_DEMAND: &[(&str, &[(&str, &str)])] = &[
+    (
+        "moment",
+        &[
+            ("segfn:moment.js", include_str!("../js/moment.min.js")),
+            (
+                "segfn:moment-timezone.js",
+                include_str!("../js/moment-timezone-with-data.min.js"),
+            ),
+        ],
+    ),
+    (
+        "jsonwebtoken",
+        &[(
+            "segfn:jsonwebtoken.js",
+            include_str!("../js/jsonwebtoken.js"),
+        )],
+    ),
+];
 
 /// Whether `source` has `name` as a whole word (not inside a longer identifier).
 fn names(source: &str, name: &str) -> bool {
