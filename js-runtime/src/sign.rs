@@ -85,13 +85,14 @@ pub fn check(algorithm: &str) -> Result<(), SignError> {
     digest(algorithm).map(drop)
 }
 
+// RSA keys are several times an EC key's size: boxed.
 enum PrivateKey {
-    Rsa(RsaPrivateKey),
+    Rsa(Box<RsaPrivateKey>),
     Ec(EcSigningKey),
 }
 
 enum PublicKey {
-    Rsa(RsaPublicKey),
+    Rsa(Box<RsaPublicKey>),
     Ec(EcVerifyingKey),
 }
 
@@ -101,7 +102,7 @@ fn private_key(pem: &str) -> Result<PrivateKey, SignError> {
     if let Ok(key) =
         RsaPrivateKey::from_pkcs8_pem(pem).or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
     {
-        return Ok(PrivateKey::Rsa(key));
+        return Ok(PrivateKey::Rsa(Box::new(key)));
     }
     EcSigningKey::from_pkcs8_pem(pem)
         .ok()
@@ -118,13 +119,13 @@ fn public_key(pem: &str) -> Result<PublicKey, SignError> {
     if let Ok(key) =
         RsaPublicKey::from_public_key_pem(pem).or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
     {
-        return Ok(PublicKey::Rsa(key));
+        return Ok(PublicKey::Rsa(Box::new(key)));
     }
     if let Ok(key) = EcVerifyingKey::from_public_key_pem(pem) {
         return Ok(PublicKey::Ec(key));
     }
     match private_key(pem) {
-        Ok(PrivateKey::Rsa(key)) => Ok(PublicKey::Rsa(RsaPublicKey::from(&key))),
+        Ok(PrivateKey::Rsa(key)) => Ok(PublicKey::Rsa(Box::new(RsaPublicKey::from(&*key)))),
         Ok(PrivateKey::Ec(key)) => Ok(PublicKey::Ec(*key.verifying_key())),
         Err(_) => Err(SignError::Key(
             "a PEM key, RSA or EC P-256: BEGIN PUBLIC KEY, BEGIN RSA PUBLIC KEY or a private key",
@@ -154,7 +155,7 @@ pub fn sign(
 ) -> Result<Vec<u8>, SignError> {
     let digest = digest(algorithm)?;
     let key = match private_key(pem)? {
-        PrivateKey::Rsa(key) => key,
+        PrivateKey::Rsa(key) => *key,
         PrivateKey::Ec(key) => {
             ec_digest(digest)?;
             let signature: EcSignature = key
@@ -188,7 +189,7 @@ pub fn verify(
 ) -> Result<bool, SignError> {
     let digest = digest(algorithm)?;
     let key = match public_key(pem)? {
-        PublicKey::Rsa(key) => key,
+        PublicKey::Rsa(key) => *key,
         PublicKey::Ec(key) => {
             ec_digest(digest)?;
             let signature = match encoding {
