@@ -40,6 +40,7 @@ const ON_DEMAND: &[(&str, &[(&str, &str)])] = &[
             include_str!("../js/jsonwebtoken.js"),
         )],
     ),
+    ("AWS", &[("segfn:aws.js", include_str!("../js/aws.js"))]),
 ];
 
 /// Whether `source` has `name` as a whole word (not inside a longer identifier).
