@@ -17,41 +17,6 @@ const PRELUDE: &str = include_str!("../js/prelude.js");
 /// lodash 4.17.21, unchanged (js/SOURCES.md), exposed as `_`.
 const LODASH: &str = include_str!("../js/lodash.min.js");
 
-/// Segment's preloaded libraries that are evaluated only for a script that names them
-/// (their global's name appears in its source as a word): the snapshot of a function
-/// that does not use one is exactly as it was without it, and one that does pays the
-/// evaluation once, at build time, not per event. Each: the global, then its sources in
-/// order (js/SOURCES.md).
-const ON_DEMAND: &[(&str, &[(&str, &str)])] = &[
-    (
-        "moment",
-        &[
-            ("segfn:moment.js", include_str!("../js/moment.min.js")),
-            (
-                "segfn:moment-timezone.js",
-                include_str!("../js/moment-timezone-with-data.min.js"),
-            ),
-        ],
-    ),
-    (
-        "jsonwebtoken",
-        &[(
-            "segfn:jsonwebtoken.js",
-            include_str!("../js/jsonwebtoken.js"),
-        )],
-    ),
-    ("AWS", &[("segfn:aws.js", include_str!("../js/aws.js"))]),
-];
-
-/// Whether `source` has `name` as a whole word (not inside a longer identifier).
-fn names(source: &str, name: &str) -> bool {
-    let is_ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
-    source.match_indices(name).any(|(at, _)| {
-        !is_ident(source[..at].chars().next_back())
-            && !is_ident(source[at + name.len()..].chars().next())
-    })
-}
-
 /// How deep JavaScript may recurse before QuickJS throws a `RangeError`, in bytes of the
 /// guest's shadow stack: about 470 nested calls. Each JavaScript call also takes about
 /// 1 KiB of the host's native Wasm stack (512 KiB by default), which overflows (a trap,
@@ -74,7 +39,7 @@ thread_local! {
 
 /// What evaluating the runtime and the script came to: `Ok` or the error the build
 /// reports, as JSON (`{"error": ..., "file": ..., "line": ..., "column": ...}`).
-pub fn init(file_name: &str, source: &str) -> Result<(), String> {
+pub fn init(file_name: &str, source: &str, libraries: &[LibrarySource]) -> Result<(), String> {
     let runtime = Runtime::new().map_err(|e| error_json(&format!("QuickJS: {e}")))?;
     runtime.set_max_stack_size(MAX_STACK);
     // Rejections without a handler go to the prelude, which reports those still
@@ -99,12 +64,10 @@ pub fn init(file_name: &str, source: &str) -> Result<(), String> {
             "segfn:lodash-rebind.js",
             "globalThis._ = _.runInContext();",
         )?;
-        for (global, sources) in ON_DEMAND {
-            if names(source, global) {
-                for (file, library) in *sources {
-                    eval(&ctx, file, library)?;
-                }
-            }
+        // Segment's libraries the script names (js/libraries.rs), which the build
+        // hands over with it.
+        for library in libraries {
+            eval(&ctx, &library.file, &library.source)?;
         }
         eval(&ctx, file_name, source)?;
         // Handlers declared with `const`/`let` are global bindings but not properties of
@@ -267,7 +230,8 @@ mod exports {
     }
 
     /// `segfn_js_init(ptr, len) -> packed`: the input (from `segfn_alloc`) is
-    /// `{"file": ..., "source": ...}`; the answer is `{"ok": true}` or the error JSON.
+    /// `{"file": ..., "source": ..., "libraries": [{"file", "source"}, ...]}`; the answer
+    /// is `{"ok": true}` or the error JSON.
     #[unsafe(export_name = "segfn_js_init")]
     extern "C" fn segfn_js_init(ptr: u32, len: u32) -> u64 {
         // SAFETY: the host wrote `len` bytes at `ptr`, memory it got from `segfn_alloc`
@@ -275,7 +239,7 @@ mod exports {
         let input =
             unsafe { Vec::from_raw_parts(ptr as usize as *mut u8, len as usize, len as usize) };
         let answer = match serde_json::from_slice::<super::InitInput>(&input) {
-            Ok(input) => match super::init(&input.file, &input.source) {
+            Ok(input) => match super::init(&input.file, &input.source, &input.libraries) {
                 Ok(()) => r#"{"ok":true}"#.to_owned(),
                 Err(error) => error,
             },
@@ -301,6 +265,17 @@ mod exports {
 struct InitInput {
     file: String,
     source: String,
+    #[serde(default)]
+    libraries: Vec<LibrarySource>,
+}
+
+/// A library evaluated before the script (one of js/libraries.rs's, chosen by the build).
+#[derive(Debug, serde::Deserialize)]
+pub struct LibrarySource {
+    /// Its name in error messages, e.g. `segfn:moment.js`.
+    pub file: String,
+    /// Its text.
+    pub source: String,
 }
 
 #[cfg(test)]

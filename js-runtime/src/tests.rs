@@ -1,7 +1,22 @@
 //! Native tests of the runtime: the same prelude, dispatcher and native half as on wasm,
 //! with the SDK's testing stubs standing in for the host's fetch and log.
 
-use super::{handle, init};
+use super::{LibrarySource, handle};
+
+#[path = "../js/libraries.rs"]
+mod libraries;
+
+/// Evaluates the runtime and `script`, with the libraries it names, as `segfn build` does.
+fn init(file_name: &str, script: &str) -> Result<(), String> {
+    let named: Vec<LibrarySource> = libraries::named_in(script)
+        .flat_map(|library| library.files)
+        .map(|(file, source)| LibrarySource {
+            file: (*file).to_owned(),
+            source: (*source).to_owned(),
+        })
+        .collect();
+    super::init(file_name, script, &named)
+}
 use segfn_sdk::testing;
 use segfn_sdk::{FetchError, Response};
 use serde_json::{Value, json};
@@ -840,9 +855,9 @@ fn a_script_that_does_not_name_moment_gets_none_of_it() {
         eval("(() => { const momentary = 1; return typeof globalThis['mom' + 'ent']; })()"),
         json!("undefined")
     );
-    assert!(super::names("x = moment()", "moment"));
-    assert!(super::names("moment", "moment"));
-    assert!(!super::names("momentum + $moment", "moment"));
+    assert!(libraries::names("x = moment()", "moment"));
+    assert!(libraries::names("moment", "moment"));
+    assert!(!libraries::names("momentum + $moment", "moment"));
 }
 
 #[test]

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
 
 /// The runtime guest's own export that evaluates the globals and the script.
+/// Segment's preloaded libraries given to a script that names them.
+#[path = "../../../js-runtime/js/libraries.rs"]
+mod libraries;
+
 const INIT_EXPORT: &str = "segfn_js_init";
 
 /// Where a prebuilt runtime guest may be named instead of built from `js-runtime/`.
@@ -226,7 +230,13 @@ async fn init(
         .instantiate_async(&mut *store, module)
         .await
         .map_err(snap)?;
-    let input = serde_json::json!({"file": file, "source": source}).to_string();
+    // Segment's libraries the script names go into its snapshot with it, and only then.
+    let libraries: Vec<serde_json::Value> = libraries::named_in(source)
+        .flat_map(|library| library.files)
+        .map(|(file, text)| serde_json::json!({"file": file, "source": text}))
+        .collect();
+    let input =
+        serde_json::json!({"file": file, "source": source, "libraries": libraries}).to_string();
     let alloc = instance
         .get_typed_func::<u32, u32>(&mut *store, abi::EXPORT_ALLOC)
         .map_err(snap)?;
