@@ -795,3 +795,107 @@ async fn promise_all_over_fetch_sends_the_requests_at_once() {
         "awaited one by one: never two at once"
     );
 }
+
+/// Segment's preloaded libraries through `segfn build` and the engine: a script that
+/// names `moment`, `jsonwebtoken` and `AWS` gets them in its snapshot (and S3 calls go
+/// through the host's fetch and its allow-list, to an S3 stand-in on 127.0.0.1); a
+/// script that names none gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_preloaded_libraries_are_in_the_snapshot_of_a_script_that_names_them() {
+    type Objects = std::sync::Arc<std::sync::Mutex<HashMap<String, (Vec<u8>, String)>>>;
+    async fn s3(
+        axum::extract::State(objects): axum::extract::State<Objects>,
+        method: axum::http::Method,
+        uri: axum::http::Uri,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut objects = objects.lock().unwrap();
+        match method.as_str() {
+            "PUT" => {
+                objects.insert(uri.path().to_owned(), (body.to_vec(), auth));
+                ([("etag", "\"e1\"")], "").into_response()
+            }
+            _ => match objects.get(uri.path()) {
+                Some((body, _)) => body.clone().into_response(),
+                None => (
+                    axum::http::StatusCode::NOT_FOUND,
+                    "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>",
+                )
+                    .into_response(),
+            },
+        }
+    }
+    let objects = Objects::default();
+    let app = axum::Router::new().fallback(s3).with_state(objects.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("libraries.js");
+    std::fs::write(
+        &script,
+        "async function onTrack(event, settings) {\n\
+           const s3 = new AWS.S3({ accessKeyId: 'AKID', secretAccessKey: settings.secret, endpoint: settings.s3, s3ForcePathStyle: true });\n\
+           const day = moment.utc(event.timestamp).tz('America/New_York').format('YYYY-MM-DD');\n\
+           const token = jsonwebtoken.sign({ sub: event.userId, iat: 1700000000 }, settings.secret);\n\
+           await s3.putObject({ Bucket: 'exports', Key: `${day}/${event.messageId}.json`, Body: JSON.stringify({ token }) }).promise();\n\
+           const back = await s3.getObject({ Bucket: 'exports', Key: `${day}/${event.messageId}.json` }).promise();\n\
+           let missing;\n\
+           try { await s3.getObject({ Bucket: 'exports', Key: 'nope' }).promise(); } catch (e) { missing = e.code; }\n\
+           return { day, sub: jsonwebtoken.verify(JSON.parse(back.Body.toString()).token, settings.secret).sub, missing };\n\
+         }\n",
+    )
+    .unwrap();
+    let f = load_js("libraries", script).await;
+    let settings = json!({"s3": format!("http://{addr}"), "secret": "s3cret"});
+    let opts = options(&[addr.to_string()], &settings, Limits::default());
+    let event = json!({"type": "track", "event": "E", "userId": "u1", "messageId": "m1",
+                       "timestamp": "2024-03-10T03:30:00Z"});
+    let report = invoke_event(&f, &opts, event, settings.clone()).await;
+    assert_eq!(report.outcome.kind, OutcomeKind::Success, "{report:#?}");
+    let output = match report.output {
+        segfn_engine::Output::Event(v) => v,
+        other => panic!("{other:?}"),
+    };
+    // 03:30 UTC on the day New York moved its clocks is still the 9th there.
+    assert_eq!(
+        output,
+        json!({"day": "2024-03-09", "sub": "u1", "missing": "NoSuchKey"})
+    );
+    let objects = objects.lock().unwrap();
+    let (body, auth) = objects
+        .get("/exports/2024-03-09/m1.json")
+        .expect("the object reached the S3 stand-in");
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/") && auth.contains("/s3/aws4_request"),
+        "{auth}"
+    );
+    assert!(String::from_utf8_lossy(body).contains("token"));
+    drop(objects);
+
+    // A script that names none of them has none of them.
+    let plain = dir.path().join("plain.js");
+    std::fs::write(
+        &plain,
+        "async function onTrack() {\n\
+           return { types: ['mom' + 'ent', 'json' + 'webtoken', 'A' + 'WS'].map((g) => typeof globalThis[g]) };\n\
+         }\n",
+    )
+    .unwrap();
+    let f = load_js("no-libraries", plain).await;
+    let report = invoke_event(&f, &opts, json!({"type": "track", "event": "E"}), settings).await;
+    match report.output {
+        segfn_engine::Output::Event(v) => {
+            assert_eq!(v, json!({"types": ["undefined", "undefined", "undefined"]}))
+        }
+        other => panic!("{other:?}"),
+    }
+}
