@@ -173,7 +173,7 @@ impl<T: Serialize> Serialize for Part<T> {
 
 impl<'de, T> Deserialize<'de> for Part<T> {
     /// Keeps the text of a JSON object; anything else is an error (a message's struct
-    /// reads other values into its `extra` instead, see [`classify`]).
+    /// reads other values into its `extra` instead).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match classify(Box::<RawValue>::deserialize(deserializer)?).map_err(D::Error::custom)? {
             Ok(part) => Ok(part),

@@ -870,16 +870,18 @@ async fn segments_preloaded_libraries_are_in_the_snapshot_of_a_script_that_names
         output,
         json!({"day": "2024-03-09", "sub": "u1", "missing": "NoSuchKey"})
     );
-    let objects = objects.lock().unwrap();
-    let (body, auth) = objects
-        .get("/exports/2024-03-09/m1.json")
-        .expect("the object reached the S3 stand-in");
-    assert!(
-        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/") && auth.contains("/s3/aws4_request"),
-        "{auth}"
-    );
-    assert!(String::from_utf8_lossy(body).contains("token"));
-    drop(objects);
+    {
+        let objects = objects.lock().unwrap();
+        let (body, auth) = objects
+            .get("/exports/2024-03-09/m1.json")
+            .expect("the object reached the S3 stand-in");
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/")
+                && auth.contains("/s3/aws4_request"),
+            "{auth}"
+        );
+        assert!(String::from_utf8_lossy(body).contains("token"));
+    }
 
     // A script that names none of them has none of them.
     let plain = dir.path().join("plain.js");
