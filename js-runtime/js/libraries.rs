@@ -36,6 +36,14 @@ pub const LIBRARIES: &[Library] = &[
         global: "AWS",
         files: &[("segfn:aws.js", include_str!("aws.js"))],
     },
+    Library {
+        global: "xml",
+        files: &[("segfn:xml.js", include_str!("xml.js"))],
+    },
+    Library {
+        global: "xml2js",
+        files: &[("segfn:xml2js.js", include_str!("xml2js.js"))],
+    },
 ];
 
 /// The libraries `source` names (their global as a whole word, anywhere in the text).

@@ -1142,3 +1142,60 @@ fn aws_answers_read_as_aws_sdk_gives_them() {
         assert_eq!(header(request, "x-amz-security-token"), Some("to&ken"));
     }
 }
+
+#[test]
+fn xml_and_xml2js_build_and_parse_as_node_does() {
+    // Values from Node 20 with xml 1.0.1 and xml2js 0.4.23 (js/SOURCES.md).
+    assert_eq!(
+        eval(
+            "xml({root: [{_attr: {id: '1', kind: 'a&b'}}, {item: 'x < y'}, {item: [{_attr: {n: 2}}, 'two']}, {empty: ''}]})"
+        ),
+        "<root id=\"1\" kind=\"a&amp;b\"><item>x &lt; y</item><item n=\"2\">two</item><empty></empty></root>"
+    );
+    assert_eq!(
+        eval(
+            "xml([{feed: [{entry: [{title: 'Hello'}, {id: 42}]}]}], {declaration: true, indent: '  '})"
+        ),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<feed>\n  <entry>\n    <title>Hello</title>\n    <id>42</id>\n  </entry>\n</feed>"
+    );
+    assert_eq!(
+        eval(
+            "new xml2js.Builder().buildObject({order: {$: {id: '7'}, item: [{sku: 'a', qty: 2}, {sku: 'b', qty: 1}], note: 'fish & chips'}})"
+        ),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<order id=\"7\">\n  <item>\n    <sku>a</sku>\n    <qty>2</qty>\n  </item>\n  <item>\n    <sku>b</sku>\n    <qty>1</qty>\n  </item>\n  <note>fish &amp; chips</note>\n</order>"
+    );
+    assert_eq!(
+        eval(
+            "new xml2js.Builder({headless: true, renderOpts: {pretty: false}}).buildObject({r: {a: 1, b: [true, 'x']}})"
+        ),
+        "<r><a>1</a><b>true</b><b>x</b></r>"
+    );
+    let parse = |xml: &str, options: &str| {
+        eval(&format!(
+            "new Promise((resolve) => xml2js.parseString({xml:?}, {options}, (err, result) => resolve([err ? err.message.split('\\n')[0] : null, result === undefined ? null : result])))"
+        ))
+    };
+    assert_eq!(
+        parse(
+            "<order id=\"7\"><item><sku>a</sku><qty>2</qty></item><item><sku>b</sku></item><note>fish &amp; chips</note></order>",
+            "{}"
+        ),
+        json!([null, {"order": {"$": {"id": "7"}, "item": [{"sku": ["a"], "qty": ["2"]}, {"sku": ["b"]}], "note": ["fish & chips"]}}])
+    );
+    assert_eq!(
+        parse(
+            "<r a=\"1\"><x>1</x><x>2</x></r>",
+            "{explicitArray: false, mergeAttrs: true}"
+        ),
+        json!([null, {"r": {"a": "1", "x": ["1", "2"]}}])
+    );
+    assert_eq!(
+        parse("<bad><x></bad>", "{}"),
+        json!(["Unexpected close tag", null])
+    );
+    // The promise form of 0.4.23.
+    assert_eq!(
+        eval("xml2js.parseStringPromise('<a>1</a>')"),
+        json!({"a": "1"})
+    );
+}
