@@ -1465,7 +1465,11 @@ const node = {
         return m === '%j' ? JSON.stringify(a) : m === '%d' ? String(Number(a)) : String(a);
       });
     },
-    inherits(ctor, superCtor) { Object.setPrototypeOf(ctor.prototype, superCtor.prototype); },
+    inherits(ctor, superCtor) {
+      ctor.super_ = superCtor;
+      Object.setPrototypeOf(ctor.prototype, superCtor.prototype);
+    },
+    isArray: Array.isArray,
   },
   // jsonwebtoken's psSupported asks semver whether this Node signs RSA-PSS; the runtime
   // does not, so it answers no and PS256/384/512 are not offered.
@@ -1487,6 +1491,20 @@ const node = {
       end(buffer) { return buffer ? this.write(buffer) : ''; }
     },
   },
+  // form-data asks for these at load; a function's FormData is built in memory and
+  // sent with the runtime's fetch (`form.submit`, file streams and `fs` are not there).
+  path: {
+    basename: (p, ext) => {
+      const base = String(p).replace(/\/+$/, '').split('/').pop();
+      return ext && base.endsWith(ext) ? base.slice(0, -ext.length) : base;
+    },
+    extname: (p) => { const m = /\.[^./]*$/.exec(String(p).split('/').pop()); return m ? m[0] : ''; },
+    normalize: (p) => String(p),
+  },
+  fs: {},
+  http: {},
+  https: {},
+  url: { parse: (u) => new URL(u) },
   timers: {
     setImmediate: (fn, ...args) => setTimeout(fn, 0, ...args),
     clearImmediate: (id) => clearTimeout(id),
@@ -1504,6 +1522,7 @@ function resolve(from, id) {
     else if (part !== '.') base.push(part);
   }
   const resolved = base.join('/').replace(/\.js$/, '');
+  if (sources[resolved] || resolved.endsWith('.json')) return resolved;
   return sources[resolved] || !sources[`${resolved}/index`] ? resolved : `${resolved}/index`;
 }
 function load(id) {

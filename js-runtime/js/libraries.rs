@@ -37,6 +37,10 @@ pub const LIBRARIES: &[Library] = &[
         files: &[("segfn:aws.js", include_str!("aws.js"))],
     },
     Library {
+        global: "FormData",
+        files: &[("segfn:form-data.js", include_str!("form-data.js"))],
+    },
+    Library {
         global: "xml",
         files: &[("segfn:xml.js", include_str!("xml.js"))],
     },

@@ -464,6 +464,11 @@
       return { data: native.utf8Encode(body.toString()), type: 'application/x-www-form-urlencoded;charset=UTF-8' };
     }
     if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return { data: toBinary(body), type: null };
+    // form-data's FormData (Segment's preloaded `FormData`): its bytes, and the type
+    // node-fetch 2 gives it.
+    if (typeof body.getBoundary === 'function' && typeof body.getBuffer === 'function') {
+      return { data: toBinary(body.getBuffer()), type: `multipart/form-data;boundary=${body.getBoundary()}` };
+    }
     // node-fetch 2 sends anything else as its string.
     return { data: native.utf8Encode(String(body)), type: 'text/plain;charset=UTF-8' };
   }

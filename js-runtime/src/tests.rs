@@ -1199,3 +1199,32 @@ fn xml_and_xml2js_build_and_parse_as_node_does() {
         json!({"a": "1"})
     );
 }
+
+#[test]
+fn form_data_is_form_datas_and_fetch_sends_it_as_node_fetch_does() {
+    // Node 20 with form-data 2.4.0, its boundary set to the one below.
+    const NODE: &str = "----------------------------123456789012345678901234\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n----------------------------123456789012345678901234\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\n42\r\n----------------------------123456789012345678901234\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\nx,y\r\n----------------------------123456789012345678901234\r\nContent-Disposition: form-data; name=\"j\"\r\nContent-Type: application/json\r\n\r\n{\"a\":1}\r\n----------------------------123456789012345678901234--\r\n";
+    let build = "const form = new FormData(); form._boundary = '--------------------------123456789012345678901234';\n\
+                 form.append('a', '1'); form.append('n', 42); form.append('file', Buffer.from('x,y'), {filename: 'a.csv'});\n\
+                 form.append('j', JSON.stringify({a: 1}), {contentType: 'application/json'});";
+    assert_eq!(
+        eval(&format!(
+            "(() => {{ {build} return [form.getBuffer().toString(), form.getHeaders(), form.getLengthSync()]; }})()"
+        )),
+        json!([NODE, {"content-type": "multipart/form-data; boundary=--------------------------123456789012345678901234"}, 546])
+    );
+    // fetch sends its bytes with node-fetch's content type; a boundary is random.
+    eval(&format!(
+        "(async () => {{ {build} await fetch('https://partner.example/upload', {{method: 'POST', body: form}}); }})()"
+    ));
+    let sent = &testing::requests()[0];
+    assert_eq!(sent.body, NODE.as_bytes());
+    assert_eq!(
+        header(sent, "content-type"),
+        Some("multipart/form-data;boundary=--------------------------123456789012345678901234")
+    );
+    assert_ne!(
+        eval("new FormData().getBoundary()"),
+        eval("new FormData().getBoundary()")
+    );
+}

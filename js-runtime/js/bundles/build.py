@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Writes the bundles of Segment's preloaded npm libraries (js/jsonwebtoken.js, js/xml.js,
-js/xml2js.js) from the npm packages' own files, unchanged, each in a small CommonJS
+js/xml2js.js, js/form-data.js) from the npm packages' own files, unchanged, each in a small CommonJS
 registry (registry.js) with the Node modules they require (`crypto`, `buffer`, `events`,
 `stream`, ...) mapped to the runtime's globals or small stand-ins.
 
-    mkdir /tmp/npm && cd /tmp/npm && npm install jsonwebtoken@8.5.1 xml@1.0.1 xml2js@0.4.23
+    mkdir /tmp/npm && cd /tmp/npm && npm install jsonwebtoken@8.5.1 xml@1.0.1 xml2js@0.4.23 form-data@2.4.0
     python3 js-runtime/js/bundles/build.py /tmp/npm/node_modules
 
 Prints each bundled package's version. jsonwebtoken's `jws` is this directory's jws.js
@@ -26,6 +26,11 @@ BUNDLES = {
     },
     "xml": {"packages": ["xml"], "own": {}},
     "xml2js": {"packages": ["xml2js", "sax", "xmlbuilder"], "own": {}},
+    "form-data": {
+        "global": "FormData",
+        "packages": ["form-data", "combined-stream", "delayed-stream", "asynckit", "mime-types", "mime-db"],
+        "own": {},
+    },
 }
 # Files of a package that are not the library (tests, examples, builds for browsers).
 SKIP_DIRS = {"node_modules", "test", "tests", "example", "examples", "benchmark", "bin", "dist", "perf"}
@@ -35,9 +40,13 @@ def package_files(package):
     root = modules_dir / package
     for path in sorted(root.rglob("*.js")):
         rel = path.relative_to(root)
-        if SKIP_DIRS & set(rel.parts[:-1]) or rel.name in ("test.js", "gulpfile.js", "Gruntfile.js"):
+        if SKIP_DIRS & set(rel.parts[:-1]) or rel.name in ("test.js", "bench.js", "gulpfile.js", "Gruntfile.js"):
             continue
         yield f"{package}/{rel.with_suffix('').as_posix()}", path.read_text()
+    # JSON a package requires (mime-db's database), as a module whose exports it is.
+    for path in sorted(root.glob("*.json")):
+        if path.name not in ("package.json", "package-lock.json"):
+            yield f"{package}/{path.name}", f"module.exports = {path.read_text()};"
 
 
 def main_of(package):
@@ -65,7 +74,7 @@ for name, bundle in BUNDLES.items():
         out.append(f"sources[{json.dumps(package + '/index')}] = function (module, exports, require) {{\n{(HERE / file).read_text()}\n}};")
     out.append(f"const mains = {json.dumps(mains)};")
     out.append((HERE / "registry.js").read_text())
-    out.append(f"globalThis[{json.dumps(name)}] = load({json.dumps(name)});")
+    out.append(f"globalThis[{json.dumps(bundle.get('global', name))}] = load({json.dumps(name)});")
     out.append("})();")
     (HERE.parent / f"{name}.js").write_text("\n".join(out) + "\n")
 print(json.dumps(versions, sort_keys=True))
