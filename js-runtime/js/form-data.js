@@ -10342,6 +10342,65 @@ EventEmitter.prototype.emit = function (name, ...args) {
 EventEmitter.prototype.listeners = function (name) { return ((this._events || {})[name] || []).slice(); };
 EventEmitter.prototype.setMaxListeners = function () { return this; };
 
+// Node's legacy `url.parse(text, parseQuery)`: the fields packages read.
+function legacyUrl(text, parseQuery) {
+  const u = new URL(text);
+  const search = u.search || null;
+  const query = search ? search.slice(1) : null;
+  return {
+    protocol: u.protocol, slashes: true, host: u.host, hostname: u.hostname, port: u.port || null,
+    hash: u.hash || null, search, pathname: u.pathname, path: u.pathname + (search || ''), href: u.href,
+    auth: u.username ? (u.password ? `${u.username}:${u.password}` : u.username) : null,
+    query: parseQuery ? node.querystring.parse(query || '') : query,
+  };
+}
+
+// Node's `http`/`https` `request(options, [callback])` over the runtime's fetch, the part
+// packages use: `write`, `end`, the 'response' and 'error' events, and a response that
+// emits 'data' and 'end' (and 'close'). The request is sent when `end()` is called.
+function httpModule(protocol) {
+  function request(options, callback) {
+    const req = new EventEmitter();
+    const chunks = [];
+    if (typeof callback === 'function') req.on('response', callback);
+    req.setHeader = (name, value) => { options.headers = Object.assign({}, options.headers, { [name]: value }); };
+    req.write = (chunk) => { if (chunk !== undefined && chunk !== null) chunks.push(Buffer.from(chunk)); return true; };
+    req.setTimeout = () => req;
+    req.abort = req.destroy = () => req;
+    req.end = (chunk) => {
+      req.write(chunk);
+      const host = options.hostname || options.host;
+      const port = options.port && String(options.port) !== (protocol === 'https:' ? '443' : '80') ? `:${options.port}` : '';
+      const headers = {};
+      for (const [name, value] of Object.entries(options.headers || {})) {
+        // The fetch sets these itself, from the URL and the body.
+        if (!['host', 'content-length'].includes(name.toLowerCase())) headers[name] = value;
+      }
+      const body = chunks.length ? Buffer.concat(chunks) : undefined;
+      fetch(`${protocol}//${host}${port}${options.path || '/'}`, { method: options.method || 'GET', headers, body, redirect: 'manual' })
+        .then(async (answer) => {
+          const data = Buffer.from(await answer.arrayBuffer());
+          const response = new EventEmitter();
+          response.statusCode = answer.status;
+          response.statusMessage = answer.statusText;
+          response.headers = {};
+          for (const [name, value] of answer.headers) response.headers[name] = value;
+          let encoding = null;
+          response.setEncoding = (e) => { encoding = e; return response; };
+          req.emit('response', response);
+          Promise.resolve().then(() => {
+            if (data.length) response.emit('data', encoding ? data.toString(encoding) : data);
+            response.emit('end');
+            response.emit('close');
+          });
+        }, (err) => req.emit('error', err));
+      return req;
+    };
+    return req;
+  }
+  return { request, get: (options, callback) => { const r = request(options, callback); r.end(); return r; } };
+}
+
 // What the packages read of Node's `process`, in their scope only.
 const process = {
   version: 'v20.0.0',
@@ -10399,9 +10458,35 @@ const node = {
     normalize: (p) => String(p),
   },
   fs: {},
-  http: {},
-  https: {},
-  url: { parse: (u) => new URL(u) },
+  http: httpModule('http:'),
+  https: httpModule('https:'),
+  url: { parse: legacyUrl, format: (u) => (typeof u === 'string' ? u : u.href) },
+  querystring: {
+    stringify(object, sep = '&', eq = '=') {
+      const escape = (v) => encodeURIComponent(v);
+      const value = (v) => (typeof v === 'string' ? v : typeof v === 'number' && isFinite(v) ? String(v) : typeof v === 'boolean' ? String(v) : '');
+      return Object.keys(object || {}).map((k) => {
+        const v = object[k];
+        return Array.isArray(v)
+          ? v.map((x) => `${escape(k)}${eq}${escape(value(x))}`).join(sep)
+          : `${escape(k)}${eq}${escape(value(v))}`;
+      }).filter((part) => part !== '').join(sep);
+    },
+    parse(text, sep = '&', eq = '=') {
+      const out = Object.create(null);
+      const decode = (v) => { try { return decodeURIComponent(v.replace(/\+/g, ' ')); } catch (e) { return v; } };
+      for (const part of String(text || '').split(sep)) {
+        if (!part) continue;
+        const at = part.indexOf(eq);
+        const key = decode(at < 0 ? part : part.slice(0, at));
+        const val = at < 0 ? '' : decode(part.slice(at + eq.length));
+        if (key in out) out[key] = [].concat(out[key], val); else out[key] = val;
+      }
+      return out;
+    },
+    escape: (v) => encodeURIComponent(v),
+    unescape: (v) => decodeURIComponent(v),
+  },
   timers: {
     setImmediate: (fn, ...args) => setTimeout(fn, 0, ...args),
     clearImmediate: (id) => clearTimeout(id),

@@ -41,6 +41,10 @@ pub const LIBRARIES: &[Library] = &[
         files: &[("segfn:form-data.js", include_str!("form-data.js"))],
     },
     Library {
+        global: "OAuth",
+        files: &[("segfn:oauth.js", include_str!("oauth.js"))],
+    },
+    Library {
         global: "xml",
         files: &[("segfn:xml.js", include_str!("xml.js"))],
     },

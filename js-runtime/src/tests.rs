@@ -1228,3 +1228,56 @@ fn form_data_is_form_datas_and_fetch_sends_it_as_node_fetch_does() {
         eval("new FormData().getBoundary()")
     );
 }
+
+#[test]
+fn oauth_signs_and_requests_as_node_does() {
+    // Node 20 with oauth 0.9.15, its nonce and timestamp fixed the same way.
+    let authorization = eval(
+        "(() => { const oa = new OAuth.OAuth('https://api.example.com/oauth/request_token', 'https://api.example.com/oauth/access_token', 'ckey', 'csecret', '1.0A', null, 'HMAC-SHA1');\n\
+           oa._getTimestamp = () => '1700000000'; oa._getNonce = () => 'abcdefghijk';\n\
+           return oa.authHeader('https://api.example.com/1.1/statuses/update.json?include_entities=true&x=a%20b', 'tok', 'toksecret', 'POST'); })()",
+    );
+    assert_eq!(
+        authorization,
+        "OAuth oauth_consumer_key=\"ckey\",oauth_nonce=\"abcdefghijk\",oauth_signature_method=\"HMAC-SHA1\",oauth_timestamp=\"1700000000\",oauth_token=\"tok\",oauth_version=\"1.0A\",oauth_signature=\"LM6CZChfTVVoMZ46VTNnwrZRPsk%3D\""
+    );
+    assert_eq!(
+        eval(
+            "new OAuth.OAuth2('cid', 'csecret', 'https://auth.example.com/', null, 'oauth/token', null).getAuthorizeUrl({redirect_uri: 'https://app/cb', scope: 'a b', response_type: 'code'})"
+        ),
+        "https://auth.example.com//oauth/authorize?redirect_uri=https%3A%2F%2Fapp%2Fcb&scope=a%20b&response_type=code&client_id=cid"
+    );
+    // A client-credentials token through the runtime's fetch (Node's http under oauth).
+    testing::mock_fetch(|req| {
+        Ok(Response::with_text(
+            200,
+            "application/json",
+            format!(
+                "{{\"access_token\":\"at-1\",\"token_type\":\"bearer\",\"seen\":{:?}}}",
+                String::from_utf8_lossy(&req.body)
+            ),
+        ))
+    });
+    let script = "async function onTrack() {\n\
+        const o2 = new OAuth.OAuth2('cid', 'csecret', 'https://auth.example.com', null, '/oauth/token', null);\n\
+        return await new Promise((resolve, reject) => o2.getOAuthAccessToken('', {grant_type: 'client_credentials'},\n\
+          (err, token, refresh, results) => err ? reject(new Error(JSON.stringify(err))) : resolve({token, results})));\n\
+      }";
+    let result = run(script, json!({"type": "track"}), json!({}));
+    assert_eq!(result["kind"], "success", "{result}");
+    assert_eq!(result["output"]["token"], "at-1");
+    let sent = &testing::requests()[0];
+    assert_eq!(
+        (sent.method.as_str(), sent.url.as_str()),
+        ("POST", "https://auth.example.com/oauth/token")
+    );
+    // What oauth 0.9.15 sends in Node, `code=` included.
+    assert_eq!(
+        String::from_utf8_lossy(&sent.body),
+        "grant_type=client_credentials&client_id=cid&client_secret=csecret&code="
+    );
+    assert_eq!(
+        header(sent, "content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+}

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Writes the bundles of Segment's preloaded npm libraries (js/jsonwebtoken.js, js/xml.js,
-js/xml2js.js, js/form-data.js) from the npm packages' own files, unchanged, each in a small CommonJS
-registry (registry.js) with the Node modules they require (`crypto`, `buffer`, `events`,
-`stream`, ...) mapped to the runtime's globals or small stand-ins.
+js/xml2js.js, js/form-data.js, js/oauth.js) from the npm packages' own files, unchanged,
+each in a small CommonJS registry (registry.js) with the Node modules they require
+(`crypto`, `buffer`, `events`, `http`, ...) mapped to the runtime's globals or small
+stand-ins.
 
-    mkdir /tmp/npm && cd /tmp/npm && npm install jsonwebtoken@8.5.1 xml@1.0.1 xml2js@0.4.23 form-data@2.4.0
+    mkdir /tmp/npm && cd /tmp/npm
+    npm install jsonwebtoken@8.5.1 xml@1.0.1 xml2js@0.4.23 form-data@2.4.0 oauth@0.9.15
     python3 js-runtime/js/bundles/build.py /tmp/npm/node_modules
 
 Prints each bundled package's version. jsonwebtoken's `jws` is this directory's jws.js
@@ -26,6 +28,7 @@ BUNDLES = {
     },
     "xml": {"packages": ["xml"], "own": {}},
     "xml2js": {"packages": ["xml2js", "sax", "xmlbuilder"], "own": {}},
+    "oauth": {"global": "OAuth", "packages": ["oauth"], "own": {}},
     "form-data": {
         "global": "FormData",
         "packages": ["form-data", "combined-stream", "delayed-stream", "asynckit", "mime-types", "mime-db"],
