@@ -570,6 +570,23 @@ async fn duplicates_are_not_run_again_even_after_a_crash() {
             200
         );
         assert_eq!(partner.received().len(), 3);
+        // A refused event is remembered with its outcome: a repeat is refused again, as
+        // the first delivery was, not answered as a success (and not sent again).
+        partner.answer(Answer::status(400));
+        let (status, first) = deliver(&served, "key-acme", &track("Refused", "u2")).await;
+        assert_eq!(status, 400, "{first}");
+        partner.answer(Answer::status(200));
+        let (status, body) = deliver(&served, "key-acme", &track("Refused", "u2")).await;
+        assert_eq!(status, 400, "{body}");
+        assert_duplicate(&body);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(first["kind"].as_str().unwrap_or("?")),
+            "{body} names the first outcome ({first})"
+        );
+        assert_eq!(partner.received().len(), 4);
         // kill -9.
         served.process().kill().unwrap();
         served.process().wait().unwrap();
@@ -578,9 +595,12 @@ async fn duplicates_are_not_run_again_even_after_a_crash() {
     let (status, body) = deliver(&served, "key-acme", &event).await;
     assert_eq!(status, 200);
     assert_duplicate(&body);
+    let (status, body) = deliver(&served, "key-acme", &track("Refused", "u2")).await;
+    assert_eq!(status, 400, "remembered across the restart: {body}");
+    assert_duplicate(&body);
     assert_eq!(
         partner.received().len(),
-        3,
+        4,
         "not sent again after the restart"
     );
     let metrics = client()
@@ -592,7 +612,7 @@ async fn duplicates_are_not_run_again_even_after_a_crash() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("segfn_dedupe_hits_total{tenant=\"acme\"} 1"),
+        metrics.contains("segfn_dedupe_hits_total{tenant=\"acme\"} 2"),
         "{metrics}"
     );
 }

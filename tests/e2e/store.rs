@@ -4,10 +4,11 @@
 //! taking over another's expired lease.
 
 use crate::pg::Postgres;
+use segfn_sdk::abi::OutcomeKind;
 use segfn_serve::store::{Attempt, DeadFilter, Enqueued, Lease, NewJob, TenantStats};
 use segfn_serve::{MessageKey, PgStore, Store, StoreLocation};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,7 +81,11 @@ async fn contract(store: &dyn Store) {
         ])
         .await
         .unwrap();
-    assert_eq!(seen, HashSet::from([MessageKey::new("acme", "m1")]));
+    assert_eq!(
+        seen,
+        HashMap::from([(MessageKey::new("acme", "m1"), OutcomeKind::Success)]),
+        "a queued event was accepted"
+    );
     // Another tenant's m1 is another message.
     let (other, _) = store
         .enqueue("globex", vec![job("globex", "m1")], 100)
@@ -90,9 +95,45 @@ async fn contract(store: &dyn Store) {
 
     // Synchronous mode's record counts for enqueueing too.
     store
-        .mark("acme", vec![MessageKey::new("acme", "sync-1")])
+        .mark(
+            "acme",
+            vec![(MessageKey::new("acme", "sync-1"), OutcomeKind::Success)],
+        )
         .await
         .unwrap();
+    // It keeps each message's outcome: a repeat is answered with it.
+    store
+        .mark(
+            "acme",
+            vec![
+                (
+                    MessageKey::new("acme", "sync-2"),
+                    OutcomeKind::MessageRejected,
+                ),
+                (MessageKey::new("acme", "sync-3"), OutcomeKind::Dropped),
+            ],
+        )
+        .await
+        .unwrap();
+    let outcomes = store
+        .seen(vec![
+            MessageKey::new("acme", "sync-1"),
+            MessageKey::new("acme", "sync-2"),
+            MessageKey::new("acme", "sync-3"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        HashMap::from([
+            (MessageKey::new("acme", "sync-1"), OutcomeKind::Success),
+            (
+                MessageKey::new("acme", "sync-2"),
+                OutcomeKind::MessageRejected
+            ),
+            (MessageKey::new("acme", "sync-3"), OutcomeKind::Dropped),
+        ])
+    );
     let (dup, _) = store
         .enqueue("acme", vec![job("acme", "sync-1")], 100)
         .await

@@ -130,7 +130,10 @@ pub(crate) async fn run(delivery: Delivery) -> Result<Response, Refusal> {
             ));
         }
     }
-    let duplicates = plans.iter().filter(|p| **p == Plan::Duplicate).count();
+    let duplicates = plans
+        .iter()
+        .filter(|p| matches!(p, Plan::Duplicate(_)))
+        .count();
     app.metrics.dedupe_hits(&tenant.name, duplicates as u64);
 
     let to_run: Vec<&str> = messages
@@ -167,9 +170,18 @@ pub(crate) async fn run(delivery: Delivery) -> Result<Response, Refusal> {
             Plan::Run => fresh
                 .next()
                 .unwrap_or_else(|| result(OutcomeKind::Retry, HOST_FAULT)),
-            Plan::Duplicate => result(
+            // Answered as the first delivery was: a repeat of a refused event is
+            // refused again, not turned into a success.
+            Plan::Duplicate(OutcomeKind::Success) => result(
                 OutcomeKind::Success,
                 "duplicate: this messageId was already processed",
+            ),
+            Plan::Duplicate(outcome) => result(
+                *outcome,
+                format!(
+                    "duplicate: this messageId was already processed, with the outcome {}",
+                    outcome.as_str()
+                ),
             ),
             Plan::Repeat(first) => EventResult {
                 message: Some("duplicate within this batch".into()),
@@ -180,13 +192,13 @@ pub(crate) async fn run(delivery: Delivery) -> Result<Response, Refusal> {
         results.push(r);
     }
 
-    // Remember what reached a final outcome; what asks for a retry runs again.
-    let done: Vec<MessageKey> = messages
+    // Remember what reached a final outcome, and which; what asks for a retry runs again.
+    let done: Vec<(MessageKey, OutcomeKind)> = messages
         .iter()
         .zip(&plans)
         .zip(&results)
         .filter(|((_, p), r)| **p == Plan::Run && r.kind != OutcomeKind::Retry)
-        .filter_map(|((m, _), _)| m.key)
+        .filter_map(|((m, _), r)| Some((m.key?, r.kind)))
         .collect();
     record(&app, &tenant, done).await;
     let ran_ms = report.as_ref().map(|r| r.stats.duration_ms.round() as u64);
@@ -361,7 +373,7 @@ pub(crate) fn per_event(report: &Report, count: usize, batch: bool) -> Vec<Event
 }
 
 /// Records the messageIds that reached a final outcome (durably, before answering).
-async fn record(app: &AppState, tenant: &Tenant, done: Vec<MessageKey>) {
+async fn record(app: &AppState, tenant: &Tenant, done: Vec<(MessageKey, OutcomeKind)>) {
     if done.is_empty() {
         return;
     }
@@ -406,7 +418,7 @@ fn log_events(
     let delivery_ms = started.elapsed().as_millis() as u64;
     for ((m, plan), r) in messages.iter().zip(plans).zip(results) {
         let outcome = match plan {
-            Plan::Duplicate | Plan::Repeat(_) => "duplicate",
+            Plan::Duplicate(_) | Plan::Repeat(_) => "duplicate",
             _ => r.kind.as_str(),
         };
         let ran_here = *plan == Plan::Run;

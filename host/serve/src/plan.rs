@@ -5,15 +5,17 @@
 use super::store::MessageKey;
 use segfn_engine::input::{MessageProblem, RawMessage};
 use segfn_sdk::EventType;
-use std::collections::{HashMap, HashSet};
+use segfn_sdk::abi::OutcomeKind;
+use std::collections::HashMap;
 
 /// The fate of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Plan {
     /// Run the function on it.
     Run,
-    /// Processed within the deduplication window: answered without running.
-    Duplicate,
+    /// Processed within the deduplication window, with this outcome: answered with it,
+    /// without running.
+    Duplicate(OutcomeKind),
     /// The same messageId as message `n` of this batch: shares its result.
     Repeat(usize),
     /// Refused before running.
@@ -97,15 +99,18 @@ pub(crate) fn keys_to_run(messages: &[Message], plans: &[Plan]) -> Vec<MessageKe
         .collect()
 }
 
-/// Turns `Run` into `Duplicate` for messages the store has seen.
+/// Turns `Run` into `Duplicate` for messages the store has seen, with the outcome they
+/// had.
 pub(crate) fn mark_duplicates(
     messages: &[Message],
     plans: &mut [Plan],
-    seen: &HashSet<MessageKey>,
+    seen: &HashMap<MessageKey, OutcomeKind>,
 ) {
     for (m, plan) in messages.iter().zip(plans.iter_mut()) {
-        if *plan == Plan::Run && m.key.is_some_and(|k| seen.contains(&k)) {
-            *plan = Plan::Duplicate;
+        if *plan == Plan::Run
+            && let Some(outcome) = m.key.and_then(|k| seen.get(&k))
+        {
+            *plan = Plan::Duplicate(*outcome);
         }
     }
 }
@@ -145,9 +150,11 @@ mod tests {
             2,
             "a and b; none for page"
         );
-        let seen = [MessageKey::new("t", "b")].into_iter().collect();
+        let seen = [(MessageKey::new("t", "b"), OutcomeKind::MessageRejected)]
+            .into_iter()
+            .collect();
         mark_duplicates(&messages, &mut plans, &seen);
-        assert_eq!(plans[1], Plan::Duplicate);
+        assert_eq!(plans[1], Plan::Duplicate(OutcomeKind::MessageRejected));
         assert_eq!(plans[0], Plan::Run);
     }
 

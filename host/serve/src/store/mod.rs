@@ -11,11 +11,12 @@ pub mod postgres;
 pub mod redb;
 
 use futures_util::future::BoxFuture;
+use segfn_sdk::abi::OutcomeKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::Digest as _;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -167,15 +168,20 @@ pub struct TenantStats {
 /// the lease was lost (expired and claimed again, or voided by a restart): the other
 /// holder's report then counts.
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Which of `keys` were processed within the deduplication window.
-    fn seen(&self, keys: Vec<MessageKey>)
-    -> BoxFuture<'_, Result<HashSet<MessageKey>, StoreError>>;
+    /// Which of `keys` were processed within the deduplication window, each with the
+    /// outcome it was processed with (a repeat is answered with it; a queued event's is
+    /// success: it was accepted).
+    fn seen(
+        &self,
+        keys: Vec<MessageKey>,
+    ) -> BoxFuture<'_, Result<HashMap<MessageKey, OutcomeKind>, StoreError>>;
 
-    /// Records these messages as processed (synchronous mode, after they ran).
+    /// Records these messages as processed, each with its final outcome (synchronous
+    /// mode, after they ran).
     fn mark(
         &self,
         tenant: &str,
-        keys: Vec<MessageKey>,
+        keys: Vec<(MessageKey, OutcomeKind)>,
     ) -> BoxFuture<'_, Result<Marked, StoreError>>;
 
     /// Forgets deduplication entries older than the window; returns how many.
@@ -285,6 +291,35 @@ pub struct Marked {
     pub entries: u64,
     /// Entries forgotten early to stay under the cap.
     pub evicted: u64,
+}
+
+/// Outcomes as the stores record them: fixed codes, never reused (stored data outlives
+/// any order of [`OutcomeKind`]).
+const OUTCOME_CODES: [(OutcomeKind, u8); 7] = [
+    (OutcomeKind::Success, 0),
+    (OutcomeKind::Retry, 1),
+    (OutcomeKind::UnsupportedEventType, 2),
+    (OutcomeKind::MessageRejected, 3),
+    (OutcomeKind::BadRequest, 4),
+    (OutcomeKind::InvalidSettings, 5),
+    (OutcomeKind::Dropped, 6),
+];
+
+/// An outcome's code in the stores.
+pub(crate) fn outcome_code(kind: OutcomeKind) -> u8 {
+    OUTCOME_CODES
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(0, |(_, code)| *code)
+}
+
+/// The outcome a store recorded; an unknown code (a newer version's) reads as success,
+/// as an entry recorded before outcomes were kept does.
+pub(crate) fn outcome_of(code: u8) -> OutcomeKind {
+    OUTCOME_CODES
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map_or(OutcomeKind::Success, |(kind, _)| *kind)
 }
 
 /// Milliseconds since the Unix epoch, as the stores record times.

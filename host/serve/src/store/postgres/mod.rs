@@ -14,15 +14,16 @@
 
 use super::{
     Attempt, Claimed, DeadFilter, DeadLetter, Enqueued, Job, Lease, Marked, MessageKey, NewJob,
-    Store, StoreError, TenantStats, now_ms,
+    Store, StoreError, TenantStats, now_ms, outcome_code, outcome_of,
 };
 use deadpool_postgres::tokio_postgres::{self, NoTls, Row, config::SslMode, types::ToSql};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
+use segfn_sdk::abi::OutcomeKind;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -508,10 +509,10 @@ impl Store for PgStore {
     fn seen(
         &self,
         keys: Vec<MessageKey>,
-    ) -> BoxFuture<'_, Result<HashSet<MessageKey>, StoreError>> {
+    ) -> BoxFuture<'_, Result<HashMap<MessageKey, OutcomeKind>, StoreError>> {
         async move {
             if keys.is_empty() {
-                return Ok(HashSet::new());
+                return Ok(HashMap::new());
             }
             let bytes: Vec<&[u8]> = keys.iter().map(|k| &k.0[..]).collect();
             let rows = self
@@ -525,7 +526,11 @@ impl Store for PgStore {
                 .iter()
                 .filter_map(|r| {
                     let key: &[u8] = r.get(0);
-                    Some(MessageKey(key.try_into().ok()?))
+                    let outcome: Option<i16> = r.get(1);
+                    let outcome = outcome
+                        .and_then(|code| u8::try_from(code).ok())
+                        .map_or(OutcomeKind::Success, outcome_of);
+                    Some((MessageKey(key.try_into().ok()?), outcome))
                 })
                 .collect())
         }
@@ -535,7 +540,7 @@ impl Store for PgStore {
     fn mark(
         &self,
         tenant: &str,
-        keys: Vec<MessageKey>,
+        keys: Vec<(MessageKey, OutcomeKind)>,
     ) -> BoxFuture<'_, Result<Marked, StoreError>> {
         let tenant = tenant.to_owned();
         async move {
@@ -543,14 +548,20 @@ impl Store for PgStore {
                 return Ok(Marked::default());
             }
             // Sorted: concurrent marks lock their keys in one order.
-            let mut bytes: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
-            bytes.sort_unstable();
-            bytes.dedup();
+            let mut keys = keys;
+            keys.sort_unstable_by_key(|(k, _)| k.0);
+            keys.dedup_by_key(|(k, _)| k.0);
+            let bytes: Vec<Vec<u8>> = keys.iter().map(|(k, _)| k.0.to_vec()).collect();
+            let outcomes: Vec<Option<i16>> = keys
+                .iter()
+                .map(|(_, o)| (*o != OutcomeKind::Success).then(|| i16::from(outcome_code(*o))))
+                .collect();
             let params: Vec<Param> = vec![
                 Box::new(bytes),
                 Box::new(tenant),
                 Box::new(i64_of(now_ms())),
                 Box::new(0i16),
+                Box::new(outcomes),
             ];
             let rows = self.write("recording messageIds", MARK, params, 3).await?;
             Ok(Marked {

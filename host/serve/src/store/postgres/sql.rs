@@ -70,6 +70,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         redelivered bigint NOT NULL DEFAULT 0,
         PRIMARY KEY (tenant, shard)
      );",
+    // 2: the outcome a messageId was processed with, when not success (NULL), which a
+    // repeat is answered with (store/mod.rs `outcome_code`).
+    "ALTER TABLE segfn_dedupe ADD COLUMN outcome smallint;",
 ];
 
 /// Adds a row of deltas (tenant, shard, then the seven figures) to the counters.
@@ -102,14 +105,15 @@ macro_rules! add_dedupe_counts {
 }
 
 pub(super) const SEEN: &str =
-    "SELECT key FROM segfn_dedupe WHERE key = ANY($1::bytea[]) AND at_ms > $2::bigint";
+    "SELECT key, outcome FROM segfn_dedupe WHERE key = ANY($1::bytea[]) AND at_ms > $2::bigint";
 
-/// $1 keys (sorted, distinct), $2 tenant, $3 now, $4 shard. Returns the tenant's
-/// entries.
+/// $1 keys (sorted, distinct), $2 tenant, $3 now, $4 shard, $5 their outcomes' codes
+/// (NULL for success). Returns the tenant's entries.
 pub(super) const MARK: &str = concat!(
     "WITH k AS (
-        INSERT INTO segfn_dedupe (key, tenant, at_ms) SELECT k, $2::text, $3::bigint FROM unnest($1::bytea[]) AS k
-        ON CONFLICT (key) DO UPDATE SET at_ms = excluded.at_ms, tenant = excluded.tenant
+        INSERT INTO segfn_dedupe (key, tenant, at_ms, outcome)
+        SELECT k, $2::text, $3::bigint, o FROM unnest($1::bytea[], $5::smallint[]) AS u (k, o)
+        ON CONFLICT (key) DO UPDATE SET at_ms = excluded.at_ms, tenant = excluded.tenant, outcome = excluded.outcome
         RETURNING (xmax = 0) AS inserted
      ), c AS (",
     add_dedupe_counts!(

@@ -20,9 +20,10 @@ use super::{
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use redb::{ReadableDatabase as _, ReadableTable as _, Table, TableDefinition, WriteTransaction};
+use segfn_sdk::abi::OutcomeKind;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -292,7 +293,12 @@ fn enqueue_in(
     let marked = if fresh_keys.is_empty() {
         Marked::default()
     } else {
-        mark_in(txn, ctx, tenant, &fresh_keys)?
+        // Accepted: what becomes of the events is the queue's; a repeat is a duplicate.
+        let accepted: Vec<(MessageKey, OutcomeKind)> = fresh_keys
+            .iter()
+            .map(|k| (*k, OutcomeKind::Success))
+            .collect();
+        mark_in(txn, ctx, tenant, &accepted)?
     };
     if queued > 0 {
         update_stats(txn, tenant, |s| s.pending += queued)?;
@@ -691,7 +697,7 @@ impl Store for RedbStore {
     fn seen(
         &self,
         keys: Vec<MessageKey>,
-    ) -> BoxFuture<'_, Result<HashSet<MessageKey>, StoreError>> {
+    ) -> BoxFuture<'_, Result<HashMap<MessageKey, OutcomeKind>, StoreError>> {
         // In place: see `Dedupe::seen_many`.
         let seen = self.dedupe.seen_many(&keys);
         async move { seen }.boxed()
@@ -700,7 +706,7 @@ impl Store for RedbStore {
     fn mark(
         &self,
         tenant: &str,
-        keys: Vec<MessageKey>,
+        keys: Vec<(MessageKey, OutcomeKind)>,
     ) -> BoxFuture<'_, Result<Marked, StoreError>> {
         let tenant = tenant.to_owned();
         async move { self.dedupe.mark(&tenant, keys).await }.boxed()

@@ -10,9 +10,11 @@
 //! ([`super::RedbStore`]) lives in the same file and writes through the same thread
 //! ([`Dedupe::write`]), so an enqueue and its messageIds commit together.
 
-use crate::store::{Marked, MessageKey, StoreError, now_ms, store_error};
+use crate::store::{Marked, MessageKey, StoreError, now_ms, outcome_code, outcome_of, store_error};
 use redb::{Database, ReadableDatabase as _, ReadableTable, TableDefinition, WriteTransaction};
+use segfn_sdk::abi::OutcomeKind;
 use sha2::Digest as _;
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
@@ -26,6 +28,10 @@ const SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("seen_v2");
 const ORDER: TableDefinition<&[u8], ()> = TableDefinition::new("seen_order_v2");
 /// Tenant tag → number of entries.
 const COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("seen_counts_v2");
+/// Message key → the outcome it was processed with, for the entries of [`SEEN`] whose
+/// outcome was not success (a repeat is answered with it). Rare, so success costs
+/// nothing here; an entry goes when its [`SEEN`] entry goes.
+const OUTCOMES: TableDefinition<&[u8], u8> = TableDefinition::new("seen_outcomes_v1");
 /// The first format stored raw messageIds; it is dropped on open.
 const LEGACY: TableDefinition<&str, u64> = TableDefinition::new("seen_messages");
 
@@ -184,20 +190,47 @@ impl Dedupe {
     /// Which of `keys` were processed within the window (one read transaction). Run
     /// in place: a lookup of a few fixed-size keys in a B-tree whose pages the store
     /// caches costs microseconds, less than handing it to another thread.
-    pub fn seen_many(&self, keys: &[MessageKey]) -> Result<HashSet<MessageKey>, StoreError> {
+    /// With each, the outcome it was processed with.
+    pub fn seen_many(
+        &self,
+        keys: &[MessageKey],
+    ) -> Result<HashMap<MessageKey, OutcomeKind>, StoreError> {
         if keys.is_empty() {
-            return Ok(HashSet::new());
+            return Ok(HashMap::new());
         }
         let txn = self.db.begin_read().map_err(store_error)?;
-        seen(
+        let seen = seen(
             &txn.open_table(SEEN).map_err(store_error)?,
             self.window,
             keys,
-        )
+        )?;
+        let outcomes = match txn.open_table(OUTCOMES) {
+            Ok(table) => Some(table),
+            // No failure recorded yet in this file.
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(store_error(e)),
+        };
+        seen.into_iter()
+            .map(|key| {
+                let code = match &outcomes {
+                    Some(table) => table
+                        .get(&key.0[..])
+                        .map_err(store_error)?
+                        .map(|v| v.value()),
+                    None => None,
+                };
+                Ok((key, code.map_or(OutcomeKind::Success, outcome_of)))
+            })
+            .collect()
     }
 
-    /// Records that these messages were processed; returns once they are durable.
-    pub async fn mark(&self, tenant: &str, keys: Vec<MessageKey>) -> Result<Marked, StoreError> {
+    /// Records that these messages were processed, each with its outcome; returns once
+    /// they are durable.
+    pub async fn mark(
+        &self,
+        tenant: &str,
+        keys: Vec<(MessageKey, OutcomeKind)>,
+    ) -> Result<Marked, StoreError> {
         if keys.is_empty() {
             return Ok(Marked::default());
         }
@@ -258,35 +291,48 @@ impl Writer {
     }
 }
 
-/// Records `keys` as processed for `tenant` within `txn`, evicting the tenant's oldest
-/// entries beyond its cap.
+/// Records `keys` as processed for `tenant` within `txn`, each with its outcome,
+/// evicting the tenant's oldest entries beyond its cap.
 pub(crate) fn mark_in(
     txn: &WriteTransaction,
     ctx: &mut WriteCtx,
     tenant: &str,
-    keys: &[MessageKey],
+    keys: &[(MessageKey, OutcomeKind)],
 ) -> Result<Marked, StoreError> {
     let mut seen = txn.open_table(SEEN).map_err(store_error)?;
     let mut order = txn.open_table(ORDER).map_err(store_error)?;
     let mut counts = txn.open_table(COUNTS).map_err(store_error)?;
+    let mut outcomes = txn.open_table(OUTCOMES).map_err(store_error)?;
     let now = now_ms();
     let tag = tenant_tag(tenant);
     let mut count = counts
         .get(&tag[..])
         .map_err(store_error)?
         .map_or(0, |v| v.value());
-    for key in keys {
+    for (key, outcome) in keys {
         let seq = ctx.seq;
         ctx.seq = seq.wrapping_add(1);
         let now = stamp(now, seq);
-        match seen.insert(&key.0[..], now).map_err(store_error)? {
+        let existed = match seen.insert(&key.0[..], now).map_err(store_error)? {
             Some(before) => {
                 let before = before.value();
                 order
                     .remove(&order_key(&tag, before, key)[..])
                     .map_err(store_error)?;
+                true
             }
-            None => count += 1,
+            None => {
+                count += 1;
+                false
+            }
+        };
+        if *outcome != OutcomeKind::Success {
+            outcomes
+                .insert(&key.0[..], outcome_code(*outcome))
+                .map_err(store_error)?;
+        } else if existed {
+            // Recorded again after its window passed: the earlier outcome is gone.
+            outcomes.remove(&key.0[..]).map_err(store_error)?;
         }
         order
             .insert(&order_key(&tag, now, key)[..], ())
@@ -305,6 +351,7 @@ pub(crate) fn mark_in(
         for k in oldest.iter().filter(|k| k.starts_with(&tag)) {
             order.remove(&k[..]).map_err(store_error)?;
             seen.remove(&k[16..]).map_err(store_error)?;
+            outcomes.remove(&k[16..]).map_err(store_error)?;
             evicted += 1;
         }
         count -= evicted;
@@ -407,6 +454,7 @@ fn purge_expired(db: &Database, window_ms: u64) -> Result<usize, StoreError> {
                 let mut seen = txn.open_table(SEEN).map_err(store_error)?;
                 let mut order = txn.open_table(ORDER).map_err(store_error)?;
                 let mut counts = txn.open_table(COUNTS).map_err(store_error)?;
+                let mut outcomes = txn.open_table(OUTCOMES).map_err(store_error)?;
                 let end = order_key(&tag, stamp(cutoff, 0), &MessageKey([0; 16]));
                 let expired: Vec<Vec<u8>> = order
                     .range(&tag[..]..&end[..])
@@ -418,6 +466,7 @@ fn purge_expired(db: &Database, window_ms: u64) -> Result<usize, StoreError> {
                 for k in &expired {
                     order.remove(&k[..]).map_err(store_error)?;
                     seen.remove(&k[16..]).map_err(store_error)?;
+                    outcomes.remove(&k[16..]).map_err(store_error)?;
                 }
                 removed = expired.len();
                 let count = counts
@@ -444,12 +493,79 @@ mod tests {
 
     async fn seen(d: &Dedupe, tenant: &str, id: &str) -> bool {
         let key = MessageKey::new(tenant, id);
-        d.seen_many(&[key]).unwrap().contains(&key)
+        d.seen_many(&[key]).unwrap().contains_key(&key)
     }
 
     async fn mark(d: &Dedupe, tenant: &str, ids: &[&str]) -> Marked {
-        let keys = ids.iter().map(|id| MessageKey::new(tenant, id)).collect();
+        let keys = ids
+            .iter()
+            .map(|id| (MessageKey::new(tenant, id), OutcomeKind::Success))
+            .collect();
         d.mark(tenant, keys).await.unwrap()
+    }
+
+    /// A failure's outcome is kept with its entry, read back with it, replaced when the
+    /// messageId is recorded again after its window, and goes when the entry goes.
+    #[tokio::test]
+    async fn outcomes_other_than_success_are_remembered_and_forgotten_with_their_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.redb");
+        let key = |id: &str| MessageKey::new("a", id);
+        {
+            let d = Dedupe::open(&path, Duration::from_secs(3600), 2).unwrap();
+            d.mark(
+                "a",
+                vec![
+                    (key("bad"), OutcomeKind::MessageRejected),
+                    (key("ok"), OutcomeKind::Success),
+                ],
+            )
+            .await
+            .unwrap();
+            let seen = d.seen_many(&[key("bad"), key("ok"), key("new")]).unwrap();
+            assert_eq!(seen.get(&key("bad")), Some(&OutcomeKind::MessageRejected));
+            assert_eq!(seen.get(&key("ok")), Some(&OutcomeKind::Success));
+            assert_eq!(seen.get(&key("new")), None);
+            // Recorded again (its window passed): the new outcome replaces the old.
+            d.mark("a", vec![(key("bad"), OutcomeKind::Success)])
+                .await
+                .unwrap();
+            assert_eq!(
+                d.seen_many(&[key("bad")]).unwrap()[&key("bad")],
+                OutcomeKind::Success
+            );
+            d.mark("a", vec![(key("bad"), OutcomeKind::Dropped)])
+                .await
+                .unwrap();
+            // Evicted past the cap of 2 (`ok` is the oldest, then `bad`): its outcome too.
+            d.mark(
+                "a",
+                vec![
+                    (key("c"), OutcomeKind::Success),
+                    (key("d"), OutcomeKind::Success),
+                ],
+            )
+            .await
+            .unwrap();
+            assert!(d.seen_many(&[key("bad")]).unwrap().is_empty());
+            let txn = d.db.begin_read().unwrap();
+            let outcomes = txn.open_table(OUTCOMES).unwrap();
+            assert!(
+                outcomes.get(&key("bad").0[..]).unwrap().is_none(),
+                "evicted with its entry"
+            );
+        }
+        // Purged after the window: the outcome table is emptied with it.
+        let d = Dedupe::open(&path, Duration::from_secs(3600), 10).unwrap();
+        d.mark("a", vec![(key("late"), OutcomeKind::BadRequest)])
+            .await
+            .unwrap();
+        drop(d);
+        let short = Dedupe::open(&path, Duration::ZERO, 10).unwrap();
+        short.purge().await.unwrap();
+        let txn = short.db.begin_read().unwrap();
+        let outcomes = txn.open_table(OUTCOMES).unwrap();
+        assert_eq!(redb::ReadableTableMetadata::len(&outcomes).unwrap(), 0);
     }
 
     #[tokio::test]
@@ -535,9 +651,12 @@ mod tests {
             .map(|i| {
                 let d = d.clone();
                 tokio::spawn(async move {
-                    d.mark("t", vec![MessageKey::new("t", &format!("m{i}"))])
-                        .await
-                        .unwrap()
+                    d.mark(
+                        "t",
+                        vec![(MessageKey::new("t", &format!("m{i}")), OutcomeKind::Success)],
+                    )
+                    .await
+                    .unwrap()
                 })
             })
             .collect();
