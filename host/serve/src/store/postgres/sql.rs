@@ -142,7 +142,7 @@ pub(super) const ENQUEUE: &str = concat!(
      ), k AS (
         INSERT INTO segfn_dedupe (key, tenant, at_ms)
         SELECT key, $1::text, $2::bigint FROM src WHERE key IS NOT NULL AND (SELECT ok FROM cap) ORDER BY key
-        ON CONFLICT (key) DO UPDATE SET at_ms = excluded.at_ms, tenant = excluded.tenant
+        ON CONFLICT (key) DO UPDATE SET at_ms = excluded.at_ms, tenant = excluded.tenant, outcome = NULL
             WHERE segfn_dedupe.at_ms <= $3::bigint
         RETURNING key, (xmax = 0) AS inserted
      ), fresh AS (
