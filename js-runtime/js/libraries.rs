@@ -24,7 +24,7 @@ pub const LIBRARIES: &[Library] = &[
             ("segfn:moment.js", include_str!("moment.min.js")),
             (
                 "segfn:moment-timezone.js",
-                include_str!("moment-timezone-with-data.min.js"),
+                include_str!("moment-timezone-with-data-1970-2030.min.js"),
             ),
         ],
     },
