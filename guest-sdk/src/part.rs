@@ -73,8 +73,10 @@ impl<T: for<'de> Deserialize<'de> + Default> Part<T> {
     /// The parsed value, parsing it now if it was not yet.
     fn value(&self) -> &T {
         self.parsed.get_or_init(|| match &self.raw {
-            // The text is a JSON object (checked when it was read), and the part types
-            // read any object (the lenient structs never refuse one): this cannot fail.
+            // The text is a JSON object (checked when it was read), the part types read
+            // any object (the lenient structs never refuse one), and the host refuses
+            // messages nested deeper than 100 levels, below serde_json's limit of 128:
+            // this cannot fail.
             Some(raw) => serde_json::from_str(raw.get()).unwrap_or_default(),
             None => T::default(),
         })
