@@ -3,11 +3,10 @@
 
 use segfn_sdk::schemars::{self, JsonSchema};
 use segfn_sdk::{
-    Error, Function, HandlerResult, Identify, OrError, Request, Response, Secret, Track, fetch,
-    info,
+    Error, Function, HandlerResult, Identify, Object, OrError, Part, Request, Response, Secret,
+    Track, fetch, info,
 };
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 /// The settings a customer fills in when they add the destination in Segment. Each
 /// field's doc comment is its description in `segfn schema` and `segfn docs`.
@@ -27,6 +26,29 @@ fn default_endpoint() -> String {
     "https://api.partner.example/v1".into()
 }
 
+/// What the partner's `/events` endpoint takes. An event's `properties` (and traits,
+/// below) are a `Part`: the JSON text they arrived as, copied into the body without
+/// being parsed, exact numbers and key order included.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerEvent<'a> {
+    pub event: &'a str,
+    pub user_id: &'a str,
+    pub properties: &'a Part<Object>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<&'a str>,
+}
+
+/// What the partner's `/users` endpoint takes.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerUser<'a> {
+    pub user_id: &'a str,
+    pub traits: &'a Part<Object>,
+}
+
 /// The function. Each handler left out answers `EventNotSupported`, as in Segment.
 #[derive(Debug)]
 pub struct {{Name}};
@@ -35,23 +57,23 @@ impl Function for {{Name}} {
     type Settings = Settings;
 
     fn on_track(event: Track, settings: &Settings) -> HandlerResult {
-        let body = json!({
-            "event": event.event().or_invalid_payload("track event has no name")?,
-            "userId": user(event.user_id(), event.anonymous_id())?,
-            "properties": event.properties(),
-            "timestamp": event.timestamp(),
-            "messageId": event.message_id(),
-        });
+        let body = PartnerEvent {
+            event: event.event().or_invalid_payload("track event has no name")?,
+            user_id: user(event.user_id(), event.anonymous_id())?,
+            properties: event.properties(),
+            timestamp: event.timestamp(),
+            message_id: event.message_id(),
+        };
         send(settings, "events", &body)?;
-        info!("sent {}", body["event"]);
+        info!("sent {:?}", body.event);
         Ok(None)
     }
 
     fn on_identify(event: Identify, settings: &Settings) -> HandlerResult {
-        let body = json!({
-            "userId": user(event.user_id(), event.anonymous_id())?,
-            "traits": event.traits(),
-        });
+        let body = PartnerUser {
+            user_id: user(event.user_id(), event.anonymous_id())?,
+            traits: event.traits(),
+        };
         send(settings, "users", &body)?;
         Ok(None)
     }
@@ -68,7 +90,7 @@ fn user<'a>(user_id: Option<&'a str>, anonymous_id: Option<&'a str>) -> Result<&
 /// than 501 are retried by Segment, any other answer rejects the event. (That is what
 /// `response.error_for_status()` does; the `match` is written out to be changed for
 /// your partner's API.)
-fn send(settings: &Settings, path: &str, body: &serde_json::Value) -> Result<Response, Error> {
+fn send(settings: &Settings, path: &str, body: &impl Serialize) -> Result<Response, Error> {
     let url = format!("{}/{path}", settings.endpoint.trim_end_matches('/'));
     let request = Request::post(url)
         .bearer_auth(settings.api_key.expose())
@@ -94,6 +116,7 @@ segfn_sdk::export!({{Name}}, schema);
 mod tests {
     use super::*;
     use segfn_sdk::{OutcomeKind, testing};
+    use serde_json::json;
 
     fn settings() -> serde_json::Value {
         json!({"apiKey": "test-key", "endpoint": "https://partner.test/v1"})
