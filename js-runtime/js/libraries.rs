@@ -45,6 +45,20 @@ pub const LIBRARIES: &[Library] = &[
         files: &[("segfn:oauth.js", include_str!("oauth.js"))],
     },
     Library {
+        global: "libphonenumberjslib",
+        files: &[
+            (
+                "segfn:libphonenumber-js.js",
+                include_str!("libphonenumber-min.js"),
+            ),
+            (
+                "segfn:libphonenumberjslib.js",
+                // Segment's name for it; the bundle defines `libphonenumber`.
+                "globalThis.libphonenumberjslib = { libphonenumberjs: libphonenumber }; delete globalThis.libphonenumber;",
+            ),
+        ],
+    },
+    Library {
         global: "xml",
         files: &[("segfn:xml.js", include_str!("xml.js"))],
     },

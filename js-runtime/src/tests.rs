@@ -1281,3 +1281,25 @@ fn oauth_signs_and_requests_as_node_does() {
         Some("application/x-www-form-urlencoded")
     );
 }
+
+#[test]
+fn libphonenumber_js_is_there_under_segments_name() {
+    // Node 20 with libphonenumber-js 1.13.18 (`require('libphonenumber-js')`).
+    assert_eq!(
+        eval(
+            "(() => { const l = libphonenumberjslib.libphonenumberjs; const p = l.parsePhoneNumber('+12133734253');\n\
+             return [p.number, p.country, p.formatInternational(), p.formatNational(), l.isValidPhoneNumber('+12133734253'),\n\
+                     l.parsePhoneNumberFromString('8 (800) 555-35-35', 'RU').number, l.isValidPhoneNumber('123'), l.formatIncompletePhoneNumber('+12133')]; })()"
+        ),
+        json!([
+            "+12133734253",
+            "US",
+            "+1 213 373 4253",
+            "(213) 373-4253",
+            true,
+            "+78005553535",
+            false,
+            "+1 213 3"
+        ])
+    );
+}
