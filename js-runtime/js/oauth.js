@@ -1216,6 +1216,8 @@ function legacyUrl(text, parseQuery) {
 // Node's `http`/`https` `request(options, [callback])` over the runtime's fetch, the part
 // packages use: `write`, `end`, the 'response' and 'error' events, and a response that
 // emits 'data' and 'end' (and 'close'). The request is sent when `end()` is called.
+// Unlike Node's http, a redirect is followed by the host (its allow-list rechecked at
+// each hop), so a package sees the final answer.
 function httpModule(protocol) {
   function request(options, callback) {
     const req = new EventEmitter();
