@@ -186,7 +186,7 @@ pub const fn unpack(packed: u64) -> (u32, u32) {
 
 /// What the host hands to `segfn_handle`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(try_from = "EnvelopeWire")]
+#[serde(try_from = "EnvelopeWire<Value>")]
 pub struct Envelope {
     /// Always [`VERSION`].
     pub abi: u32,
@@ -270,58 +270,47 @@ pub fn envelope_json<S: AsRef<str>>(call: RawCall<'_, S>, settings: &str) -> Vec
 // pass over every message, and several times slower with exact numbers. Their field names
 // follow the written ones above; `wire_forms_read_back` checks that they agree.
 
-/// An [`Envelope`] as it is read: every field at the top level.
+/// An [`Envelope`] as it is read: every field at the top level. Its messages are `M`:
+/// [`Value`]s for an [`Envelope`], or in a guest `&RawValue`s, the envelope's own text,
+/// each read by [`crate::Event::from_json`] with no tree in between.
 #[derive(Deserialize)]
-struct EnvelopeWire {
-    abi: u32,
-    call: CallKind,
-    #[serde(default)]
-    event: Option<Value>,
-    #[serde(default)]
-    events: Option<Vec<Value>>,
-    #[serde(default)]
-    request: Option<Value>,
-    settings: Value,
-}
-
-/// An [`Envelope`] as a guest reads it: the messages stay the envelope's own text, each
-/// read by [`crate::Event::from_json`] with no tree in between.
-#[derive(Deserialize)]
-pub(crate) struct EnvelopeText<'a> {
+pub(crate) struct EnvelopeWire<M> {
     pub(crate) abi: u32,
     call: CallKind,
-    #[serde(borrow, default)]
-    event: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
-    events: Option<Vec<&'a serde_json::value::RawValue>>,
+    #[serde(default = "none")]
+    event: Option<M>,
+    #[serde(default = "none")]
+    events: Option<Vec<M>>,
     #[serde(default)]
     request: Option<Value>,
     pub(crate) settings: Value,
 }
 
-/// The call of an [`EnvelopeText`].
-pub(crate) enum CallText<'a> {
-    Event(&'a str),
-    Batch(Vec<&'a str>),
+/// `None`, for `#[serde(default)]` on fields of a generic type without `Default`.
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// The call of an [`EnvelopeWire`], with its messages as they were read.
+pub(crate) enum CallOf<M> {
+    Event(M),
+    Batch(Vec<M>),
     Request(Value),
 }
 
-impl<'a> EnvelopeText<'a> {
+impl<M> EnvelopeWire<M> {
     /// The call, or what is missing for it.
-    pub(crate) fn call(&mut self) -> Result<CallText<'a>, String> {
+    pub(crate) fn take_call(&mut self) -> Result<CallOf<M>, String> {
         Ok(match self.call {
             CallKind::Event => {
-                CallText::Event(self.event.ok_or("an event call without its event")?.get())
+                CallOf::Event(self.event.take().ok_or("an event call without its event")?)
             }
-            CallKind::Batch => CallText::Batch(
+            CallKind::Batch => CallOf::Batch(
                 self.events
                     .take()
-                    .ok_or("a batch call without its events")?
-                    .into_iter()
-                    .map(|raw| raw.get())
-                    .collect(),
+                    .ok_or("a batch call without its events")?,
             ),
-            CallKind::Request => CallText::Request(
+            CallKind::Request => CallOf::Request(
                 self.request
                     .take()
                     .ok_or("a request call without its request")?,
@@ -339,18 +328,13 @@ enum CallKind {
     Request,
 }
 
-impl TryFrom<EnvelopeWire> for Envelope {
+impl TryFrom<EnvelopeWire<Value>> for Envelope {
     type Error = String;
-    fn try_from(wire: EnvelopeWire) -> Result<Envelope, String> {
-        let call = match (wire.call, wire.event, wire.events, wire.request) {
-            (CallKind::Event, Some(event), ..) => Call::Event { event },
-            (CallKind::Batch, _, Some(events), _) => Call::Batch { events },
-            (CallKind::Request, .., Some(request)) => Call::Request { request },
-            (CallKind::Event, None, ..) => return Err("an event call without its event".into()),
-            (CallKind::Batch, _, None, _) => return Err("a batch call without its events".into()),
-            (CallKind::Request, .., None) => {
-                return Err("a request call without its request".into());
-            }
+    fn try_from(mut wire: EnvelopeWire<Value>) -> Result<Envelope, String> {
+        let call = match wire.take_call()? {
+            CallOf::Event(event) => Call::Event { event },
+            CallOf::Batch(events) => Call::Batch { events },
+            CallOf::Request(request) => Call::Request { request },
         };
         Ok(Envelope {
             abi: wire.abi,

@@ -1,11 +1,12 @@
 //! The `Function` trait authors implement, and the dispatch from an envelope to it.
 
-use crate::abi::{CallText, EnvelopeText, EventResult, GuestResult, OutcomeKind, VERSION};
+use crate::abi::{CallOf, EnvelopeWire, EventResult, GuestResult, OutcomeKind, VERSION};
 use crate::error::Error;
 use crate::event::{Alias, Delete, Event, Group, Identify, Page, Screen, Track};
 use crate::source::{Emitted, Segment, WebhookRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
 /// What a handler returns: `Ok(None)` when done, `Ok(Some(event))` to forward an event
 /// (insert functions), or an [`Error`].
@@ -295,7 +296,7 @@ impl<'a> ResultJson<'a> {
 
 /// Reads an envelope and runs it through `F`.
 pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
-    let mut envelope: EnvelopeText = match serde_json::from_slice(input) {
+    let mut envelope: EnvelopeWire<&RawValue> = match serde_json::from_slice(input) {
         Ok(envelope) => envelope,
         Err(e) => {
             return Handled::failed(Error::Other(format!(
@@ -309,7 +310,7 @@ pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
             envelope.abi
         )));
     }
-    let call = match envelope.call() {
+    let call = match envelope.take_call() {
         Ok(call) => call,
         Err(e) => {
             return Handled::failed(Error::Other(format!(
@@ -325,12 +326,12 @@ pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
         }
     };
     match call {
-        CallText::Event(event) => Handled::Event(Box::new(match Event::from_json(event) {
+        CallOf::Event(event) => Handled::Event(Box::new(match Event::from_json(event.get()) {
             Ok(event) => dispatch::<F>(event, &settings),
             Err(e) => Err(Error::Other(e)),
         })),
-        CallText::Batch(events) => run_batch::<F>(events, &settings),
-        CallText::Request(request) => {
+        CallOf::Batch(events) => run_batch::<F>(events, &settings),
+        CallOf::Request(request) => {
             Handled::Request(WebhookRequest::from_value(request).and_then(|request| {
                 let mut segment = Segment::default();
                 F::on_request(request, &settings, &mut segment)?;
@@ -340,13 +341,13 @@ pub(crate) fn run_envelope<F: Function + ?Sized>(input: &[u8]) -> Handled {
     }
 }
 
-fn run_batch<F: Function + ?Sized>(events: Vec<&str>, settings: &F::Settings) -> Handled {
+fn run_batch<F: Function + ?Sized>(events: Vec<&RawValue>, settings: &F::Settings) -> Handled {
     // Events that are not messages get their own result; the batch handler sees the rest,
     // and its results are put back in their input positions.
     let mut slots: Vec<Option<HandlerResult>> = Vec::with_capacity(events.len());
     let mut parsed = Vec::with_capacity(events.len());
     for text in events {
-        match Event::from_json(text) {
+        match Event::from_json(text.get()) {
             Ok(event) => {
                 slots.push(None);
                 parsed.push(event);
