@@ -42,18 +42,29 @@ trait Field: Sized {
     }
 }
 
-/// Reads the next value of a map as a part: its text when it is an object.
-fn read_part<'de, A: MapAccess<'de>, T>(map: &mut A) -> Result<Result<Part<T>, Value>, A::Error> {
-    let raw: Box<RawValue> = map.next_value()?;
-    crate::part::classify(raw).map_err(A::Error::custom)
+/// What a part holds: a type read from any JSON object ([`Object`], [`Context`]).
+trait FromObject {
+    fn from_map(map: Object) -> Self;
 }
 
-impl Field for Part<Object> {
-    fn from_json(value: Value) -> Result<Self, Value> {
-        Object::from_json(value).map(Part::from)
+impl FromObject for Object {
+    fn from_map(map: Object) -> Self {
+        map
     }
+}
+
+impl<T: FromObject> Field for Part<T> {
+    fn from_json(value: Value) -> Result<Self, Value> {
+        match value {
+            Value::Object(map) => Ok(Part::from(T::from_map(map))),
+            other => Err(other),
+        }
+    }
+
+    /// A part is read as its text when it is an object.
     fn read<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Result<Self, Value>, A::Error> {
-        read_part(map)
+        let raw: Box<RawValue> = map.next_value()?;
+        crate::part::classify(raw).map_err(A::Error::custom)
     }
 }
 
@@ -588,15 +599,9 @@ lenient! {
     }
 }
 
-impl Field for Part<Context> {
-    fn from_json(value: Value) -> Result<Self, Value> {
-        match value {
-            Value::Object(map) => Ok(Part::from(Context::from_object(map))),
-            other => Err(other),
-        }
-    }
-    fn read<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Result<Self, Value>, A::Error> {
-        read_part(map)
+impl FromObject for Context {
+    fn from_map(map: Object) -> Self {
+        Context::from_object(map)
     }
 }
 
