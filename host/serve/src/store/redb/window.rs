@@ -14,8 +14,7 @@ use crate::store::{Marked, MessageKey, StoreError, now_ms, outcome_code, outcome
 use redb::{Database, ReadableDatabase as _, ReadableTable, TableDefinition, WriteTransaction};
 use segfn_sdk::abi::OutcomeKind;
 use sha2::Digest as _;
-use std::collections::HashMap;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -139,6 +138,7 @@ impl Dedupe {
         txn.open_table(SEEN).map_err(store_error)?;
         txn.open_table(ORDER).map_err(store_error)?;
         txn.open_table(COUNTS).map_err(store_error)?;
+        txn.open_table(OUTCOMES).map_err(store_error)?;
         let _ = txn.delete_table(LEGACY);
         txn.commit().map_err(store_error)?;
         let db = Arc::new(db);
@@ -204,22 +204,14 @@ impl Dedupe {
             self.window,
             keys,
         )?;
-        let outcomes = match txn.open_table(OUTCOMES) {
-            Ok(table) => Some(table),
-            // No failure recorded yet in this file.
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(store_error(e)),
-        };
+        let outcomes = txn.open_table(OUTCOMES).map_err(store_error)?;
         seen.into_iter()
             .map(|key| {
-                let code = match &outcomes {
-                    Some(table) => table
-                        .get(&key.0[..])
-                        .map_err(store_error)?
-                        .map(|v| v.value()),
-                    None => None,
-                };
-                Ok((key, code.map_or(OutcomeKind::Success, outcome_of)))
+                let code = outcomes.get(&key.0[..]).map_err(store_error)?;
+                Ok((
+                    key,
+                    code.map_or(OutcomeKind::Success, |c| outcome_of(c.value())),
+                ))
             })
             .collect()
     }
