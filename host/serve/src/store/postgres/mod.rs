@@ -540,7 +540,7 @@ impl Store for PgStore {
     fn mark(
         &self,
         tenant: &str,
-        keys: Vec<(MessageKey, OutcomeKind)>,
+        mut keys: Vec<(MessageKey, OutcomeKind)>,
     ) -> BoxFuture<'_, Result<Marked, StoreError>> {
         let tenant = tenant.to_owned();
         async move {
@@ -548,7 +548,6 @@ impl Store for PgStore {
                 return Ok(Marked::default());
             }
             // Sorted: concurrent marks lock their keys in one order.
-            let mut keys = keys;
             keys.sort_unstable_by_key(|(k, _)| k.0);
             keys.dedup_by_key(|(k, _)| k.0);
             let bytes: Vec<Vec<u8>> = keys.iter().map(|(k, _)| k.0.to_vec()).collect();

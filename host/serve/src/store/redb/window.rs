@@ -204,6 +204,10 @@ impl Dedupe {
             self.window,
             keys,
         )?;
+        if seen.is_empty() {
+            // The usual case: no repeat, nothing more to read.
+            return Ok(HashMap::new());
+        }
         let outcomes = txn.open_table(OUTCOMES).map_err(store_error)?;
         seen.into_iter()
             .map(|key| {
