@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
 
-/// The runtime guest's own export that evaluates the globals and the script.
 /// Segment's preloaded libraries given to a script that names them.
 #[path = "../../../js-runtime/js/libraries.rs"]
 mod libraries;
 
+/// The runtime guest's own export that evaluates the globals and the script.
 const INIT_EXPORT: &str = "segfn_js_init";
 
 /// Where a prebuilt runtime guest may be named instead of built from `js-runtime/`.
