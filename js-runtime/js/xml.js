@@ -367,10 +367,7 @@ function httpModule(protocol) {
     const req = new EventEmitter();
     const chunks = [];
     if (typeof callback === 'function') req.on('response', callback);
-    req.setHeader = (name, value) => { options.headers = Object.assign({}, options.headers, { [name]: value }); };
     req.write = (chunk) => { if (chunk !== undefined && chunk !== null) chunks.push(Buffer.from(chunk)); return true; };
-    req.setTimeout = () => req;
-    req.abort = req.destroy = () => req;
     req.end = (chunk) => {
       req.write(chunk);
       const host = options.hostname || options.host;
@@ -402,7 +399,7 @@ function httpModule(protocol) {
     };
     return req;
   }
-  return { request, get: (options, callback) => { const r = request(options, callback); r.end(); return r; } };
+  return { request };
 }
 
 // What the packages read of Node's `process`, in their scope only.
@@ -464,7 +461,7 @@ const node = {
   fs: {},
   http: httpModule('http:'),
   https: httpModule('https:'),
-  url: { parse: legacyUrl, format: (u) => (typeof u === 'string' ? u : u.href) },
+  url: { parse: legacyUrl },
   querystring: {
     stringify(object, sep = '&', eq = '=') {
       const escape = (v) => encodeURIComponent(v);
@@ -488,8 +485,6 @@ const node = {
       }
       return out;
     },
-    escape: (v) => encodeURIComponent(v),
-    unescape: (v) => decodeURIComponent(v),
   },
   timers: {
     setImmediate: (fn, ...args) => setTimeout(fn, 0, ...args),
