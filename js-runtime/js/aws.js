@@ -68,7 +68,11 @@
   function credentialsOf(client) {
     const c = client.config.credentials || config.credentials;
     if (!c || !c.accessKeyId || !c.secretAccessKey) {
-      const err = new Error('Missing credentials in config, if using AWS_CONFIG_FILE, set AWS_SDK_LOAD_CONFIG=1');
+      // aws-sdk's code; the message says where a function's keys come from here (no
+      // environment or config files): its settings, handed to the client or the config.
+      const err = new Error(
+        'Missing credentials in config: pass accessKeyId and secretAccessKey (from the settings) ' +
+        'to the client, e.g. new AWS.S3({accessKeyId, secretAccessKey}), or to AWS.config.update({...})');
       err.code = 'CredentialsError';
       throw err;
     }

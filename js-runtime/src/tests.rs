@@ -1303,3 +1303,17 @@ fn libphonenumber_js_is_there_under_segments_name() {
         ])
     );
 }
+
+#[test]
+fn aws_without_credentials_says_where_they_come_from() {
+    let (value, sent) = aws_requests(
+        "new AWS.S3({region: 'us-west-2'}).putObject({Bucket: 'b', Key: 'k', Body: 'x'}).promise().catch((e) => [e.code, e.message])",
+        |_| Response::new(200),
+    );
+    assert_eq!(value[0], "CredentialsError");
+    assert!(
+        value[1].as_str().unwrap().contains("accessKeyId"),
+        "{value}"
+    );
+    assert!(sent.is_empty(), "nothing is sent unsigned");
+}
