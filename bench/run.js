@@ -51,6 +51,8 @@ const REPLAY_RATES = [100, 1000];
 // Durable mode: single-event deliveries at this many connections, as in DURABLE.md.
 const DURABLE_CONNECTIONS = 64;
 const IN_FLIGHT = 1000;
+// What logs and traces cost: single events at this many connections.
+const TELEMETRY_CONNECTIONS = 16;
 const PARTNER_DELAY_MS = 3000;
 // Webhooks to a source function: connections, the URL's token and the event header.
 const SOURCE_CONNECTIONS = 16;
@@ -103,10 +105,10 @@ function segfnConfig(port, partnerPort, store, settings) {
 async function startServer(
   name,
   partnerPort,
-  { store = path.join(tmp, 'store.redb'), client = 'agent', fn = 'forwarder' } = {},
+  { store = path.join(tmp, 'store.redb'), client = 'agent', fn = 'forwarder', env: extra = {}, tag = '' } = {},
 ) {
   const port = await proc.freePort();
-  const logFile = path.join(tmp, `${name}-${fn}.log`);
+  const logFile = path.join(tmp, `${name}-${fn}${tag}.log`);
   // Two bulk requests for a batch of 1,000: a partner's bulk API takes a few hundred.
   const settings = { apiKey: PARTNER_KEY, endpoint: `http://127.0.0.1:${partnerPort}/v1` };
   if (fn === 'bulk') settings.maxEventsPerRequest = 500;
@@ -115,7 +117,7 @@ async function startServer(
     const config = segfnConfig(port, partnerPort, store, settings);
     p = await proc.start(opts.segfn, ['serve', path.join(tmp, `${fn}.wasm`), '--config', config], {
       // The module cache lives under $XDG_CACHE_HOME/wasmtime: one for this run only.
-      env: { XDG_CACHE_HOME: path.join(tmp, 'xdg-cache') },
+      env: { XDG_CACHE_HOME: path.join(tmp, 'xdg-cache'), ...extra },
       log: logFile,
       port,
       path: '/readyz',
@@ -218,6 +220,37 @@ async function inFlightRss(name, partner, env) {
   return { idle_mib: idle, in_flight_mib: rss, peak_mib: peak, max_pending_at_partner: pending, wrk: run };
 }
 
+// segfn at TELEMETRY_CONNECTIONS with its log lines as by default, off ($SEGFN_LOG=off;
+// the counters stay), and with traces sent to bench/otlp-sink.js ($SEGFN_OTLP_ENDPOINT),
+// each a fresh server warmed up first.
+async function telemetryCost(partner, env) {
+  const sinkPort = await proc.freePort();
+  const sink = await proc.start('node', [path.join(__dirname, 'otlp-sink.js')], {
+    env: { PORT: String(sinkPort) },
+    log: path.join(tmp, 'otlp-sink.log'),
+    port: sinkPort,
+    path: '/stats',
+  });
+  const variants = {
+    default: {},
+    logs_off: { SEGFN_LOG: 'off' },
+    traces: { SEGFN_OTLP_ENDPOINT: `http://127.0.0.1:${sinkPort}` },
+  };
+  const out = { connections: TELEMETRY_CONNECTIONS };
+  for (const [key, extra] of Object.entries(variants)) {
+    const server = await startServer('segfn', partner.port, { env: extra, tag: `-${key}` });
+    await load.wrk(server, { connections: TELEMETRY_CONNECTIONS, seconds: PLAN.warmup }, env);
+    log(`telemetry: ${key}, ${TELEMETRY_CONNECTIONS} connections`);
+    out[key] = await load.wrk(server, { connections: TELEMETRY_CONNECTIONS, seconds: PLAN.throughput }, env);
+    log(`  ${Math.round(out[key].rps)} requests/s`);
+    await proc.stop(server);
+  }
+  // Stopping the traced server sent its last spans: what the collector received.
+  out.sink = JSON.parse((await proc.get(sinkPort, '/stats')).body);
+  await proc.stop(sink);
+  return out;
+}
+
 // JSON lines printed by a translation benchmark, its stderr (log lines) discarded.
 function translationLines(command, args) {
   return new Promise((resolve, reject) => {
@@ -312,6 +345,10 @@ async function main() {
     runs.hwm_after_load = { ...runs.hwm_after_load, [name]: proc.memMiB(servers[name].pid, 'VmHWM') };
     await proc.stop(servers[name]);
   }
+
+  // What segfn's own telemetry costs (segfn only): the default (a log line per event,
+  // counters), log lines off, and every delivery traced to a local OTLP collector.
+  runs.telemetry = await telemetryCost(partner, env);
 
   // functions/bulk: every event translated, one bulk request per 500 events.
   runs.bulk = { segfn: {}, baseline: {} };

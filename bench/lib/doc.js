@@ -57,6 +57,33 @@ ${rows.join('\n')}
 `;
 }
 
+// What segfn's own log lines and traces cost (segfn against itself): a table of its own.
+function telemetrySection(runs) {
+  const t = runs.telemetry;
+  if (!t) return '';
+  const per = (r) => (r.cpu_s[0] / r.requests) * 1e6;
+  const n = (x) => Math.round(x).toLocaleString('en-US');
+  const row = (label, r) =>
+    `| ${label} | ${n(r.rps)} | ${n(per(r))} | ${(r.rps / t.default.rps).toFixed(2)}× | ${(per(r) / per(t.default)).toFixed(2)}× | ${r.non2xx + r.errors} |`;
+  return `
+## What segfn's own telemetry costs
+
+The forwarder, single events at ${t.connections} connections for ${runs.plan.throughput} s, each
+configuration a fresh \`segfn serve\` warmed up first: as by default (a log line per
+event at \`info\`, the Prometheus counters), with its log lines off (\`SEGFN_LOG=off\`;
+the counters stay), and with every delivery traced (\`--otlp-endpoint\`: a span per
+delivery, invocation and fetch, batched and sent over OTLP/HTTP to \`bench/otlp-sink.js\`
+on 127.0.0.1, which received ${n(t.sink.exports)} exports, ${n(t.sink.bytes / 1024)} KiB in all).
+CPU is segfn's own per request; ratios against the default row.
+
+| configuration | requests/s | CPU per request (µs) | requests/s ratio | CPU ratio | non-2xx or errors |
+|---|---:|---:|---:|---:|---:|
+${row('default: log lines and counters', t.default)}
+${row('log lines off', t.logs_off)}
+${row('traces on (every delivery)', t.traces)}
+`;
+}
+
 function markdown({ lines, problems, info, runs, eventBytes, wasmBytes, jsWasmBytes }) {
   const p = runs.plan;
   const { rate } = runs.latency;
@@ -91,7 +118,7 @@ batch rows, below 1 in every other row. Each figure comes from a single run of i
 measure; expect some spread between runs on a 2-core virtual machine.
 
 ${table}
-${notes}${replaySection(runs)}${durableSection(runs)}
+${notes}${replaySection(runs)}${durableSection(runs)}${telemetrySection(runs)}
 ## What runs
 
 - **Partner API** (\`bench/partner.js\`): Node's \`node:http\` on 127.0.0.1, reads each

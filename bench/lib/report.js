@@ -190,6 +190,16 @@ function write(runs, { root, quick, eventBytes, wasmBytes, jsWasmBytes }) {
     );
   }
 
+  const t = runs.telemetry;
+  if (t) {
+    const per = (r) => (r.cpu_s[0] / r.requests) * 1e6;
+    for (const key of ['default', 'logs_off', 'traces']) {
+      process.stdout.write(
+        `telemetry ${key}: ${fmt(t[key].rps)} requests/s, ${fmt(per(t[key]))} µs CPU per request (${t.connections} connections)\n`,
+      );
+    }
+  }
+
   const outDir = path.join(root, 'target', 'bench');
   fs.mkdirSync(outDir, { recursive: true });
   const results = {

@@ -21,4 +21,5 @@ mod serve;
 mod sources;
 mod store;
 mod support;
+mod traces;
 mod webhooks;

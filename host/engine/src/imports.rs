@@ -9,7 +9,7 @@ use crate::fetch::{FetchFailure, FetchResponse, TraceEntry};
 use crate::invocation::{InvocationState, MAX_LOG_LINES, Phase};
 use crate::redact::{MAX_SECRET_BYTES, MAX_SECRET_VALUE_BYTES, MAX_SECRET_VALUES};
 use crate::report::LogLine;
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use segfn_sdk::abi::{self, FetchErrorKind, FetchRequestHead, FetchResponseHead, LogLevel};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Extern, Linker, Memory, Trap};
@@ -410,9 +410,13 @@ async fn perform<F: AsRef<[u8]>>(
             traced: state.fetches <= max.saturating_add(1),
         });
     }
-    let (client, deadline) = {
+    let (client, deadline, redactor) = {
         let state = caller.data();
-        (state.options.client.clone(), state.deadline)
+        (
+            state.options.client.clone(),
+            state.deadline,
+            state.options.redactor.clone(),
+        )
     };
     // Owned jobs: the futures must be `Send` for any lifetime of the caller's borrow.
     let jobs: Vec<_> = planned
@@ -422,7 +426,9 @@ async fn perform<F: AsRef<[u8]>>(
     let max_body = limits.response_body_bytes;
     let outcomes: Vec<FetchDone> =
         futures_util::stream::iter(jobs.into_iter().map(|(head, body, refusal)| {
+            let span = fetch_span(&head, &redactor);
             send_one(client.clone(), head, body, refusal, deadline, max_body)
+                .map(move |done| record_fetch(span, done))
         }))
         .buffered(FETCH_CONCURRENCY)
         .map(within(limits.memory_bytes))
@@ -484,6 +490,46 @@ fn within(mut room: usize) -> impl FnMut(FetchDone) -> FetchDone {
         }
         Err(_) => sent,
     }
+}
+
+/// A span for one request (`[server.traces]`), its URL redacted as the report's
+/// request trace shows it; nothing is built when no subscriber takes it.
+fn fetch_span(head: &FetchRequestHead, redactor: &crate::redact::Redactor) -> tracing::Span {
+    let span = tracing::info_span!(
+        "fetch",
+        otel.kind = "client",
+        http.request.method = head.method.as_str(),
+        url.full = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        span.record("url.full", redactor.redact(&head.url).as_ref());
+    }
+    span
+}
+
+/// Ends a request's span with how the request ended. (The span is entered only here:
+/// the request runs among others of a `fetch_all`, and its time in the span is from
+/// the span's creation, as it was sent, to now.)
+fn record_fetch(span: tracing::Span, done: FetchDone) -> FetchDone {
+    if !span.is_disabled() {
+        match &done.result {
+            Ok(response) => {
+                span.record("http.response.status_code", i64::from(response.status));
+                if response.status >= 400 {
+                    span.record("error.type", i64::from(response.status));
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(failure) => {
+                span.record("error.type", failure.kind.as_str());
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+    }
+    done
 }
 
 /// Sends one request unless it was refused; returns when it started, where it was

@@ -10,7 +10,28 @@ use crate::runtime::LoadedFunction;
 use segfn_sdk::abi::{self, Call, GuestResult, LogLevel, RawCall};
 use serde_json::Value;
 use std::time::Instant;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 use wasmtime::{Store, Trap};
+
+/// Puts what the (redacted) report says in the invocation's span, if it is traced.
+// Numbers are recorded as `i64`: OpenTelemetry has no unsigned integers, and
+// tracing-opentelemetry would write a `u64` as text.
+fn record_in(span: &tracing::Span, report: &Report) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("segfn.outcome", report.outcome.kind.as_str());
+    span.record("segfn.instructions", report.stats.instructions as i64);
+    span.record("segfn.memory_bytes", report.stats.memory_bytes as i64);
+    if let Some(fault) = report.fault {
+        span.record("segfn.fault", fault.as_str());
+        span.record("otel.status_code", "ERROR");
+        if let Some(message) = &report.outcome.message {
+            span.record("otel.status_description", message.as_str());
+        }
+    }
+}
 
 /// How the guest part of an invocation ended before it is turned into a report.
 enum Ended {
@@ -55,6 +76,24 @@ impl LoadedFunction {
             RawCall::Event(_) | RawCall::Request(_) => None,
         };
         let request = matches!(call, RawCall::Request(_));
+        // A span for tracing (`[server.traces]`): nothing is built when no subscriber
+        // takes it. Its fields are the report's, which say nothing a customer's
+        // secrets could be in but the redacted fault message.
+        let span = tracing::info_span!(
+            "invocation",
+            segfn.call = match &call {
+                RawCall::Event(_) => "event",
+                RawCall::Batch(_) => "batch",
+                RawCall::Request(_) => "request",
+            },
+            segfn.batch_size = batch_len.map(|n| n as i64),
+            segfn.outcome = Empty,
+            segfn.fault = Empty,
+            segfn.instructions = Empty,
+            segfn.memory_bytes = Empty,
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+        );
         // A batch may make the per-event number of fetches for each of its events.
         let max_fetches = options
             .limits
@@ -64,16 +103,15 @@ impl LoadedFunction {
         let input = abi::envelope_json(call, settings);
 
         // The timeout covers what epochs cannot interrupt: time inside `fetch`.
-        let ended =
-            match tokio::time::timeout(options.limits.deadline, self.run(&mut store, &input)).await
-            {
-                Ok(Ok(result)) => Ended::Returned(result),
-                Ok(Err(error)) => {
-                    let (outcome, fault) = failure_outcome(&error, store.data(), &options.limits);
-                    Ended::Failed(outcome, fault)
-                }
-                Err(_) => Ended::Failed(deadline_outcome(&options.limits), Fault::Deadline),
-            };
+        let run = tokio::time::timeout(options.limits.deadline, self.run(&mut store, &input));
+        let ended = match run.instrument(span.clone()).await {
+            Ok(Ok(result)) => Ended::Returned(result),
+            Ok(Err(error)) => {
+                let (outcome, fault) = failure_outcome(&error, store.data(), &options.limits);
+                Ended::Failed(outcome, fault)
+            }
+            Err(_) => Ended::Failed(deadline_outcome(&options.limits), Fault::Deadline),
+        };
 
         let instructions =
             options.limits.instructions.unwrap_or(u64::MAX) - store.get_fuel().unwrap_or(0);
@@ -119,6 +157,7 @@ impl LoadedFunction {
             },
         };
         report.redact(&redactor);
+        record_in(&span, &report);
         report
     }
 

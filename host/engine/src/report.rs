@@ -55,6 +55,20 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Lower-case name, as serialized in reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Fault::Deadline => "deadline",
+            Fault::Memory => "memory",
+            Fault::Instructions => "instructions",
+            Fault::Output => "output",
+            Fault::Abi => "abi",
+            Fault::Panic => "panic",
+            Fault::Trap => "trap",
+            Fault::Host => "host",
+        }
+    }
+
     /// Limits that a batch can hit as a whole although each of its events would fit:
     /// such a batch is worth retrying (or splitting), not dropping.
     pub fn is_size_limit(self) -> bool {

@@ -85,6 +85,35 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Or: the environment variable holding it (read by `segfn serve`).
     pub admin_token_env: Option<String>,
+    /// `[server.traces]`: OpenTelemetry spans sent to a collector; off without an endpoint.
+    pub traces: TracesConfig,
+}
+
+/// `[server.traces]`: spans for each delivery, invocation and `fetch`, sent over
+/// OTLP/HTTP (protobuf) to a collector. Off unless `endpoint` is set; the exporter
+/// itself belongs to the binary (`segfn serve`), which also reads the standard
+/// `OTEL_EXPORTER_OTLP_HEADERS` for a collector that wants credentials.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesConfig {
+    /// The collector's OTLP/HTTP address (`http://127.0.0.1:4318`, to which
+    /// `/v1/traces` is added) or its full traces URL.
+    pub endpoint: Option<String>,
+    /// The spans' `service.name`.
+    pub service_name: String,
+    /// The share of deliveries traced, from 0.0 to 1.0 (decided per delivery by its
+    /// trace id, so a delivery's spans are kept or dropped together).
+    pub sample_ratio: f64,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        TracesConfig {
+            endpoint: None,
+            service_name: "segfn".into(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -112,6 +141,7 @@ impl Default for ServerConfig {
             retry: super::retry::RetryConfig::default(),
             admin_token: None,
             admin_token_env: None,
+            traces: TracesConfig::default(),
         }
     }
 }
@@ -458,6 +488,24 @@ mod tests {
             "api.partner.example=http://127.0.0.1:9000"
         );
         assert!(tenants[2].allow_hosts.is_empty());
+        assert_eq!(config.server.traces, TracesConfig::default());
+    }
+
+    #[test]
+    fn traces_are_off_unless_an_endpoint_is_given_and_typos_are_refused() {
+        assert_eq!(parse("").unwrap().server.traces.endpoint, None);
+        let traces =
+            parse("[server.traces]\nendpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.25\n")
+                .unwrap()
+                .server
+                .traces;
+        assert_eq!(traces.endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        assert_eq!(
+            (traces.sample_ratio, traces.service_name.as_str()),
+            (0.25, "segfn")
+        );
+        let error = parse("[server.traces]\nendpoints = \"http://127.0.0.1:4318\"\n").unwrap_err();
+        assert!(error.contains("unknown field `endpoints`"), "{error}");
     }
 
     #[test]

@@ -109,6 +109,11 @@ pub(crate) async fn run(delivery: Delivery) -> Result<Response, Refusal> {
         permits: _permits,
     } = delivery;
     let (messages, mut plans) = plan::first_pass(&tenant.name, messages);
+    let span = tracing::Span::current();
+    span.record("segfn.events", messages.len() as i64);
+    if let [only] = messages.as_slice() {
+        span.record("segfn.message_id", only.id_for_log.as_str());
+    }
     if tenant.durable {
         return enqueue(&app, &tenant, messages, &plans, batch, &settings, started).await;
     }

@@ -22,6 +22,8 @@ use segfn_engine::input::read_delivery;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -177,15 +179,36 @@ async fn deliver(
         reason: None,
         accepted: false,
     };
-    let response = match handle(&app, method, &headers, body, &mut line).await {
+    // The delivery's span (`[server.traces]`): the invocation and its requests are
+    // its children. Nothing is built when no subscriber takes it.
+    let span = tracing::info_span!(
+        "delivery",
+        otel.kind = "server",
+        segfn.tenant = Empty,
+        segfn.message_id = Empty,
+        segfn.events = Empty,
+        segfn.refusal = Empty,
+        http.response.status_code = Empty,
+        otel.status_code = Empty,
+    );
+    let handled = handle(&app, method, &headers, body, &mut line)
+        .instrument(span.clone())
+        .await;
+    let response = match handled {
         Ok(response) => response,
         Err(refusal) => {
             line.accepted = false;
             line.reason = Some(refusal.reason());
+            span.record("segfn.refusal", refusal.reason());
             refusal.into_response()
         }
     };
-    line.status = Some(response.status().as_u16());
+    let status = response.status();
+    line.status = Some(status.as_u16());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     response
 }
 
@@ -275,6 +298,7 @@ async fn handle(
         ));
     };
     line.tenant = Some(tenant.name.clone());
+    tracing::Span::current().record("segfn.tenant", tenant.name.as_str());
 
     let json_type = text("content-type")
         .and_then(|ct| ct.split(';').next())
@@ -367,7 +391,7 @@ async fn handle(
         started: line.started,
         permits,
     };
-    match tokio::spawn(delivery::run(work)).await {
+    match tokio::spawn(delivery::run(work).in_current_span()).await {
         Ok(answered) => answered,
         Err(e) => {
             tracing::error!(error = %e, "delivery task failed");

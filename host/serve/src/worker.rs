@@ -16,6 +16,7 @@ use segfn_engine::outcome::{OutcomeKind, row};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, watch};
+use tracing::Instrument as _;
 
 /// Events claimed per tenant per round.
 const CLAIM_BATCH: usize = 16;
@@ -129,10 +130,21 @@ fn start_one(app: &Arc<AppState>, tenants: &[Arc<Tenant>], claimed: Claimed) {
         return;
     };
     let app = app.clone();
-    tokio::spawn(async move {
-        run_one(&app, &tenant, claimed, (tenant_permit, permit)).await;
-        app.wake.notify_one();
-    });
+    // A queued event's run has its own trace (`[server.traces]`): the delivery that
+    // queued it was answered long before, maybe by another replica.
+    let span = tracing::info_span!(
+        "queued event",
+        segfn.tenant = tenant.name.as_str(),
+        segfn.message_id = claimed.job.message_id.as_str(),
+        segfn.attempt = i64::from(claimed.job.attempts) + 1,
+    );
+    tokio::spawn(
+        async move {
+            run_one(&app, &tenant, claimed, (tenant_permit, permit)).await;
+            app.wake.notify_one();
+        }
+        .instrument(span),
+    );
 }
 
 /// The redactor for settings sent with a delivery (`X-Segment-Settings` merged in).

@@ -12,6 +12,7 @@ mod replay;
 mod run;
 mod schema;
 mod serve;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 use segfn_engine::outcome::{EXIT_FAILURE, EXIT_USAGE};

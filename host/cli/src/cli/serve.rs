@@ -61,6 +61,10 @@ pub(crate) struct ServeArgs {
     /// Log JSON lines instead of human-readable ones.
     #[arg(long)]
     json_logs: bool,
+    /// Send OpenTelemetry traces (a span per delivery, invocation and fetch) to this
+    /// OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (overrides [server.traces]).
+    #[arg(long, value_name = "URL", env = "SEGFN_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Durable mode for every tenant: commit each delivery to the store, answer 202,
     /// and run and retry it on this side (see [server.retry]; dead letters: `segfn dlq`).
     #[arg(long)]
@@ -125,7 +129,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("admin_token is to come from ${var}, which is not set"))?;
         config.server.admin_token = Some(token);
     }
-    init_logging(config.server.json_logs);
+    if let Some(endpoint) = &args.otlp_endpoint {
+        config.server.traces.endpoint = Some(endpoint.clone());
+    }
+    let telemetry = super::telemetry::init(config.server.json_logs, &config.server.traces).await?;
 
     let tenants: Vec<ResolvedTenant> = config.resolve_tenants(|var| std::env::var(var).ok())?;
     let function = super::run::wasm_path(&args.function, &args.target).await?;
@@ -134,7 +141,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tenants,
         function,
     };
-    segfn_serve::serve(options, |addr, tls| {
+    let served = segfn_serve::serve(options, |addr, tls| {
         let scheme = if tls { "https" } else { "http" };
         let line = format!("segfn serve: listening on {scheme}://{addr}");
         // A closed stdout must not stop the server; the address then goes to the log.
@@ -142,20 +149,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::info!("{line}");
         }
     })
-    .await?;
+    .await;
+    // Also after a failure: the spans of what was served until then are sent.
+    telemetry.shutdown().await;
+    served?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SEGFN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -32,6 +32,7 @@ use sha2::Digest as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+use tracing::Instrument as _;
 
 /// Largest webhook body, compressed or not.
 pub const MAX_WEBHOOK_BYTES: usize = 512 << 10;
@@ -48,9 +49,22 @@ pub async fn webhook(
     let started = Instant::now();
     let source = app.sources.get(&key_hash(&token)).cloned();
     let name = source.as_ref().map(|s| s.name.clone());
+    // The webhook's span (`[server.traces]`), parent of its invocation's; the token
+    // is not in it, only the source's name.
+    let span = tracing::info_span!(
+        "webhook",
+        otel.kind = "server",
+        segfn.source = name.as_deref(),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
     let answered = match source {
         None => Err(Refusal::NotFound("no webhook at this URL".into())),
-        Some(source) => handle(&app, &source, method, &headers, &uri, body).await,
+        Some(source) => {
+            handle(&app, &source, method, &headers, &uri, body)
+                .instrument(span.clone())
+                .await
+        }
     };
     let (response, outcome) = match answered {
         Ok((response, outcome)) => (response, outcome),
@@ -59,6 +73,13 @@ pub async fn webhook(
             (refusal.into_response(), "refused")
         }
     };
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     tracing::info!(
         source = name.as_deref().unwrap_or("-"),
         outcome,

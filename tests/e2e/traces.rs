@@ -1,0 +1,267 @@
+//! `[server.traces]`: the spans of `segfn serve` (delivery, invocation, fetch) reach an
+//! OTLP/HTTP collector on 127.0.0.1, parented and with the tenant and messageId, and
+//! carry none of the tenant's secrets; without the setting nothing is sent.
+
+use crate::support::{Answer, Partner, example_wasm, listening_url, segfn, segment_post, track};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
+use prost::Message as _;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const API_KEY_SECRET: &str = "sk_live_trace_api_key";
+const PATH_SECRET: &str = "tok_trace_path_secret";
+
+/// Starts `segfn serve` with the forwarder and one tenant whose settings hold two
+/// secrets (the API key by its name, the endpoint, with a token in its path, declared);
+/// `server` goes in `[server]`.
+fn serve(dir: &Path, partner: &Partner, server: &str, env: &[(&str, String)]) -> (Child, String) {
+    let config = dir.join("segfn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nstore = {store:?}\n{server}\n\
+             [[tenant]]\nname = \"acme\"\napi_key = \"key-acme\"\nallow_hosts = [{addr:?}]\n\
+             secret_settings = [\"endpoint\"]\n\
+             settings = {{ apiKey = {API_KEY_SECRET:?}, endpoint = {endpoint:?} }}\n",
+            store = dir.join("store.redb").display().to_string(),
+            addr = partner.addr.to_string(),
+            endpoint = partner.url(&format!("/acme/{PATH_SECRET}")),
+        ),
+    )
+    .unwrap();
+    let mut command = segfn();
+    command
+        .arg("serve")
+        .arg(example_wasm("forwarder"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("spawning segfn serve");
+    let base = listening_url(&mut child);
+    (child, base)
+}
+
+/// Stops the server as an operator does (SIGTERM) and waits for it to exit, which
+/// sends the spans it still holds (to a collector on this test's runtime: the wait
+/// must not block it).
+async fn stop(mut child: Child) {
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0, "sending SIGTERM");
+    let until = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < until,
+            "segfn serve did not exit on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v: &AnyValue| v.value.as_ref())
+}
+
+fn text<'a>(span: &'a Span, key: &str) -> &'a str {
+    match attribute(&span.attributes, key) {
+        Some(any_value::Value::StringValue(s)) => s,
+        other => panic!("span {:?}: {key} is {other:?}", span.name),
+    }
+}
+
+fn int(span: &Span, key: &str) -> i64 {
+    match attribute(&span.attributes, key) {
+        Some(any_value::Value::IntValue(i)) => *i,
+        other => panic!("span {:?}: {key} is {other:?}", span.name),
+    }
+}
+
+#[tokio::test]
+async fn deliveries_are_traced_to_an_otlp_collector_without_their_secrets() {
+    let partner = Partner::start().await;
+    let collector = Partner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = serve(
+        dir.path(),
+        &partner,
+        &format!(
+            "[server.traces]\nendpoint = {:?}\nservice_name = \"segfn-test\"",
+            collector.url("")
+        ),
+        &[],
+    );
+
+    let mut first = track("Signed Up", "u1");
+    first["messageId"] = "m-trace-1".into();
+    let status = segment_post(&base, "key-acme", serde_json::to_vec(&first).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    // The partner fails the second: a retry, whose reason (the partner's answer and
+    // the URL) goes to the collector as the event line in the delivery's span.
+    partner.answer(Answer::status(500));
+    let mut second = track("Signed Up", "u2");
+    second["messageId"] = "m-trace-2".into();
+    let status = segment_post(&base, "key-acme", serde_json::to_vec(&second).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 500);
+    assert_eq!(partner.received().len(), 2);
+    stop(child).await;
+
+    let exports: Vec<_> = collector
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/v1/traces")
+        .collect();
+    assert!(!exports.is_empty(), "nothing reached the collector");
+    let mut spans = Vec::new();
+    for export in &exports {
+        assert_eq!(export.method, "POST");
+        assert_eq!(export.headers["content-type"], "application/x-protobuf");
+        for secret in [API_KEY_SECRET, PATH_SECRET] {
+            assert!(
+                !export
+                    .body
+                    .windows(secret.len())
+                    .any(|w| w == secret.as_bytes()),
+                "a secret reached the collector: {secret}"
+            );
+        }
+        let request = ExportTraceServiceRequest::decode(export.body.as_slice()).unwrap();
+        for resource_spans in request.resource_spans {
+            let resource = resource_spans.resource.unwrap();
+            assert!(matches!(
+                attribute(&resource.attributes, "service.name"),
+                Some(any_value::Value::StringValue(name)) if name == "segfn-test"
+            ));
+            for scope in resource_spans.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+    }
+    let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
+    let (deliveries, invocations, fetches) =
+        (named("delivery"), named("invocation"), named("fetch"));
+    assert_eq!(
+        (deliveries.len(), invocations.len(), fetches.len()),
+        (2, 2, 2),
+        "{:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+
+    for (id, status, partner_status) in [("m-trace-1", 200, 200), ("m-trace-2", 500, 500)] {
+        let delivery = deliveries
+            .iter()
+            .find(|s| text(s, "segfn.message_id") == id)
+            .unwrap_or_else(|| panic!("no delivery span for {id}"));
+        assert_eq!(text(delivery, "segfn.tenant"), "acme");
+        assert_eq!(int(delivery, "segfn.events"), 1);
+        assert_eq!(int(delivery, "http.response.status_code"), status);
+        // The per-event log line, as an event of the delivery's span.
+        let line = delivery
+            .events
+            .iter()
+            .find(|e| e.name == "event")
+            .expect("the event's log line in its delivery's span");
+        assert!(matches!(
+            attribute(&line.attributes, "message_id"),
+            Some(any_value::Value::StringValue(m)) if m == id
+        ));
+
+        let invocation = invocations
+            .iter()
+            .find(|s| s.parent_span_id == delivery.span_id)
+            .unwrap_or_else(|| panic!("no invocation under the delivery of {id}"));
+        assert_eq!(invocation.trace_id, delivery.trace_id);
+        assert_eq!(text(invocation, "segfn.call"), "event");
+        assert!(int(invocation, "segfn.instructions") > 0);
+
+        let fetch = fetches
+            .iter()
+            .find(|s| s.parent_span_id == invocation.span_id)
+            .unwrap_or_else(|| panic!("no fetch under the invocation of {id}"));
+        assert_eq!(fetch.trace_id, delivery.trace_id);
+        assert_eq!(text(fetch, "http.request.method"), "POST");
+        assert_eq!(text(fetch, "url.full"), "[redacted]/track");
+        assert_eq!(int(fetch, "http.response.status_code"), partner_status);
+        let error = fetch.status.as_ref().map(|s| s.code) == Some(StatusCode::Error as i32);
+        assert_eq!(error, partner_status >= 400);
+        assert!(fetch.start_time_unix_nano >= invocation.start_time_unix_nano);
+        assert!(fetch.end_time_unix_nano <= invocation.end_time_unix_nano);
+    }
+    assert_ne!(deliveries[0].trace_id, deliveries[1].trace_id);
+}
+
+#[tokio::test]
+async fn without_an_endpoint_nothing_is_sent_even_when_the_environment_names_a_collector() {
+    let partner = Partner::start().await;
+    let collector = Partner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The standard OpenTelemetry variables, set for some other program: segfn's traces
+    // are on only through `[server.traces]`, --otlp-endpoint or $SEGFN_OTLP_ENDPOINT.
+    let (child, base) = serve(
+        dir.path(),
+        &partner,
+        "",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url("")),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                collector.url("/v1/traces"),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "10".into()),
+        ],
+    );
+    let status = segment_post(
+        &base,
+        "key-acme",
+        serde_json::to_vec(&track("Signed Up", "u1")).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, 200);
+    stop(child).await;
+    assert_eq!(partner.received().len(), 1);
+    assert!(collector.received().is_empty());
+
+    // The same server with the flag: the collector hears of it.
+    let (child, base) = serve(
+        dir.path(),
+        &partner,
+        "",
+        &[("SEGFN_OTLP_ENDPOINT", collector.url(""))],
+    );
+    let status = segment_post(
+        &base,
+        "key-acme",
+        serde_json::to_vec(&track("Signed Up", "u2")).unwrap(),
+    )
+    .send()
+    .await
+    .unwrap()
+    .status();
+    assert_eq!(status, 200);
+    stop(child).await;
+    assert!(
+        collector.received().iter().any(|r| r.path == "/v1/traces"),
+        "$SEGFN_OTLP_ENDPOINT turns traces on"
+    );
+}
