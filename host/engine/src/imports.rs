@@ -510,9 +510,9 @@ fn fetch_span(head: &FetchRequestHead, redactor: &crate::redact::Redactor) -> tr
     span
 }
 
-/// Ends a request's span with how the request ended. (The span is entered only here:
-/// the request runs among others of a `fetch_all`, and its time in the span is from
-/// the span's creation, as it was sent, to now.)
+/// Ends a request's span with how the request ended. The span is never entered (the
+/// requests of a `fetch_all` run together in one task): it lasts from its creation, as
+/// the request is started, to here.
 fn record_fetch(span: tracing::Span, done: FetchDone) -> FetchDone {
     if !span.is_disabled() {
         match &done.result {

@@ -15,12 +15,12 @@ use tracing::field::Empty;
 use wasmtime::{Store, Trap};
 
 /// Puts what the (redacted) report says in the invocation's span, if it is traced.
-// Numbers are recorded as `i64`: OpenTelemetry has no unsigned integers, and
-// tracing-opentelemetry would write a `u64` as text.
 fn record_in(span: &tracing::Span, report: &Report) {
     if span.is_disabled() {
         return;
     }
+    // Numbers as `i64`: OpenTelemetry has no unsigned integers, and
+    // tracing-opentelemetry would write a `u64` as text.
     span.record("segfn.outcome", report.outcome.kind.as_str());
     span.record("segfn.instructions", report.stats.instructions as i64);
     span.record("segfn.memory_bytes", report.stats.memory_bytes as i64);
@@ -77,8 +77,7 @@ impl LoadedFunction {
         };
         let request = matches!(call, RawCall::Request(_));
         // A span for tracing (`[server.traces]`): nothing is built when no subscriber
-        // takes it. Its fields are the report's, which say nothing a customer's
-        // secrets could be in but the redacted fault message.
+        // takes it. Its fields are filled from the report once it is redacted.
         let span = tracing::info_span!(
             "invocation",
             segfn.call = match &call {
