@@ -7,6 +7,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
 use prost::Message as _;
+use std::io::Read as _;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -51,8 +52,8 @@ fn serve(dir: &Path, partner: &Partner, server: &str, env: &[(&str, String)]) ->
 
 /// Stops the server as an operator does (SIGTERM) and waits for it to exit, which
 /// sends the spans it still holds (to a collector on this test's runtime: the wait
-/// must not block it).
-async fn stop(mut child: Child) {
+/// must not block it); returns what it logged.
+async fn stop(mut child: Child) -> String {
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(rc, 0, "sending SIGTERM");
     let until = Instant::now() + Duration::from_secs(20);
@@ -63,6 +64,14 @@ async fn stop(mut child: Child) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut logged = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut logged)
+        .unwrap();
+    logged
 }
 
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
@@ -122,7 +131,14 @@ async fn deliveries_are_traced_to_an_otlp_collector_without_their_secrets() {
         .status();
     assert_eq!(status, 500);
     assert_eq!(partner.received().len(), 2);
-    stop(child).await;
+    let logged = stop(child).await;
+    // Log lines read as without traces: one per event, no span names or fields.
+    let lines: Vec<&str> = logged.lines().filter(|l| l.contains(": event ")).collect();
+    assert_eq!(lines.len(), 2, "{logged}");
+    assert!(lines[0].contains("message_id=\"m-trace-1\""), "{logged}");
+    for span in ["delivery{", "invocation{", "fetch{", "segfn.tenant"] {
+        assert!(!logged.contains(span), "{span} in the log:\n{logged}");
+    }
 
     let exports: Vec<_> = collector
         .received()
@@ -264,4 +280,118 @@ async fn without_an_endpoint_nothing_is_sent_even_when_the_environment_names_a_c
         collector.received().iter().any(|r| r.path == "/v1/traces"),
         "$SEGFN_OTLP_ENDPOINT turns traces on"
     );
+}
+
+/// The names and recorded `url.full` values of the spans made while it is the
+/// thread's subscriber: the engine's spans as any embedder's subscriber sees them.
+#[derive(Clone, Default)]
+struct Spans(std::sync::Arc<std::sync::Mutex<Vec<SpanSeen>>>);
+
+/// A span's name and the `url.full` recorded in it, if any.
+type SpanSeen = (String, Option<String>);
+
+struct UrlOf<'a>(&'a mut Option<String>);
+
+impl tracing::field::Visit for UrlOf<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "url.full" {
+            *self.0 = Some(value.to_owned());
+        }
+    }
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Spans {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut url = None;
+        attrs.record(&mut UrlOf(&mut url));
+        let mut spans = self.0.lock().unwrap();
+        spans.push((attrs.metadata().name().to_owned(), url));
+    }
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut url = None;
+        values.record(&mut UrlOf(&mut url));
+        if let Some(url) = url {
+            // Only `fetch` spans record a URL, and each right after its creation.
+            if let Some(last) = self.0.lock().unwrap().last_mut() {
+                last.1 = Some(url);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_fetch_loop_adds_spans_only_up_to_the_fetch_limit_and_urls_are_cut() {
+    use crate::support::{WatGuest, fetch_frame, invoke_event, options};
+    use segfn_engine::Limits;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    // 50 fetches of a 5,000-character URL (refused: nothing is allowed) under a limit of 3.
+    let url = format!("http://127.0.0.1:9/{}", "a".repeat(5000));
+    let frame = fetch_frame("GET", &url);
+    let body = format!(
+        "(local $i i32)
+         (loop $again
+           (drop (call $fetch (i32.const 4096) (i32.const {len})))
+           (local.set $i (i32.add (local.get $i) (i32.const 1)))
+           (br_if $again (i32.lt_u (local.get $i) (i32.const 50))))",
+        len = frame.len()
+    );
+    let guest = WatGuest {
+        handle_body: &body,
+        data: vec![(4096, frame)],
+        ..WatGuest::default()
+    };
+    let function = guest.load().await.expect("the guest loads");
+    let limits = Limits {
+        fetches: 3,
+        ..Limits::default()
+    };
+    let opts = options(&[], &serde_json::json!({}), limits);
+
+    let spans = Spans::default();
+    let subscriber = tracing_subscriber::registry().with(spans.clone());
+    let _default = tracing::subscriber::set_default(subscriber);
+    let report = invoke_event(
+        &function,
+        &opts,
+        track("Looped", "u1"),
+        serde_json::json!({}),
+    )
+    .await;
+    drop(_default);
+
+    let spans = spans.0.lock().unwrap().clone();
+    let fetches: Vec<_> = spans.iter().filter(|(name, _)| name == "fetch").collect();
+    // As the report's trace: the three allowed and the first refused past the limit.
+    assert_eq!(report.requests.len(), 4);
+    assert_eq!(
+        fetches.len(),
+        4,
+        "{:?}",
+        spans.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        spans
+            .iter()
+            .filter(|(name, _)| name == "invocation")
+            .count(),
+        1
+    );
+    for (_, url) in fetches {
+        let url = url.as_deref().expect("url.full recorded");
+        assert!(url.len() < 2100, "{} bytes", url.len());
+        assert!(url.starts_with("http://127.0.0.1:9/aaaa"), "{url:.40}");
+        assert!(url.ends_with("more bytes)"), "{}", &url[url.len() - 40..]);
+    }
 }

@@ -439,8 +439,8 @@ impl TraceEntry {
         let text =
             |bytes: &[u8], max: usize| cut(&redactor.redact(&String::from_utf8_lossy(bytes)), max);
         TraceEntry {
-            method: cut(&head.method, 32),
-            url: text(head.url.as_bytes(), TRACE_URL_BYTES),
+            method: traced_method(&head.method),
+            url: traced_url(&head.url, redactor),
             sent_to: sent_to.map(|s| text(s.as_bytes(), TRACE_URL_BYTES)),
             status: result.as_ref().ok().map(|r| r.status),
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -466,6 +466,17 @@ impl TraceEntry {
             },
         }
     }
+}
+
+/// A request's URL as traces show it (the report's and a `fetch` span's): redacted,
+/// then cut, so a cut cannot leave part of a secret.
+pub(crate) fn traced_url(url: &str, redactor: &Redactor) -> String {
+    cut(&redactor.redact(url), TRACE_URL_BYTES)
+}
+
+/// A request's method as traces show it.
+pub(crate) fn traced_method(method: &str) -> String {
+    cut(method, 32)
 }
 
 /// `text` cut to at most `max` bytes on a character boundary, saying how much was cut.

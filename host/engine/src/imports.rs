@@ -5,7 +5,7 @@
 //! `segfn_alloc` would nest fibers and escape the deadline).
 
 use crate::error::GuestFault;
-use crate::fetch::{FetchFailure, FetchResponse, TraceEntry};
+use crate::fetch::{FetchFailure, FetchResponse, TraceEntry, traced_method, traced_url};
 use crate::invocation::{InvocationState, MAX_LOG_LINES, Phase};
 use crate::redact::{MAX_SECRET_BYTES, MAX_SECRET_VALUE_BYTES, MAX_SECRET_VALUES};
 use crate::report::LogLine;
@@ -421,12 +421,17 @@ async fn perform<F: AsRef<[u8]>>(
     // Owned jobs: the futures must be `Send` for any lifetime of the caller's borrow.
     let jobs: Vec<_> = planned
         .iter()
-        .map(|p| (p.head.clone(), p.body.to_vec(), p.refusal.clone()))
+        .map(|p| (p.head.clone(), p.body.to_vec(), p.refusal.clone(), p.traced))
         .collect();
     let max_body = limits.response_body_bytes;
     let outcomes: Vec<FetchDone> =
-        futures_util::stream::iter(jobs.into_iter().map(|(head, body, refusal)| {
-            let span = fetch_span(&head, &redactor);
+        futures_util::stream::iter(jobs.into_iter().map(|(head, body, refusal, traced)| {
+            // Spans as the report's trace: past the fetch limit, a fetch loop adds none.
+            let span = if traced {
+                fetch_span(&head, &redactor)
+            } else {
+                tracing::Span::none()
+            };
             send_one(client.clone(), head, body, refusal, deadline, max_body)
                 .map(move |done| record_fetch(span, done))
         }))
@@ -492,20 +497,22 @@ fn within(mut room: usize) -> impl FnMut(FetchDone) -> FetchDone {
     }
 }
 
-/// A span for one request (`[server.traces]`), its URL redacted as the report's
-/// request trace shows it; nothing is built when no subscriber takes it.
+/// A span for one request (`[server.traces]`), its method and URL as the report's
+/// request trace shows them (redacted, cut); nothing is built when no subscriber
+/// takes it.
 fn fetch_span(head: &FetchRequestHead, redactor: &crate::redact::Redactor) -> tracing::Span {
     let span = tracing::info_span!(
         "fetch",
         otel.kind = "client",
-        http.request.method = head.method.as_str(),
+        http.request.method = tracing::field::Empty,
         url.full = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
     if !span.is_disabled() {
-        span.record("url.full", redactor.redact(&head.url).as_ref());
+        span.record("http.request.method", traced_method(&head.method).as_str());
+        span.record("url.full", traced_url(&head.url, redactor).as_str());
     }
     span
 }

@@ -96,8 +96,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracesConfig {
-    /// The collector's OTLP/HTTP address (`http://127.0.0.1:4318`, to which
-    /// `/v1/traces` is added) or its full traces URL.
+    /// The collector's OTLP/HTTP address (`http://127.0.0.1:4318`,
+    /// `https://host/otlp`), to which `/v1/traces` is added, or its full traces URL.
     pub endpoint: Option<String>,
     /// The spans' `service.name`.
     pub service_name: String,

@@ -63,7 +63,12 @@ pub(crate) struct ServeArgs {
     json_logs: bool,
     /// Send OpenTelemetry traces (a span per delivery, invocation and fetch) to this
     /// OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (overrides [server.traces]).
-    #[arg(long, value_name = "URL", env = "SEGFN_OTLP_ENDPOINT")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SEGFN_OTLP_ENDPOINT",
+        hide_env_values = true
+    )]
     otlp_endpoint: Option<String>,
     /// Durable mode for every tenant: commit each delivery to the store, answer 202,
     /// and run and retry it on this side (see [server.retry]; dead letters: `segfn dlq`).
@@ -129,7 +134,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("admin_token is to come from ${var}, which is not set"))?;
         config.server.admin_token = Some(token);
     }
-    if let Some(endpoint) = &args.otlp_endpoint {
+    // An empty $SEGFN_OTLP_ENDPOINT leaves traces as the configuration says.
+    if let Some(endpoint) = args.otlp_endpoint.as_ref().filter(|e| !e.is_empty()) {
         config.server.traces.endpoint = Some(endpoint.clone());
     }
     let telemetry = super::telemetry::init(config.server.json_logs, &config.server.traces).await?;

@@ -12,7 +12,7 @@ use segfn_serve::config::TracesConfig;
 use std::io::Read as _;
 use std::time::Duration;
 use tracing::{Level, Metadata};
-use tracing_subscriber::filter::{EnvFilter, FilterExt as _, filter_fn};
+use tracing_subscriber::filter::{EnvFilter, FilterExt as _, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, fmt};
@@ -28,13 +28,16 @@ pub(crate) struct Telemetry {
 }
 
 impl Telemetry {
-    /// Sends the spans still buffered (at most [`EXPORT_TIMEOUT`]) and stops exporting.
+    /// Sends the spans still buffered (waiting for one export at most) and stops
+    /// exporting.
     pub(crate) async fn shutdown(self) {
         let Some(provider) = self.provider else {
             return;
         };
-        // The exporter's blocking client must not be dropped on an async worker.
-        match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+        // The exporter's blocking client must not be dropped on an async worker; an
+        // export under way may take EXPORT_TIMEOUT, and the last one as long after it.
+        let shutdown = move || provider.shutdown_with_timeout(EXPORT_TIMEOUT * 2);
+        match tokio::task::spawn_blocking(shutdown).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "sending the last traces"),
             Err(e) => tracing::warn!(error = %e, "sending the last traces"),
@@ -52,7 +55,11 @@ pub(crate) async fn init(json: bool, traces: &TracesConfig) -> anyhow::Result<Te
         None => None,
     };
     let filter = EnvFilter::try_from_env("SEGFN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let lines = filter.and(filter_fn(|meta| !meta.is_span()));
+    // Each per-layer filter says its most verbose level, so that with traces off the
+    // global level stays the log filter's (spans and `log` records below it cost one
+    // comparison), and span callsites are cached as never taken.
+    let level = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    let lines = filter.and(filter_fn(|meta| !meta.is_span()).with_max_level_hint(level));
     let fmt = fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
@@ -65,7 +72,7 @@ pub(crate) async fn init(json: bool, traces: &TracesConfig) -> anyhow::Result<Te
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("segfn"))
             .with_threads(false)
-            .with_filter(filter_fn(traced))
+            .with_filter(filter_fn(traced).with_max_level_hint(LevelFilter::INFO))
     });
     tracing_subscriber::registry().with(fmt).with(otel).init();
     Ok(Telemetry { provider })
@@ -117,8 +124,9 @@ async fn provider(endpoint: &str, config: &TracesConfig) -> anyhow::Result<SdkTr
     .context("starting the OTLP exporter")?
 }
 
-/// The collector's traces URL: `endpoint` itself, or with `/v1/traces` added when it
-/// has no path (as OTLP's `OTEL_EXPORTER_OTLP_ENDPOINT` is read).
+/// The collector's traces URL: `endpoint` with `/v1/traces` added (as OTLP's
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is read: `https://host/otlp` sends to
+/// `https://host/otlp/v1/traces`), unless it already ends so.
 fn traces_url(endpoint: &str) -> anyhow::Result<String> {
     let url = reqwest::Url::parse(endpoint).with_context(|| {
         format!("[server.traces] endpoint {endpoint:?} is not a URL (like http://127.0.0.1:4318)")
@@ -128,8 +136,10 @@ fn traces_url(endpoint: &str) -> anyhow::Result<String> {
             "[server.traces] endpoint {endpoint:?}: OTLP/HTTP takes an http:// or https:// URL (like http://127.0.0.1:4318)"
         );
     }
-    if url.path() == "/" {
-        return Ok(url.join("v1/traces")?.to_string());
+    let mut url = url;
+    let path = url.path().trim_end_matches('/').to_owned();
+    if !path.ends_with("/v1/traces") {
+        url.set_path(&format!("{path}/v1/traces"));
     }
     Ok(url.to_string())
 }
@@ -155,11 +165,14 @@ impl opentelemetry_http::HttpClient for Collector {
             .body(body.to_vec())
             .send()?;
         let status = response.status();
+        // The headers too: the exporter reads `Retry-After` of a 429 or 503.
+        let headers = response.headers().clone();
         let mut answer = Vec::new();
         response.take(MAX_ANSWER_BYTES).read_to_end(&mut answer)?;
-        Ok(http::Response::builder()
-            .status(status)
-            .body(bytes::Bytes::from(answer))?)
+        let mut out = http::Response::new(bytes::Bytes::from(answer));
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        Ok(out)
     }
 }
 
@@ -180,6 +193,14 @@ mod tests {
         assert_eq!(
             traces_url("https://collector.example/otlp/v1/traces").unwrap(),
             "https://collector.example/otlp/v1/traces"
+        );
+        assert_eq!(
+            traces_url("https://otlp.example.net/otlp").unwrap(),
+            "https://otlp.example.net/otlp/v1/traces"
+        );
+        assert_eq!(
+            traces_url("https://otlp.example.net/otlp/").unwrap(),
+            "https://otlp.example.net/otlp/v1/traces"
         );
     }
 
