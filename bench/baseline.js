@@ -13,6 +13,9 @@
 //                          with a keep-alive http.Agent; `fetch` is Node's global fetch
 //   FUNCTION=forwarder|bulk  the function: functions/forwarder (forwarder.js, default),
 //                          or functions/bulk (bulk.js: a batch in bulk requests)
+//   ISOLATE=vm             the forwarder's mapping in a fresh `vm` context per event
+//                          (forwarder.js compiled once), as segfn runs each event in a
+//                          fresh instance: what isolation costs Node (not the default)
 //
 // The default client is http.request with `new http.Agent({keepAlive: true})`: it is
 // what Node's own documentation offers for pooled HTTP/1.1, and it is the faster of the
@@ -20,8 +23,11 @@
 // strawman. `CLIENT=fetch` shows the code a port of a Segment function would keep.
 'use strict';
 
+const fs = require('node:fs');
 const http = require('node:http');
-const { translate, check, SegmentError, OUTCOMES } = require('./forwarder.js');
+const path = require('node:path');
+const vm = require('node:vm');
+const { translate: translateHere, check, SegmentError, OUTCOMES } = require('./forwarder.js');
 const { translateBatch } = require('./bulk.js');
 
 const MAX_BODY = 4 << 20; // as segfn's max_body_bytes
@@ -30,6 +36,18 @@ const expectedAuth = `Basic ${Buffer.from(`${process.env.SEGMENT_API_KEY}:`).toS
 const agent = new http.Agent({ keepAlive: true, keepAliveMsecs: 60_000 });
 const useFetch = process.env.CLIENT === 'fetch';
 const bulk = process.env.FUNCTION === 'bulk';
+
+// ISOLATE=vm: each event mapped in new globals, the script compiled once (as
+// bench/translate.js's `node_vm` variant).
+const translate = process.env.ISOLATE === 'vm' ? isolated() : translateHere;
+
+function isolated() {
+  const source = fs.readFileSync(path.join(__dirname, 'forwarder.js'), 'utf8');
+  const script = new vm.Script(`${source}\n;translate(input.event, input.settings);`, {
+    filename: 'forwarder.js',
+  });
+  return (event, settings) => script.runInContext(vm.createContext({ input: { event, settings } }));
+}
 
 function post(req) {
   if (useFetch) {
@@ -65,7 +83,9 @@ async function runEvent(event) {
     check(res.status, res.text);
     result = { kind: 'success', status: 200, message: null };
   } catch (e) {
-    const kind = e instanceof SegmentError ? e.kind : 'bad_request';
+    // With ISOLATE=vm the error is the context's own SegmentError class.
+    const ours = e instanceof SegmentError || e?.constructor?.name === 'SegmentError';
+    const kind = ours ? e.kind : 'bad_request';
     result = { kind, status: OUTCOMES[kind], message: e.message };
   }
   logEvent(event, result, started);

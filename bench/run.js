@@ -51,6 +51,8 @@ const REPLAY_RATES = [100, 1000];
 // Durable mode: single-event deliveries at this many connections, as in DURABLE.md.
 const DURABLE_CONNECTIONS = 64;
 const IN_FLIGHT = 1000;
+// What the sandbox and deduplication cost: single events at these connections.
+const ISOLATION_CONNECTIONS = [1, 16];
 // What logs and traces cost: single events at this many connections.
 const TELEMETRY_CONNECTIONS = 16;
 const PARTNER_DELAY_MS = 3000;
@@ -130,6 +132,7 @@ async function startServer(
         FUNCTION: fn,
         SEGMENT_API_KEY: SEGMENT_KEY,
         SETTINGS: JSON.stringify(settings),
+        ...extra,
       },
       log: logFile,
       port,
@@ -251,6 +254,32 @@ async function telemetryCost(partner, env) {
   return out;
 }
 
+// segfn with its store on disk and on tmpfs, Node as it is and with ISOLATE=vm, each a
+// fresh server warmed up first, at 1 and 16 connections.
+async function isolationCost(partner, env) {
+  const shm = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'segfn-bench-'));
+  const variants = {
+    segfn: ['segfn', { store: path.join(tmp, 'isolation-store.redb') }],
+    segfn_tmpfs: ['segfn', { store: path.join(shm, 'store.redb') }],
+    baseline: ['baseline', {}],
+    baseline_vm: ['baseline', { env: { ISOLATE: 'vm' } }],
+  };
+  const out = { connections: ISOLATION_CONNECTIONS };
+  for (const [key, [name, options]] of Object.entries(variants)) {
+    const server = await startServer(name, partner.port, { ...options, tag: `-${key}` });
+    await load.wrk(server, { connections: 16, seconds: PLAN.warmup }, env);
+    out[key] = {};
+    for (const c of ISOLATION_CONNECTIONS) {
+      log(`isolation and deduplication: ${key}, ${c} connection(s)`);
+      out[key][c] = await load.wrk(server, { connections: c, seconds: PLAN.throughput }, env);
+      log(`  ${Math.round(out[key][c].rps)} requests/s`);
+    }
+    await proc.stop(server);
+  }
+  fs.rmSync(shm, { recursive: true, force: true });
+  return out;
+}
+
 // JSON lines printed by a translation benchmark, its stderr (log lines) discarded.
 function translationLines(command, args) {
   return new Promise((resolve, reject) => {
@@ -349,6 +378,10 @@ async function main() {
   // What segfn's own telemetry costs (segfn only): the default (a log line per event,
   // counters), log lines off, and every delivery traced to a local OTLP collector.
   runs.telemetry = await telemetryCost(partner, env);
+  // What the sandbox and the deduplication store cost each side: segfn with its store
+  // on tmpfs (the commit's fsync costs nothing there), Node with a fresh vm context
+  // per event.
+  runs.isolation = await isolationCost(partner, env);
 
   // functions/bulk: every event translated, one bulk request per 500 events.
   runs.bulk = { segfn: {}, baseline: {} };

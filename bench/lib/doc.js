@@ -84,6 +84,37 @@ ${row('traces on (every delivery)', t.traces)}
 `;
 }
 
+// segfn with its store on disk and on tmpfs, Node with and without a fresh vm context
+// per event: where a delivery's time goes, in a table of its own.
+function isolationSection(runs) {
+  const t = runs.isolation;
+  if (!t) return '';
+  const per = (r) => (r.cpu_s[0] / r.requests) * 1e6;
+  const n = (x) => Math.round(x).toLocaleString('en-US');
+  const [one, many] = t.connections;
+  const row = (label, r) =>
+    `| ${label} | ${n(r[one].rps)} | ${n(r[many].rps)} | ${n(per(r[many]))} | ${r[one].non2xx + r[one].errors + r[many].non2xx + r[many].errors} |`;
+  return `
+## Where a delivery's time goes: the store's fsync and the sandbox
+
+Single events through the forwarder, ${runs.plan.throughput} s at ${one} and at ${many} connections, each
+configuration a fresh server warmed up first. segfn as measured above (its store on
+disk: each answer waits for the commit's \`fsync\`, shared by concurrent deliveries)
+and with its store on tmpfs (\`/dev/shm\`: the same commits, the \`fsync\` free; not a
+configuration to run, since a crash would forget every \`messageId\`); the Node
+baseline as above, and with each event mapped in a fresh \`vm\` context
+(\`ISOLATE=vm\`: new globals per event, the script compiled once), Node's nearest to
+segfn's fresh instance per event. CPU per request at ${many} connections.
+
+| configuration | ${one} connection (requests/s) | ${many} connections (requests/s) | CPU per request (µs) | non-2xx or errors |
+|---|---:|---:|---:|---:|
+${row('segfn, store on disk', t.segfn)}
+${row('segfn, store on tmpfs (no fsync)', t.segfn_tmpfs)}
+${row('Node baseline', t.baseline)}
+${row('Node baseline, fresh vm context per event', t.baseline_vm)}
+`;
+}
+
 function markdown({ lines, problems, info, runs, eventBytes, wasmBytes, jsWasmBytes }) {
   const p = runs.plan;
   const { rate } = runs.latency;
@@ -118,7 +149,7 @@ batch rows, below 1 in every other row. Each figure comes from a single run of i
 measure; expect some spread between runs on a 2-core virtual machine.
 
 ${table}
-${notes}${replaySection(runs)}${durableSection(runs)}${telemetrySection(runs)}
+${notes}${replaySection(runs)}${durableSection(runs)}${isolationSection(runs)}${telemetrySection(runs)}
 ## What runs
 
 - **Partner API** (\`bench/partner.js\`): Node's \`node:http\` on 127.0.0.1, reads each

@@ -190,6 +190,13 @@ function write(runs, { root, quick, eventBytes, wasmBytes, jsWasmBytes }) {
     );
   }
 
+  const iso = runs.isolation;
+  if (iso) {
+    for (const key of ['segfn', 'segfn_tmpfs', 'baseline', 'baseline_vm']) {
+      const figures = iso.connections.map((c) => `${fmt(iso[key][c].rps)} requests/s at ${c}`);
+      process.stdout.write(`isolation ${key}: ${figures.join(', ')}\n`);
+    }
+  }
   const t = runs.telemetry;
   if (t) {
     const per = (r) => (r.cpu_s[0] / r.requests) * 1e6;
