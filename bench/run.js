@@ -203,6 +203,8 @@ async function inFlightRss(name, partner, env) {
     { ...env, partnerPid: partner.pid },
   );
   let rss = 0;
+  let pss = 0;
+  let parts = {};
   let pending = 0;
   let done = false;
   const finished = () => {
@@ -212,7 +214,14 @@ async function inFlightRss(name, partner, env) {
   while (!done) {
     const stats = JSON.parse((await proc.get(partner.port, '/stats')).body);
     pending = Math.max(pending, stats.pending);
-    if (stats.pending >= IN_FLIGHT * 0.99) rss = Math.max(rss, proc.memMiB(server.pid));
+    if (stats.pending >= IN_FLIGHT * 0.99) {
+      const now = proc.memMiB(server.pid);
+      if (now > rss) {
+        rss = now;
+        parts = Object.fromEntries(['RssAnon', 'RssFile', 'RssShmem'].map((f) => [f, proc.memMiB(server.pid, f)]));
+      }
+      pss = Math.max(pss, proc.pssMiB(server.pid));
+    }
     await proc.sleep(50);
   }
   const run = await wrk;
@@ -220,7 +229,15 @@ async function inFlightRss(name, partner, env) {
   while (JSON.parse((await proc.get(partner.port, '/stats')).body).pending > 0) await proc.sleep(100);
   const peak = proc.memMiB(server.pid, 'VmHWM');
   await proc.stop(server);
-  return { idle_mib: idle, in_flight_mib: rss, peak_mib: peak, max_pending_at_partner: pending, wrk: run };
+  return {
+    idle_mib: idle,
+    in_flight_mib: rss,
+    in_flight_pss_mib: pss,
+    in_flight_parts_mib: parts,
+    peak_mib: peak,
+    max_pending_at_partner: pending,
+    wrk: run,
+  };
 }
 
 // segfn at TELEMETRY_CONNECTIONS with its log lines as by default, off ($SEGFN_LOG=off;

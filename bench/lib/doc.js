@@ -115,6 +115,14 @@ ${row('Node baseline, fresh vm context per event', t.baseline_vm)}
 `;
 }
 
+// segfn's resident memory at its VmRSS peak, by kind.
+function memParts(r) {
+  const p = r.in_flight_parts_mib || {};
+  if (p.RssAnon === undefined) return 'its parts not recorded';
+  const n = (x) => Math.round(x).toLocaleString('en-US');
+  return `at segfn's peak: ${n(p.RssAnon)} MiB anonymous, ${n(p.RssShmem)} MiB of the images' shared pages, ${n(p.RssFile)} MiB of files`;
+}
+
 function markdown({ lines, problems, info, runs, eventBytes, wasmBytes, jsWasmBytes }) {
   const p = runs.plan;
   const { rate } = runs.latency;
@@ -207,6 +215,9 @@ two servers under the same handicap rather than predict a deployment.
   opens 1,000 connections; sampled every 50 ms while the partner holds at least 990
   requests; the partner saw ${runs.rss.segfn.max_pending_at_partner.toLocaleString('en-US')} from segfn and
   ${runs.rss.baseline.max_pending_at_partner.toLocaleString('en-US')} from the baseline at once).
+  PSS (\`/proc/PID/smaps_rollup\`) alongside: VmRSS counts a shared page once per
+  mapping of it, and each segfn instance maps its module's data image copy-on-write
+  (${memParts(runs.rss.segfn)}).
 - **Start**: from spawning the process to the first 200 from \`GET /readyz\` (polled every
   2 ms), median of ${p.starts}. Cold: segfn's wasmtime module cache
   (\`$XDG_CACHE_HOME/wasmtime\`, wasmtime's default location) emptied, so the module is

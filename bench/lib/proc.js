@@ -103,4 +103,13 @@ function memMiB(pid, field = 'VmRSS') {
   return line ? Number(line.split(/\s+/)[1]) / 1024 : NaN;
 }
 
-module.exports = { freePort, get, sleep, start, stop, killAll, cpuSeconds, memMiB, CLK_TCK };
+// Proportional set size (/proc/PID/smaps_rollup): resident pages with each shared page
+// divided among the mappings sharing it. VmRSS counts a page once per mapping: segfn's
+// instances map their module's data image copy-on-write, one mapping per instance.
+function pssMiB(pid) {
+  const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const line = rollup.split('\n').find((l) => l.startsWith('Pss:'));
+  return line ? Number(line.split(/\s+/)[1]) / 1024 : NaN;
+}
+
+module.exports = { freePort, get, sleep, start, stop, killAll, cpuSeconds, memMiB, pssMiB, CLK_TCK };

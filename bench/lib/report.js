@@ -88,6 +88,9 @@ function rows(runs) {
     errors: m[n].wrk.errors + (m[n].max_pending_at_partner < 1000 ? 1 : 0),
   }));
   add('memory (VmRSS), 1,000 deliveries in flight', 'MiB', 'lower', m.segfn.in_flight_mib, m.baseline.in_flight_mib, held);
+  if (m.segfn.in_flight_pss_mib) {
+    add('memory (PSS), 1,000 deliveries in flight', 'MiB', 'lower', m.segfn.in_flight_pss_mib, m.baseline.in_flight_pss_mib, held);
+  }
   const s = pair((n) => runs.start[n]);
   add('start to first /readyz 200, cold', 'ms', 'lower', median(s.segfn.cold), median(s.baseline.cold));
   add('start to first /readyz 200, warm', 'ms', 'lower', median(s.segfn.warm), median(s.baseline.warm));
