@@ -33,12 +33,17 @@ fn serve(dir: &Path, partner: &Partner, server: &str, env: &[(&str, String)]) ->
         ),
     )
     .unwrap();
+    spawn(&example_wasm("forwarder"), &config, env)
+}
+
+/// `segfn serve WASM --config CONFIG` on a free port of 127.0.0.1, with `env` set.
+fn spawn(wasm: &Path, config: &Path, env: &[(&str, String)]) -> (Child, String) {
     let mut command = segfn();
     command
         .arg("serve")
-        .arg(example_wasm("forwarder"))
+        .arg(wasm)
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -222,6 +227,156 @@ async fn deliveries_are_traced_to_an_otlp_collector_without_their_secrets() {
         assert!(fetch.end_time_unix_nano <= invocation.end_time_unix_nano);
     }
     assert_ne!(deliveries[0].trace_id, deliveries[1].trace_id);
+}
+
+/// Every span the collector received.
+fn spans_received(collector: &Partner) -> Vec<Span> {
+    let mut spans = Vec::new();
+    for export in collector
+        .received()
+        .into_iter()
+        .filter(|r| r.path == "/v1/traces")
+    {
+        let request = ExportTraceServiceRequest::decode(export.body.as_slice()).unwrap();
+        for resource_spans in request.resource_spans {
+            for scope in resource_spans.scope_spans {
+                spans.extend(scope.spans);
+            }
+        }
+    }
+    spans
+}
+
+#[tokio::test]
+async fn a_queued_events_run_has_a_trace_of_its_own() {
+    let partner = Partner::start().await;
+    let collector = Partner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = serve(
+        dir.path(),
+        &partner,
+        &format!(
+            "durable = true\n[server.traces]\nendpoint = {:?}",
+            collector.url("")
+        ),
+        &[],
+    );
+    let mut event = track("Queued", "u1");
+    event["messageId"] = "m-queued-1".into();
+    let status = segment_post(&base, "key-acme", serde_json::to_vec(&event).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 202);
+    let until = Instant::now() + Duration::from_secs(20);
+    while partner.received().is_empty() {
+        assert!(Instant::now() < until, "the queued event never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop(child).await;
+
+    let spans = spans_received(&collector);
+    let queued: Vec<&Span> = spans.iter().filter(|s| s.name == "queued event").collect();
+    assert_eq!(
+        queued.len(),
+        1,
+        "{:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    let run = queued[0];
+    assert_eq!(text(run, "segfn.tenant"), "acme");
+    assert_eq!(text(run, "segfn.message_id"), "m-queued-1");
+    assert_eq!(int(run, "segfn.attempt"), 1);
+    let invocation = spans
+        .iter()
+        .find(|s| s.name == "invocation" && s.parent_span_id == run.span_id)
+        .expect("the run's invocation under its span");
+    assert_eq!(text(invocation, "segfn.outcome"), "success");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "fetch" && s.parent_span_id == invocation.span_id)
+    );
+    // The delivery that queued it is a trace of its own, answered 202.
+    let delivery = spans
+        .iter()
+        .find(|s| s.name == "delivery")
+        .expect("the delivery's span");
+    assert_eq!(int(delivery, "http.response.status_code"), 202);
+    assert_ne!(delivery.trace_id, run.trace_id);
+}
+
+#[tokio::test]
+async fn a_webhook_has_its_span_without_its_token() {
+    const TOKEN: &str = "gh-hook-trace-5b2c9e0a7f13d4c6";
+    // The partner stands in for Segment's Tracking API (it answers every POST 200).
+    let segment = Partner::start().await;
+    let collector = Partner::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = crate::sources::sources_dir().join("github/handler.js");
+    let wasm =
+        tokio::task::spawn_blocking(move || crate::javascript::js_wasm("source-github", &script))
+            .await
+            .unwrap();
+    let config = dir.path().join("segfn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nstore = {store:?}\n[server.traces]\nendpoint = {endpoint:?}\n\
+             [[source]]\nname = \"github\"\ntoken = {TOKEN:?}\nwrite_key = \"wk_trace\"\n\
+             tracking_api = {tracking:?}\nobjects_api = {tracking:?}\n",
+            store = dir.path().join("store.redb").display().to_string(),
+            endpoint = collector.url(""),
+            tracking = segment.url(""),
+        ),
+    )
+    .unwrap();
+    let (child, base) = spawn(&wasm, &config, &[]);
+    let example = std::fs::read(
+        crate::sources::sources_dir().join("github/webhook-examples/issue-opened.json"),
+    )
+    .unwrap();
+    let body = serde_json::from_slice::<serde_json::Value>(&example).unwrap()["payload"]["body"]
+        .to_string();
+    let status = crate::support::client()
+        .post(format!("{base}/webhooks/{TOKEN}"))
+        .header("content-type", "application/json")
+        .header("x-github-event", "issues")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    assert_eq!(
+        segment.received().len(),
+        1,
+        "the track reached the Tracking API"
+    );
+    stop(child).await;
+
+    for export in collector.received() {
+        assert!(
+            !export
+                .body
+                .windows(TOKEN.len())
+                .any(|w| w == TOKEN.as_bytes()),
+            "the webhook's token reached the collector"
+        );
+    }
+    let spans = spans_received(&collector);
+    let webhook = spans
+        .iter()
+        .find(|s| s.name == "webhook")
+        .unwrap_or_else(|| panic!("{:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()));
+    assert_eq!(text(webhook, "segfn.source"), "github");
+    assert_eq!(int(webhook, "http.response.status_code"), 200);
+    let invocation = spans
+        .iter()
+        .find(|s| s.name == "invocation" && s.parent_span_id == webhook.span_id)
+        .expect("the webhook's invocation under its span");
+    assert_eq!(text(invocation, "segfn.call"), "request");
 }
 
 #[tokio::test]
