@@ -38,6 +38,19 @@
 //! - [`describe`]: what a function says about itself (its settings, the calls it
 //!   handles).
 //!
+//! # Tracing
+//!
+//! Each invocation is a `tracing` span named `invocation` (fields `segfn.call`,
+//! `segfn.batch_size`, and once it ends `segfn.outcome`, `segfn.fault`,
+//! `segfn.instructions`, `segfn.memory_bytes`, `otel.status_code`), and each request its
+//! function makes a child span `fetch` (`http.request.method`, `url.full`,
+//! `http.response.status_code`, `error.type`), named and typed for
+//! `tracing-opentelemetry`. Their values come from the invocation's redactor as the
+//! report's do (URLs redacted and cut, no header or body), and past the fetch limit no
+//! more `fetch` spans are made. Open a span of your own around
+//! [`LoadedFunction::invoke`] to parent them; with no subscriber interested they cost a
+//! disabled callsite check.
+//!
 //! # Layers
 //!
 //! Lowest first; a module uses only those above it in this list (`tests/layers.rs`

@@ -32,13 +32,13 @@ pub enum MemoryReset {
     /// they stay resident and the rest is unmapped. The Rust forwarder: 0 faults,
     /// 70-72 µs; resident memory stays what events write. Where the kernel lacks the
     /// call, the memory is unmapped as wasmtime does by default: keeping it resident
-    /// without knowing what was written would copy back the first [`KEEP_RESIDENT`]
+    /// without knowing what was written would copy back the first `KEEP_RESIDENT` (4 MiB)
     /// bytes and hold them resident in every slot used.
     DirtyPages,
     /// Interpreter snapshots (`segfn build handler.js`): QuickJS writes ~100 pages
     /// scattered over its 2 MiB image in each event, more runs than the scan resets
     /// (wasmtime copies back at most 32, then unmaps the rest: 62 faults, 530 µs), so
-    /// the first [`KEEP_RESIDENT`] bytes of memory (the image and zeros) are copied
+    /// the first `KEEP_RESIDENT` (4 MiB) bytes of memory (the image and zeros) are copied
     /// back instead and memory beyond them unmapped: 0 faults, 340 µs. Each slot that
     /// ran a snapshot keeps that much resident.
     CopyImage,
