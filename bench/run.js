@@ -282,18 +282,22 @@ async function isolationCost(partner, env) {
     baseline_vm: ['baseline', { env: { ISOLATE: 'vm' } }],
   };
   const out = { connections: ISOLATION_CONNECTIONS };
-  for (const [key, [name, options]] of Object.entries(variants)) {
-    const server = await startServer(name, partner.port, { ...options, tag: `-${key}` });
-    await load.wrk(server, { connections: 16, seconds: PLAN.warmup }, env);
-    out[key] = {};
-    for (const c of ISOLATION_CONNECTIONS) {
-      log(`isolation and deduplication: ${key}, ${c} connection(s)`);
-      out[key][c] = await load.wrk(server, { connections: c, seconds: PLAN.throughput }, env);
-      log(`  ${Math.round(out[key][c].rps)} requests/s`);
+  try {
+    for (const [key, [name, options]] of Object.entries(variants)) {
+      const server = await startServer(name, partner.port, { ...options, tag: `-${key}` });
+      await load.wrk(server, { connections: 16, seconds: PLAN.warmup }, env);
+      out[key] = {};
+      for (const c of ISOLATION_CONNECTIONS) {
+        log(`isolation and deduplication: ${key}, ${c} connection(s)`);
+        out[key][c] = await load.wrk(server, { connections: c, seconds: PLAN.throughput }, env);
+        log(`  ${Math.round(out[key][c].rps)} requests/s`);
+      }
+      await proc.stop(server);
     }
-    await proc.stop(server);
+  } finally {
+    // The store in memory is not left behind, whatever happened.
+    fs.rmSync(shm, { recursive: true, force: true });
   }
-  fs.rmSync(shm, { recursive: true, force: true });
   return out;
 }
 
