@@ -1,6 +1,8 @@
-//! `[server.traces]`: the spans of `segfn serve` (delivery, invocation, fetch) reach an
-//! OTLP/HTTP collector on 127.0.0.1, parented and with the tenant and messageId, and
-//! carry none of the tenant's secrets; without the setting nothing is sent.
+//! `[server.traces]`: the spans of `segfn serve` (delivery, queued event, webhook,
+//! invocation, fetch) reach an OTLP/HTTP collector on 127.0.0.1, parented and with the
+//! tenant and messageId, and carry none of the tenant's secrets; without the setting
+//! nothing is sent. And the engine's own spans, as any subscriber sees them, stay
+//! bounded by the fetch limit.
 
 use crate::support::{Answer, Partner, example_wasm, listening_url, segfn, segment_post, track};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
