@@ -459,6 +459,7 @@ async fn runtime_errors_show_the_users_lines_and_limits_hold() {
            if (event.event === 'loop') { while (true) {} }\n\
            if (event.event === 'huge') { const a = []; for (;;) a.push(new Uint8Array(16 << 20)); }\n\
            if (event.event === 'deep') { const f = (n) => f(n + 1) + 1; f(0); }\n\
+           if (event.event === 'recurse') { const d = (n) => n === 0 ? 0 : 1 + d(n - 1); console.log(`depth ${d(5000)}`); return; }\n\
            return event.nope.deeper;\n\
          }\n",
     )
@@ -484,7 +485,7 @@ async fn runtime_errors_show_the_users_lines_and_limits_hold() {
     let message = report.outcome.message.clone().unwrap_or_default();
     assert!(message.starts_with("TypeError:"), "{message}");
     assert!(
-        message.contains("limits.js:5:"),
+        message.contains("limits.js:6:"),
         "the user's line: {message}"
     );
 
@@ -500,6 +501,10 @@ async fn runtime_errors_show_the_users_lines_and_limits_hold() {
         let message = report.outcome.message.as_deref().unwrap_or("");
         assert!(message.contains(says), "{name}: {report:#?}");
     }
+    // Recursion within half of Node's default depth (about 10,800 calls) runs.
+    let report = run("recurse").await;
+    assert_eq!(report.outcome.kind, OutcomeKind::Success, "{report:#?}");
+    assert_eq!(report.logs[0].message, "depth 5000");
 }
 
 #[test]

@@ -38,14 +38,31 @@ pub enum MemoryReset {
     /// Interpreter snapshots (`segfn build handler.js`): QuickJS writes ~100 pages
     /// scattered over its 2 MiB image in each event, more runs than the scan resets
     /// (wasmtime copies back at most 32, then unmaps the rest: 62 faults, 530 µs), so
-    /// the first `KEEP_RESIDENT` (4 MiB) bytes of memory (the image and zeros) are copied
-    /// back instead and memory beyond them unmapped: 0 faults, 340 µs. Each slot that
-    /// ran a snapshot keeps that much resident.
+    /// the first `SNAPSHOT_KEEP_RESIDENT` (8 MiB) bytes of memory (the stack, the image
+    /// and zeros) are copied back instead and memory beyond them unmapped: 0 faults,
+    /// 340 µs. Each slot that ran a snapshot keeps its memory up to that resident.
     CopyImage,
 }
 
 /// The most of each pooled memory slot kept resident between instances.
 pub(crate) const KEEP_RESIDENT: usize = 4 << 20;
+
+/// The same for interpreter snapshots: their 2 MiB shadow stack comes first in memory,
+/// then the image and the heap. Past the resident part, pages are unmapped and fault
+/// back in on every event (with 4 MiB: 81 faults and 35-50% more time per event for a
+/// function naming `moment`); resetting the stack's untouched pages costs a `memset`
+/// of zeros, within the run-to-run noise (docs/JAVASCRIPT.md).
+const SNAPSHOT_KEEP_RESIDENT: usize = 8 << 20;
+
+/// Without a pool one engine runs both kinds of module (`Runtime::snapshot_engine`), so
+/// it is configured for the more demanding one.
+const ON_DEMAND: MemoryReset = MemoryReset::CopyImage;
+
+/// The native stack Wasm code of a snapshot may use: QuickJS's interpreter takes about
+/// 1 KiB of it per JavaScript call, and its own limit (about 5,000 calls) must come first,
+/// so runaway recursion is a `RangeError`, not a trap. Compiled functions keep
+/// wasmtime's 512 KiB. Only touched pages of a fiber stack are ever resident.
+const SNAPSHOT_WASM_STACK: usize = 16 << 20;
 
 /// Tables are small; resetting them with a `memset` spares an `madvise` per instance.
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
@@ -159,11 +176,16 @@ impl std::fmt::Debug for LoadedFunction {
     }
 }
 
-fn base_config(options: &RuntimeOptions) -> Config {
+fn base_config(options: &RuntimeOptions, reset: MemoryReset) -> Config {
     let mut config = Config::new();
     config.consume_fuel(true);
     config.epoch_interruption(true);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if reset == MemoryReset::CopyImage {
+        // The fiber stack holds the Wasm stack and the host calls made from it.
+        config.max_wasm_stack(SNAPSHOT_WASM_STACK);
+        config.async_stack_size(SNAPSHOT_WASM_STACK + (1 << 20));
+    }
     if options.disk_cache
         && let Ok(cache) = wasmtime::Cache::from_file(None)
     {
@@ -175,7 +197,7 @@ fn base_config(options: &RuntimeOptions) -> Config {
 /// The instance pool's layout: how many slots, and how much address space each
 /// memory slot takes.
 fn pool_config(options: &RuntimeOptions, reset: MemoryReset, memory_slot: Option<u64>) -> Config {
-    let mut config = base_config(options);
+    let mut config = base_config(options, reset);
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_core_instances(options.max_instances)
         .total_memories(options.max_instances)
@@ -196,7 +218,7 @@ fn pool_config(options: &RuntimeOptions, reset: MemoryReset, memory_slot: Option
             }
         }
         MemoryReset::CopyImage => {
-            pool.linear_memory_keep_resident(KEEP_RESIDENT)
+            pool.linear_memory_keep_resident(SNAPSHOT_KEEP_RESIDENT)
                 .pagemap_scan(wasmtime::Enabled::No);
         }
     }
@@ -240,7 +262,7 @@ impl Engine {
                                 "the instance pool could not reserve its address space even with small slots; instantiating on demand (slower)"
                             );
                             (
-                                wasmtime::Engine::new(&base_config(options))?,
+                                wasmtime::Engine::new(&base_config(options, ON_DEMAND))?,
                                 Allocation::OnDemand,
                             )
                         }
@@ -249,7 +271,7 @@ impl Engine {
             }
         } else {
             (
-                wasmtime::Engine::new(&base_config(options))?,
+                wasmtime::Engine::new(&base_config(options, ON_DEMAND))?,
                 Allocation::OnDemand,
             )
         };
