@@ -7,7 +7,7 @@
 use crate::support::{Answer, Partner, example_wasm, listening_url, segfn, segment_post, track};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, status::StatusCode};
 use prost::Message as _;
 use std::io::Read as _;
 use std::path::Path;
@@ -81,6 +81,21 @@ async fn stop(mut child: Child) -> String {
     logged
 }
 
+/// Delivers a "Signed Up" track for `user` (with `message_id`, if given) to the server
+/// at `base` as tenant acme; the answer's status.
+async fn deliver(base: &str, user: &str, message_id: Option<&str>) -> u16 {
+    let mut event = track("Signed Up", user);
+    if let Some(id) = message_id {
+        event["messageId"] = id.into();
+    }
+    segment_post(base, "key-acme", serde_json::to_vec(&event).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
     attributes
         .iter()
@@ -118,25 +133,11 @@ async fn deliveries_are_traced_to_an_otlp_collector_without_their_secrets() {
         &[],
     );
 
-    let mut first = track("Signed Up", "u1");
-    first["messageId"] = "m-trace-1".into();
-    let status = segment_post(&base, "key-acme", serde_json::to_vec(&first).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    assert_eq!(deliver(&base, "u1", Some("m-trace-1")).await, 200);
     // The partner fails the second: a retry, whose reason (the partner's answer and
     // the URL) goes to the collector as the event line in the delivery's span.
     partner.answer(Answer::status(500));
-    let mut second = track("Signed Up", "u2");
-    second["messageId"] = "m-trace-2".into();
-    let status = segment_post(&base, "key-acme", serde_json::to_vec(&second).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 500);
+    assert_eq!(deliver(&base, "u2", Some("m-trace-2")).await, 500);
     assert_eq!(partner.received().len(), 2);
     let logged = stop(child).await;
     // Log lines read as without traces: one per event, no span names or fields.
@@ -153,7 +154,6 @@ async fn deliveries_are_traced_to_an_otlp_collector_without_their_secrets() {
         .filter(|r| r.path == "/v1/traces")
         .collect();
     assert!(!exports.is_empty(), "nothing reached the collector");
-    let mut spans = Vec::new();
     for export in &exports {
         assert_eq!(export.method, "POST");
         assert_eq!(export.headers["content-type"], "application/x-protobuf");
@@ -166,18 +166,16 @@ async fn deliveries_are_traced_to_an_otlp_collector_without_their_secrets() {
                 "a secret reached the collector: {secret}"
             );
         }
-        let request = ExportTraceServiceRequest::decode(export.body.as_slice()).unwrap();
-        for resource_spans in request.resource_spans {
-            let resource = resource_spans.resource.unwrap();
-            assert!(matches!(
-                attribute(&resource.attributes, "service.name"),
-                Some(any_value::Value::StringValue(name)) if name == "segfn-test"
-            ));
-            for scope in resource_spans.scope_spans {
-                spans.extend(scope.spans);
-            }
-        }
     }
+    let resources = resources_received(&collector);
+    for resource_spans in &resources {
+        let resource = resource_spans.resource.as_ref().unwrap();
+        assert!(matches!(
+            attribute(&resource.attributes, "service.name"),
+            Some(any_value::Value::StringValue(name)) if name == "segfn-test"
+        ));
+    }
+    let spans = spans_of(resources);
     let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
     let (deliveries, invocations, fetches) =
         (named("delivery"), named("invocation"), named("fetch"));
@@ -231,22 +229,32 @@ async fn deliveries_are_traced_to_an_otlp_collector_without_their_secrets() {
     assert_ne!(deliveries[0].trace_id, deliveries[1].trace_id);
 }
 
-/// Every span the collector received.
-fn spans_received(collector: &Partner) -> Vec<Span> {
-    let mut spans = Vec::new();
-    for export in collector
+/// Every export the collector received, decoded, by resource.
+fn resources_received(collector: &Partner) -> Vec<ResourceSpans> {
+    collector
         .received()
         .into_iter()
         .filter(|r| r.path == "/v1/traces")
-    {
-        let request = ExportTraceServiceRequest::decode(export.body.as_slice()).unwrap();
-        for resource_spans in request.resource_spans {
-            for scope in resource_spans.scope_spans {
-                spans.extend(scope.spans);
-            }
-        }
-    }
-    spans
+        .flat_map(|export| {
+            ExportTraceServiceRequest::decode(export.body.as_slice())
+                .unwrap()
+                .resource_spans
+        })
+        .collect()
+}
+
+/// The spans of `resources`, whatever their scope.
+fn spans_of(resources: Vec<ResourceSpans>) -> Vec<Span> {
+    resources
+        .into_iter()
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|scope| scope.spans)
+        .collect()
+}
+
+/// Every span the collector received.
+fn spans_received(collector: &Partner) -> Vec<Span> {
+    spans_of(resources_received(collector))
 }
 
 #[tokio::test]
@@ -263,14 +271,7 @@ async fn a_queued_events_run_has_a_trace_of_its_own() {
         ),
         &[],
     );
-    let mut event = track("Queued", "u1");
-    event["messageId"] = "m-queued-1".into();
-    let status = segment_post(&base, "key-acme", serde_json::to_vec(&event).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 202);
+    assert_eq!(deliver(&base, "u1", Some("m-queued-1")).await, 202);
     let until = Instant::now() + Duration::from_secs(20);
     while partner.received().is_empty() {
         assert!(Instant::now() < until, "the queued event never ran");
@@ -401,16 +402,7 @@ async fn without_an_endpoint_nothing_is_sent_even_when_the_environment_names_a_c
             ("OTEL_BSP_SCHEDULE_DELAY", "10".into()),
         ],
     );
-    let status = segment_post(
-        &base,
-        "key-acme",
-        serde_json::to_vec(&track("Signed Up", "u1")).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap()
-    .status();
-    assert_eq!(status, 200);
+    assert_eq!(deliver(&base, "u1", None).await, 200);
     stop(child).await;
     assert_eq!(partner.received().len(), 1);
     assert!(collector.received().is_empty());
@@ -422,16 +414,7 @@ async fn without_an_endpoint_nothing_is_sent_even_when_the_environment_names_a_c
         "",
         &[("SEGFN_OTLP_ENDPOINT", collector.url(""))],
     );
-    let status = segment_post(
-        &base,
-        "key-acme",
-        serde_json::to_vec(&track("Signed Up", "u2")).unwrap(),
-    )
-    .send()
-    .await
-    .unwrap()
-    .status();
-    assert_eq!(status, 200);
+    assert_eq!(deliver(&base, "u2", None).await, 200);
     stop(child).await;
     assert!(
         collector.received().iter().any(|r| r.path == "/v1/traces"),
