@@ -30,18 +30,20 @@ const { values: opts } = parseArgs({
     'source-js-wasm': { type: 'string' },
     loadgen: { type: 'string' },
     translate: { type: 'string' },
+    'http-client': { type: 'string' },
   },
 });
-for (const k of ['segfn', 'wasm', 'bulk', 'js-wasm', 'source-wasm', 'source-js-wasm', 'loadgen', 'translate']) {
+for (const k of ['segfn', 'wasm', 'bulk', 'js-wasm', 'source-wasm', 'source-js-wasm', 'loadgen', 'translate', 'http-client']) {
   if (!opts[k]) throw new Error(`--${k} is required (scripts/bench passes it)`);
 }
 
 // Durations in seconds. The full plan fits the suite in well under 15 minutes on 2 cores.
 const PLAN = opts.quick
-  ? { warmup: 1, throughput: 3, latency: 3, batch: 3, starts: 1, translate: 1, replay: 2, durable: 3 }
-  : { warmup: 3, throughput: 15, latency: 20, batch: 15, starts: 5, translate: 4, replay: 10, durable: 10 };
+  ? { warmup: 1, throughput: 3, latency: 3, batch: 3, starts: 1, translate: 1, replay: 2, durable: 3, client: 3 }
+  : { warmup: 3, throughput: 15, latency: 20, batch: 15, starts: 5, translate: 4, replay: 10, durable: 10, client: 12 };
 const CONNECTIONS = [1, 16, 64, 256];
 const LATENCY_CONNECTIONS = 64;
+const HTTP_CLIENT_IN_FLIGHT = [1, 16];
 const BATCH_CONNECTIONS = 4;
 // Segment's largest batch for functions (400), and 1,000.
 const BULK_SIZES = [400, 1000];
@@ -53,6 +55,7 @@ const DURABLE_CONNECTIONS = 64;
 const IN_FLIGHT = 1000;
 // What the sandbox and deduplication cost: single events at these connections.
 const ISOLATION_CONNECTIONS = [1, 16];
+const THREAD_MODEL_CONNECTIONS = [16, 64];
 // What logs and traces cost: single events at this many connections.
 const TELEMETRY_CONNECTIONS = 16;
 const PARTNER_DELAY_MS = 3000;
@@ -301,7 +304,31 @@ async function isolationCost(partner, env) {
   return out;
 }
 
-// JSON lines printed by a translation benchmark, its stderr (log lines) discarded.
+// segfn as it runs (one multi-thread runtime) against one current-thread runtime per
+// core, each accepting on its own SO_REUSEPORT listener ($SEGFN_BENCH_ACCEPT_THREADS,
+// bench only), alternating, each a fresh server warmed up first.
+async function threadModelCost(partner, env) {
+  const variants = {
+    multi_thread: {},
+    per_core: { SEGFN_BENCH_ACCEPT_THREADS: String(os.cpus().length) },
+  };
+  const out = { connections: THREAD_MODEL_CONNECTIONS, threads: os.cpus().length };
+  for (const [key, extra] of Object.entries(variants)) {
+    const server = await startServer('segfn', partner.port, { env: extra, tag: `-${key}` });
+    await load.wrk(server, { connections: 16, seconds: PLAN.warmup }, env);
+    out[key] = {};
+    for (const c of THREAD_MODEL_CONNECTIONS) {
+      log(`thread model: ${key}, ${c} connections`);
+      out[key][c] = await load.wrk(server, { connections: c, seconds: PLAN.throughput }, env);
+      log(`  ${Math.round(out[key][c].rps)} requests/s`);
+    }
+    await proc.stop(server);
+  }
+  return out;
+}
+
+// JSON lines printed by a benchmark example (translation, HTTP clients), its stderr
+// (log lines) discarded.
 function translationLines(command, args) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -403,6 +430,18 @@ async function main() {
   // on tmpfs (the commit's fsync costs nothing there), Node with a fresh vm context
   // per event.
   runs.isolation = await isolationCost(partner, env);
+  // The runtime's thread model: the multi-thread scheduler against a current-thread
+  // runtime per core.
+  runs.thread_model = await threadModelCost(partner, env);
+  // The HTTP client for partner calls alone (host/engine/examples/http_client.rs):
+  // segfn's, a plain reqwest client and hyper-util's pooled client, taking turns.
+  runs.http_client = [];
+  for (const inFlight of HTTP_CLIENT_IN_FLIGHT) {
+    log(`HTTP clients: ${inFlight} request(s) in flight`);
+    runs.http_client.push(
+      ...(await translationLines(opts['http-client'], [`http://127.0.0.1:${partner.port}/track`, String(PLAN.client), String(inFlight)])),
+    );
+  }
 
   // functions/bulk: every event translated, one bulk request per 500 events.
   runs.bulk = { segfn: {}, baseline: {} };

@@ -115,6 +115,66 @@ ${row('Node baseline, fresh vm context per event', t.baseline_vm)}
 `;
 }
 
+// segfn's multi-thread runtime against a current-thread runtime per core.
+function threadModelSection(runs) {
+  const t = runs.thread_model;
+  if (!t) return '';
+  const per = (r) => (r.cpu_s[0] / r.requests) * 1e6;
+  const n = (x) => Math.round(x).toLocaleString('en-US');
+  const rows = t.connections.flatMap((c) =>
+    [
+      ['one multi-thread runtime (as segfn runs)', t.multi_thread[c]],
+      [`a current-thread runtime per core (${t.threads}, SO_REUSEPORT)`, t.per_core[c]],
+    ].map(
+      ([label, r]) =>
+        `| ${label} | ${c} | ${n(r.rps)} | ${n(per(r))} | ${(r.rps / t.multi_thread[c].rps).toFixed(2)}× | ${r.non2xx + r.errors} |`,
+    ),
+  );
+  return `
+## The runtime's thread model
+
+The forwarder, single events for ${runs.plan.throughput} s at each number of connections, each
+configuration a fresh \`segfn serve\` warmed up first: as it runs (one tokio multi-thread
+runtime; connections, deliveries and the store's commits on its worker threads), and
+with connections accepted and served by ${t.threads} threads, each a current-thread runtime
+with a listener of its own on the same port (\`SO_REUSEPORT\`: the kernel spreads the
+connections; \`$SEGFN_BENCH_ACCEPT_THREADS\`, bench only; the store's commits and the
+queue's workers stay on the multi-thread runtime). Ratios against the first row.
+
+| runtime | connections | requests/s | CPU per request (µs) | requests/s ratio | non-2xx or errors |
+|---|---:|---:|---:|---:|---:|
+${rows.join('\n')}
+`;
+}
+
+// The HTTP client for partner calls, alone: segfn's against reqwest's defaults and
+// hyper-util's pooled client.
+function httpClientSection(runs) {
+  const lines = runs.http_client;
+  if (!lines || lines.length === 0) return '';
+  const n = (x) => Math.round(x).toLocaleString('en-US');
+  const base = (l) => lines.find((b) => b.in_flight === l.in_flight && b.client.startsWith('hyper'));
+  const rows = lines.map(
+    (l) =>
+      `| ${l.client} | ${l.in_flight} | ${n(l.requests_per_s)} | ${l.cpu_us_per_request.toFixed(1)} | ${(l.cpu_us_per_request / base(l).cpu_us_per_request).toFixed(2)}× |`,
+  );
+  return `
+## The HTTP client for partner calls
+
+\`host/engine/examples/http_client.rs\`: the same POST (a 2.4 KB JSON body, the
+forwarder's headers) to the partner above, from one process with a two-worker runtime, by
+segfn's \`FetchClient\` (reqwest with the allow-list's resolver and redirect policy, the
+timeout and the response cap), a plain \`reqwest::Client\` and hyper-util's pooled client
+(what reqwest is built on), taking turns for ${runs.plan.client} s in all each. CPU is the client
+process's own per request (the partner shares the machine, so requests/s is bounded by
+both); the ratio is against hyper-util's at the same number in flight.
+
+| client | in flight | requests/s | CPU per request (µs) | CPU ratio |
+|---|---:|---:|---:|---:|
+${rows.join('\n')}
+`;
+}
+
 // segfn's resident memory at its VmRSS peak, by kind.
 function memParts(r) {
   const p = r.in_flight_parts_mib || {};
@@ -157,7 +217,7 @@ batch rows, below 1 in every other row. Each figure comes from a single run of i
 measure; expect some spread between runs on a 2-core virtual machine.
 
 ${table}
-${notes}${replaySection(runs)}${durableSection(runs)}${isolationSection(runs)}${telemetrySection(runs)}
+${notes}${replaySection(runs)}${durableSection(runs)}${isolationSection(runs)}${telemetrySection(runs)}${threadModelSection(runs)}${httpClientSection(runs)}
 ## What runs
 
 - **Partner API** (\`bench/partner.js\`): Node's \`node:http\` on 127.0.0.1, reads each

@@ -210,6 +210,19 @@ function write(runs, { root, quick, eventBytes, wasmBytes, jsWasmBytes }) {
     }
   }
 
+  const tm = runs.thread_model;
+  if (tm) {
+    for (const key of ['multi_thread', 'per_core']) {
+      const figures = tm.connections.map((c) => `${fmt(tm[key][c].rps)} requests/s at ${c}`);
+      process.stdout.write(`thread model ${key}: ${figures.join(', ')}\n`);
+    }
+  }
+  for (const l of runs.http_client || []) {
+    process.stdout.write(
+      `http client ${l.client}, ${l.in_flight} in flight: ${fmt(l.requests_per_s)} requests/s, ${l.cpu_us_per_request.toFixed(1)} µs CPU per request\n`,
+    );
+  }
+
   const outDir = path.join(root, 'target', 'bench');
   fs.mkdirSync(outDir, { recursive: true });
   const results = {

@@ -41,6 +41,7 @@ pub use store::postgres::PgStore;
 pub use store::redb::{Dedupe, RedbStore};
 pub use store::{Marked, MessageKey, Store, StoreError};
 
+use futures_util::future::Either;
 use segfn_engine::{Runtime, RuntimeOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -202,8 +203,8 @@ pub async fn serve_until(
             ));
         }
     };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let accept_threads = listener::bench_accept_threads();
+    let listener = listener::bind(addr, accept_threads.is_some())
         .map_err(|e| ServeError::Listen(server.listen.clone(), e.to_string()))?;
     let bound = listener
         .local_addr()
@@ -229,6 +230,33 @@ pub async fn serve_until(
             (s.durable, tokio::spawn(run))
         })
         .collect();
+    let grace = limits.deadline + Duration::from_secs(5);
+    // Bench only: threads of their own accept on the same port, and this listener is
+    // closed before anyone connects (it would get connections nobody accepts).
+    let accepting = match accept_threads {
+        None => Either::Left(listener::serve(
+            listener,
+            router(state.clone()),
+            listen,
+            state.metrics.clone(),
+            stop.clone(),
+            grace,
+        )),
+        Some(threads) => {
+            let on_threads = listener::serve_on_threads(
+                threads,
+                bound,
+                router(state.clone()),
+                listen,
+                state.metrics.clone(),
+                stop.clone(),
+                grace,
+            )
+            .map_err(|e| ServeError::Listen(server.listen.clone(), e.to_string()))?;
+            drop(listener);
+            Either::Right(on_threads)
+        }
+    };
     on_listening(bound, tls.is_some());
 
     // On stop: new deliveries get 503 and /readyz fails at once; connections finish
@@ -240,16 +268,7 @@ pub async fn serve_until(
         tracing::info!("shutting down: finishing deliveries in flight, refusing new ones");
         draining.draining.store(true, Ordering::Relaxed);
     });
-    let grace = limits.deadline + Duration::from_secs(5);
-    listener::serve(
-        listener,
-        router(state.clone()),
-        listen,
-        state.metrics.clone(),
-        stop,
-        grace,
-    )
-    .await;
+    accepting.await;
     reloads.abort();
     purges.abort();
     let _ = workers.await;

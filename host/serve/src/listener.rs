@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
@@ -170,6 +170,87 @@ pub(crate) fn fit_to_fd_limit(wanted: usize, outbound: usize) -> usize {
     } else {
         wanted
     }
+}
+
+/// Bench only: `$SEGFN_BENCH_ACCEPT_THREADS=N` serves connections on N threads, each a
+/// current-thread runtime with a listener of its own on the same address
+/// (`SO_REUSEPORT`: the kernel spreads connections among them), instead of on the
+/// multi-thread runtime. `scripts/bench` compares the two (PERFORMANCE.md, "The
+/// runtime's thread model"); the connection cap applies per thread.
+pub(crate) fn bench_accept_threads() -> Option<usize> {
+    std::env::var("SEGFN_BENCH_ACCEPT_THREADS")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+}
+
+/// Binds `addr` as `TcpListener::bind` does (`SO_REUSEADDR`, a backlog of 1,024); with
+/// `reuse_port` other listeners may bind it too.
+pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(reuse_port)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// [`serve`] on `threads` threads of their own (see [`bench_accept_threads`]), each
+/// binding `addr` with `SO_REUSEPORT`; returns once every thread is listening, with a
+/// future that ends when all of them have stopped.
+pub(crate) fn serve_on_threads(
+    threads: usize,
+    addr: SocketAddr,
+    app: Router,
+    options: ListenOptions,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) -> std::io::Result<impl Future<Output = ()>> {
+    let mut running = Vec::new();
+    for i in 0..threads {
+        let (app, options, metrics, shutdown) = (
+            app.clone(),
+            options.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        let (listening, bound) = std::sync::mpsc::channel();
+        let (done, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("segfn-accept-{i}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => return listening.send(Err(e)).unwrap_or(()),
+                };
+                runtime.block_on(async move {
+                    let listener = match bind(addr, true) {
+                        Ok(listener) => listener,
+                        Err(e) => return listening.send(Err(e)).unwrap_or(()),
+                    };
+                    let _ = listening.send(Ok(()));
+                    serve(listener, app, options, metrics, shutdown, grace).await;
+                    let _ = done.send(());
+                });
+            })?;
+        bound
+            .recv()
+            .map_err(|_| std::io::Error::other("an accepting thread ended at its start"))??;
+        running.push(stopped);
+    }
+    Ok(async move {
+        for stopped in running {
+            let _ = stopped.await;
+        }
+    })
 }
 
 /// Accepts and serves connections until `shutdown` turns true; then stops accepting,
