@@ -323,6 +323,98 @@
     getHashes: () => ['md5', 'sha1', 'sha224', 'sha256', 'sha384', 'sha512'],
   };
 
+  // ---- zlib (Node's module, preloaded by Segment as `zlib.zlib`) -----------------------
+  // The one-shot functions, synchronous and with callbacks: gzip, zlib and raw deflate,
+  // compressed and decompressed in Rust (flate2). Streams and brotli are not there.
+  const zlibConstants = {
+    Z_NO_FLUSH: 0, Z_PARTIAL_FLUSH: 1, Z_SYNC_FLUSH: 2, Z_FULL_FLUSH: 3, Z_FINISH: 4, Z_BLOCK: 5,
+    Z_OK: 0, Z_STREAM_END: 1, Z_NEED_DICT: 2, Z_ERRNO: -1, Z_STREAM_ERROR: -2, Z_DATA_ERROR: -3,
+    Z_MEM_ERROR: -4, Z_BUF_ERROR: -5, Z_VERSION_ERROR: -6,
+    Z_NO_COMPRESSION: 0, Z_BEST_SPEED: 1, Z_BEST_COMPRESSION: 9, Z_DEFAULT_COMPRESSION: -1,
+    Z_FILTERED: 1, Z_HUFFMAN_ONLY: 2, Z_RLE: 3, Z_FIXED: 4, Z_DEFAULT_STRATEGY: 0,
+  };
+  // Node refuses output past buffer.kMaxLength; an instance's memory ends well before.
+  const ZLIB_MAX_OUTPUT = 256 * 1024 * 1024;
+  // Node's argument errors, with their codes.
+  function argumentError(Class, code, message) {
+    const error = new Class(message);
+    error.code = code;
+    return error;
+  }
+  function received(value) {
+    if (value === null || value === undefined) return ` Received ${value}`;
+    if (typeof value === 'object') return ` Received an instance of ${(value.constructor && value.constructor.name) || 'Object'}`;
+    return ` Received type ${typeof value} (${String(value)})`;
+  }
+  function zlibInput(data) {
+    if (typeof data === 'string') return encodeString(data, 'utf8');
+    if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return toBinary(data);
+    throw argumentError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "buffer" argument must be of type string or an instance of ' +
+      `Buffer, TypedArray, DataView, or ArrayBuffer.${received(data)}`);
+  }
+  function zlibRange(options, name, min, max, fallback) {
+    const value = options && options[name];
+    if (value === undefined) return fallback;
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw argumentError(RangeError, 'ERR_OUT_OF_RANGE',
+        `The value of "options.${name}" is out of range. It must be >= ${min} and <= ${max}. Received ${value}`);
+    }
+    return value;
+  }
+  const zlibLevel = (options) => zlibRange(options, 'level', -1, 9, -1);
+  const zlibMaxOutput = (options) => zlibRange(options, 'maxOutputLength', 1, ZLIB_MAX_OUTPUT, ZLIB_MAX_OUTPUT);
+  // zlib's failures as Node's errors: the message zlib gives, with `errno` and `code`.
+  function zlibCall(f) {
+    let out;
+    try {
+      out = f();
+    } catch (e) {
+      const [, code, message] = /^(\w+): (.*)$/.exec(String(e && e.message)) || [null, 'Z_DATA_ERROR', String(e)];
+      if (code === 'ERR_BUFFER_TOO_LARGE') throw argumentError(RangeError, code, message);
+      const error = new Error(message);
+      error.errno = zlibConstants[code];
+      error.code = code;
+      throw error;
+    }
+    return binaryToBytes(out);
+  }
+  const zlibModule = { constants: zlibConstants };
+  for (const [name, format] of [['gzip', 'gzip'], ['deflate', 'deflate'], ['deflateRaw', 'raw']]) {
+    zlibModule[`${name}Sync`] = (data, options) => {
+      const [input, level] = [zlibInput(data), zlibLevel(options)];
+      return zlibCall(() => native.deflate(format, input, level));
+    };
+  }
+  for (const [name, format] of [['gunzip', 'gzip'], ['inflate', 'deflate'], ['inflateRaw', 'raw'], ['unzip', 'unzip']]) {
+    zlibModule[`${name}Sync`] = (data, options) => {
+      const [input, max] = [zlibInput(data), zlibMaxOutput(options)];
+      return zlibCall(() => native.inflate(format, input, max));
+    };
+  }
+  for (const name of ['gzip', 'deflate', 'deflateRaw', 'gunzip', 'inflate', 'inflateRaw', 'unzip']) {
+    const sync = zlibModule[`${name}Sync`];
+    // Node calls back later, never before the call returns.
+    zlibModule[name] = function (data, options, callback) {
+      if (typeof options === 'function') { callback = options; options = undefined; }
+      if (typeof callback !== 'function') {
+        throw argumentError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "callback" argument must be of type function.${received(callback)}`);
+      }
+      let result, error = null;
+      try { result = sync(data, options); } catch (e) { error = e; }
+      Promise.resolve().then(() => (error ? callback(error) : callback(null, result)));
+    };
+  }
+  const unsupported = (name, what) => function () {
+    throw new Error(`zlib.${name} is not available in segfn: ${what} not supported; use the one-shot gzip, deflate and inflate functions`);
+  };
+  for (const name of ['brotliCompress', 'brotliCompressSync', 'brotliDecompress', 'brotliDecompressSync']) {
+    zlibModule[name] = unsupported(name, 'brotli is');
+  }
+  for (const name of ['createGzip', 'createGunzip', 'createDeflate', 'createInflate', 'createDeflateRaw', 'createInflateRaw', 'createUnzip']) {
+    zlibModule[name] = unsupported(name, 'streams are');
+  }
+  const zlib = { zlib: zlibModule };
+
   // Math.random is reseeded from the host's randomness in every invocation (the snapshot
   // would otherwise give every instance the same sequence): xorshift128+.
   let s0 = 1, s1 = 2;
@@ -1035,7 +1127,7 @@
     EventNotSupported, InvalidEventPayload, ValidationError, RetryError, DropEvent,
     Segment, ServerRequest,
     Buffer, atob, btoa, crypto, console, fetch, Headers, Request, Response, URL, URLSearchParams,
-    fetchretrylib, uuidv5,
+    fetchretrylib, uuidv5, zlib,
     setTimeout: (fn, delay, ...args) => addTimer(fn, delay, args, false),
     setInterval: (fn, delay, ...args) => addTimer(fn, delay, args, true),
     setImmediate: (fn, ...args) => addTimer(fn, 0, args, false),

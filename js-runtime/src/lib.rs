@@ -8,6 +8,7 @@
 
 mod native;
 mod sign;
+mod zlib;
 
 use rquickjs::{CatchResultExt, Context, Ctx, Function, Runtime, Value, context::EvalOptions};
 use std::cell::RefCell;

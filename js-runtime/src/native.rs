@@ -141,8 +141,32 @@ pub(crate) fn install(ctx: &Ctx<'_>) -> Result<()> {
                 .finish()
         })?,
     )?;
+    native.set("deflate", Function::new(ctx.clone(), deflate)?)?;
+    native.set("inflate", Function::new(ctx.clone(), inflate)?)?;
     ctx.globals().set("__segfn_native", native)?;
     Ok(())
+}
+
+/// `deflate(format, data, level)`: zlib's compression (`crate::zlib`); a failure throws
+/// `CODE: message`, which the prelude turns into Node's error.
+fn deflate(ctx: Ctx<'_>, format: String, data: String, level: i32) -> Result<String> {
+    let format = zlib_format(&ctx, &format)?;
+    crate::zlib::compress(format, &from_binary(&data), level)
+        .map(|out| to_binary(&out))
+        .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))
+}
+
+/// `inflate(format, data, maxOutput)`: zlib's decompression, as [`deflate`].
+fn inflate(ctx: Ctx<'_>, format: String, data: String, max_output: f64) -> Result<String> {
+    let format = zlib_format(&ctx, &format)?;
+    crate::zlib::decompress(format, &from_binary(&data), max_output as usize)
+        .map(|out| to_binary(&out))
+        .map_err(|e| Exception::throw_message(&ctx, &e.to_string()))
+}
+
+fn zlib_format(ctx: &Ctx<'_>, name: &str) -> Result<crate::zlib::Format> {
+    crate::zlib::Format::parse(name)
+        .ok_or_else(|| Exception::throw_message(ctx, &format!("no zlib format {name:?}")))
 }
 
 /// Bytes as a binary string.
