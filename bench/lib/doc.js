@@ -124,7 +124,7 @@ function threadModelSection(runs) {
   const rows = t.connections.flatMap((c) =>
     [
       ['one multi-thread runtime (as segfn runs)', t.multi_thread[c]],
-      [`a current-thread runtime per core (${t.threads}, SO_REUSEPORT)`, t.per_core[c]],
+      [`connection_threads = ${t.threads}`, t.per_core[c]],
     ].map(
       ([label, r]) =>
         `| ${label} | ${c} | ${n(r.rps)} | ${n(per(r))} | ${(r.rps / t.multi_thread[c].rps).toFixed(2)}× | ${r.non2xx + r.errors} |`,
@@ -134,12 +134,12 @@ function threadModelSection(runs) {
 ## The runtime's thread model
 
 The forwarder, single events for ${runs.plan.throughput} s at each number of connections, each
-configuration a fresh \`segfn serve\` warmed up first: as it runs (one tokio multi-thread
-runtime; connections, deliveries and the store's commits on its worker threads), and
-with connections accepted and served by ${t.threads} threads, each a current-thread runtime
-with a listener of its own on the same port (\`SO_REUSEPORT\`: the kernel spreads the
-connections; \`$SEGFN_BENCH_ACCEPT_THREADS\`, bench only; the store's commits and the
-queue's workers stay on the multi-thread runtime). Ratios against the first row.
+configuration a fresh \`segfn serve\` warmed up first: as it runs by default (one tokio
+multi-thread runtime; connections, deliveries and the store's commits on its worker
+threads), and with \`connection_threads = ${t.threads}\` (each connection dealt in turn to one of
+${t.threads} threads, each a current-thread runtime that runs the connection, its deliveries and
+their partner calls; the store's commits and the durable queue's workers stay on the
+multi-thread runtime). Ratios against the first row.
 
 | runtime | connections | requests/s | CPU per request (µs) | requests/s ratio | non-2xx or errors |
 |---|---:|---:|---:|---:|---:|

@@ -152,11 +152,22 @@ fn forwarder_tenant(name: &str, key: &str, partner: &Partner, extra: &str) -> St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_half_open_connections_cannot_lock_anyone_out() {
+    slow_and_half_open_connections("").await;
+}
+
+/// The same with connections dealt to threads of their own: the cap, the eviction and
+/// the header timeout hold across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_half_open_connections_cannot_lock_anyone_out_of_connection_threads() {
+    slow_and_half_open_connections("\nconnection_threads = 2").await;
+}
+
+async fn slow_and_half_open_connections(server_extra: &str) {
     let partner = Partner::start().await;
     let f = forwarder().await;
     let ep = Endpoint::start(
         &f,
-        "max_connections = 16\nheader_timeout_ms = 1500",
+        &format!("max_connections = 16\nheader_timeout_ms = 1500{server_extra}"),
         &forwarder_tenant("b", "key-b", &partner, ""),
     )
     .await;

@@ -23,17 +23,11 @@ impl Served {
     /// Starts `segfn serve` with `args` (plus `--listen 127.0.0.1:0`) and waits for it
     /// to say where it listens.
     fn start(args: &[String]) -> Served {
-        Served::start_with(args, &[])
-    }
-
-    /// [`Served::start`] with variables added to its environment.
-    fn start_with(args: &[String], env: &[(&str, &str)]) -> Served {
         let mut child = segfn()
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("SEGFN_LOG", "warn")
-            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -751,19 +745,18 @@ async fn graceful_shutdown_finishes_in_flight_work() {
     assert_eq!(partner.received().len(), 1);
 }
 
-/// The bench-only thread model (`$SEGFN_BENCH_ACCEPT_THREADS`: a current-thread
-/// runtime per accepting thread, each on its own `SO_REUSEPORT` listener) serves
-/// deliveries on many connections at once and stops cleanly, so `scripts/bench`
-/// measures a server that works.
+/// `connection_threads`: connections dealt to threads of their own, each a
+/// current-thread runtime, serve deliveries on many connections at once, and a SIGTERM
+/// still finishes the one in flight before the process exits.
 #[tokio::test]
-async fn accepting_on_threads_of_their_own_serves_and_stops() {
+async fn connection_threads_serve_and_stop() {
     let partner = Partner::start().await;
     partner.answer(Answer::delayed(200));
     let setup = Setup::new().await;
-    let mut served = Served::start_with(
-        &setup.config("", &tenant("acme", "key-acme", &partner, "")),
-        &[("SEGFN_BENCH_ACCEPT_THREADS", "2")],
-    );
+    let mut served = Served::start(&setup.config(
+        "connection_threads = 2",
+        &tenant("acme", "key-acme", &partner, ""),
+    ));
     // Each on a connection of its own (a client per delivery), all in flight at once.
     let deliveries: Vec<_> = (0..12)
         .map(|i| {
@@ -775,11 +768,20 @@ async fn accepting_on_threads_of_their_own_serves_and_stops() {
         assert_eq!(delivery.await.unwrap(), 200);
     }
     assert_eq!(partner.received().len(), 12);
+    partner.answer(Answer::delayed(1000));
+    let in_flight = deliver_in_background(&served, "key-acme", &track("Slow", "u-last"));
+    wait_for_metric(&served, "segfn_in_flight 1").await;
     served.signal("TERM");
+    assert_eq!(
+        in_flight.await.unwrap(),
+        200,
+        "the delivery in flight completes"
+    );
     let status = tokio::task::spawn_blocking(move || served.process().wait().unwrap())
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");
+    assert_eq!(partner.received().len(), 13);
 }
 
 #[tokio::test]

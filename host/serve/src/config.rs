@@ -64,6 +64,11 @@ pub struct ServerConfig {
     pub body_timeout_ms: u64,
     /// Largest request head (request line and headers), in bytes: 431 beyond.
     pub max_header_bytes: usize,
+    /// Threads that serve connections, each a single-threaded runtime of its own, the
+    /// connections dealt to them in turn; 0 (the default) serves them on the shared
+    /// multi-thread runtime. One per core serves more at many connections
+    /// (docs/PERFORMANCE.md, "The runtime's thread model").
+    pub connection_threads: usize,
     /// Invocations one tenant may run at once (default: all of `max_in_flight` with
     /// one tenant, half of it with several), so a noisy tenant is throttled first.
     pub tenant_max_in_flight: Option<usize>,
@@ -133,6 +138,7 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 4_000,
             max_header_bytes: 64 << 10,
+            connection_threads: 0,
             tenant_max_in_flight: None,
             max_dedupe_entries: 10_000_000,
             durable: false,
@@ -319,6 +325,9 @@ fn parse_problem(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
+/// Beyond this many connection threads a typo is more likely than a machine.
+const MAX_CONNECTION_THREADS: usize = 256;
+
 impl ServeConfig {
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
@@ -342,6 +351,15 @@ impl ServeConfig {
             && store.is_relative()
         {
             *store = base.join(&*store);
+        }
+        if config.server.connection_threads > MAX_CONNECTION_THREADS {
+            return Err(ConfigError::Parse(
+                path.to_owned(),
+                format!(
+                    "connection_threads = {}: at most {MAX_CONNECTION_THREADS} (one per core is the point)",
+                    config.server.connection_threads
+                ),
+            ));
         }
         Ok(config)
     }
@@ -506,6 +524,24 @@ mod tests {
         );
         let error = parse("[server.traces]\nendpoints = \"http://127.0.0.1:4318\"\n").unwrap_err();
         assert!(error.contains("unknown field `endpoints`"), "{error}");
+    }
+
+    #[test]
+    fn connection_threads_default_to_none_and_are_bounded() {
+        assert_eq!(parse("").unwrap().server.connection_threads, 0);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("segfn.toml");
+        std::fs::write(&file, "[server]\nconnection_threads = 2\n").unwrap();
+        assert_eq!(
+            ServeConfig::load(&file).unwrap().server.connection_threads,
+            2
+        );
+        std::fs::write(&file, "[server]\nconnection_threads = 5000\n").unwrap();
+        let error = ServeConfig::load(&file).unwrap_err().to_string();
+        assert!(
+            error.contains("connection_threads = 5000: at most 256"),
+            "{error}"
+        );
     }
 
     #[test]

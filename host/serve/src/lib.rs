@@ -41,7 +41,6 @@ pub use store::postgres::PgStore;
 pub use store::redb::{Dedupe, RedbStore};
 pub use store::{Marked, MessageKey, Store, StoreError};
 
-use futures_util::future::Either;
 use segfn_engine::{Runtime, RuntimeOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -203,8 +202,8 @@ pub async fn serve_until(
             ));
         }
     };
-    let accept_threads = listener::bench_accept_threads();
-    let listener = listener::bind(addr, accept_threads.is_some())
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
         .map_err(|e| ServeError::Listen(server.listen.clone(), e.to_string()))?;
     let bound = listener
         .local_addr()
@@ -230,33 +229,16 @@ pub async fn serve_until(
             (s.durable, tokio::spawn(run))
         })
         .collect();
-    let grace = limits.deadline + Duration::from_secs(5);
-    // Bench only: threads of their own accept on the same port, and this listener is
-    // closed before anyone connects (it would get connections nobody accepts).
-    let accepting = match accept_threads {
-        None => Either::Left(listener::serve(
-            listener,
-            router(state.clone()),
-            listen,
-            state.metrics.clone(),
-            stop.clone(),
-            grace,
-        )),
-        Some(threads) => {
-            let on_threads = listener::serve_on_threads(
-                threads,
-                bound,
-                router(state.clone()),
-                listen,
-                state.metrics.clone(),
-                stop.clone(),
-                grace,
+    let threads = match server.connection_threads {
+        0 => None,
+        n => Some(listener::ConnectionThreads::start(n).map_err(|e| {
+            ServeError::Listen(
+                server.listen.clone(),
+                format!("starting {n} connection threads: {e}"),
             )
-            .map_err(|e| ServeError::Listen(server.listen.clone(), e.to_string()))?;
-            drop(listener);
-            Either::Right(on_threads)
-        }
+        })?),
     };
+    let grace = limits.deadline + Duration::from_secs(5);
     on_listening(bound, tls.is_some());
 
     // On stop: new deliveries get 503 and /readyz fails at once; connections finish
@@ -268,7 +250,16 @@ pub async fn serve_until(
         tracing::info!("shutting down: finishing deliveries in flight, refusing new ones");
         draining.draining.store(true, Ordering::Relaxed);
     });
-    accepting.await;
+    listener::serve(
+        listener,
+        router(state.clone()),
+        listen,
+        state.metrics.clone(),
+        stop,
+        grace,
+        threads.as_ref(),
+    )
+    .await;
     reloads.abort();
     purges.abort();
     let _ = workers.await;
@@ -288,6 +279,9 @@ pub async fn serve_until(
         .is_err()
     {
         tracing::warn!("deliveries still running at exit; Segment will retry them");
+    }
+    if let Some(threads) = threads {
+        threads.stop();
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
@@ -172,85 +172,61 @@ pub(crate) fn fit_to_fd_limit(wanted: usize, outbound: usize) -> usize {
     }
 }
 
-/// Bench only: `$SEGFN_BENCH_ACCEPT_THREADS=N` serves connections on N threads, each a
-/// current-thread runtime with a listener of its own on the same address
-/// (`SO_REUSEPORT`: the kernel spreads connections among them), instead of on the
-/// multi-thread runtime. `scripts/bench` compares the two (PERFORMANCE.md, "The
-/// runtime's thread model"); the connection cap applies per thread.
-pub(crate) fn bench_accept_threads() -> Option<usize> {
-    std::env::var("SEGFN_BENCH_ACCEPT_THREADS")
-        .ok()?
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
+/// Threads that serve connections, each a current-thread runtime of its own
+/// (`[server] connection_threads`): the listener hands each new connection to the next
+/// one in turn, and the connection, its deliveries and their partner calls stay on that
+/// thread, with no work stealing and no cross-thread wake-ups between them
+/// (docs/PERFORMANCE.md, "The runtime's thread model"). The threads run until
+/// [`ConnectionThreads::stop`], so deliveries still running after their connection
+/// closed are finished, not dropped.
+pub(crate) struct ConnectionThreads {
+    handles: Vec<tokio::runtime::Handle>,
+    next: AtomicUsize,
+    stop: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Binds `addr` as `TcpListener::bind` does (`SO_REUSEADDR`, a backlog of 1,024); with
-/// `reuse_port` other listeners may bind it too.
-pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(reuse_port)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
-}
-
-/// [`serve`] on `threads` threads of their own (see [`bench_accept_threads`]), each
-/// binding `addr` with `SO_REUSEPORT`; returns once every thread is listening, with a
-/// future that ends when all of them have stopped.
-pub(crate) fn serve_on_threads(
-    threads: usize,
-    addr: SocketAddr,
-    app: Router,
-    options: ListenOptions,
-    metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
-    grace: Duration,
-) -> std::io::Result<impl Future<Output = ()>> {
-    let mut running = Vec::new();
-    for i in 0..threads {
-        let (app, options, metrics, shutdown) = (
-            app.clone(),
-            options.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        );
-        let (listening, bound) = std::sync::mpsc::channel();
-        let (done, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name(format!("segfn-accept-{i}"))
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(e) => return listening.send(Err(e)).unwrap_or(()),
-                };
-                runtime.block_on(async move {
-                    let listener = match bind(addr, true) {
-                        Ok(listener) => listener,
-                        Err(e) => return listening.send(Err(e)).unwrap_or(()),
-                    };
-                    let _ = listening.send(Ok(()));
-                    serve(listener, app, options, metrics, shutdown, grace).await;
-                    let _ = done.send(());
-                });
-            })?;
-        bound
-            .recv()
-            .map_err(|_| std::io::Error::other("an accepting thread ended at its start"))??;
-        running.push(stopped);
-    }
-    Ok(async move {
-        for stopped in running {
-            let _ = stopped.await;
+impl ConnectionThreads {
+    /// Starts `count` threads (at least one).
+    pub(crate) fn start(count: usize) -> std::io::Result<ConnectionThreads> {
+        let mut threads = ConnectionThreads {
+            handles: Vec::new(),
+            next: AtomicUsize::new(0),
+            stop: Vec::new(),
+            threads: Vec::new(),
+        };
+        for i in 0..count.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            threads.handles.push(runtime.handle().clone());
+            threads.stop.push(stop);
+            threads.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("segfn-conn-{i}"))
+                    .spawn(move || {
+                        let _ = runtime.block_on(stopped);
+                    })?,
+            );
         }
-    })
+        Ok(threads)
+    }
+
+    /// The runtime of the thread whose turn it is.
+    fn next(&self) -> &tokio::runtime::Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        &self.handles[i]
+    }
+
+    /// Ends the threads; tasks still on them are dropped, so call it once every
+    /// delivery has finished.
+    pub(crate) fn stop(self) {
+        drop(self.stop);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Accepts and serves connections until `shutdown` turns true; then stops accepting,
@@ -263,6 +239,7 @@ pub(crate) async fn serve(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
+    threads: Option<&ConnectionThreads>,
 ) {
     let connections = Arc::new(Connections {
         slots: Mutex::default(),
@@ -300,30 +277,59 @@ pub(crate) async fn serve(
         let (app, http, options, shutdown) =
             (app.clone(), http.clone(), options.clone(), shutdown.clone());
         let running = tasks.start();
-        tokio::spawn(async move {
-            let _running = running;
-            match &options.tls {
-                None => connection(stream, app, &http, admitted, shutdown).await,
-                Some(tls) => {
-                    // Evictable during the handshake too: a client that never sends its
-                    // ClientHello must not keep its descriptor past its eviction.
-                    let handshake =
-                        tokio::time::timeout(options.header_timeout, tls.accept(stream));
-                    tokio::select! {
-                        done = handshake => match done {
-                            Ok(Ok(stream)) => connection(stream, app, &http, admitted, shutdown).await,
-                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                            Err(_) => tracing::debug!("TLS handshake timed out"),
-                        },
-                        _ = admitted.close.notified() => {}
+        let Some(threads) = threads else {
+            tokio::spawn(serve_accepted(
+                stream, app, http, options, admitted, shutdown, running,
+            ));
+            continue;
+        };
+        // Moved to the thread's own reactor: its readiness must wake that thread.
+        match stream.into_std() {
+            Ok(stream) => {
+                threads.next().spawn(async move {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => {
+                            serve_accepted(stream, app, http, options, admitted, shutdown, running)
+                                .await
+                        }
+                        Err(e) => tracing::warn!(error = %e, "handing a connection over failed"),
                     }
-                }
+                });
             }
-        });
+            Err(e) => tracing::warn!(error = %e, "handing a connection over failed"),
+        }
     }
     drop(listener);
     if tokio::time::timeout(grace, tasks.all_done()).await.is_err() {
         tracing::warn!("connections still open at shutdown; closing them");
+    }
+}
+
+/// Serves one accepted connection: the TLS handshake when configured, then HTTP.
+async fn serve_accepted(
+    stream: TcpStream,
+    app: Router,
+    http: Arc<hyper::server::conn::http1::Builder>,
+    options: ListenOptions,
+    admitted: Admitted,
+    shutdown: watch::Receiver<bool>,
+    _running: Running,
+) {
+    match &options.tls {
+        None => connection(stream, app, &http, admitted, shutdown).await,
+        Some(tls) => {
+            // Evictable during the handshake too: a client that never sends its
+            // ClientHello must not keep its descriptor past its eviction.
+            let handshake = tokio::time::timeout(options.header_timeout, tls.accept(stream));
+            tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(stream)) => connection(stream, app, &http, admitted, shutdown).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
+                _ = admitted.close.notified() => {}
+            }
+        }
     }
 }
 
