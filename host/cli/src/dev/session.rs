@@ -4,7 +4,7 @@
 
 use super::builder::{BuildStatus, BuildTarget, Builds, Current};
 use super::history::{History, RunSummary};
-use super::watch::Change;
+use super::watch::{Change, Changes};
 use super::{DevError, DevOptions};
 use segfn_engine::outcome::OUTCOMES;
 use segfn_engine::{Runtime, RuntimeOptions};
@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// A settings file larger than this is not loaded into the page.
 const MAX_SETTINGS_FILE_BYTES: u64 = 1 << 20;
@@ -216,11 +216,7 @@ impl BuildTarget for Dev {
 }
 
 /// Turns file changes into rebuilds, settings reloads and sample-list refreshes.
-pub(crate) async fn follow_changes(
-    dev: Arc<Dev>,
-    mut changes: mpsc::UnboundedReceiver<Change>,
-    builds: Builds,
-) {
+pub(crate) async fn follow_changes(dev: Arc<Dev>, mut changes: Changes, builds: Builds) {
     while let Some(change) = changes.recv().await {
         match change {
             Change::Source(paths) => builds.request(format!("{} changed", paths.join(", "))),

@@ -2,17 +2,28 @@
 //! rebuild, the settings file a settings reload, `events/` a fresh sample list. The
 //! debouncer turns an editor's burst of writes (temporary file, rename) into one
 //! change; reads are not changes (cargo reads Cargo.toml on every build).
+//! [`Changes`] merges what the debouncer still splits (one save's events straddling
+//! one of its checks arrive a check apart).
 
 use super::DevError;
 use notify_debouncer_full::notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// How long the files must be quiet before a change counts.
 const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// How long the debouncer's output must be quiet before [`Changes`] hands on what it
+/// gathered: the debouncer checks every quarter of [`DEBOUNCE`] and sends each event
+/// once it is [`DEBOUNCE`] old, so one save's events can come a check (50 ms) apart.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// The longest [`Changes`] gathers before handing on, however busy the files are.
+const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +39,69 @@ pub(crate) enum Change {
 /// The watcher; dropping it stops watching.
 pub(crate) type Watcher = Debouncer<RecommendedWatcher, RecommendedCache>;
 
-/// Starts watching `dir` and `settings`; changes arrive on the receiver.
-pub(crate) fn start(
-    dir: &Path,
-    settings: &Path,
-) -> Result<(mpsc::UnboundedReceiver<Change>, Watcher), DevError> {
+/// The changes the watcher reports, merged once they settle: one save is one
+/// [`Change::Source`], however the debouncer split its events.
+pub(crate) struct Changes {
+    raw: mpsc::UnboundedReceiver<Change>,
+    ready: VecDeque<Change>,
+}
+
+impl Changes {
+    fn new(raw: mpsc::UnboundedReceiver<Change>) -> Changes {
+        Changes {
+            raw,
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// The next change; `None` once the watcher is gone.
+    pub(crate) async fn recv(&mut self) -> Option<Change> {
+        if let Some(change) = self.ready.pop_front() {
+            return Some(change);
+        }
+        let mut gathered = vec![self.raw.recv().await?];
+        let deadline = tokio::time::Instant::now() + SETTLE_AT_MOST;
+        loop {
+            let quiet = (tokio::time::Instant::now() + SETTLE).min(deadline);
+            match tokio::time::timeout_at(quiet, self.raw.recv()).await {
+                Ok(Some(change)) => gathered.push(change),
+                // Quiet, at the deadline, or the watcher gone: hand on what there is.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.ready = merge(gathered);
+        self.ready.pop_front()
+    }
+}
+
+/// One change of each kind, in the order rebuild, settings, samples.
+fn merge(changes: Vec<Change>) -> VecDeque<Change> {
+    let mut sources = Vec::new();
+    let (mut settings, mut events) = (false, false);
+    for change in changes {
+        match change {
+            Change::Source(mut paths) => sources.append(&mut paths),
+            Change::Settings => settings = true,
+            Change::Events => events = true,
+        }
+    }
+    sources.sort();
+    sources.dedup();
+    let mut merged = VecDeque::new();
+    if !sources.is_empty() {
+        merged.push_back(Change::Source(sources));
+    }
+    if settings {
+        merged.push_back(Change::Settings);
+    }
+    if events {
+        merged.push_back(Change::Events);
+    }
+    merged
+}
+
+/// Starts watching `dir` and `settings`.
+pub(crate) fn start(dir: &Path, settings: &Path) -> Result<(Changes, Watcher), DevError> {
     // notify reports paths under the watched path as given; canonical paths make
     // them comparable with the crate's (a relative DIR, symlinks).
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
@@ -44,29 +113,18 @@ pub(crate) fn start(
         let Ok(events) = result else {
             return;
         };
-        let mut sources = Vec::new();
-        let (mut settings_changed, mut events_changed) = (false, false);
+        let mut changes = Vec::new();
         for event in events.iter().filter(|e| is_write(&e.kind)) {
-            for path in &event.paths {
-                match change_of(&change_dir, &change_settings, path) {
-                    Some(Change::Source(mut paths)) => sources.append(&mut paths),
-                    Some(Change::Settings) => settings_changed = true,
-                    Some(Change::Events) => events_changed = true,
-                    None => {}
-                }
-            }
+            changes.extend(
+                event
+                    .paths
+                    .iter()
+                    .filter_map(|path| change_of(&change_dir, &change_settings, path)),
+            );
         }
-        sources.sort();
-        sources.dedup();
         // One message per kind, so one save of several files is one rebuild.
-        if !sources.is_empty() {
-            let _ = tx.send(Change::Source(sources));
-        }
-        if settings_changed {
-            let _ = tx.send(Change::Settings);
-        }
-        if events_changed {
-            let _ = tx.send(Change::Events);
+        for change in merge(changes) {
+            let _ = tx.send(change);
         }
     })
     .map_err(|source| DevError::Watch {
@@ -99,7 +157,7 @@ pub(crate) fn start(
     {
         watch(parent, RecursiveMode::NonRecursive)?;
     }
-    Ok((rx, debouncer))
+    Ok((Changes::new(rx), debouncer))
 }
 
 /// The canonical path of a file that may not exist yet (its directory's, joined).
@@ -212,6 +270,54 @@ mod tests {
             DataChange::Any
         ))));
         assert!(is_write(&EventKind::Create(CreateKind::File)));
+    }
+
+    /// What the debouncer sent before the changes settle is one change of each kind,
+    /// and what comes after is the next. (The watcher test below is the one where the
+    /// debouncer splits a save a check apart: without [`Changes`] it saw two changes in
+    /// about one run in ten.)
+    #[tokio::test]
+    async fn changes_sent_together_are_merged() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut changes = Changes::new(rx);
+        for change in [
+            Change::Source(vec!["src/lib.rs".into()]),
+            Change::Settings,
+            Change::Source(vec!["src/a.rs".into()]),
+            Change::Source(vec!["src/lib.rs".into()]),
+        ] {
+            tx.send(change).unwrap();
+        }
+        assert_eq!(
+            changes.recv().await,
+            Some(Change::Source(vec!["src/a.rs".into(), "src/lib.rs".into()]))
+        );
+        assert_eq!(changes.recv().await, Some(Change::Settings));
+        tx.send(Change::Events).unwrap();
+        assert_eq!(changes.recv().await, Some(Change::Events));
+        drop(tx);
+        assert_eq!(changes.recv().await, None);
+    }
+
+    /// Changes that never settle are handed on after [`SETTLE_AT_MOST`], not when they
+    /// stop (five seconds here).
+    #[tokio::test]
+    async fn endless_changes_are_handed_on_at_most_a_second_late() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut changes = Changes::new(rx);
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                let _ = tx.send(Change::Events);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let started = std::time::Instant::now();
+        assert_eq!(changes.recv().await, Some(Change::Events));
+        let waited = started.elapsed();
+        assert!(
+            waited >= SETTLE_AT_MOST && waited < Duration::from_secs(4),
+            "handed on after {waited:?}"
+        );
     }
 
     #[tokio::test]
