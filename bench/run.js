@@ -304,13 +304,13 @@ async function isolationCost(partner, env) {
   return out;
 }
 
-// segfn as it runs by default (connections on the multi-thread runtime) against
-// `connection_threads` = one per core (each a current-thread runtime, connections dealt
-// in turn), each a fresh server warmed up first.
+// segfn's connections on the shared multi-thread runtime (`connection_threads = 0`)
+// against its default, a thread of their own per core (each a current-thread runtime,
+// connections dealt in turn), each a fresh server warmed up first.
 async function threadModelCost(partner, env) {
   const variants = {
-    multi_thread: '',
-    per_core: `connection_threads = ${os.cpus().length}\n`,
+    multi_thread: 'connection_threads = 0\n',
+    per_core: '',
   };
   const out = { connections: THREAD_MODEL_CONNECTIONS, threads: os.cpus().length };
   for (const [key, lines] of Object.entries(variants)) {

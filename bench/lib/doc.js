@@ -123,8 +123,8 @@ function threadModelSection(runs) {
   const n = (x) => Math.round(x).toLocaleString('en-US');
   const rows = t.connections.flatMap((c) =>
     [
-      ['one multi-thread runtime (as segfn runs)', t.multi_thread[c]],
-      [`connection_threads = ${t.threads}`, t.per_core[c]],
+      ['the shared multi-thread runtime (`connection_threads = 0`)', t.multi_thread[c]],
+      [`a thread per core (${t.threads}; the default)`, t.per_core[c]],
     ].map(
       ([label, r]) =>
         `| ${label} | ${c} | ${n(r.rps)} | ${n(per(r))} | ${(r.rps / t.multi_thread[c].rps).toFixed(2)}× | ${r.non2xx + r.errors} |`,
@@ -134,12 +134,12 @@ function threadModelSection(runs) {
 ## The runtime's thread model
 
 The forwarder, single events for ${runs.plan.throughput} s at each number of connections, each
-configuration a fresh \`segfn serve\` warmed up first: as it runs by default (one tokio
-multi-thread runtime; connections, deliveries and the store's commits on its worker
-threads), and with \`connection_threads = ${t.threads}\` (each connection dealt in turn to one of
-${t.threads} threads, each a current-thread runtime that runs the connection, its deliveries and
-their partner calls; the store's commits and the durable queue's workers stay on the
-multi-thread runtime). Ratios against the first row.
+configuration a fresh \`segfn serve\` warmed up first: with its connections on the shared
+tokio multi-thread runtime (\`connection_threads = 0\`: connections, deliveries and the
+store's commits on its worker threads), and as it runs by default, each connection dealt
+in turn to one of ${t.threads} threads (one per core), each a current-thread runtime that runs the
+connection, its deliveries and their partner calls (the store's commits and the durable
+queue's workers stay on the multi-thread runtime). Ratios against the first row.
 
 | runtime | connections | requests/s | CPU per request (µs) | requests/s ratio | non-2xx or errors |
 |---|---:|---:|---:|---:|---:|

@@ -155,11 +155,12 @@ async fn slow_and_half_open_connections_cannot_lock_anyone_out() {
     slow_and_half_open_connections("").await;
 }
 
-/// The same with connections dealt to threads of their own: the cap, the eviction and
-/// the header timeout hold across them.
+/// The same with connections on the shared multi-thread runtime (`connection_threads =
+/// 0`) instead of threads of their own (the default, above): the cap, the eviction and
+/// the header timeout hold either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_and_half_open_connections_cannot_lock_anyone_out_of_connection_threads() {
-    slow_and_half_open_connections("\nconnection_threads = 2").await;
+async fn slow_and_half_open_connections_cannot_lock_anyone_out_of_the_shared_runtime() {
+    slow_and_half_open_connections("\nconnection_threads = 0").await;
 }
 
 async fn slow_and_half_open_connections(server_extra: &str) {

@@ -745,16 +745,17 @@ async fn graceful_shutdown_finishes_in_flight_work() {
     assert_eq!(partner.received().len(), 1);
 }
 
-/// `connection_threads`: connections dealt to threads of their own, each a
-/// current-thread runtime, serve deliveries on many connections at once, and a SIGTERM
-/// still finishes the one in flight before the process exits.
+/// `connection_threads = 0`: connections on the shared multi-thread runtime instead of
+/// threads of their own (the default, which every other test here runs on) serve
+/// deliveries on many connections at once, and a SIGTERM still finishes the one in
+/// flight before the process exits.
 #[tokio::test]
-async fn connection_threads_serve_and_stop() {
+async fn the_shared_runtime_serves_and_stops() {
     let partner = Partner::start().await;
     partner.answer(Answer::delayed(200));
     let setup = Setup::new().await;
     let mut served = Served::start(&setup.config(
-        "connection_threads = 2",
+        "connection_threads = 0",
         &tenant("acme", "key-acme", &partner, ""),
     ));
     // Each on a connection of its own (a client per delivery), all in flight at once.

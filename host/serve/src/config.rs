@@ -65,10 +65,10 @@ pub struct ServerConfig {
     /// Largest request head (request line and headers), in bytes: 431 beyond.
     pub max_header_bytes: usize,
     /// Threads that serve connections, each a single-threaded runtime of its own, the
-    /// connections dealt to them in turn; 0 (the default) serves them on the shared
-    /// multi-thread runtime. One per core serves more at many connections
-    /// (docs/PERFORMANCE.md, "The runtime's thread model").
-    pub connection_threads: usize,
+    /// connections dealt to them in turn; by default one per core; 0 serves them on the
+    /// shared multi-thread runtime instead (docs/PERFORMANCE.md, "The runtime's thread
+    /// model").
+    pub connection_threads: Option<usize>,
     /// Invocations one tenant may run at once (default: all of `max_in_flight` with
     /// one tenant, half of it with several), so a noisy tenant is throttled first.
     pub tenant_max_in_flight: Option<usize>,
@@ -138,7 +138,7 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 4_000,
             max_header_bytes: 64 << 10,
-            connection_threads: 0,
+            connection_threads: None,
             tenant_max_in_flight: None,
             max_dedupe_entries: 10_000_000,
             durable: false,
@@ -352,12 +352,13 @@ impl ServeConfig {
         {
             *store = base.join(&*store);
         }
-        if config.server.connection_threads > MAX_CONNECTION_THREADS {
+        if let Some(n) = config.server.connection_threads
+            && n > MAX_CONNECTION_THREADS
+        {
             return Err(ConfigError::Parse(
                 path.to_owned(),
                 format!(
-                    "connection_threads = {}: at most {MAX_CONNECTION_THREADS} (one per core is the point)",
-                    config.server.connection_threads
+                    "connection_threads = {n}: at most {MAX_CONNECTION_THREADS} (one per core is the point)"
                 ),
             ));
         }
@@ -527,14 +528,14 @@ mod tests {
     }
 
     #[test]
-    fn connection_threads_default_to_none_and_are_bounded() {
-        assert_eq!(parse("").unwrap().server.connection_threads, 0);
+    fn connection_threads_default_to_one_per_core_and_are_bounded() {
+        assert_eq!(parse("").unwrap().server.connection_threads, None);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("segfn.toml");
         std::fs::write(&file, "[server]\nconnection_threads = 2\n").unwrap();
         assert_eq!(
             ServeConfig::load(&file).unwrap().server.connection_threads,
-            2
+            Some(2)
         );
         std::fs::write(&file, "[server]\nconnection_threads = 5000\n").unwrap();
         let error = ServeConfig::load(&file).unwrap_err().to_string();

@@ -229,7 +229,8 @@ pub async fn serve_until(
             (s.durable, tokio::spawn(run))
         })
         .collect();
-    let threads = match server.connection_threads {
+    let per_core = || std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match server.connection_threads.unwrap_or_else(per_core) {
         0 => None,
         n => Some(listener::ConnectionThreads::start(n).map_err(|e| {
             ServeError::Listen(
