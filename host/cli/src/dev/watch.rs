@@ -54,7 +54,9 @@ impl Changes {
         }
     }
 
-    /// The next change; `None` once the watcher is gone.
+    /// The next change; `None` once the watcher is gone. Not cancel-safe: what it
+    /// gathered is lost if the future is dropped, so await it to the end (not in a
+    /// `select!` that may drop it).
     pub(crate) async fn recv(&mut self) -> Option<Change> {
         if let Some(change) = self.ready.pop_front() {
             return Some(change);
