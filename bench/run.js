@@ -329,7 +329,7 @@ async function threadModelCost(partner, env) {
 
 // JSON lines printed by a benchmark example (translation, HTTP clients), its stderr
 // (log lines) discarded.
-function translationLines(command, args) {
+function exampleLines(command, args) {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
@@ -439,7 +439,7 @@ async function main() {
   for (const inFlight of HTTP_CLIENT_IN_FLIGHT) {
     log(`HTTP clients: ${inFlight} request(s) in flight`);
     runs.http_client.push(
-      ...(await translationLines(opts['http-client'], [`http://127.0.0.1:${partner.port}/track`, String(PLAN.client), String(inFlight)])),
+      ...(await exampleLines(opts['http-client'], [`http://127.0.0.1:${partner.port}/track`, String(PLAN.client), String(inFlight)])),
     );
   }
 
@@ -529,8 +529,8 @@ async function main() {
   log('translation alone');
   const event = path.join(__dirname, 'events/track.json');
   runs.translate = [
-    ...(await translationLines(opts.translate, [event, path.join(tmp, 'forwarder.wasm'), String(PLAN.translate), opts['js-wasm']])),
-    ...(await translationLines('node', [path.join(__dirname, 'translate.js'), event, String(PLAN.translate)])),
+    ...(await exampleLines(opts.translate, [event, path.join(tmp, 'forwarder.wasm'), String(PLAN.translate), opts['js-wasm']])),
+    ...(await exampleLines('node', [path.join(__dirname, 'translate.js'), event, String(PLAN.translate)])),
   ];
   runs.seconds = (Date.now() - began) / 1000;
 

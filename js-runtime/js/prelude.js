@@ -335,8 +335,8 @@
   };
   // Node refuses output past buffer.kMaxLength; an instance's memory ends well before.
   const ZLIB_MAX_OUTPUT = 256 * 1024 * 1024;
-  // Node's argument errors, with their codes.
-  function argumentError(Class, code, message) {
+  // An error as Node makes it: its class, message and `code`.
+  function nodeError(Class, code, message) {
     const error = new Class(message);
     error.code = code;
     return error;
@@ -349,14 +349,14 @@
   function zlibInput(data) {
     if (typeof data === 'string') return encodeString(data, 'utf8');
     if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return toBinary(data);
-    throw argumentError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "buffer" argument must be of type string or an instance of ' +
+    throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'The "buffer" argument must be of type string or an instance of ' +
       `Buffer, TypedArray, DataView, or ArrayBuffer.${received(data)}`);
   }
   function zlibRange(options, name, min, max, fallback) {
     const value = options && options[name];
     if (value === undefined) return fallback;
     if (!Number.isInteger(value) || value < min || value > max) {
-      throw argumentError(RangeError, 'ERR_OUT_OF_RANGE',
+      throw nodeError(RangeError, 'ERR_OUT_OF_RANGE',
         `The value of "options.${name}" is out of range. It must be >= ${min} and <= ${max}. Received ${value}`);
     }
     return value;
@@ -370,10 +370,9 @@
       out = f();
     } catch (e) {
       const [, code, message] = /^(\w+): (.*)$/.exec(String(e && e.message)) || [null, 'Z_DATA_ERROR', String(e)];
-      if (code === 'ERR_BUFFER_TOO_LARGE') throw argumentError(RangeError, code, message);
-      const error = new Error(message);
+      if (code === 'ERR_BUFFER_TOO_LARGE') throw nodeError(RangeError, code, message);
+      const error = nodeError(Error, code, message);
       error.errno = zlibConstants[code];
-      error.code = code;
       throw error;
     }
     return binaryToBytes(out);
@@ -397,7 +396,7 @@
     zlibModule[name] = function (data, options, callback) {
       if (typeof options === 'function') { callback = options; options = undefined; }
       if (typeof callback !== 'function') {
-        throw argumentError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "callback" argument must be of type function.${received(callback)}`);
+        throw nodeError(TypeError, 'ERR_INVALID_ARG_TYPE', `The "callback" argument must be of type function.${received(callback)}`);
       }
       let result, error = null;
       try { result = sync(data, options); } catch (e) { error = e; }

@@ -53,6 +53,9 @@ fn data_error(message: &str) -> ZlibError {
     }
 }
 
+/// The first two bytes of every gzip member.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// The gzip header's operating system byte zlib writes on Unix, as Node's output has.
 const OS_UNIX: u8 = 3;
 
@@ -89,7 +92,7 @@ pub(crate) fn decompress(
     max_output: usize,
 ) -> Result<Vec<u8>, ZlibError> {
     let format = match format {
-        Format::Auto if data.starts_with(&[0x1f, 0x8b]) => Format::Gzip,
+        Format::Auto if data.starts_with(&GZIP_MAGIC) => Format::Gzip,
         Format::Auto => Format::Zlib,
         f => f,
     };
@@ -102,7 +105,7 @@ pub(crate) fn decompress(
     if data.is_empty() {
         return Err(truncated());
     }
-    if format == Format::Gzip && (data.len() < 2 || data[..2] != [0x1f, 0x8b]) {
+    if format == Format::Gzip && !data.starts_with(&GZIP_MAGIC) {
         return Err(data_error("incorrect header check"));
     }
     if format == Format::Zlib && !zlib_header_ok(data) {

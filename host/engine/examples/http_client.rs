@@ -3,8 +3,8 @@
 //! the response cap), a plain `reqwest::Client`, and hyper-util's pooled client (what
 //! reqwest is built on, with nothing around it). Each posts the same 2.4 KB JSON body
 //! with the same headers to the same partner, with the same number of requests in
-//! flight, on a two-worker runtime as `segfn serve` has on two cores; the clients take
-//! turns, three rounds each, so drift on the machine falls on all of them. Prints one
+//! flight, on a two-worker runtime (one worker per core here); the clients take turns,
+//! three rounds each, so drift on the machine falls on all of them. Prints one
 //! JSON line per client: requests/s and this process's CPU time per request.
 //!
 //! Run: `cargo run --release -p segfn-engine --example http_client -- URL [SECONDS [IN_FLIGHT]]`
@@ -161,7 +161,8 @@ fn main() -> anyhow::Result<()> {
                     .build(HttpConnector::new()),
             )),
         ];
-        let span = Duration::from_secs_f64(seconds / f64::from(ROUNDS * 3));
+        let turns = ROUNDS as usize * clients.len();
+        let span = Duration::from_secs_f64(seconds / turns as f64);
         let mut totals = vec![(0u64, Duration::ZERO, Duration::ZERO); clients.len()];
         for c in &clients {
             // Warm: connections open, pools full.

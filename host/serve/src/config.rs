@@ -358,7 +358,7 @@ impl ServeConfig {
             return Err(ConfigError::Parse(
                 path.to_owned(),
                 format!(
-                    "connection_threads = {n}: at most {MAX_CONNECTION_THREADS} (one per core is the point)"
+                    "connection_threads = {n}: at most {MAX_CONNECTION_THREADS}; leave it out for one thread per core, or set 0 for the shared runtime"
                 ),
             ));
         }
